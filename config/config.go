@@ -1,0 +1,97 @@
+// Package config holds every setting of the worker and the starter in one
+// place, read from the environment with caarlos0/env.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/caarlos0/env/v10"
+)
+
+// Config is read once at start. Names match the environment variables the
+// Edge Function used where one existed (BATCH_SIZE, MAX_RUNTIME_MS).
+type Config struct {
+	DatabaseURL       string `env:"DATABASE_URL" envDefault:"postgres://postgres@127.0.0.1:5432/matchmaking?sslmode=disable"`
+	TemporalAddress   string `env:"TEMPORAL_ADDRESS" envDefault:"localhost:7233"`
+	TemporalNamespace string `env:"TEMPORAL_NAMESPACE" envDefault:"default"`
+	TaskQueue         string `env:"TEMPORAL_TASK_QUEUE" envDefault:"matchmaking"`
+
+	// BatchSize is the number of queued members one batch claims.
+	BatchSize int `env:"BATCH_SIZE" envDefault:"100"`
+	// MaxRuntimeMS is the time budget of one activity run.
+	MaxRuntimeMS int `env:"MAX_RUNTIME_MS" envDefault:"45000"`
+	// TopN is how many people each member is told to meet.
+	TopN int `env:"TOP_N" envDefault:"3"`
+
+	// IdlePoll is how often an idle event workflow looks at its queue on
+	// its own, in case a wake-up was missed.
+	IdlePoll time.Duration `env:"IDLE_POLL" envDefault:"1m"`
+	// SafetyPoll is how often the worker's listener looks for queues that
+	// have rows but no workflow working on them (rows enqueued while no
+	// worker ran, or a missed notification).
+	SafetyPoll time.Duration `env:"SAFETY_POLL" envDefault:"30s"`
+	// WakeDebounce groups bursts of queue notifications for one event into
+	// one signal.
+	WakeDebounce time.Duration `env:"WAKE_DEBOUNCE" envDefault:"200ms"`
+}
+
+// Load reads the environment. A bad value is reported with the variable's
+// name so an operator knows what to fix.
+func Load() (Config, error) {
+	var c Config
+	if err := env.Parse(&c); err != nil {
+		return Config{}, fmt.Errorf("configuration: %w", unwrapEnvError(err))
+	}
+	if err := c.validate(); err != nil {
+		return Config{}, fmt.Errorf("configuration: %w", err)
+	}
+	return c, nil
+}
+
+// MaxRuntime is MAX_RUNTIME_MS as a duration.
+func (c Config) MaxRuntime() time.Duration {
+	return time.Duration(c.MaxRuntimeMS) * time.Millisecond
+}
+
+func (c Config) validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(c.DatabaseURL != "", "DATABASE_URL must not be empty")
+	check(c.TemporalAddress != "", "TEMPORAL_ADDRESS must not be empty")
+	check(c.TemporalNamespace != "", "TEMPORAL_NAMESPACE must not be empty")
+	check(c.TaskQueue != "", "TEMPORAL_TASK_QUEUE must not be empty")
+	check(c.BatchSize >= 1 && c.BatchSize <= 10000, "BATCH_SIZE must be between 1 and 10000, got %d", c.BatchSize)
+	check(c.MaxRuntimeMS >= 1000 && c.MaxRuntimeMS <= 3600000, "MAX_RUNTIME_MS must be between 1000 and 3600000, got %d", c.MaxRuntimeMS)
+	check(c.TopN >= 1 && c.TopN <= 20, "TOP_N must be between 1 and 20, got %d", c.TopN)
+	check(c.IdlePoll >= time.Second, "IDLE_POLL must be at least 1s, got %s", c.IdlePoll)
+	check(c.SafetyPoll >= time.Second, "SAFETY_POLL must be at least 1s, got %s", c.SafetyPoll)
+	check(c.WakeDebounce >= 0 && c.WakeDebounce <= 10*time.Second, "WAKE_DEBOUNCE must be between 0 and 10s, got %s", c.WakeDebounce)
+	return errors.Join(errs...)
+}
+
+// unwrapEnvError rewrites env's parse errors, which name the Go field
+// ("BatchSize"), so that they name the environment variable instead.
+func unwrapEnvError(err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	out := make([]error, 0, len(agg.Errors))
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			if field, ok := reflect.TypeOf(Config{}).FieldByName(pe.Name); ok {
+				e = fmt.Errorf("%s: invalid value: %v", field.Tag.Get("env"), pe.Err)
+			}
+		}
+		out = append(out, e)
+	}
+	return errors.Join(out...)
+}

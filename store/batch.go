@@ -1,0 +1,426 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ClaimBatch leases up to limit queued members of the event to the batch
+// token, in claim order (priority desc, then oldest first). Rows whose lease
+// ran out count as free. Calling it again with the same token returns the
+// first claim instead of taking more rows, so a retried activity is harmless.
+func (s *Store) ClaimBatch(ctx context.Context, eventID, token string, limit int, lease time.Duration) (claimed int, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var existing int
+		err := tx.QueryRow(ctx,
+			`SELECT cardinality(claimed_users) FROM matchmaking_batches WHERE token = $1`, token).Scan(&existing)
+		if err == nil {
+			claimed = existing
+			return nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		const claim = `
+			WITH picked AS (
+				SELECT user_id FROM matchmaking_queue
+				WHERE event_id = $1 AND (claim_token IS NULL OR lease_expires_at < now())
+				ORDER BY priority DESC, enqueued_at, user_id
+				LIMIT $2
+				FOR UPDATE SKIP LOCKED
+			), leased AS (
+				UPDATE matchmaking_queue q
+				SET claim_token = $3,
+				    claimed_generation = q.generation,
+				    claimed_at = now(),
+				    lease_expires_at = now() + $4::interval,
+				    attempts = q.attempts + 1
+				FROM picked
+				WHERE q.event_id = $1 AND q.user_id = picked.user_id
+				RETURNING q.user_id
+			)
+			SELECT coalesce(array_agg(user_id), '{}') FROM leased`
+		var users []string
+		if err := tx.QueryRow(ctx, claim, eventID, limit, token, lease).Scan(&users); err != nil {
+			return err
+		}
+		claimed = len(users)
+		if claimed == 0 {
+			return nil
+		}
+		_, err = tx.Exec(ctx,
+			`INSERT INTO matchmaking_batches (token, event_id, claimed_users) VALUES ($1, $2, $3::uuid[])`,
+			token, eventID, users)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("claim batch %s of event %s: %w", token, eventID, err)
+	}
+	return claimed, nil
+}
+
+// Member is a profile as the web app stores it.
+type Member struct {
+	UserID      string
+	DisplayName string
+	Company     string
+	JobTitle    string
+	Industry    string
+	Interests   []string
+	LookingFor  []string
+	Offering    []string
+	Bio         string
+}
+
+// StoredMatch is one row of a member's current list.
+type StoredMatch struct {
+	UserID        string
+	MatchedUserID string
+	Rank          int
+	Score         float32
+}
+
+// Snapshot is everything scoring a batch reads, taken in one repeatable-read
+// transaction so members, matches and version agree.
+type Snapshot struct {
+	Version      int64
+	ClaimedUsers []string
+	Members      []Member
+	Matches      []StoredMatch
+}
+
+// LoadSnapshot reads the batch's claimed users and the whole event.
+func (s *Store) LoadSnapshot(ctx context.Context, eventID, token string) (Snapshot, error) {
+	var snap Snapshot
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx,
+			`SELECT claimed_users::text[] FROM matchmaking_batches WHERE token = $1 AND event_id = $2`,
+			token, eventID).Scan(&snap.ClaimedUsers)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: %s", ErrBatchNotFound, token)
+		}
+		if err != nil {
+			return err
+		}
+		err = tx.QueryRow(ctx,
+			`SELECT coalesce((SELECT version FROM matchmaking_event_state WHERE event_id = $1), 0)`,
+			eventID).Scan(&snap.Version)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `
+			SELECT user_id::text, display_name, coalesce(company, ''), coalesce(job_title, ''),
+			       coalesce(industry, ''), interests, looking_for, offering, bio
+			FROM all_events_members WHERE event_id = $1
+			ORDER BY user_id`, eventID)
+		if err != nil {
+			return err
+		}
+		snap.Members, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Member, error) {
+			var m Member
+			err := row.Scan(&m.UserID, &m.DisplayName, &m.Company, &m.JobTitle, &m.Industry,
+				&m.Interests, &m.LookingFor, &m.Offering, &m.Bio)
+			return m, err
+		})
+		if err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `
+			SELECT user_id::text, matched_user_id::text, rank, score
+			FROM matches WHERE event_id = $1
+			ORDER BY user_id, rank`, eventID)
+		if err != nil {
+			return err
+		}
+		snap.Matches, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (StoredMatch, error) {
+			var m StoredMatch
+			err := row.Scan(&m.UserID, &m.MatchedUserID, &m.Rank, &m.Score)
+			return m, err
+		})
+		return err
+	})
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("load event %s for batch %s: %w", eventID, token, err)
+	}
+	return snap, nil
+}
+
+// StagedMatch is one row of a new list, before its insight is written.
+type StagedMatch struct {
+	UserID        string
+	MatchedUserID string
+	Rank          int
+	Score         float32
+	Reasons       json.RawMessage
+}
+
+// StageMatches replaces the batch's staged lists. viewers names every member
+// whose list the batch rewrites, including those whose new list is empty.
+func (s *Store) StageMatches(ctx context.Context, token string, baseVersion int64, viewers []string, rows []StagedMatch) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+			UPDATE matchmaking_batches
+			SET base_version = $2, viewers = $3::uuid[], staged_rows = $4, scored_at = now()
+			WHERE token = $1 AND committed_at IS NULL AND released_at IS NULL`,
+			token, baseVersion, viewers, len(rows))
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("%w: %s is missing, committed or released", ErrBatchNotFound, token)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM matchmaking_staged_matches WHERE token = $1`, token); err != nil {
+			return err
+		}
+		_, err = tx.CopyFrom(ctx, pgx.Identifier{"matchmaking_staged_matches"},
+			[]string{"token", "user_id", "matched_user_id", "rank", "score", "reasons"},
+			pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+				r := rows[i]
+				return []any{token, r.UserID, r.MatchedUserID, int16(r.Rank), r.Score, string(r.Reasons)}, nil
+			}))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("stage matches of batch %s: %w", token, err)
+	}
+	return nil
+}
+
+// PendingInsight is a staged match still waiting for its insight, with what
+// the fallback writer needs.
+type PendingInsight struct {
+	UserID          string
+	MatchedUserID   string
+	Rank            int
+	MatchedUserName string
+	Reasons         json.RawMessage
+}
+
+// PendingInsights lists the batch's staged matches that have no insight yet.
+func (s *Store) PendingInsights(ctx context.Context, eventID, token string) ([]PendingInsight, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT s.user_id::text, s.matched_user_id::text, s.rank, coalesce(m.display_name, ''), s.reasons
+		FROM matchmaking_staged_matches s
+		LEFT JOIN all_events_members m ON m.event_id = $2 AND m.user_id = s.matched_user_id
+		WHERE s.token = $1 AND s.insight IS NULL
+		ORDER BY s.user_id, s.rank`, token, eventID)
+	if err != nil {
+		return nil, fmt.Errorf("read pending insights of batch %s: %w", token, err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (PendingInsight, error) {
+		var p PendingInsight
+		err := row.Scan(&p.UserID, &p.MatchedUserID, &p.Rank, &p.MatchedUserName, &p.Reasons)
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read pending insights of batch %s: %w", token, err)
+	}
+	return out, nil
+}
+
+// Insight is the text written for one staged match.
+type Insight struct {
+	UserID string
+	Rank   int
+	Text   string
+	Source string // "ai" or "fallback"
+}
+
+// SaveInsights writes insights onto the batch's staged matches.
+func (s *Store) SaveInsights(ctx context.Context, token string, insights []Insight) error {
+	if len(insights) == 0 {
+		return nil
+	}
+	users := make([]string, len(insights))
+	ranks := make([]int16, len(insights))
+	texts := make([]string, len(insights))
+	sources := make([]string, len(insights))
+	for i, in := range insights {
+		users[i], ranks[i], texts[i], sources[i] = in.UserID, int16(in.Rank), in.Text, in.Source
+	}
+	_, err := s.pool.Exec(ctx, `
+		UPDATE matchmaking_staged_matches s
+		SET insight = v.insight, insight_source = v.source
+		FROM unnest($2::uuid[], $3::smallint[], $4::text[], $5::text[]) AS v (user_id, rank, insight, source)
+		WHERE s.token = $1 AND s.user_id = v.user_id AND s.rank = v.rank`,
+		token, users, ranks, texts, sources)
+	if err != nil {
+		return fmt.Errorf("save insights of batch %s: %w", token, err)
+	}
+	return nil
+}
+
+// CommitResult is what a commit did, recorded on the batch so a retried
+// commit returns the same answer.
+type CommitResult struct {
+	UsersCommitted   int
+	UsersRequeued    int
+	ListsWritten     int
+	AIInsights       int
+	FallbackInsights int
+}
+
+// CommitBatch makes the batch's staged lists the event's matches, in one
+// transaction fenced three ways: the batch still owns every claimed row that
+// still exists (ErrLeaseLost otherwise), the event's version is still the one
+// the batch was scored against (ErrBatchStale otherwise), and every staged
+// row has its insight. Claimed rows enqueued again meanwhile are released
+// rather than deleted, so they get another pass.
+func (s *Store) CommitBatch(ctx context.Context, eventID, token string) (CommitResult, error) {
+	var res CommitResult
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var (
+			baseVersion *int64
+			stagedRows  *int
+			committed   bool
+			released    bool
+		)
+		err := tx.QueryRow(ctx, `
+			SELECT base_version, staged_rows, committed_at IS NOT NULL, released_at IS NOT NULL,
+			       coalesce(users_committed, 0), coalesce(users_requeued, 0), coalesce(cardinality(viewers), 0),
+			       coalesce(ai_insights, 0), coalesce(fallback_insights, 0)
+			FROM matchmaking_batches WHERE token = $1 AND event_id = $2
+			FOR UPDATE`, token, eventID).Scan(&baseVersion, &stagedRows, &committed, &released,
+			&res.UsersCommitted, &res.UsersRequeued, &res.ListsWritten, &res.AIInsights, &res.FallbackInsights)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: %s", ErrBatchNotFound, token)
+		}
+		if err != nil {
+			return err
+		}
+		if committed {
+			return nil
+		}
+		if released {
+			return fmt.Errorf("%w: batch %s was released", ErrLeaseLost, token)
+		}
+		if baseVersion == nil || stagedRows == nil {
+			return fmt.Errorf("batch %s has not been scored", token)
+		}
+
+		var takenByOthers int
+		if err := tx.QueryRow(ctx, `
+			SELECT count(*) FROM matchmaking_queue q
+			JOIN matchmaking_batches b ON b.token = $1
+			WHERE q.event_id = b.event_id AND q.user_id = ANY (b.claimed_users)
+			  AND q.claim_token IS DISTINCT FROM $1`, token).Scan(&takenByOthers); err != nil {
+			return err
+		}
+		if takenByOthers > 0 {
+			return fmt.Errorf("%w: %d of batch %s's rows are claimed elsewhere", ErrLeaseLost, takenByOthers, token)
+		}
+
+		// Lock the event's state row before comparing versions so a
+		// concurrent commit of the same event waits for this one.
+		if _, err := tx.Exec(ctx,
+			`INSERT INTO matchmaking_event_state (event_id) VALUES ($1) ON CONFLICT DO NOTHING`, eventID); err != nil {
+			return err
+		}
+		var version int64
+		if err := tx.QueryRow(ctx,
+			`SELECT version FROM matchmaking_event_state WHERE event_id = $1 FOR UPDATE`, eventID).Scan(&version); err != nil {
+			return err
+		}
+		if version != *baseVersion {
+			return fmt.Errorf("%w: batch %s scored at version %d, event is at %d", ErrBatchStale, token, *baseVersion, version)
+		}
+
+		var staged, missingInsight int
+		if err := tx.QueryRow(ctx, `
+			SELECT count(*), count(*) FILTER (WHERE insight IS NULL),
+			       count(*) FILTER (WHERE insight_source = 'ai'), count(*) FILTER (WHERE insight_source = 'fallback')
+			FROM matchmaking_staged_matches WHERE token = $1`, token).Scan(&staged, &missingInsight, &res.AIInsights, &res.FallbackInsights); err != nil {
+			return err
+		}
+		if staged != *stagedRows {
+			return fmt.Errorf("batch %s: %d staged rows, scoring wrote %d", token, staged, *stagedRows)
+		}
+		if missingInsight > 0 {
+			return fmt.Errorf("batch %s: %d staged matches have no insight", token, missingInsight)
+		}
+
+		if err := tx.QueryRow(ctx, `
+			WITH cleared AS (
+				DELETE FROM matches m USING matchmaking_batches b
+				WHERE b.token = $1 AND m.event_id = b.event_id AND m.user_id = ANY (b.viewers)
+			)
+			SELECT coalesce(cardinality(viewers), 0) FROM matchmaking_batches WHERE token = $1`, token).Scan(&res.ListsWritten); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO matches (event_id, user_id, matched_user_id, rank, score, reasons, insight, insight_source)
+			SELECT $2, user_id, matched_user_id, rank, score, reasons, insight, insight_source
+			FROM matchmaking_staged_matches WHERE token = $1`, token, eventID); err != nil {
+			return err
+		}
+
+		tag, err := tx.Exec(ctx, `
+			DELETE FROM matchmaking_queue
+			WHERE claim_token = $1 AND generation = claimed_generation`, token)
+		if err != nil {
+			return err
+		}
+		res.UsersCommitted = int(tag.RowsAffected())
+		tag, err = tx.Exec(ctx, `
+			UPDATE matchmaking_queue
+			SET claim_token = NULL, claimed_generation = NULL, claimed_at = NULL, lease_expires_at = NULL
+			WHERE claim_token = $1`, token)
+		if err != nil {
+			return err
+		}
+		res.UsersRequeued = int(tag.RowsAffected())
+
+		if _, err := tx.Exec(ctx,
+			`UPDATE matchmaking_event_state SET version = version + 1 WHERE event_id = $1`, eventID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM matchmaking_staged_matches WHERE token = $1`, token); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `
+			UPDATE matchmaking_batches
+			SET committed_at = now(), users_committed = $2, users_requeued = $3,
+			    ai_insights = $4, fallback_insights = $5
+			WHERE token = $1`,
+			token, res.UsersCommitted, res.UsersRequeued, res.AIInsights, res.FallbackInsights)
+		return err
+	})
+	if err != nil {
+		return CommitResult{}, fmt.Errorf("commit batch %s of event %s: %w", token, eventID, err)
+	}
+	return res, nil
+}
+
+// ReleaseBatch gives up a batch: its rows go back to the queue with the
+// error recorded, its staged rows are dropped. Rows another claim took are
+// left alone. It returns how many rows went back.
+func (s *Store) ReleaseBatch(ctx context.Context, token, reason string) (int, error) {
+	var released int
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+			UPDATE matchmaking_queue
+			SET claim_token = NULL, claimed_generation = NULL, claimed_at = NULL, lease_expires_at = NULL,
+			    last_error = $2
+			WHERE claim_token = $1`, token, reason)
+		if err != nil {
+			return err
+		}
+		released = int(tag.RowsAffected())
+		if _, err := tx.Exec(ctx, `DELETE FROM matchmaking_staged_matches WHERE token = $1`, token); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `
+			UPDATE matchmaking_batches SET released_at = now(), last_error = $2
+			WHERE token = $1 AND committed_at IS NULL`, token, reason)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("release batch %s: %w", token, err)
+	}
+	return released, nil
+}
