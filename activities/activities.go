@@ -1,0 +1,171 @@
+// Package activities holds the batch steps of an event's matchmaking: claim,
+// score, insight, commit (and release when a batch is given up). Each step
+// reads and writes PostgreSQL through the store; Temporal payloads carry IDs
+// and counts only, never profile text or insights.
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/eventmatch/matchmaker/store"
+)
+
+// Application error types the workflow's retry policy treats as final.
+const (
+	ErrTypeLeaseLost     = "LeaseLost"
+	ErrTypeBatchNotFound = "BatchNotFound"
+)
+
+// Activities are registered on the worker as one struct so they share the
+// pool, the insight writer and the settings.
+type Activities struct {
+	Store    *store.Store
+	Insights InsightWriter
+	TopN     int
+	// Lease is how long a claim holds its rows; it must outlast a batch's
+	// whole claim→commit path, retries included.
+	Lease  time.Duration
+	Logger *slog.Logger
+}
+
+// ClaimInput names a batch to claim.
+type ClaimInput struct {
+	EventID string
+	Token   string
+	Limit   int
+}
+
+// BatchRef names a claimed batch.
+type BatchRef struct {
+	EventID string
+	Token   string
+}
+
+// ClaimResult reports how many members the batch holds.
+type ClaimResult struct {
+	Claimed int
+}
+
+// ScoreResult reports what scoring staged.
+type ScoreResult struct {
+	Members      int // members in the event
+	Scored       int // claimed members still in the event, scored against everyone
+	ListsChanged int // lists the batch rewrites
+	Rows         int // staged match rows
+}
+
+// InsightResult counts insights by source.
+type InsightResult struct {
+	AI       int
+	Fallback int
+}
+
+// CommitResult reports a commit. Stale means the event changed after
+// scoring: nothing was written and the batch must be scored again.
+type CommitResult struct {
+	Stale          bool
+	UsersCommitted int
+	UsersRequeued  int
+	ListsWritten   int
+}
+
+// ReleaseInput names a batch to give up and why.
+type ReleaseInput struct {
+	Token  string
+	Reason string
+}
+
+// ClaimBatch leases the next members of the event's queue to the batch.
+func (a *Activities) ClaimBatch(ctx context.Context, in ClaimInput) (ClaimResult, error) {
+	if in.Limit < 1 {
+		return ClaimResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("batch limit must be positive, got %d", in.Limit), "BadInput", nil)
+	}
+	n, err := a.Store.ClaimBatch(ctx, in.EventID, in.Token, in.Limit, a.Lease)
+	if err != nil {
+		return ClaimResult{}, err
+	}
+	if n > 0 {
+		a.log(ctx).Info("claimed batch", "event_id", in.EventID, "batch", in.Token, "users", n)
+	}
+	return ClaimResult{Claimed: n}, nil
+}
+
+// WriteInsights gives every staged match of the batch an insight.
+func (a *Activities) WriteInsights(ctx context.Context, in BatchRef) (InsightResult, error) {
+	pending, err := a.Store.PendingInsights(ctx, in.EventID, in.Token)
+	if err != nil {
+		return InsightResult{}, err
+	}
+	insights, err := a.Insights.WriteInsights(ctx, pending)
+	if err != nil {
+		return InsightResult{}, fmt.Errorf("write insights for batch %s: %w", in.Token, err)
+	}
+	activity.RecordHeartbeat(ctx, len(insights))
+	if err := a.Store.SaveInsights(ctx, in.Token, insights); err != nil {
+		return InsightResult{}, err
+	}
+	var res InsightResult
+	for _, in := range insights {
+		if in.Source == SourceAI {
+			res.AI++
+		} else {
+			res.Fallback++
+		}
+	}
+	return res, nil
+}
+
+// CommitBatch writes the batch's lists and removes its queue rows, fenced.
+func (a *Activities) CommitBatch(ctx context.Context, in BatchRef) (CommitResult, error) {
+	res, err := a.Store.CommitBatch(ctx, in.EventID, in.Token)
+	switch {
+	case errors.Is(err, store.ErrBatchStale):
+		a.log(ctx).Info("batch is stale, scoring again", "event_id", in.EventID, "batch", in.Token, "reason", err)
+		return CommitResult{Stale: true}, nil
+	case errors.Is(err, store.ErrLeaseLost):
+		return CommitResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeLeaseLost, err)
+	case errors.Is(err, store.ErrBatchNotFound):
+		return CommitResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBatchNotFound, err)
+	case err != nil:
+		return CommitResult{}, err
+	}
+	a.log(ctx).Info("committed batch", "event_id", in.EventID, "batch", in.Token,
+		"users", res.UsersCommitted, "requeued", res.UsersRequeued, "lists", res.ListsWritten,
+		"ai_insights", res.AIInsights, "fallback_insights", res.FallbackInsights)
+	return CommitResult{
+		UsersCommitted: res.UsersCommitted,
+		UsersRequeued:  res.UsersRequeued,
+		ListsWritten:   res.ListsWritten,
+	}, nil
+}
+
+// ReleaseBatch returns a batch's rows to the queue after the workflow gave
+// up on it.
+func (a *Activities) ReleaseBatch(ctx context.Context, in ReleaseInput) (int, error) {
+	n, err := a.Store.ReleaseBatch(ctx, in.Token, in.Reason)
+	if err != nil {
+		return 0, err
+	}
+	a.log(ctx).Warn("released batch", "batch", in.Token, "users", n, "reason", in.Reason)
+	return n, nil
+}
+
+func (a *Activities) log(ctx context.Context) *slog.Logger {
+	l := a.Logger
+	if l == nil {
+		l = slog.Default()
+	}
+	if activity.IsActivity(ctx) {
+		info := activity.GetInfo(ctx)
+		l = l.With("workflow_id", info.WorkflowExecution.ID, "activity", info.ActivityType.Name, "attempt", info.Attempt)
+	}
+	return l
+}

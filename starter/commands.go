@@ -1,0 +1,302 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/eventmatch/matchmaker/config"
+	"github.com/eventmatch/matchmaker/demodata"
+	"github.com/eventmatch/matchmaker/internal/connect"
+	"github.com/eventmatch/matchmaker/migrations"
+	"github.com/eventmatch/matchmaker/store"
+	"github.com/eventmatch/matchmaker/workflows"
+)
+
+func cmdMigrate(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	createDB := fs.Bool("create-database", false, "create the database named in DATABASE_URL if it does not exist")
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	if *createDB {
+		created, err := createDatabase(ctx, cfg.DatabaseURL)
+		if err != nil {
+			return err
+		}
+		if created {
+			fmt.Fprintln(out, "created database")
+		}
+	}
+	pool, err := connect.Database(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire connection: %w", err)
+	}
+	defer conn.Release()
+	from, to, err := migrations.Apply(ctx, conn.Conn())
+	if err != nil {
+		return err
+	}
+	if from == to {
+		fmt.Fprintf(out, "schema is up to date (version %d)\n", to)
+	} else {
+		fmt.Fprintf(out, "migrated schema from version %d to %d\n", from, to)
+	}
+	return nil
+}
+
+var safeDatabaseName = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
+
+// createDatabase connects to the server's postgres database and creates the
+// one DATABASE_URL names, if missing.
+func createDatabase(ctx context.Context, databaseURL string) (bool, error) {
+	cfg, err := pgx.ParseConfig(databaseURL)
+	if err != nil {
+		return false, fmt.Errorf("DATABASE_URL is not a valid PostgreSQL URL")
+	}
+	name := cfg.Database
+	if !safeDatabaseName.MatchString(name) {
+		return false, fmt.Errorf("will not create database %q: only letters, digits and _ are allowed", name)
+	}
+	cfg.Database = "postgres"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return false, fmt.Errorf("database server unreachable at %s:%d: %w", cfg.Host, cfg.Port, err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
+		return false, fmt.Errorf("look for database %s: %w", name, err)
+	}
+	if exists {
+		return false, nil
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return false, fmt.Errorf("create database %s: %w", name, err)
+	}
+	return true, nil
+}
+
+var almostUUID = regexp.MustCompile(`^[0-9a-fA-F-]{20,}$`)
+
+// findEvent resolves an event code or UUID with the errors operators need.
+func findEvent(ctx context.Context, st *store.Store, ref string) (store.Event, error) {
+	if almostUUID.MatchString(ref) && !store.LooksLikeUUID(ref) && strings.Contains(ref, "-") {
+		return store.Event{}, fmt.Errorf("%q is not a valid event UUID", ref)
+	}
+	ev, err := st.FindEvent(ctx, ref)
+	if store.IsUndefinedTable(err) {
+		return store.Event{}, errors.New("the database has no matchmaking schema; run `starter migrate` first")
+	}
+	return ev, err
+}
+
+func cmdEnable(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("enable", flag.ContinueOnError)
+	wait := fs.Bool("wait", false, "show progress until the event's queue is drained")
+	timeout := fs.Duration("timeout", 30*time.Minute, "with --wait: give up after this long")
+	positional, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	ref, err := exactlyOneEvent("enable", positional)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	pool, err := connect.Database(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	st := store.New(pool)
+	ev, err := findEvent(ctx, st, ref)
+	if err != nil {
+		return err
+	}
+	temporalClient, err := connect.Temporal(ctx, cfg, nil)
+	if err != nil {
+		return err
+	}
+	defer temporalClient.Close()
+
+	queued, err := st.EnableEvent(ctx, ev.ID)
+	if err != nil {
+		return err
+	}
+	runID, err := workflows.Wake(ctx, temporalClient, cfg.TaskQueue, ev.ID, workflows.SettingsFromConfig(cfg))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "matchmaking enabled for %s (%s): %d members queued; workflow %s run %s\n",
+		ev.Code, ev.ID, queued, workflows.WorkflowID(ev.ID), runID)
+	if !*wait {
+		return nil
+	}
+	return waitForDrain(ctx, st, ev, *timeout, out)
+}
+
+// waitForDrain polls the event until its queue is empty.
+func waitForDrain(ctx context.Context, st *store.Store, ev store.Event, timeout time.Duration, out io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	lastQueued, lastChange := -1, time.Now()
+	warned := false
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	lastPrint := time.Time{}
+	for {
+		c, err := st.MatchCounts(ctx, ev.ID)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("gave up after %s: the queue of %s still had %d members", timeout, ev.Code, lastQueued)
+			}
+			return err
+		}
+		if c.Queued == 0 {
+			fmt.Fprintf(out, "done in %.1fs: %d of %d members have matches (%d match rows)\n",
+				time.Since(start).Seconds(), c.MembersMatched, c.Members, c.Rows)
+			return nil
+		}
+		if c.Queued != lastQueued {
+			lastQueued, lastChange = c.Queued, time.Now()
+		}
+		if time.Since(lastPrint) >= time.Second {
+			fmt.Fprintf(out, "  %5.1fs  queue %d, %d of %d members matched\n",
+				time.Since(start).Seconds(), c.Queued, c.MembersMatched, c.Members)
+			lastPrint = time.Now()
+		}
+		if !warned && time.Since(lastChange) > 20*time.Second {
+			fmt.Fprintln(out, "  no progress for 20s: is a worker running on this task queue? (make worker, or bin/worker)")
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("gave up after %s: the queue of %s still has %d members", timeout, ev.Code, lastQueued)
+		case <-tick.C:
+		}
+	}
+}
+
+func cmdLoadDemo(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("load-demo", flag.ContinueOnError)
+	code := fs.String("code", "demo", "event code")
+	members := fs.Int("members", 300, "number of synthetic attendees")
+	seed := fs.Int64("seed", 1, "generator seed")
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	if *members < 1 || *members > 1_000_000 {
+		return fmt.Errorf("--members must be between 1 and 1000000, got %d", *members)
+	}
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	pool, err := connect.Database(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := connect.RequireSchema(ctx, pool); err != nil {
+		return err
+	}
+	st := store.New(pool)
+	ev, err := st.EnsureEvent(ctx, *code, "Demo networking night")
+	if err != nil {
+		return err
+	}
+	inserted, err := st.InsertMembers(ctx, ev.ID, ToStoreMembers(demodata.Generate(*seed, *members)))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "event %s (%s): %d attendees added, %d were already there\n",
+		ev.Code, ev.ID, inserted, *members-inserted)
+	return nil
+}
+
+// ToStoreMembers converts generated attendees to rows.
+func ToStoreMembers(gen []demodata.Member) []store.Member {
+	out := make([]store.Member, len(gen))
+	for i, m := range gen {
+		out[i] = store.Member{
+			UserID: m.UserID, DisplayName: m.DisplayName, Company: m.Company, JobTitle: m.JobTitle,
+			Industry: m.Industry, Interests: m.Interests, LookingFor: m.LookingFor, Offering: m.Offering, Bio: m.Bio,
+		}
+	}
+	return out
+}
+
+func cmdMatches(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("matches", flag.ContinueOnError)
+	members := fs.Int("members", 5, "how many members' lists to show")
+	positional, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	ref, err := exactlyOneEvent("matches", positional)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	pool, err := connect.Database(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	st := store.New(pool)
+	ev, err := findEvent(ctx, st, ref)
+	if err != nil {
+		return err
+	}
+	counts, err := st.MatchCounts(ctx, ev.ID)
+	if err != nil {
+		return err
+	}
+	views, err := st.SampleMatches(ctx, ev.ID, *members)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s — %d of %d members matched, %d still queued\n\n",
+		ev.Name, counts.MembersMatched, counts.Members, counts.Queued)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "MEMBER\t#\tMEET\tSCORE\tSOURCE\tINSIGHT")
+	prev := ""
+	for _, v := range views {
+		name := v.UserName
+		if name == prev {
+			name = ""
+		}
+		prev = v.UserName
+		meet := v.MatchedName
+		if v.MatchedTitle != "" {
+			meet += " (" + v.MatchedTitle + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%.2f\t%s\t%s\n", name, v.Rank, meet, v.Score, v.InsightSource, v.Insight)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,103 @@
+// Command starter is the operator's tool: it applies the schema, turns
+// matchmaking on for an event (starting or waking its workflow), and loads
+// and shows the demo event.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"regexp"
+	"strings"
+	"syscall"
+)
+
+const usage = `usage: starter <command> [arguments]
+
+commands:
+  migrate [--create-database]       apply the schema to DATABASE_URL (idempotent)
+  enable <event code or uuid> [--wait] [--timeout 30m]
+                                    turn matchmaking on and start or wake the event's workflow;
+                                    --wait shows progress until the queue is drained
+  load-demo [--code demo] [--members 300] [--seed 1]
+                                    create the demo event with synthetic attendees
+  matches <event code or uuid> [--members 5]
+                                    print some members' matches with their insights
+
+configuration comes from the environment: DATABASE_URL, TEMPORAL_ADDRESS,
+TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, BATCH_SIZE, MAX_RUNTIME_MS, TOP_N
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	if err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "starter:", oneLine(err))
+		}
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return errUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "migrate":
+		return cmdMigrate(ctx, rest, out)
+	case "enable":
+		return cmdEnable(ctx, rest, out)
+	case "load-demo":
+		return cmdLoadDemo(ctx, rest, out)
+	case "matches":
+		return cmdMatches(ctx, rest, out)
+	case "help", "-h", "--help":
+		fmt.Fprint(out, usage)
+		return nil
+	default:
+		fmt.Fprintf(os.Stderr, "starter: unknown command %q\n\n%s", cmd, usage)
+		return errUsage
+	}
+}
+
+// parseArgs lets flags come before or after positional arguments
+// (`enable demo --wait` as well as `enable --wait demo`).
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, fmt.Errorf("%s: %w", fs.Name(), err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+}
+
+func exactlyOneEvent(cmd string, positional []string) (string, error) {
+	if len(positional) != 1 {
+		return "", fmt.Errorf("%s takes one event code or uuid, got %d arguments", cmd, len(positional))
+	}
+	return positional[0], nil
+}
+
+var whitespace = regexp.MustCompile(`\s+`)
+
+// oneLine keeps an error on one line: operators read it, scripts grep it.
+func oneLine(err error) string {
+	return strings.TrimSpace(whitespace.ReplaceAllString(err.Error(), " "))
+}
