@@ -1,0 +1,290 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/eventmatch/matchmaker/demodata"
+	"github.com/eventmatch/matchmaker/matching"
+	"github.com/eventmatch/matchmaker/store"
+	"github.com/eventmatch/matchmaker/workflows"
+)
+
+const topN = 3
+
+// loadEvent creates an event with n generated members and returns its ID.
+func loadEvent(t *testing.T, pool *pgxpool.Pool, code string, members []demodata.Member) string {
+	t.Helper()
+	st := store.New(pool)
+	ev, err := st.EnsureEvent(context.Background(), code, "Test event "+code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.InsertMembers(context.Background(), ev.ID, toStore(members)); err != nil {
+		t.Fatal(err)
+	}
+	return ev.ID
+}
+
+func toStore(gen []demodata.Member) []store.Member {
+	out := make([]store.Member, len(gen))
+	for i, m := range gen {
+		out[i] = store.Member{UserID: m.UserID, DisplayName: m.DisplayName, Company: m.Company, JobTitle: m.JobTitle,
+			Industry: m.Industry, Interests: m.Interests, LookingFor: m.LookingFor, Offering: m.Offering, Bio: m.Bio}
+	}
+	return out
+}
+
+func openPool(t *testing.T, url string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// TestEventIsFullyMatchedThenANewcomerJoins is the main path: enable an
+// event of 240 members through the starter, check every rule by SQL, then add
+// a newcomer and check that only the lists the newcomer beats change.
+func TestEventIsFullyMatchedThenANewcomerJoins(t *testing.T) {
+	e := newEnv(t, nil)
+	pool := openPool(t, e.dbURL)
+	members := demodata.Generate(11, 241)
+	eventID := loadEvent(t, pool, "summit", members[:240])
+	e.startWorker()
+
+	out, errOut, code := e.starter("enable", "summit", "--wait", "--timeout", "3m")
+	if code != 0 {
+		t.Fatalf("starter enable --wait exited %d: %s %s", code, out, errOut)
+	}
+	if !strings.Contains(out, "240 of 240 members have matches") {
+		t.Fatalf("starter output does not report the event fully matched:\n%s", out)
+	}
+	checkInvariants(t, pool, eventID, topN)
+	checkTrueTopN(t, pool, eventID, topN)
+	if n := queryInt(t, pool, `SELECT count(*) FROM matches WHERE event_id = $1 AND insight_source = 'fallback'`, eventID); n != 240*topN {
+		t.Errorf("fallback insights: got %d rows, want %d", n, 240*topN)
+	}
+
+	// The newcomer arrives through the web app's INSERT; the listener must
+	// notice it without any starter call.
+	before := storedLists(t, pool, eventID)
+	newcomer := members[240]
+	inserted := time.Now()
+	if _, err := store.New(pool).InsertMembers(context.Background(), eventID, toStore([]demodata.Member{newcomer})); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the newcomer's matches", func() bool {
+		return queryInt(t, pool, `SELECT count(*) FROM matches WHERE event_id = $1 AND user_id = $2`, eventID, newcomer.UserID) == topN &&
+			queryInt(t, pool, `SELECT count(*) FROM matchmaking_queue WHERE event_id = $1`, eventID) == 0
+	})
+	t.Logf("newcomer matched %s after the INSERT", time.Since(inserted).Round(time.Millisecond))
+
+	checkInvariants(t, pool, eventID, topN)
+	checkTrueTopN(t, pool, eventID, topN)
+
+	// Existing lists change exactly where the newcomer beats the N-th match.
+	p := eventPool(t, pool, eventID)
+	after := storedLists(t, pool, eventID)
+	nc, _ := p.Index(newcomer.UserID)
+	changed := 0
+	for i := 0; i < p.Len(); i++ {
+		id := p.Profile(i).UserID
+		if i == nc {
+			continue
+		}
+		want := expectedAfterNewcomer(p, i, before[id], nc)
+		got := after[id]
+		if fmt.Sprint(listIDs(got)) != fmt.Sprint(want) {
+			t.Errorf("member %s: list %v, want %v", id, listIDs(got), want)
+		}
+		if fmt.Sprint(listIDs(before[id])) != fmt.Sprint(listIDs(got)) {
+			changed++
+		}
+	}
+	if changed == 0 {
+		t.Errorf("the newcomer improved nobody's list; the test event should make that happen")
+	}
+	t.Logf("the newcomer entered %d existing lists", changed)
+}
+
+// expectedAfterNewcomer applies the seed's rule by hand: the old list plus
+// the newcomer if eligible, best topN kept.
+func expectedAfterNewcomer(p *matching.Pool, viewer int, old []store.StoredMatch, newcomer int) []string {
+	entries := make([]matching.Entry, 0, len(old)+1)
+	for _, m := range old {
+		j, _ := p.Index(m.MatchedUserID)
+		entries = append(entries, matching.Entry{Other: j, Score: m.Score})
+	}
+	if p.Eligible(viewer, newcomer) {
+		entries = append(entries, matching.Entry{Other: newcomer, Score: p.Score(viewer, newcomer)})
+	}
+	for i := 1; i < len(entries); i++ {
+		for k := i; k > 0 && p.Better(viewer, entries[k], entries[k-1]); k-- {
+			entries[k], entries[k-1] = entries[k-1], entries[k]
+		}
+	}
+	if len(entries) > topN {
+		entries = entries[:topN]
+	}
+	ids := make([]string, len(entries))
+	for i, e := range entries {
+		ids[i] = p.Profile(e.Other).UserID
+	}
+	return ids
+}
+
+func listIDs(list []store.StoredMatch) []string {
+	ids := make([]string, len(list))
+	for i, m := range list {
+		ids[i] = m.MatchedUserID
+	}
+	return ids
+}
+
+// TestWorkerKilledMidRunLosesNothing kills the worker with SIGKILL while an
+// event is being matched in small batches, starts a new one, and checks the
+// result is complete, duplicate-free and equal to a full recompute.
+func TestWorkerKilledMidRunLosesNothing(t *testing.T) {
+	e := newEnv(t, map[string]string{"BATCH_SIZE": "20"})
+	pool := openPool(t, e.dbURL)
+	eventID := loadEvent(t, pool, "crash", demodata.Generate(23, 400))
+	first := e.startWorker()
+
+	if out, errOut, code := e.starter("enable", "crash"); code != 0 {
+		t.Fatalf("starter enable exited %d: %s %s", code, out, errOut)
+	}
+	waitFor(t, 60*time.Second, "a few committed batches", func() bool {
+		return queryInt(t, pool, `SELECT count(*) FROM matchmaking_batches WHERE event_id = $1 AND committed_at IS NOT NULL`, eventID) >= 3
+	})
+	first.stop(9) // SIGKILL: no graceful shutdown, activities die mid-flight
+	left := queryInt(t, pool, `SELECT count(*) FROM matchmaking_queue WHERE event_id = $1`, eventID)
+	if left == 0 {
+		t.Fatalf("the worker finished before it was killed; make the event larger")
+	}
+	t.Logf("killed the worker with %d of 400 members still queued", left)
+
+	e.startWorker()
+	waitFor(t, 3*time.Minute, "the queue to drain after the restart", func() bool {
+		return queryInt(t, pool, `SELECT count(*) FROM matchmaking_queue WHERE event_id = $1`, eventID) == 0
+	})
+	checkInvariants(t, pool, eventID, topN)
+	checkTrueTopN(t, pool, eventID, topN)
+	if n := queryInt(t, pool, `
+		SELECT count(*) FROM (SELECT user_id, matched_user_id FROM matches WHERE event_id = $1
+		                      GROUP BY 1, 2 HAVING count(*) > 1) d`, eventID); n != 0 {
+		t.Errorf("%d duplicated pairs", n)
+	}
+	if n := queryInt(t, pool, `SELECT count(DISTINCT user_id) FROM matches WHERE event_id = $1`, eventID); n != 400 {
+		t.Errorf("%d of 400 members have matches", n)
+	}
+}
+
+// TestPauseAndResume pauses an event's workflow by signal, as an operator
+// does with `temporal workflow signal --name pause`.
+func TestPauseAndResume(t *testing.T) {
+	e := newEnv(t, nil)
+	pool := openPool(t, e.dbURL)
+	members := demodata.Generate(31, 61)
+	eventID := loadEvent(t, pool, "pausable", members[:60])
+	e.startWorker()
+	if out, errOut, code := e.starter("enable", "pausable", "--wait", "--timeout", "2m"); code != 0 {
+		t.Fatalf("starter enable exited %d: %s %s", code, out, errOut)
+	}
+
+	ctx := context.Background()
+	wfID := workflows.WorkflowID(eventID)
+	if err := suite.temporal.SignalWorkflow(ctx, wfID, "", workflows.SignalPause, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the workflow to report paused", func() bool {
+		return queryStatus(t, wfID).Paused
+	})
+	if _, err := store.New(pool).InsertMembers(ctx, eventID, toStore(members[60:])); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // longer than the listener's debounce and the safety poll
+	if n := queryInt(t, pool, `SELECT count(*) FROM matchmaking_queue WHERE event_id = $1 AND claim_token IS NULL`, eventID); n != 1 {
+		t.Fatalf("a paused event claimed its queue: %d unclaimed rows, want 1", n)
+	}
+
+	if err := suite.temporal.SignalWorkflow(ctx, wfID, "", workflows.SignalResume, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the newcomer to be matched after resume", func() bool {
+		return queryInt(t, pool, `SELECT count(*) FROM matchmaking_queue WHERE event_id = $1`, eventID) == 0
+	})
+	checkInvariants(t, pool, eventID, topN)
+	if st := queryStatus(t, wfID); st.Paused || st.UsersMatched != 61 {
+		t.Errorf("status after resume: paused=%v users matched=%d, want false and 61", st.Paused, st.UsersMatched)
+	}
+}
+
+func queryStatus(t *testing.T, workflowID string) workflows.Status {
+	t.Helper()
+	v, err := suite.temporal.QueryWorkflow(context.Background(), workflowID, "", workflows.QueryStatus)
+	if err != nil {
+		t.Fatalf("query status: %v", err)
+	}
+	var st workflows.Status
+	if err := v.Get(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// TestStarterErrorsAreOneLine checks that every bad input ends in one line
+// naming the problem and a non-zero exit, never a stack trace.
+func TestStarterErrorsAreOneLine(t *testing.T) {
+	e := newEnv(t, nil)
+	pool := openPool(t, e.dbURL)
+	loadEvent(t, pool, "known", demodata.Generate(5, 3))
+
+	with := func(k, v string) []string { return append(e.environ(), k+"="+v) }
+	cases := []struct {
+		name    string
+		environ []string
+		args    []string
+		want    string
+	}{
+		{"unknown event code", e.environ(), []string{"enable", "no-such-event"}, `no event with code or id "no-such-event"`},
+		{"unknown event uuid", e.environ(), []string{"enable", "6f1c2e7a-1111-4222-8333-944455556666"}, "no event with code or id"},
+		{"malformed uuid", e.environ(), []string{"enable", "6f1c2e7a-1111-4222-8333-94445555666"}, "is not a valid event UUID"},
+		{"no event given", e.environ(), []string{"enable"}, "enable takes one event code or uuid"},
+		{"unknown flag", e.environ(), []string{"enable", "known", "--wiat"}, "flag provided but not defined: -wiat"},
+		{"database unreachable", with("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=2"), []string{"enable", "known"}, "database unreachable at 127.0.0.1:1/x"},
+		{"temporal unreachable", with("TEMPORAL_ADDRESS", "127.0.0.1:1"), []string{"enable", "known"}, "Temporal unreachable at 127.0.0.1:1"},
+		{"bad setting", with("BATCH_SIZE", "many"), []string{"enable", "known"}, "BATCH_SIZE"},
+		{"bad duration", e.environ(), []string{"enable", "known", "--wait", "--timeout", "soon"}, "invalid value"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out, errOut, code := runStarter(c.environ, c.args...)
+			if code == 0 {
+				t.Fatalf("exit 0, want non-zero; stdout %q", out)
+			}
+			lines := strings.Split(strings.TrimRight(errOut, "\n"), "\n")
+			if len(lines) != 1 || !strings.HasPrefix(lines[0], "starter: ") {
+				t.Fatalf("stderr is not one 'starter: ...' line:\n%s", errOut)
+			}
+			if !strings.Contains(errOut, c.want) {
+				t.Fatalf("stderr %q does not contain %q", errOut, c.want)
+			}
+			if strings.Contains(errOut, "goroutine") || strings.Contains(errOut, "panic") {
+				t.Fatalf("stack trace on stderr: %s", errOut)
+			}
+		})
+	}
+
+	// The event stays as it was after every failed call.
+	if n := queryInt(t, pool, `SELECT count(*) FROM events WHERE matchmaking_enabled`); n != 0 {
+		t.Errorf("a failed enable still enabled %d events", n)
+	}
+}

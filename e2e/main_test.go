@@ -1,0 +1,207 @@
+// Package e2e runs the real binaries against a real PostgreSQL and a real
+// Temporal dev server, and checks the results by SQL.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/eventmatch/matchmaker/internal/testenv"
+)
+
+// suite holds what TestMain starts once for all tests.
+var suite struct {
+	temporalAddress string
+	temporal        client.Client
+	workerBin       string
+	starterBin      string
+}
+
+func TestMain(m *testing.M) {
+	if os.Getenv("INTEGRATION") != "1" {
+		fmt.Println("e2e: skipped; set INTEGRATION=1 (make test does) to run against PostgreSQL and Temporal")
+		os.Exit(m.Run())
+	}
+	os.Exit(runWithInfrastructure(m))
+}
+
+func runWithInfrastructure(m *testing.M) int {
+	binDir, err := os.MkdirTemp("", "matchmaker-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(binDir)
+	for _, name := range []string{"worker", "starter"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, name), "./"+name)
+		cmd.Dir = testenv.RepoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: build %s: %v\n%s", name, err, out)
+			return 1
+		}
+	}
+	suite.workerBin = filepath.Join(binDir, "worker")
+	suite.starterBin = filepath.Join(binDir, "starter")
+
+	cli := os.Getenv("TEMPORAL_CLI")
+	if cli == "" {
+		cli = filepath.Join(testenv.RepoRoot(), "bin", "temporal")
+	}
+	if _, err := os.Stat(cli); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: Temporal CLI not found at %s: run `make temporal-cli` (make test does)\n", cli)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	server, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
+		ExistingPath: cli,
+		ClientOptions: &client.Options{
+			Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))),
+		},
+		LogLevel: "error",
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: start Temporal dev server:", err)
+		return 1
+	}
+	defer server.Stop()
+	suite.temporal = server.Client()
+	suite.temporalAddress = server.FrontendHostPort()
+	return m.Run()
+}
+
+// env is one test's database, task queue and settings for the binaries.
+type env struct {
+	t         *testing.T
+	dbURL     string
+	taskQueue string
+	vars      map[string]string
+}
+
+func newEnv(t *testing.T, overrides map[string]string) *env {
+	t.Helper()
+	url, _ := testenv.Database(t)
+	e := &env{
+		t:         t,
+		dbURL:     url,
+		taskQueue: "mm-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")),
+		vars: map[string]string{
+			"MAX_RUNTIME_MS": "5000",
+			"BATCH_SIZE":     "50",
+			"SAFETY_POLL":    "2s",
+			"IDLE_POLL":      "30s",
+			"WAKE_DEBOUNCE":  "50ms",
+		},
+	}
+	for k, v := range overrides {
+		e.vars[k] = v
+	}
+	return e
+}
+
+func (e *env) environ() []string {
+	vars := append(os.Environ(),
+		"DATABASE_URL="+e.dbURL,
+		"TEMPORAL_ADDRESS="+suite.temporalAddress,
+		"TEMPORAL_NAMESPACE=default",
+		"TEMPORAL_TASK_QUEUE="+e.taskQueue,
+	)
+	for k, v := range e.vars {
+		vars = append(vars, k+"="+v)
+	}
+	return vars
+}
+
+// workerProcess is a running bin/worker.
+type workerProcess struct {
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan struct{}
+}
+
+func (e *env) startWorker() *workerProcess {
+	e.t.Helper()
+	w := &workerProcess{cmd: exec.Command(suite.workerBin), logs: &syncBuffer{}, done: make(chan struct{})}
+	w.cmd.Env = e.environ()
+	w.cmd.Stdout, w.cmd.Stderr = w.logs, w.logs
+	if err := w.cmd.Start(); err != nil {
+		e.t.Fatalf("start worker: %v", err)
+	}
+	go func() { _ = w.cmd.Wait(); close(w.done) }()
+	e.t.Cleanup(func() {
+		w.stop(syscall.SIGTERM)
+		if e.t.Failed() {
+			e.t.Logf("worker log:\n%s", w.logs.String())
+		}
+	})
+	return w
+}
+
+// stop sends sig and waits for the process to exit.
+func (w *workerProcess) stop(sig syscall.Signal) {
+	select {
+	case <-w.done:
+		return
+	default:
+	}
+	_ = w.cmd.Process.Signal(sig)
+	select {
+	case <-w.done:
+	case <-time.After(30 * time.Second):
+		_ = w.cmd.Process.Kill()
+		<-w.done
+	}
+}
+
+// starter runs bin/starter and returns its stdout, stderr and exit code.
+func (e *env) starter(args ...string) (stdout, stderr string, code int) {
+	e.t.Helper()
+	return runStarter(e.environ(), args...)
+}
+
+func runStarter(environ []string, args ...string) (stdout, stderr string, code int) {
+	cmd := exec.Command(suite.starterBin, args...)
+	cmd.Env = environ
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	code = 0
+	if exitErr, ok := err.(*exec.ExitError); ok {
+		code = exitErr.ExitCode()
+	} else if err != nil {
+		code = -1
+		errOut.WriteString(err.Error())
+	}
+	return out.String(), errOut.String(), code
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
