@@ -260,7 +260,7 @@ func retryPolicy() *temporal.RetryPolicy {
 
 func withDefaults(s Settings) Settings {
 	if s.BatchSize <= 0 {
-		s.BatchSize = 100
+		s.BatchSize = 250
 	}
 	if s.MaxRuntime <= 0 {
 		s.MaxRuntime = 45 * time.Second
