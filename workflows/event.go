@@ -109,13 +109,21 @@ func EventMatchmaking(ctx workflow.Context, in Input) error {
 			wakes++
 		}
 	}
+	// The listener applies signals while the loop is blocked. It waits on
+	// Len, not Receive: a blocked Receive/Select takes a signal out of the
+	// channel at delivery but applies it only when the listener runs, which
+	// is after the loop when the signal comes in the same workflow task as
+	// an activity result. The loop would then claim while paused, or
+	// continue as new and drop the signal. Left in the channel, the loop's
+	// own applySignals sees it.
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
-			sel := workflow.NewSelector(ctx)
-			sel.AddReceive(pauseCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil); state.Paused = true })
-			sel.AddReceive(resumeCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil); state.Paused = false })
-			sel.AddReceive(wakeCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil); wakes++ })
-			sel.Select(ctx)
+			if err := workflow.Await(ctx, func() bool {
+				return pauseCh.Len() > 0 || resumeCh.Len() > 0 || wakeCh.Len() > 0
+			}); err != nil {
+				return
+			}
+			applySignals()
 		}
 	})
 
@@ -133,14 +141,16 @@ func EventMatchmaking(ctx workflow.Context, in Input) error {
 	runID := workflow.GetInfo(ctx).WorkflowExecution.RunID
 	batchesThisRun := 0
 	for {
-		if err := workflow.Await(ctx, func() bool { return !state.Paused }); err != nil {
-			return err
-		}
+		applySignals()
+		// Continue as new before waiting out a pause: State carries Paused,
+		// and a paused run should not keep a full history.
 		if batchesThisRun >= s.MaxBatchesPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
-			applySignals()
 			state.WakePending = wakes > 0
 			logger.Info("continuing as new", "batches", batchesThisRun)
 			return workflow.NewContinueAsNewError(ctx, EventMatchmaking, Input{EventID: in.EventID, Settings: s, State: state})
+		}
+		if err := workflow.Await(ctx, func() bool { return !state.Paused }); err != nil {
+			return err
 		}
 
 		wakesBefore := wakes
