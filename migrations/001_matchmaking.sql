@@ -193,6 +193,11 @@ DECLARE
     lister_events uuid[];
     lister_users  uuid[];
 BEGIN
+    -- Bump (and so lock) the version first: a commit that holds it finishes
+    -- before the statements below look for matches, so they see its rows.
+    UPDATE matchmaking_event_state s SET version = s.version + 1
+    WHERE s.event_id IN (SELECT DISTINCT event_id FROM deleted_members);
+
     WITH removed AS (
         DELETE FROM matches m
         USING deleted_members d
@@ -213,9 +218,6 @@ BEGIN
     JOIN events e ON e.id = l.event_id AND e.matchmaking_enabled
     WHERE NOT EXISTS (SELECT 1 FROM deleted_members d WHERE d.event_id = l.event_id AND d.user_id = l.user_id)
     GROUP BY l.event_id;
-
-    UPDATE matchmaking_event_state s SET version = s.version + 1
-    WHERE s.event_id IN (SELECT DISTINCT event_id FROM deleted_members);
 
     RETURN NULL;
 END;

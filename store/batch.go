@@ -56,6 +56,13 @@ func (s *Store) ClaimBatch(ctx context.Context, eventID, token string, limit int
 		_, err = tx.Exec(ctx,
 			`INSERT INTO matchmaking_batches (token, event_id, claimed_users) VALUES ($1, $2, $3::uuid[])`,
 			token, eventID, users)
+		if err != nil {
+			return err
+		}
+		// The member-delete trigger bumps the version only when the state row
+		// exists; create it now so a delete during this batch fences its commit.
+		_, err = tx.Exec(ctx,
+			`INSERT INTO matchmaking_event_state (event_id) VALUES ($1) ON CONFLICT DO NOTHING`, eventID)
 		return err
 	})
 	if err != nil {
@@ -303,12 +310,17 @@ func (s *Store) CommitBatch(ctx context.Context, eventID, token string) (CommitR
 			return fmt.Errorf("batch %s has not been scored", token)
 		}
 
+		// The rows are locked so no claim can take one between this check
+		// and the delete below.
 		var takenByOthers int
 		if err := tx.QueryRow(ctx, `
-			SELECT count(*) FROM matchmaking_queue q
-			JOIN matchmaking_batches b ON b.token = $1
-			WHERE q.event_id = b.event_id AND q.user_id = ANY (b.claimed_users)
-			  AND q.claim_token IS DISTINCT FROM $1`, token).Scan(&takenByOthers); err != nil {
+			SELECT count(*) FILTER (WHERE claim_token IS DISTINCT FROM $1)
+			FROM (
+				SELECT q.claim_token FROM matchmaking_queue q
+				JOIN matchmaking_batches b ON b.token = $1
+				WHERE q.event_id = b.event_id AND q.user_id = ANY (b.claimed_users)
+				FOR UPDATE OF q
+			) claimed`, token).Scan(&takenByOthers); err != nil {
 			return err
 		}
 		if takenByOthers > 0 {

@@ -1,0 +1,464 @@
+package store_test
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/eventmatch/matchmaker/store"
+)
+
+func TestBatchHappyPath(t *testing.T) {
+	e := newEnv(t)
+	event := e.event(1, false)
+	e.members(event, 1, 2, 3, 4)
+	e.queue(event, 1, 2, 3*time.Minute)
+	e.queue(event, 2, 1, 2*time.Minute)
+	e.queue(event, 3, 0, 1*time.Minute)
+	e.queue(event, 4, 0, 0) // left out by the limit
+	e.match(event, 1, 4, 1)
+	e.match(event, 1, 3, 2)
+	e.match(event, 3, 4, 1) // 3's new list is empty
+	e.match(event, 4, 1, 1) // 4 is not in the batch
+
+	if n := e.claim(event, "t", 3); n != 3 {
+		t.Fatalf("claim: got %d, want 3", n)
+	}
+	snap, err := e.st.LoadSnapshot(e.ctx, event, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Version != 0 {
+		t.Errorf("snapshot version %d, want 0", snap.Version)
+	}
+	if got := sorted(snap.ClaimedUsers); !slices.Equal(got, uids(1, 2, 3)) {
+		t.Errorf("snapshot claimed users %v, want %v", got, uids(1, 2, 3))
+	}
+	if len(snap.Members) != 4 || snap.Members[1].UserID != uid(2) || snap.Members[1].DisplayName != "M2" ||
+		snap.Members[1].JobTitle != "Title 2" || snap.Members[1].Company != "" || !slices.Equal(snap.Members[1].Interests, []string{"go"}) {
+		t.Errorf("snapshot members %+v", snap.Members)
+	}
+	wantMatches := []store.StoredMatch{
+		{UserID: uid(1), MatchedUserID: uid(4), Rank: 1, Score: 0.5},
+		{UserID: uid(1), MatchedUserID: uid(3), Rank: 2, Score: 0.5},
+		{UserID: uid(3), MatchedUserID: uid(4), Rank: 1, Score: 0.5},
+		{UserID: uid(4), MatchedUserID: uid(1), Rank: 1, Score: 0.5},
+	}
+	if !reflect.DeepEqual(snap.Matches, wantMatches) {
+		t.Errorf("snapshot matches %+v, want %+v", snap.Matches, wantMatches)
+	}
+	if _, err := e.st.LoadSnapshot(e.ctx, event, "nope"); !errors.Is(err, store.ErrBatchNotFound) {
+		t.Errorf("LoadSnapshot of an unknown token: %v, want ErrBatchNotFound", err)
+	}
+
+	rows, _ := stagedRows([2]int{1, 2}, [2]int{1, 3}, [2]int{2, 1})
+	if err := e.st.StageMatches(e.ctx, "t", snap.Version, uids(1, 2, 3), rows); err != nil {
+		t.Fatal(err)
+	}
+	pending, err := e.st.PendingInsights(e.ctx, event, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotPending []string
+	for _, p := range pending {
+		var reasons map[string]any
+		if err := json.Unmarshal(p.Reasons, &reasons); err != nil || reasons["shared"] == nil {
+			t.Errorf("pending %+v: reasons %s do not round-trip (%v)", p, p.Reasons, err)
+		}
+		gotPending = append(gotPending, p.UserID[len(p.UserID)-1:]+">"+p.MatchedUserID[len(p.MatchedUserID)-1:]+
+			"#"+string(rune('0'+p.Rank))+" "+p.MatchedUserName)
+	}
+	wantStrings(t, "pending insights", gotPending, "1>2#1 M2", "1>3#2 M3", "2>1#1 M1")
+
+	err = e.st.SaveInsights(e.ctx, "t", []store.Insight{
+		{UserID: uid(1), Rank: 1, Text: "one-two", Source: "ai"},
+		{UserID: uid(1), Rank: 2, Text: "one-three", Source: "fallback"},
+		{UserID: uid(2), Rank: 1, Text: "two-one", Source: "ai"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pending, err := e.st.PendingInsights(e.ctx, event, "t"); err != nil || len(pending) != 0 {
+		t.Fatalf("pending insights after saving all: %v, %v", pending, err)
+	}
+
+	res, err := e.st.CommitBatch(e.ctx, event, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := store.CommitResult{UsersCommitted: 3, UsersRequeued: 0, ListsWritten: 3, AIInsights: 2, FallbackInsights: 1}
+	if res != want {
+		t.Errorf("commit result %+v, want %+v", res, want)
+	}
+	wantStrings(t, "matches", e.matches(event), "1>2#1", "1>3#2", "2>1#1", "4>1#1")
+	wantStrings(t, "written matches", e.strings(`SELECT concat_ws(' ', `+short("user_id")+`, rank, score, reasons::text, insight, insight_source)
+		FROM matches WHERE event_id = $1 AND user_id <> $2 ORDER BY user_id, rank`, event, uid(4)),
+		`1 1 0.75 {"shared": ["go"]} one-two ai`, `1 2 0.5 {"shared": ["go"]} one-three fallback`, `2 1 0.75 {"shared": ["go"]} two-one ai`)
+	wantStrings(t, "queue", e.queueRows(event), "4:0")
+	if v := e.version(event); v != 1 {
+		t.Errorf("version %d after commit, want 1", v)
+	}
+	if n := e.int(`SELECT count(*) FROM matchmaking_batches WHERE token = 't' AND committed_at IS NOT NULL
+		AND users_committed = 3 AND users_requeued = 0 AND ai_insights = 2 AND fallback_insights = 1`); n != 1 {
+		t.Errorf("batch row not recorded as committed")
+	}
+	if n := e.int(`SELECT count(*) FROM matchmaking_staged_matches WHERE token = 't'`); n != 0 {
+		t.Errorf("%d staged rows left after commit", n)
+	}
+
+	// A retried commit answers the same and writes nothing.
+	before := e.matchesFull(event)
+	res2, err := e.st.CommitBatch(e.ctx, event, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res2 != res {
+		t.Errorf("retried commit result %+v, want %+v", res2, res)
+	}
+	wantStrings(t, "matches after retried commit", e.matchesFull(event), before...)
+	if v := e.version(event); v != 1 {
+		t.Errorf("version %d after retried commit, want 1", v)
+	}
+	wantStrings(t, "queue after retried commit", e.queueRows(event), "4:0")
+
+	// A committed batch cannot be staged again.
+	if err := e.st.StageMatches(e.ctx, "t", 1, nil, nil); !errors.Is(err, store.ErrBatchNotFound) {
+		t.Errorf("StageMatches on a committed batch: %v, want ErrBatchNotFound", err)
+	}
+}
+
+// state is everything a failed commit must leave alone.
+func (e *env) state(event string) []string {
+	e.t.Helper()
+	s := append(e.matchesFull(event), "|")
+	s = append(s, e.queueFull(event)...)
+	s = append(s, "|", e.strings(`SELECT coalesce((SELECT version FROM matchmaking_event_state WHERE event_id = $1)::text, 'none')`, event)[0])
+	s = append(s, "|")
+	return append(s, e.strings(`SELECT token || ' ' || (committed_at IS NOT NULL) FROM matchmaking_batches ORDER BY token`)...)
+}
+
+func TestCommitMissingInsightFails(t *testing.T) {
+	e := newEnv(t)
+	event := e.event(1, false)
+	e.members(event, 1, 2, 3)
+	e.queue(event, 1, 0, 0)
+	e.match(event, 1, 3, 1)
+	e.claim(event, "t", 10)
+	snap, err := e.st.LoadSnapshot(e.ctx, event, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, insights := stagedRows([2]int{1, 2}, [2]int{1, 3})
+	if err := e.st.StageMatches(e.ctx, "t", snap.Version, uids(1), rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.SaveInsights(e.ctx, "t", insights[:1]); err != nil {
+		t.Fatal(err)
+	}
+	before := e.state(event)
+	if _, err := e.st.CommitBatch(e.ctx, event, "t"); err == nil {
+		t.Fatal("commit with a staged match lacking its insight succeeded")
+	} else if errors.Is(err, store.ErrBatchStale) || errors.Is(err, store.ErrLeaseLost) {
+		t.Errorf("commit with a missing insight: %v, want a plain error", err)
+	}
+	wantStrings(t, "state after failed commit", e.state(event), before...)
+
+	// Once the insight is there, the same batch commits.
+	if err := e.st.SaveInsights(e.ctx, "t", insights[1:]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.CommitBatch(e.ctx, event, "t"); err != nil {
+		t.Fatalf("commit after the last insight: %v", err)
+	}
+	wantStrings(t, "matches", e.matches(event), "1>2#1", "1>3#2")
+}
+
+func TestCommitStaleAfterMemberDelete(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		priorCommit bool
+	}{
+		{"first batch of the event", false},
+		{"after an earlier commit", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			event := e.event(1, false)
+			e.members(event, 1, 2, 3, 4, 5)
+			if tc.priorCommit {
+				e.queue(event, 5, 0, 0)
+				e.claim(event, "prior", 10)
+				e.stageAll(event, "prior", []int{5}, [2]int{5, 1})
+				if _, err := e.st.CommitBatch(e.ctx, event, "prior"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.queue(event, 1, 0, 0)
+			e.queue(event, 2, 0, 0)
+			e.claim(event, "t", 10)
+			e.stageAll(event, "t", []int{1, 2}, [2]int{1, 3}, [2]int{2, 3}, [2]int{2, 4})
+
+			// 3 leaves after the batch was scored: its lists name 3.
+			e.exec(`DELETE FROM all_events_members WHERE event_id = $1 AND user_id = $2`, event, uid(3))
+			before := e.state(event)
+			_, err := e.st.CommitBatch(e.ctx, event, "t")
+			if !errors.Is(err, store.ErrBatchStale) {
+				t.Fatalf("commit after a member delete: %v, want ErrBatchStale", err)
+			}
+			wantStrings(t, "state after stale commit", e.state(event), before...)
+			if n := e.int(`SELECT count(*) FROM matches WHERE matched_user_id = $1`, uid(3)); n != 0 {
+				t.Errorf("%d matches name the deleted member", n)
+			}
+		})
+	}
+}
+
+func TestCommitStaleAfterAnotherCommit(t *testing.T) {
+	e := newEnv(t)
+	event := e.event(1, false)
+	e.members(event, 1, 2, 3)
+	e.queue(event, 1, 0, 0)
+	e.queue(event, 2, 0, 0)
+	e.claim(event, "a", 1)
+	e.claim(event, "b", 1)
+	e.stageAll(event, "a", []int{1}, [2]int{1, 3})
+	e.stageAll(event, "b", []int{2}, [2]int{2, 3})
+	if _, err := e.st.CommitBatch(e.ctx, event, "a"); err != nil {
+		t.Fatal(err)
+	}
+	before := e.state(event)
+	if _, err := e.st.CommitBatch(e.ctx, event, "b"); !errors.Is(err, store.ErrBatchStale) {
+		t.Fatalf("commit scored before another commit: %v, want ErrBatchStale", err)
+	}
+	wantStrings(t, "state after stale commit", e.state(event), before...)
+}
+
+func TestCommitLeaseLost(t *testing.T) {
+	e := newEnv(t)
+	event := e.event(1, false)
+	e.members(event, 1, 2, 3)
+	e.queue(event, 1, 0, 0)
+	e.queue(event, 2, 0, 0)
+	e.match(event, 1, 3, 1)
+	e.claim(event, "a", 10)
+	e.stageAll(event, "a", []int{1, 2}, [2]int{1, 2}, [2]int{2, 1})
+	e.expire("a")
+	if n := e.claim(event, "b", 1); n != 1 {
+		t.Fatalf("claim b after a expired: %d rows, want 1", n)
+	}
+	before := e.state(event)
+	if _, err := e.st.CommitBatch(e.ctx, event, "a"); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("commit after another token took a row: %v, want ErrLeaseLost", err)
+	}
+	wantStrings(t, "state after lost commit", e.state(event), before...)
+	wantStrings(t, "matches", e.matches(event), "1>3#1")
+}
+
+func TestCommitExpiredButNotReclaimedStillCommits(t *testing.T) {
+	e := newEnv(t)
+	event := e.event(1, false)
+	e.members(event, 1, 2)
+	e.queue(event, 1, 0, 0)
+	e.claim(event, "a", 10)
+	e.stageAll(event, "a", []int{1}, [2]int{1, 2})
+	e.expire("a")
+	if _, err := e.st.CommitBatch(e.ctx, event, "a"); err != nil {
+		t.Fatalf("commit with an expired lease nobody took: %v", err)
+	}
+	wantStrings(t, "queue", e.queueRows(event))
+	wantStrings(t, "matches", e.matches(event), "1>2#1")
+}
+
+func TestCommitReleasesRowsEnqueuedDuringBatch(t *testing.T) {
+	e := newEnv(t)
+	event := e.event(1, true)
+	e.members(event, 1, 2) // enqueued at priority 0 by the trigger
+	if n := e.claim(event, "t", 10); n != 2 {
+		t.Fatalf("claim: %d rows, want 2", n)
+	}
+	claimed := e.strings(`SELECT ` + short("user_id") + ` FROM matchmaking_queue WHERE claim_token = 't' ORDER BY user_id`)
+	wantStrings(t, "claimed", claimed, "1", "2")
+	e.stageAll(event, "t", []int{1, 2}, [2]int{1, 2}, [2]int{2, 1})
+	e.members(event, 3) // joins meanwhile: a new row, not the batch's
+
+	// 1 edits their profile while the batch is scoring.
+	e.exec(`UPDATE all_events_members SET bio = 'new bio' WHERE event_id = $1 AND user_id = $2`, event, uid(1))
+	res, err := e.st.CommitBatch(e.ctx, event, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.UsersCommitted != 1 || res.UsersRequeued != 1 || res.ListsWritten != 2 {
+		t.Errorf("commit result %+v, want 1 committed, 1 requeued, 2 lists", res)
+	}
+	wantStrings(t, "matches", e.matches(event), "1>2#1", "2>1#1")
+	wantStrings(t, "queue", e.queueRows(event), "1:2", "3:0")
+	if n := e.int(`SELECT count(*) FROM matchmaking_queue WHERE user_id = $1 AND claim_token IS NULL
+		AND claimed_generation IS NULL AND claimed_at IS NULL AND lease_expires_at IS NULL AND generation = 2`, uid(1)); n != 1 {
+		t.Errorf("requeued row not released: %v", e.queueFull(event))
+	}
+	// The released row is claimable again.
+	if n := e.claim(event, "next", 10); n != 2 {
+		t.Errorf("claim after commit: %d rows, want 2", n)
+	}
+}
+
+func TestCommitViewerWithoutRowsLosesOldList(t *testing.T) {
+	e := newEnv(t)
+	event := e.event(1, false)
+	e.members(event, 1, 2, 3)
+	e.queue(event, 1, 0, 0)
+	e.queue(event, 2, 0, 0)
+	e.match(event, 1, 2, 1)
+	e.match(event, 1, 3, 2)
+	e.match(event, 2, 3, 1)
+	e.match(event, 3, 1, 1)
+	e.claim(event, "t", 10)
+	e.stageAll(event, "t", []int{1, 2}, [2]int{2, 1})
+	res, err := e.st.CommitBatch(e.ctx, event, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ListsWritten != 2 || res.UsersCommitted != 2 {
+		t.Errorf("commit result %+v, want 2 lists, 2 users", res)
+	}
+	wantStrings(t, "matches", e.matches(event), "2>1#1", "3>1#1")
+}
+
+func TestReleaseBatch(t *testing.T) {
+	e := newEnv(t)
+	event := e.event(1, false)
+	e.members(event, 1, 2, 3)
+	e.queue(event, 1, 2, 2*time.Minute)
+	e.queue(event, 2, 1, time.Minute)
+	e.match(event, 1, 3, 1)
+	e.claim(event, "t", 10)
+	e.stageAll(event, "t", []int{1, 2}, [2]int{1, 2}, [2]int{2, 1})
+
+	n, err := e.st.ReleaseBatch(e.ctx, "t", "scoring exploded")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("released %d rows, want 2", n)
+	}
+	wantStrings(t, "queue", e.strings(`SELECT concat_ws(' ', `+short("user_id")+`, priority, coalesce(claim_token, '-'),
+		coalesce(claimed_generation::text, '-'), coalesce(lease_expires_at::text, '-'), attempts, last_error)
+		FROM matchmaking_queue WHERE event_id = $1 ORDER BY user_id`, event),
+		"1 2 - - - 1 scoring exploded", "2 1 - - - 1 scoring exploded")
+	if n := e.int(`SELECT count(*) FROM matchmaking_staged_matches WHERE token = 't'`); n != 0 {
+		t.Errorf("%d staged rows left after release", n)
+	}
+	if n := e.int(`SELECT count(*) FROM matchmaking_batches WHERE token = 't' AND released_at IS NOT NULL
+		AND committed_at IS NULL AND last_error = 'scoring exploded'`); n != 1 {
+		t.Error("batch row not marked released")
+	}
+
+	before := e.state(event)
+	if _, err := e.st.CommitBatch(e.ctx, event, "t"); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("commit after release: %v, want ErrLeaseLost", err)
+	}
+	wantStrings(t, "state after commit of a released batch", e.state(event), before...)
+	if err := e.st.StageMatches(e.ctx, "t", 0, uids(1), nil); !errors.Is(err, store.ErrBatchNotFound) {
+		t.Errorf("StageMatches on a released batch: %v, want ErrBatchNotFound", err)
+	}
+
+	// Released rows go to the next claim, in their old order.
+	if n := e.claim(event, "next", 10); n != 2 {
+		t.Errorf("claim after release: %d rows, want 2", n)
+	}
+}
+
+func TestReleaseBatchLeavesOtherClaimsAlone(t *testing.T) {
+	e := newEnv(t)
+	event := e.event(1, false)
+	e.queue(event, 1, 0, 2*time.Minute)
+	e.queue(event, 2, 0, time.Minute)
+	e.claim(event, "a", 10)
+	e.expire("a")
+	e.claim(event, "b", 1) // takes 1 from a
+	n, err := e.st.ReleaseBatch(e.ctx, "a", "gave up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("released %d rows, want 1", n)
+	}
+	wantStrings(t, "queue", e.queueRows(event), "1:0*b", "2:0")
+}
+
+// A member deleted while a commit is in flight must not survive in the lists
+// that commit writes: the delete trigger has to take the event's version lock
+// before it looks for matches naming the member.
+func TestCommitRacingMemberDelete(t *testing.T) {
+	e := newEnv(t)
+	event := e.event(1, true)
+	e.members(event, 1, 2, 3)
+	e.exec(`DELETE FROM matchmaking_queue`)
+	e.queue(event, 1, 0, 0)
+	e.claim(event, "t", 10)
+	e.stageAll(event, "t", []int{1}, [2]int{1, 3}, [2]int{1, 2})
+
+	// Hold the batch's staged rows so the commit stops after writing matches,
+	// while it holds the event's version lock.
+	blocker, err := e.pool.Begin(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Rollback(e.ctx)
+	if _, err := blocker.Exec(e.ctx, `SELECT 1 FROM matchmaking_staged_matches WHERE token = 't' FOR SHARE`); err != nil {
+		t.Fatal(err)
+	}
+
+	type result struct {
+		res store.CommitResult
+		err error
+	}
+	committed := make(chan result, 1)
+	go func() {
+		res, err := e.st.CommitBatch(e.ctx, event, "t")
+		committed <- result{res, err}
+	}()
+	e.waitForLockWaiters(1)
+
+	deleted := make(chan error, 1)
+	go func() {
+		_, err := e.pool.Exec(e.ctx, `DELETE FROM all_events_members WHERE event_id = $1 AND user_id = $2`, event, uid(3))
+		deleted <- err
+	}()
+	e.waitForLockWaiters(2)
+
+	if err := blocker.Commit(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := <-committed
+	if err := <-deleted; err != nil {
+		t.Fatalf("delete member: %v", err)
+	}
+	if r.err != nil {
+		t.Fatalf("commit: %v", r.err)
+	}
+	wantStrings(t, "matches", e.matches(event), "1>2#2")
+	wantStrings(t, "queue", e.queueRows(event), "1:1")
+	if v := e.version(event); v != 2 {
+		t.Errorf("version %d, want 2 (commit and delete)", v)
+	}
+}
+
+// waitForLockWaiters waits until n backends of the test database wait on a lock.
+func (e *env) waitForLockWaiters(n int64) {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := e.int(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%d backends wait on a lock after 10s, want %d", got, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,218 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/eventmatch/matchmaker/internal/testenv"
+	"github.com/eventmatch/matchmaker/store"
+)
+
+// env is one test's fresh, migrated database.
+type env struct {
+	t    *testing.T
+	ctx  context.Context
+	pool *pgxpool.Pool
+	st   *store.Store
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	_, pool := testenv.Database(t)
+	return &env{t: t, ctx: t.Context(), pool: pool, st: store.New(pool)}
+}
+
+// uid is member n's fixed UUID; short(uid(n)) == "n".
+func uid(n int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", n) }
+
+// ev is event n's fixed UUID.
+func ev(n int) string { return fmt.Sprintf("e0000000-0000-4000-8000-%012d", n) }
+
+func uids(ns ...int) []string {
+	out := make([]string, len(ns))
+	for i, n := range ns {
+		out[i] = uid(n)
+	}
+	return out
+}
+
+// short is the SQL that turns a uid() into its number, for readable rows.
+func short(col string) string { return fmt.Sprintf("ltrim(right(%s::text, 12), '0')", col) }
+
+func (e *env) exec(sql string, args ...any) int64 {
+	e.t.Helper()
+	tag, err := e.pool.Exec(e.ctx, sql, args...)
+	if err != nil {
+		e.t.Fatalf("exec %q: %v", sql, err)
+	}
+	return tag.RowsAffected()
+}
+
+func (e *env) int(sql string, args ...any) int64 {
+	e.t.Helper()
+	var n int64
+	if err := e.pool.QueryRow(e.ctx, sql, args...).Scan(&n); err != nil {
+		e.t.Fatalf("query %q: %v", sql, err)
+	}
+	return n
+}
+
+func (e *env) strings(sql string, args ...any) []string {
+	e.t.Helper()
+	rows, err := e.pool.Query(e.ctx, sql, args...)
+	if err != nil {
+		e.t.Fatalf("query %q: %v", sql, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		e.t.Fatalf("query %q: %v", sql, err)
+	}
+	if out == nil {
+		out = []string{}
+	}
+	return out
+}
+
+// event creates event n with code "ev-n".
+func (e *env) event(n int, enabled bool) string {
+	e.t.Helper()
+	e.exec(`INSERT INTO events (id, code, name, matchmaking_enabled) VALUES ($1, $2, $3, $4)`,
+		ev(n), fmt.Sprintf("ev-%d", n), fmt.Sprintf("Event %d", n), enabled)
+	return ev(n)
+}
+
+// members inserts members ns into the event in one statement, named "Mn".
+func (e *env) members(event string, ns ...int) {
+	e.t.Helper()
+	e.exec(`
+		INSERT INTO all_events_members (event_id, user_id, display_name, job_title, interests)
+		SELECT $1, u, 'M' || `+short("u")+`, 'Title ' || `+short("u")+`, ARRAY['go']
+		FROM unnest($2::uuid[]) AS u`, event, uids(ns...))
+}
+
+// queue puts user n in the event's queue at priority p, enqueued ago before now.
+func (e *env) queue(event string, n, p int, ago time.Duration) {
+	e.t.Helper()
+	e.exec(`INSERT INTO matchmaking_queue (event_id, user_id, priority, enqueued_at)
+		VALUES ($1, $2, $3, now() - $4::interval)`, event, uid(n), p, ago)
+}
+
+// match stores "from lists to at rank".
+func (e *env) match(event string, from, to, rank int) {
+	e.t.Helper()
+	e.exec(`INSERT INTO matches (event_id, user_id, matched_user_id, rank, score, insight, insight_source)
+		VALUES ($1, $2, $3, $4, 0.5, 'old', 'fallback')`, event, uid(from), uid(to), rank)
+}
+
+// matches lists the event's matches as "from>to#rank".
+func (e *env) matches(event string) []string {
+	e.t.Helper()
+	return e.strings(`SELECT `+short("user_id")+` || '>' || `+short("matched_user_id")+` || '#' || rank
+		FROM matches WHERE event_id = $1 ORDER BY user_id, rank`, event)
+}
+
+// matchesFull lists the event's matches with every column.
+func (e *env) matchesFull(event string) []string {
+	e.t.Helper()
+	return e.strings(`SELECT concat_ws(' ', `+short("user_id")+` || '>' || `+short("matched_user_id")+` || '#' || rank,
+		score, reasons::text, insight_source, insight, updated_at)
+		FROM matches WHERE event_id = $1 ORDER BY user_id, rank`, event)
+}
+
+// queueRows lists the event's queue as "user:priority" in claim order,
+// with "*token" appended to claimed rows.
+func (e *env) queueRows(event string) []string {
+	e.t.Helper()
+	return e.strings(`SELECT `+short("user_id")+` || ':' || priority || coalesce('*' || claim_token, '')
+		FROM matchmaking_queue WHERE event_id = $1 ORDER BY priority DESC, enqueued_at, user_id`, event)
+}
+
+// queueFull lists every column of the event's queue that a batch may touch.
+func (e *env) queueFull(event string) []string {
+	e.t.Helper()
+	return e.strings(`SELECT concat_ws(' ', `+short("user_id")+`, priority, enqueued_at, generation,
+		coalesce(claim_token, '-'), coalesce(claimed_generation::text, '-'), coalesce(lease_expires_at::text, '-'),
+		attempts, coalesce(last_error, '-'))
+		FROM matchmaking_queue WHERE event_id = $1 ORDER BY user_id`, event)
+}
+
+// version is the event's matchmaking_event_state.version, -1 without a row.
+func (e *env) version(event string) int64 {
+	e.t.Helper()
+	return e.int(`SELECT coalesce((SELECT version FROM matchmaking_event_state WHERE event_id = $1), -1)`, event)
+}
+
+// expire moves the leases of token's rows into the past.
+func (e *env) expire(token string) {
+	e.t.Helper()
+	if e.exec(`UPDATE matchmaking_queue SET lease_expires_at = now() - interval '1 second' WHERE claim_token = $1`, token) == 0 {
+		e.t.Fatalf("no rows claimed by %s to expire", token)
+	}
+}
+
+func (e *env) claim(event, token string, limit int) int {
+	e.t.Helper()
+	n, err := e.st.ClaimBatch(e.ctx, event, token, limit, time.Minute)
+	if err != nil {
+		e.t.Fatalf("ClaimBatch(%s, %d): %v", token, limit, err)
+	}
+	return n
+}
+
+// stageAll snapshots the batch and stages rows "from>to" (ranks in order of
+// appearance per viewer) for viewers, then writes an "ai" insight for each.
+func (e *env) stageAll(event, token string, viewers []int, pairs ...[2]int) store.Snapshot {
+	e.t.Helper()
+	snap, err := e.st.LoadSnapshot(e.ctx, event, token)
+	if err != nil {
+		e.t.Fatalf("LoadSnapshot: %v", err)
+	}
+	rows, insights := stagedRows(pairs...)
+	if err := e.st.StageMatches(e.ctx, token, snap.Version, uids(viewers...), rows); err != nil {
+		e.t.Fatalf("StageMatches: %v", err)
+	}
+	if err := e.st.SaveInsights(e.ctx, token, insights); err != nil {
+		e.t.Fatalf("SaveInsights: %v", err)
+	}
+	return snap
+}
+
+func stagedRows(pairs ...[2]int) ([]store.StagedMatch, []store.Insight) {
+	var rows []store.StagedMatch
+	var insights []store.Insight
+	rank := map[int]int{}
+	for _, p := range pairs {
+		rank[p[0]]++
+		rows = append(rows, store.StagedMatch{
+			UserID: uid(p[0]), MatchedUserID: uid(p[1]), Rank: rank[p[0]],
+			Score: 1 - 0.25*float32(rank[p[0]]), Reasons: []byte(`{"shared":["go"]}`),
+		})
+		insights = append(insights, store.Insight{
+			UserID: uid(p[0]), Rank: rank[p[0]], Text: fmt.Sprintf("meet %d", p[1]), Source: "ai",
+		})
+	}
+	return rows, insights
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
+
+func wantStrings(t *testing.T, what string, got []string, want ...string) {
+	t.Helper()
+	if want == nil {
+		want = []string{}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("%s:\n got  [%s]\n want [%s]", what, strings.Join(got, " "), strings.Join(want, " "))
+	}
+}
