@@ -28,7 +28,7 @@ type Config struct {
 
 	// IdlePoll is how often an idle event workflow looks at its queue on
 	// its own, in case a wake-up was missed.
-	IdlePoll time.Duration `env:"IDLE_POLL" envDefault:"1m"`
+	IdlePoll time.Duration `env:"IDLE_POLL" envDefault:"5m"`
 	// SafetyPoll is how often the worker's listener looks for queues that
 	// have rows but no workflow working on them (rows enqueued while no
 	// worker ran, or a missed notification).

@@ -149,8 +149,16 @@ func EventMatchmaking(ctx workflow.Context, in Input) error {
 			logger.Info("continuing as new", "batches", batchesThisRun)
 			return workflow.NewContinueAsNewError(ctx, EventMatchmaking, Input{EventID: in.EventID, Settings: s, State: state})
 		}
-		if err := workflow.Await(ctx, func() bool { return !state.Paused }); err != nil {
-			return err
+		if state.Paused {
+			// Wake signals keep arriving while paused (the listener's safety
+			// poll sees the queued rows), so the wait also ends when history
+			// should be cut; the loop then continues as new, still paused.
+			if err := workflow.Await(ctx, func() bool {
+				return !state.Paused || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+			}); err != nil {
+				return err
+			}
+			continue
 		}
 
 		wakesBefore := wakes
@@ -276,7 +284,7 @@ func withDefaults(s Settings) Settings {
 		s.MaxRuntime = 45 * time.Second
 	}
 	if s.IdlePoll <= 0 {
-		s.IdlePoll = time.Minute
+		s.IdlePoll = 5 * time.Minute
 	}
 	if s.MaxBatchesPerRun <= 0 {
 		s.MaxBatchesPerRun = 200
