@@ -161,7 +161,12 @@ func misspell(rng *rand.Rand, tags []string, probability float64) []string {
 		case 0:
 			out[k] = "  " + titleCase(tag)
 		case 1:
-			out[k] = strings.ToUpper(tag)
+			// People shout acronyms, not phrases.
+			if len(tag) <= 4 {
+				out[k] = strings.ToUpper(tag)
+			} else {
+				out[k] = titleCase(tag)
+			}
 		case 2:
 			out[k] = strings.ReplaceAll(tag, " ", "   ") + " "
 		default:

@@ -95,6 +95,7 @@ var stopwords = makeSet(
 	"very", "via", "was", "way", "ways", "we", "well", "were", "what", "when", "where", "whether", "which", "while",
 	"who", "whom", "whose", "why", "will", "with", "within", "without", "would", "yet", "you", "your", "yours",
 	"yourself", "yourselves", "ive", "im", "let", "lets", "like", "make", "makes", "making", "new", "always",
+	"go", "goes", "going", "gone", "went", "know", "knows", "best", "good", "great", "big", "small", "next", "keen",
 	// bio boilerplate
 	"based", "building", "build", "builds", "chat", "connect", "connecting", "currently", "day", "days", "enjoy",
 	"enjoys", "excited", "experience", "experienced", "focus", "focused", "focusing", "free", "happy", "help",
