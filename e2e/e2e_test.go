@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -164,7 +165,7 @@ func TestWorkerKilledMidRunLosesNothing(t *testing.T) {
 	waitFor(t, 60*time.Second, "a few committed batches", func() bool {
 		return queryInt(t, pool, `SELECT count(*) FROM matchmaking_batches WHERE event_id = $1 AND committed_at IS NOT NULL`, eventID) >= 3
 	})
-	first.stop(9) // SIGKILL: no graceful shutdown, activities die mid-flight
+	first.stop(syscall.SIGKILL) // SIGKILL: no graceful shutdown, activities die mid-flight
 	left := queryInt(t, pool, `SELECT count(*) FROM matchmaking_queue WHERE event_id = $1`, eventID)
 	if left == 0 {
 		t.Fatalf("the worker finished before it was killed; make the event larger")
@@ -286,5 +287,36 @@ func TestStarterErrorsAreOneLine(t *testing.T) {
 	// The event stays as it was after every failed call.
 	if n := queryInt(t, pool, `SELECT count(*) FROM events WHERE matchmaking_enabled`); n != 0 {
 		t.Errorf("a failed enable still enabled %d events", n)
+	}
+}
+
+// TestRowsQueuedWhileNoWorkerRanArePickedUp enables an event straight in SQL,
+// as the web app would, while no worker runs and no workflow exists. The
+// worker started afterwards must find the rows on its own, and stop cleanly
+// on SIGTERM.
+func TestRowsQueuedWhileNoWorkerRanArePickedUp(t *testing.T) {
+	e := newEnv(t, nil)
+	pool := openPool(t, e.dbURL)
+	eventID := loadEvent(t, pool, "stranded", demodata.Generate(41, 80))
+	if _, err := pool.Exec(context.Background(), `UPDATE events SET matchmaking_enabled = true WHERE id = $1`, eventID); err != nil {
+		t.Fatal(err)
+	}
+	if n := queryInt(t, pool, `SELECT count(*) FROM matchmaking_queue WHERE event_id = $1`, eventID); n != 80 {
+		t.Fatalf("enabling queued %d members, want 80", n)
+	}
+
+	w := e.startWorker()
+	waitFor(t, 30*time.Second, "the stranded queue to drain", func() bool {
+		return queryInt(t, pool, `SELECT count(*) FROM matchmaking_queue WHERE event_id = $1`, eventID) == 0
+	})
+	checkInvariants(t, pool, eventID, topN)
+	checkTrueTopN(t, pool, eventID, topN)
+
+	w.stop(syscall.SIGTERM)
+	if code := w.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("worker exited %d on SIGTERM, want 0; log:\n%s", code, w.logs.String())
+	}
+	if !strings.Contains(w.logs.String(), "shutting down") {
+		t.Errorf("worker did not log its shutdown:\n%s", w.logs.String())
 	}
 }

@@ -1,0 +1,106 @@
+package activities
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/eventmatch/matchmaker/demodata"
+	"github.com/eventmatch/matchmaker/matching"
+	"github.com/eventmatch/matchmaker/store"
+)
+
+func snapshotOf(gen []demodata.Member, claimed ...string) store.Snapshot {
+	snap := store.Snapshot{ClaimedUsers: claimed}
+	for _, m := range gen {
+		snap.Members = append(snap.Members, store.Member{UserID: m.UserID, DisplayName: m.DisplayName,
+			Company: m.Company, JobTitle: m.JobTitle, Industry: m.Industry, Interests: m.Interests,
+			LookingFor: m.LookingFor, Offering: m.Offering, Bio: m.Bio})
+	}
+	return snap
+}
+
+func TestPlanBatchScoresClaimedMembersAgainstEveryone(t *testing.T) {
+	gen := demodata.Generate(3, 30)
+	plan := planBatch(snapshotOf(gen, gen[0].UserID, gen[1].UserID), 3)
+	if len(plan.claimed) != 2 {
+		t.Fatalf("claimed %v, want two members", plan.claimed)
+	}
+	rows, err := plan.stagedRows()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byViewer := map[string][]store.StagedMatch{}
+	for _, r := range rows {
+		byViewer[r.UserID] = append(byViewer[r.UserID], r)
+	}
+	for _, id := range []string{gen[0].UserID, gen[1].UserID} {
+		i, _ := plan.pool.Index(id)
+		want := plan.pool.TopN(i, 3)
+		got := byViewer[id]
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d staged rows, want %d", id, len(got), len(want))
+		}
+		for k, r := range got {
+			if r.Rank != k+1 || r.MatchedUserID != plan.pool.Profile(want[k].Other).UserID || r.Score != want[k].Score {
+				t.Errorf("%s rank %d: got %+v, want %v", id, k+1, r, want[k])
+			}
+			var reasons matching.Reasons
+			if err := json.Unmarshal(r.Reasons, &reasons); err != nil || reasons.Score != r.Score {
+				t.Errorf("%s rank %d: reasons %s do not decode to the row's score (%v)", id, k+1, r.Reasons, err)
+			}
+		}
+	}
+	if got := plan.viewerIDs(); len(got) != len(byViewer) {
+		t.Errorf("%d viewers named for rewrite, %d have staged rows", len(got), len(byViewer))
+	}
+}
+
+// A stored list may name someone who has left, or belong to someone who has
+// left; both must be rewritten, never copied forward.
+func TestPlanBatchRewritesListsThatNameMissingMembers(t *testing.T) {
+	gen := demodata.Generate(4, 10)
+	snap := snapshotOf(gen)
+	const gone = "00000000-0000-4000-8000-000000000001"
+	snap.Matches = []store.StoredMatch{
+		{UserID: gen[2].UserID, MatchedUserID: gone, Rank: 1, Score: 0.5},
+		{UserID: gone, MatchedUserID: gen[3].UserID, Rank: 1, Score: 0.5},
+	}
+	plan := planBatch(snap, 3)
+	viewers := plan.viewerIDs()
+	if !slices.Contains(viewers, gen[2].UserID) {
+		t.Errorf("the list naming a departed member is not rewritten: viewers %v", viewers)
+	}
+	if !slices.Contains(viewers, gone) {
+		t.Errorf("the departed member's own list is not cleared: viewers %v", viewers)
+	}
+	rows, err := plan.stagedRows()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if r.UserID == gone || r.MatchedUserID == gone {
+			t.Errorf("staged row still names the departed member: %+v", r)
+		}
+	}
+}
+
+func TestFallbackWriterSpeaksToTheViewerByName(t *testing.T) {
+	reasons, _ := json.Marshal(matching.Reasons{SharedInterests: []string{"climate tech"}, Score: 0.5})
+	out, err := FallbackWriter{}.WriteInsights(t.Context(), []store.PendingInsight{
+		{UserID: "a", MatchedUserID: "b", Rank: 1, MatchedUserName: "Dana", Reasons: reasons},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 1 || out[0].Source != SourceFallback || out[0].Rank != 1 || out[0].UserID != "a" {
+		t.Fatalf("unexpected insights %+v", out)
+	}
+	if !strings.Contains(out[0].Text, "Dana") || !strings.Contains(out[0].Text, "climate tech") {
+		t.Errorf("insight %q does not name Dana and the shared interest", out[0].Text)
+	}
+	if _, err := (FallbackWriter{}).WriteInsights(t.Context(), []store.PendingInsight{{Reasons: []byte("{")}}); err == nil {
+		t.Errorf("malformed reasons were accepted")
+	}
+}
