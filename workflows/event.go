@@ -109,9 +109,9 @@ func EventMatchmaking(ctx workflow.Context, in Input) error {
 			wakes++
 		}
 	}
-	// The listener applies signals while the loop is blocked. It waits on
+	// This goroutine applies signals while the loop is blocked. It waits on
 	// Len, not Receive: a blocked Receive/Select takes a signal out of the
-	// channel at delivery but applies it only when the listener runs, which
+	// channel at delivery but applies it only when the goroutine runs, which
 	// is after the loop when the signal comes in the same workflow task as
 	// an activity result. The loop would then claim while paused, or
 	// continue as new and drop the signal. Left in the channel, the loop's
