@@ -4,6 +4,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/eventmatch/matchmaker/profiletext"
 )
 
 // NormalizeTag returns the comparison key of a free-text tag: lowercase,
@@ -52,6 +54,9 @@ const minBioTermLen = 3
 // the text itself, never on other attendees, so scores stay stable when
 // someone joins the event.
 func bioTerms(bio string) []string {
+	// A sentence addressed to a model is not part of who someone is, and
+	// must not buy a better rank.
+	bio = profiletext.Sanitize(bio)
 	tokens := strings.FieldsFunc(strings.ToLower(bio), func(r rune) bool {
 		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
 	})
