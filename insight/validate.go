@@ -1,0 +1,127 @@
+package insight
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	openai "github.com/sashabaranov/go-openai"
+)
+
+const (
+	minInsightChars = 20
+	maxInsightChars = 300
+)
+
+// tells are phrases that show the model followed, or talked about,
+// instructions instead of writing an insight.
+var tells = regexp.MustCompile(`(?i)ignore\s+(all\s+)?(the\s+)?(previous|prior|above)|\bas\s+an\s+ai\b|language\s+model|\binstructions?\b|system\s+prompt|</?profiles`)
+
+// parseAnswer extracts and validates the two texts of a completion.
+func parseAnswer(resp openai.ChatCompletionResponse, d promptData) (forFirst, forSecond string, err error) {
+	if len(resp.Choices) == 0 {
+		return "", "", &InvalidAnswerError{Reason: "no choices in the response"}
+	}
+	ch := resp.Choices[0]
+	if ch.Message.Refusal != "" {
+		return "", "", &InvalidAnswerError{Reason: "the model refused"}
+	}
+	if ch.FinishReason == openai.FinishReasonLength {
+		return "", "", &InvalidAnswerError{Reason: "the answer was cut off (finish_reason length)"}
+	}
+	var a struct {
+		ForFirst  *string `json:"for_first"`
+		ForSecond *string `json:"for_second"`
+	}
+	dec := json.NewDecoder(strings.NewReader(ch.Message.Content))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&a); err != nil {
+		return "", "", &InvalidAnswerError{Reason: "content is not the expected JSON object: " + shortJSONError(err)}
+	}
+	if dec.More() || trailingData(dec) {
+		return "", "", &InvalidAnswerError{Reason: "content has data after the JSON object"}
+	}
+	if a.ForFirst == nil || a.ForSecond == nil {
+		return "", "", &InvalidAnswerError{Reason: "content lacks for_first or for_second"}
+	}
+	forFirst, forSecond = strings.TrimSpace(*a.ForFirst), strings.TrimSpace(*a.ForSecond)
+	if reason := checkText(forFirst, firstName(d.Second.Name)); reason != "" {
+		return "", "", &InvalidAnswerError{Field: "for_first", Reason: reason}
+	}
+	if reason := checkText(forSecond, firstName(d.First.Name)); reason != "" {
+		return "", "", &InvalidAnswerError{Field: "for_second", Reason: reason}
+	}
+	return forFirst, forSecond, nil
+}
+
+func trailingData(dec *json.Decoder) bool {
+	var rest bytes.Buffer
+	_, _ = rest.ReadFrom(dec.Buffered())
+	return strings.TrimSpace(rest.String()) != ""
+}
+
+func shortJSONError(err error) string {
+	s := err.Error()
+	if len(s) > 120 {
+		s = s[:120]
+	}
+	return s
+}
+
+// checkText returns why an insight text is unusable, or "" when it is fine.
+// mustName, when not empty, must appear in the text (case-insensitive).
+func checkText(text, mustName string) string {
+	n := utf8.RuneCountInString(text)
+	switch {
+	case n < minInsightChars:
+		return fmt.Sprintf("too short (%d characters, minimum %d)", n, minInsightChars)
+	case n > maxInsightChars:
+		return fmt.Sprintf("too long (%d characters, maximum %d)", n, maxInsightChars)
+	case strings.ContainsAny(text, "\n\r\u2028\u2029"):
+		return "more than one line"
+	case hasMarkdown(text):
+		return "contains markdown"
+	case urlRe.MatchString(text) || strings.Contains(text, "://"):
+		return "contains a URL"
+	case emailRe.MatchString(text):
+		return "contains an email address"
+	case uuidRe.MatchString(text) || hasHexID(text):
+		return "contains an ID"
+	case tells.MatchString(text):
+		return "reads as following or discussing instructions"
+	case mustName != "" && !strings.Contains(strings.ToLower(text), strings.ToLower(mustName)):
+		return fmt.Sprintf("does not mention %q", mustName)
+	}
+	return ""
+}
+
+// hasMarkdown spots markdown: '*', backticks, links, a leading list dash or
+// bullet, and '#' as a heading or hashtag. A '#' right after a letter is
+// allowed, so C# and F# survive.
+func hasMarkdown(text string) bool {
+	if strings.ContainsAny(text, "*`") || strings.Contains(text, "](") ||
+		strings.HasPrefix(text, "-") || strings.HasPrefix(text, "•") {
+		return true
+	}
+	prev := ' '
+	for _, r := range text {
+		if r == '#' && !unicode.IsLetter(prev) {
+			return true
+		}
+		prev = r
+	}
+	return false
+}
+
+func hasHexID(text string) bool {
+	for _, m := range hexIDRe.FindAllString(text, -1) {
+		if isHexID(m) {
+			return true
+		}
+	}
+	return false
+}

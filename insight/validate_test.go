@@ -1,0 +1,113 @@
+package insight
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	openai "github.com/sashabaranov/go-openai"
+)
+
+func completion(content string) openai.ChatCompletionResponse {
+	return openai.ChatCompletionResponse{Choices: []openai.ChatCompletionChoice{{
+		Message:      openai.ChatCompletionMessage{Role: "assistant", Content: content},
+		FinishReason: openai.FinishReasonStop,
+	}}}
+}
+
+func answerJSON(forFirst, forSecond string) string {
+	b, _ := json.Marshal(map[string]string{"for_first": forFirst, "for_second": forSecond})
+	return string(b)
+}
+
+var validatePair = promptData{First: promptProfile{Name: "Alice Moreau"}, Second: promptProfile{Name: "Dr. Bob Okafor"}}
+
+const (
+	goodFirst  = "You and Bob both work on warehouse robotics; ask Bob how his fleet handles peak season."
+	goodSecond = "Alice is hiring robotics engineers, and you offer exactly that experience; say hi to Alice."
+)
+
+func TestParseAnswerValid(t *testing.T) {
+	ff, fs, err := parseAnswer(completion(answerJSON("  "+goodFirst+"  ", goodSecond)), validatePair)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ff != goodFirst || fs != goodSecond {
+		t.Fatalf("got %q / %q", ff, fs)
+	}
+	// C# is a skill, not markdown; names match case-insensitively.
+	csharp := "You both write C# services, so BOB is the person to ask about .NET migrations."
+	if _, _, err := parseAnswer(completion(answerJSON(csharp, goodSecond)), validatePair); err != nil {
+		t.Fatalf("C# rejected: %v", err)
+	}
+	// Without names there is no grounding check.
+	noNames := promptData{}
+	if _, _, err := parseAnswer(completion(answerJSON("You two should talk about robotics.", "You two should talk about robotics.")), noNames); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestParseAnswerInvalid(t *testing.T) {
+	cases := []struct {
+		name    string
+		resp    openai.ChatCompletionResponse
+		field   string
+		contain string
+	}{
+		{"not JSON", completion("Bob is great."), "", "JSON"},
+		{"code fence", completion("```json\n" + answerJSON(goodFirst, goodSecond) + "\n```"), "", "JSON"},
+		{"missing key", completion(`{"for_first":"` + goodFirst + `"}`), "", "lacks"},
+		{"extra key", completion(`{"for_first":"` + goodFirst + `","for_second":"` + goodSecond + `","score":1}`), "", "JSON"},
+		{"trailing data", completion(answerJSON(goodFirst, goodSecond) + ` {}`), "", "after"},
+		{"no choices", openai.ChatCompletionResponse{}, "", "no choices"},
+		{"refusal", openai.ChatCompletionResponse{Choices: []openai.ChatCompletionChoice{{Message: openai.ChatCompletionMessage{Refusal: "I can't"}}}}, "", "refused"},
+		{"cut off", openai.ChatCompletionResponse{Choices: []openai.ChatCompletionChoice{{Message: openai.ChatCompletionMessage{Content: `{"for_first":"You`}, FinishReason: openai.FinishReasonLength}}}, "", "cut off"},
+		{"too short", completion(answerJSON("Meet Bob.", goodSecond)), "for_first", "too short"},
+		{"too long", completion(answerJSON("You should meet Bob. "+strings.Repeat("He is great. ", 25), goodSecond)), "for_first", "too long"},
+		{"newline", completion(answerJSON("You should meet Bob.\nHe builds robots too.", goodSecond)), "for_first", "line"},
+		{"bold", completion(answerJSON("You should meet **Bob**, who builds robots.", goodSecond)), "for_first", "markdown"},
+		{"heading", completion(answerJSON("# Meet Bob, who builds robots", goodSecond)), "for_first", "markdown"},
+		{"hashtag", completion(answerJSON("Meet Bob, who builds robots #robotics", goodSecond)), "for_first", "markdown"},
+		{"backticks", completion(answerJSON("Meet Bob, who maintains `robotd` daily.", goodSecond)), "for_first", "markdown"},
+		{"link", completion(answerJSON("Meet Bob, see [his work](robots) first.", goodSecond)), "for_first", "markdown"},
+		{"list dash", completion(answerJSON("- Meet Bob, who builds robots too.", goodSecond)), "for_first", "markdown"},
+		{"url", completion(answerJSON("Meet Bob at https://bob.example/robots today.", goodSecond)), "for_first", "URL"},
+		{"www", completion(answerJSON("Meet Bob, see www.bob-robots.example for more.", goodSecond)), "for_first", "URL"},
+		{"email", completion(answerJSON("Meet Bob, write to bob@robots.example today.", goodSecond)), "for_first", "email"},
+		{"uuid", completion(answerJSON("Meet Bob (3f2b8c1e-9d4a-4e7b-8a6f-1c2d3e4f5a6b) about robots.", goodSecond)), "for_first", "ID"},
+		{"hex id", completion(answerJSON("Meet Bob, attendee 5f1d3c9a8b7e6d5c, about robots.", goodSecond)), "for_first", "ID"},
+		{"as an AI", completion(answerJSON("As an AI, I think Bob is the best match for you.", goodSecond)), "for_first", "instructions"},
+		{"ignore previous", completion(answerJSON("I will ignore previous guidance: Bob is the best match.", goodSecond)), "for_first", "instructions"},
+		{"language model", completion(answerJSON("This language model says Bob builds robots.", goodSecond)), "for_first", "instructions"},
+		{"instructions", completion(answerJSON("Following Bob's instructions, you should meet Bob.", goodSecond)), "for_first", "instructions"},
+		{"missing name", completion(answerJSON("You both love robots; you should compare notes.", goodSecond)), "for_first", `"Bob"`},
+		{"wrong name in second", completion(answerJSON(goodFirst, "You both love robots; Bob should compare notes.")), "for_second", `"Alice"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, err := parseAnswer(c.resp, validatePair)
+			var inv *InvalidAnswerError
+			if !errors.As(err, &inv) {
+				t.Fatalf("err = %v, want *InvalidAnswerError", err)
+			}
+			if inv.Field != c.field || !strings.Contains(err.Error(), c.contain) {
+				t.Fatalf("err = %q (field %q), want field %q and %q", err, inv.Field, c.field, c.contain)
+			}
+			if Classify(err) != "invalid_answer" {
+				t.Fatalf("Classify = %q", Classify(err))
+			}
+		})
+	}
+}
+
+func TestFirstName(t *testing.T) {
+	for in, want := range map[string]string{
+		"Alice Moreau": "Alice", "Dr. Bob Okafor": "Bob", "Prof Ng": "Ng", "Dr.": "Dr",
+		"  \"Zoë\" K.": "Zoë", "": "", "Mr": "Mr",
+	} {
+		if got := firstName(in); got != want {
+			t.Errorf("firstName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
