@@ -61,10 +61,16 @@ type ScoreResult struct {
 	Rows         int // staged match rows
 }
 
-// InsightResult counts insights by source.
+// InsightResult counts insights by source, and what the AI step cost.
 type InsightResult struct {
-	AI       int
-	Fallback int
+	AI               int
+	Fallback         int
+	FallbackReasons  []ReasonCount
+	AICalls          int // model calls made (each serves both directions of a pair)
+	CacheHits        int // pairs answered from the insight cache
+	PromptTokens     int
+	CompletionTokens int
+	AILatencyMS      int64 // summed over calls
 }
 
 // CommitResult reports a commit. Stale means the event changed after
@@ -104,22 +110,20 @@ func (a *Activities) WriteInsights(ctx context.Context, in BatchRef) (InsightRes
 	if err != nil {
 		return InsightResult{}, err
 	}
-	insights, err := a.Insights.WriteInsights(ctx, pending)
+	insights, res, err := a.Insights.WriteInsights(ctx, pending)
 	if err != nil {
 		return InsightResult{}, fmt.Errorf("write insights for batch %s: %w", in.Token, err)
 	}
-	activity.RecordHeartbeat(ctx, len(insights))
+	if activity.IsActivity(ctx) {
+		activity.RecordHeartbeat(ctx, len(insights))
+	}
 	if err := a.Store.SaveInsights(ctx, in.Token, insights); err != nil {
 		return InsightResult{}, err
 	}
-	var res InsightResult
-	for _, in := range insights {
-		if in.Source == SourceAI {
-			res.AI++
-		} else {
-			res.Fallback++
-		}
-	}
+	a.log(ctx).Info("wrote insights", "event_id", in.EventID, "batch", in.Token,
+		"ai", res.AI, "fallback", res.Fallback, "fallback_reasons", res.FallbackReasons,
+		"ai_calls", res.AICalls, "cache_hits", res.CacheHits,
+		"prompt_tokens", res.PromptTokens, "completion_tokens", res.CompletionTokens, "ai_latency_ms", res.AILatencyMS)
 	return res, nil
 }
 

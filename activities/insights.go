@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 
 	"github.com/eventmatch/matchmaker/matching"
 	"github.com/eventmatch/matchmaker/store"
@@ -16,12 +17,16 @@ const (
 	SourceFallback = "fallback"
 )
 
-// InsightWriter turns staged matches into insight texts. It is the seam for
-// the AI writer: an implementation returns one insight per pending match and
-// falls back to FallbackWriter for any it cannot write, so matching never
-// waits on it longer than the activity's budget.
+// Fallback reasons, as counted in InsightResult.
+const (
+	FallbackNoAI = "no_ai" // no OPENAI_API_KEY configured
+)
+
+// InsightWriter turns staged matches into insight texts: one insight per
+// pending match, falling back to the deterministic text for any it cannot
+// write, so matching never waits on it longer than the activity's budget.
 type InsightWriter interface {
-	WriteInsights(ctx context.Context, pending []store.PendingInsight) ([]store.Insight, error)
+	WriteInsights(ctx context.Context, pending []store.PendingInsight) ([]store.Insight, InsightResult, error)
 }
 
 // FallbackWriter writes the deterministic insight built from the match's
@@ -29,16 +34,53 @@ type InsightWriter interface {
 type FallbackWriter struct{}
 
 // WriteInsights implements InsightWriter.
-func (FallbackWriter) WriteInsights(_ context.Context, pending []store.PendingInsight) ([]store.Insight, error) {
+func (FallbackWriter) WriteInsights(_ context.Context, pending []store.PendingInsight) ([]store.Insight, InsightResult, error) {
 	out := make([]store.Insight, 0, len(pending))
 	for _, p := range pending {
-		text, err := FallbackInsight(p)
+		in, err := fallbackFor(p)
 		if err != nil {
-			return nil, err
+			return nil, InsightResult{}, err
 		}
-		out = append(out, store.Insight{UserID: p.UserID, Rank: p.Rank, Text: text, Source: SourceFallback})
+		out = append(out, in)
 	}
-	return out, nil
+	res := InsightResult{Fallback: len(out)}
+	res.addFallbacks(FallbackNoAI, len(out))
+	return out, res, nil
+}
+
+func fallbackFor(p store.PendingInsight) (store.Insight, error) {
+	text, err := FallbackInsight(p)
+	if err != nil {
+		return store.Insight{}, err
+	}
+	return store.Insight{UserID: p.UserID, Rank: p.Rank, Text: text, Source: SourceFallback}, nil
+}
+
+// ReasonCount counts fallbacks of one reason. A sorted slice rather than a
+// map, because it travels into workflow state, where maps are not ranged.
+type ReasonCount struct {
+	Reason string
+	Count  int
+}
+
+func (r *InsightResult) addFallbacks(reason string, n int) {
+	r.FallbackReasons = AddReasonCount(r.FallbackReasons, reason, n)
+}
+
+// AddReasonCount adds n to reason's count, keeping the slice sorted.
+func AddReasonCount(counts []ReasonCount, reason string, n int) []ReasonCount {
+	if n == 0 {
+		return counts
+	}
+	for i := range counts {
+		if counts[i].Reason == reason {
+			counts[i].Count += n
+			return counts
+		}
+	}
+	counts = append(counts, ReasonCount{Reason: reason, Count: n})
+	sort.Slice(counts, func(i, j int) bool { return counts[i].Reason < counts[j].Reason })
+	return counts
 }
 
 // FallbackInsight is the deterministic insight for one staged match.

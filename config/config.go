@@ -26,6 +26,19 @@ type Config struct {
 	// TopN is how many people each member is told to meet.
 	TopN int `env:"TOP_N" envDefault:"3"`
 
+	// OpenAIAPIKey enables AI insights; unset means fallback insights only.
+	OpenAIAPIKey string `env:"OPENAI_API_KEY"`
+	OpenAIModel  string `env:"OPENAI_MODEL" envDefault:"gpt-4o-mini"`
+	// OpenAIBaseURL points at any OpenAI-compatible endpoint (Azure OpenAI,
+	// OpenRouter, vLLM, Ollama); empty means OpenAI itself.
+	OpenAIBaseURL string `env:"OPENAI_BASE_URL"`
+	// AIConcurrency bounds model calls in flight per insight activity.
+	AIConcurrency int `env:"AI_CONCURRENCY" envDefault:"16"`
+	// AIRequestsPerMinute bounds model calls per worker process.
+	AIRequestsPerMinute int `env:"AI_REQUESTS_PER_MINUTE" envDefault:"3000"`
+	// AIRequestTimeout bounds one HTTP attempt to the model.
+	AIRequestTimeout time.Duration `env:"AI_REQUEST_TIMEOUT" envDefault:"20s"`
+
 	// IdlePoll is how often an idle event workflow looks at its queue on
 	// its own, in case a wake-up was missed.
 	IdlePoll time.Duration `env:"IDLE_POLL" envDefault:"5m"`
@@ -73,8 +86,15 @@ func (c Config) validate() error {
 	check(c.IdlePoll >= time.Second, "IDLE_POLL must be at least 1s, got %s", c.IdlePoll)
 	check(c.SafetyPoll >= time.Second, "SAFETY_POLL must be at least 1s, got %s", c.SafetyPoll)
 	check(c.WakeDebounce >= 0 && c.WakeDebounce <= 10*time.Second, "WAKE_DEBOUNCE must be between 0 and 10s, got %s", c.WakeDebounce)
+	check(c.OpenAIModel != "", "OPENAI_MODEL must not be empty")
+	check(c.AIConcurrency >= 1 && c.AIConcurrency <= 256, "AI_CONCURRENCY must be between 1 and 256, got %d", c.AIConcurrency)
+	check(c.AIRequestsPerMinute >= 0, "AI_REQUESTS_PER_MINUTE must not be negative, got %d", c.AIRequestsPerMinute)
+	check(c.AIRequestTimeout >= 100*time.Millisecond, "AI_REQUEST_TIMEOUT must be at least 100ms, got %s", c.AIRequestTimeout)
 	return errors.Join(errs...)
 }
+
+// AIEnabled reports whether insights are written by a model.
+func (c Config) AIEnabled() bool { return c.OpenAIAPIKey != "" }
 
 // unwrapEnvError rewrites env's parse errors, which name the Go field
 // ("BatchSize"), so that they name the environment variable instead.

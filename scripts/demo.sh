@@ -46,6 +46,11 @@ echo "starting the worker (log: $state/worker.log)"
 bin/worker >"$state/worker.log" 2>&1 &
 echo $! >"$state/worker.pid"
 
+if [ -n "${OPENAI_API_KEY:-}" ]; then
+	echo "insights: AI, model ${OPENAI_MODEL:-gpt-4o-mini} at ${OPENAI_BASE_URL:-OpenAI} (fallback where it fails)"
+else
+	echo "insights: deterministic fallback (set OPENAI_API_KEY, and OPENAI_BASE_URL for any OpenAI-compatible endpoint, for AI insights)"
+fi
 bin/starter enable demo --wait --timeout 5m
 echo
 bin/starter matches demo --members 4

@@ -198,22 +198,37 @@ func (s *Store) StageMatches(ctx context.Context, token string, baseVersion int6
 	return nil
 }
 
-// PendingInsight is a staged match still waiting for its insight, with what
-// the fallback writer needs.
+// PendingInsight is a staged match still waiting for its insight, with both
+// profiles for whoever writes it.
 type PendingInsight struct {
 	UserID          string
 	MatchedUserID   string
 	Rank            int
 	MatchedUserName string
 	Reasons         json.RawMessage
+	Viewer          Member
+	Matched         Member
+	// ViewerQueued: the viewer waits in the queue for a later batch, which
+	// will rewrite their list again anyway.
+	ViewerQueued bool
 }
 
 // PendingInsights lists the batch's staged matches that have no insight yet.
 func (s *Store) PendingInsights(ctx context.Context, eventID, token string) ([]PendingInsight, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT s.user_id::text, s.matched_user_id::text, s.rank, coalesce(m.display_name, ''), s.reasons
+		SELECT s.user_id::text, s.matched_user_id::text, s.rank, s.reasons,
+		       coalesce(v.display_name, ''), coalesce(v.company, ''), coalesce(v.job_title, ''),
+		       coalesce(v.industry, ''), coalesce(v.interests, '{}'), coalesce(v.looking_for, '{}'),
+		       coalesce(v.offering, '{}'), coalesce(v.bio, ''),
+		       coalesce(o.display_name, ''), coalesce(o.company, ''), coalesce(o.job_title, ''),
+		       coalesce(o.industry, ''), coalesce(o.interests, '{}'), coalesce(o.looking_for, '{}'),
+		       coalesce(o.offering, '{}'), coalesce(o.bio, ''),
+		       EXISTS (SELECT 1 FROM matchmaking_queue q
+		               WHERE q.event_id = $2 AND q.user_id = s.user_id
+		                 AND q.claim_token IS DISTINCT FROM $1)
 		FROM matchmaking_staged_matches s
-		LEFT JOIN all_events_members m ON m.event_id = $2 AND m.user_id = s.matched_user_id
+		LEFT JOIN all_events_members v ON v.event_id = $2 AND v.user_id = s.user_id
+		LEFT JOIN all_events_members o ON o.event_id = $2 AND o.user_id = s.matched_user_id
 		WHERE s.token = $1 AND s.insight IS NULL
 		ORDER BY s.user_id, s.rank`, token, eventID)
 	if err != nil {
@@ -221,7 +236,13 @@ func (s *Store) PendingInsights(ctx context.Context, eventID, token string) ([]P
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (PendingInsight, error) {
 		var p PendingInsight
-		err := row.Scan(&p.UserID, &p.MatchedUserID, &p.Rank, &p.MatchedUserName, &p.Reasons)
+		v, o := &p.Viewer, &p.Matched
+		err := row.Scan(&p.UserID, &p.MatchedUserID, &p.Rank, &p.Reasons,
+			&v.DisplayName, &v.Company, &v.JobTitle, &v.Industry, &v.Interests, &v.LookingFor, &v.Offering, &v.Bio,
+			&o.DisplayName, &o.Company, &o.JobTitle, &o.Industry, &o.Interests, &o.LookingFor, &o.Offering, &o.Bio,
+			&p.ViewerQueued)
+		v.UserID, o.UserID = p.UserID, p.MatchedUserID
+		p.MatchedUserName = o.DisplayName
 		return p, err
 	})
 	if err != nil {

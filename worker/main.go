@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/eventmatch/matchmaker/activities"
 	"github.com/eventmatch/matchmaker/config"
+	"github.com/eventmatch/matchmaker/insight"
 	"github.com/eventmatch/matchmaker/internal/connect"
 	"github.com/eventmatch/matchmaker/listener"
 	"github.com/eventmatch/matchmaker/store"
@@ -54,11 +56,15 @@ func run(logger *slog.Logger) error {
 	defer temporalClient.Close()
 
 	st := store.New(pool)
+	writer, insightsMode, err := insightWriter(cfg, st, logger)
+	if err != nil {
+		return err
+	}
 	w := worker.New(temporalClient, cfg.TaskQueue, worker.Options{})
 	w.RegisterWorkflow(workflows.EventMatchmaking)
 	w.RegisterActivity(&activities.Activities{
 		Store:    st,
-		Insights: activities.FallbackWriter{},
+		Insights: writer,
 		TopN:     cfg.TopN,
 		Lease:    leaseFor(cfg),
 		Logger:   logger,
@@ -69,7 +75,7 @@ func run(logger *slog.Logger) error {
 	defer w.Stop()
 	logger.Info("worker started", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress,
 		"namespace", cfg.TemporalNamespace, "batch_size", cfg.BatchSize, "max_runtime_ms", cfg.MaxRuntimeMS,
-		"top_n", cfg.TopN, "insights", "fallback only (no AI configured)")
+		"top_n", cfg.TopN, "insights", insightsMode)
 
 	settings := workflows.SettingsFromConfig(cfg)
 	l := &listener.Listener{
@@ -88,6 +94,36 @@ func run(logger *slog.Logger) error {
 	}
 	logger.Info("shutting down: finishing running activities")
 	return nil
+}
+
+// insightWriter picks the AI writer when an API key is set, and says which
+// one it picked (never the key itself).
+func insightWriter(cfg config.Config, st *store.Store, logger *slog.Logger) (activities.InsightWriter, string, error) {
+	if !cfg.AIEnabled() {
+		return activities.FallbackWriter{}, "fallback only (OPENAI_API_KEY is not set)", nil
+	}
+	client, err := insight.New(insight.Config{
+		APIKey:            cfg.OpenAIAPIKey,
+		Model:             cfg.OpenAIModel,
+		BaseURL:           cfg.OpenAIBaseURL,
+		RequestsPerMinute: cfg.AIRequestsPerMinute,
+		RequestTimeout:    cfg.AIRequestTimeout,
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("AI insights: %w", err)
+	}
+	endpoint := "OpenAI"
+	if u, err := url.Parse(cfg.OpenAIBaseURL); err == nil && u.Host != "" {
+		endpoint = u.Host // never the whole URL: some providers put keys in it
+	}
+	mode := fmt.Sprintf("AI (%s at %s, fallback on failure)", cfg.OpenAIModel, endpoint)
+	return &activities.AIWriter{
+		Client:      client,
+		Store:       st,
+		Model:       cfg.OpenAIModel,
+		Concurrency: cfg.AIConcurrency,
+		Logger:      logger,
+	}, mode, nil
 }
 
 // leaseFor sizes a claim's lease so it outlives a batch's four steps with

@@ -59,6 +59,32 @@ type State struct {
 	LastError    string
 	LastBatchAt  time.Time
 	Runs         int
+	Insights     InsightTotals
+}
+
+// InsightTotals sums the insight step over the workflow's life.
+type InsightTotals struct {
+	AI               int
+	Fallback         int
+	FallbackReasons  []activities.ReasonCount
+	AICalls          int
+	CacheHits        int
+	PromptTokens     int
+	CompletionTokens int
+	AILatencyMS      int64
+}
+
+func (t *InsightTotals) add(r activities.InsightResult) {
+	t.AI += r.AI
+	t.Fallback += r.Fallback
+	for _, rc := range r.FallbackReasons {
+		t.FallbackReasons = activities.AddReasonCount(t.FallbackReasons, rc.Reason, rc.Count)
+	}
+	t.AICalls += r.AICalls
+	t.CacheHits += r.CacheHits
+	t.PromptTokens += r.PromptTokens
+	t.CompletionTokens += r.CompletionTokens
+	t.AILatencyMS += r.AILatencyMS
 }
 
 // Input starts or continues an event's workflow.
@@ -222,6 +248,7 @@ func runBatch(ctx workflow.Context, eventID, token string, s Settings, state *St
 			*phase = "insights"
 			var insights activities.InsightResult
 			err = workflow.ExecuteActivity(long, a.WriteInsights, ref).Get(ctx, &insights)
+			state.Insights.add(insights)
 		}
 		var commit activities.CommitResult
 		if err == nil {

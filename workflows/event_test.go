@@ -473,6 +473,7 @@ func TestContinueAsNew(t *testing.T) {
 			want.UsersMatched = 106
 			want.Paused = tt.wantPaused
 			want.WakePending = tt.wantWakePending
+			want.Insights = InsightTotals{AI: 2 * 60, Fallback: 2 * 10}
 			assert.False(t, next.State.LastBatchAt.IsZero())
 			next.State.LastBatchAt = time.Time{}
 			assert.Equal(t, want, next.State)
