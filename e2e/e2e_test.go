@@ -312,6 +312,18 @@ func TestRowsQueuedWhileNoWorkerRanArePickedUp(t *testing.T) {
 	checkInvariants(t, pool, eventID, topN)
 	checkTrueTopN(t, pool, eventID, topN)
 
+	// The operator's re-match of an enabled event goes round again and
+	// ends where it was.
+	before := storedLists(t, pool, eventID)
+	if out, errOut, code := e.starter("enable", "stranded", "--rematch", "--wait", "--timeout", "1m"); code != 0 ||
+		!strings.Contains(out, "80 members queued") {
+		t.Fatalf("starter enable --rematch exited %d: %s %s", code, out, errOut)
+	}
+	checkInvariants(t, pool, eventID, topN)
+	if fmt.Sprint(storedLists(t, pool, eventID)) != fmt.Sprint(before) {
+		t.Errorf("re-matching an unchanged event changed its lists")
+	}
+
 	w.stop(syscall.SIGTERM)
 	if code := w.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Errorf("worker exited %d on SIGTERM, want 0; log:\n%s", code, w.logs.String())

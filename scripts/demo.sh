@@ -51,7 +51,9 @@ if [ -n "${OPENAI_API_KEY:-}" ]; then
 else
 	echo "insights: deterministic fallback (set OPENAI_API_KEY, and OPENAI_BASE_URL for any OpenAI-compatible endpoint, for AI insights)"
 fi
-bin/starter enable demo --wait --timeout 5m
+# --rematch: a second run re-matches (cheaply: AI answers are cached), so
+# switching OPENAI_API_KEY on or off shows at once.
+bin/starter enable demo --rematch --wait --timeout 5m
 echo
 bin/starter matches demo --members 4
 cat <<MSG

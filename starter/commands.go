@@ -112,6 +112,7 @@ func cmdEnable(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("enable", flag.ContinueOnError)
 	wait := fs.Bool("wait", false, "show progress until the event's queue is drained")
 	timeout := fs.Duration("timeout", 30*time.Minute, "with --wait: give up after this long")
+	rematch := fs.Bool("rematch", false, "re-enqueue every member even if the event is already enabled")
 	positional, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -143,6 +144,11 @@ func cmdEnable(ctx context.Context, args []string, out io.Writer) error {
 	queued, err := st.EnableEvent(ctx, ev.ID)
 	if err != nil {
 		return err
+	}
+	if *rematch {
+		if queued, err = st.EnqueueEvent(ctx, ev.ID, store.PriorityEventEnable); err != nil {
+			return err
+		}
 	}
 	runID, err := workflows.Wake(ctx, temporalClient, cfg.TaskQueue, ev.ID, workflows.SettingsFromConfig(cfg))
 	if err != nil {

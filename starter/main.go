@@ -20,9 +20,10 @@ const usage = `usage: starter <command> [arguments]
 
 commands:
   migrate [--create-database]       apply the schema to DATABASE_URL (idempotent)
-  enable <event code or uuid> [--wait] [--timeout 30m]
+  enable <event code or uuid> [--wait] [--timeout 30m] [--rematch]
                                     turn matchmaking on and start or wake the event's workflow;
-                                    --wait shows progress until the queue is drained
+                                    --wait shows progress until the queue is drained;
+                                    --rematch re-enqueues every member of an enabled event
   load-demo [--code demo] [--members 300] [--seed 1]
                                     create the demo event with synthetic attendees
   matches <event code or uuid> [--members 5]

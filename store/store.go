@@ -144,6 +144,23 @@ func (s *Store) EnableEvent(ctx context.Context, eventID string) (queued int, er
 	return s.QueueDepth(ctx, eventID)
 }
 
+// Queue priorities, as in the seed.
+const (
+	PriorityNewMember   = 0
+	PriorityRematch     = 1
+	PriorityProfile     = 2
+	PriorityEventEnable = 3
+)
+
+// EnqueueEvent queues every member of the event at the priority (the seed's
+// enqueue_event_matchmaking) and returns the queue size afterwards.
+func (s *Store) EnqueueEvent(ctx context.Context, eventID string, priority int) (int, error) {
+	if _, err := s.pool.Exec(ctx, `SELECT enqueue_event_matchmaking($1, $2)`, eventID, priority); err != nil {
+		return 0, fmt.Errorf("enqueue every member of event %s: %w", eventID, err)
+	}
+	return s.QueueDepth(ctx, eventID)
+}
+
 // QueueDepth counts the event's queued members, claimed or not.
 func (s *Store) QueueDepth(ctx context.Context, eventID string) (int, error) {
 	var n int
