@@ -189,7 +189,8 @@ func TestWritePairRetryAfterPastDeadline(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	_, err := c.WritePair(ctx, pair)
-	if took := time.Since(start); took > 500*time.Millisecond {
+	// Well short of the 2s deadline: it did not wait for the 30s Retry-After.
+	if took := time.Since(start); took > 1500*time.Millisecond {
 		t.Errorf("gave up after %v, want at once", took)
 	}
 	var rl *insight.RateLimitedError
@@ -248,7 +249,7 @@ func TestWritePairHangThenSuccess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took < 200*time.Millisecond || took > 2*time.Second {
+	if took := time.Since(start); took < 200*time.Millisecond || took > 5*time.Second {
 		t.Errorf("took %v", took)
 	}
 	if res.Attempts != 2 || srv.Calls() != 2 {
@@ -278,7 +279,7 @@ func TestWritePairAllAttemptsHang(t *testing.T) {
 		if insight.Classify(err) != "budget" || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("err = %v (%s), want budget", err, insight.Classify(err))
 		}
-		if took := time.Since(start); took > time.Second {
+		if took := time.Since(start); took > 2500*time.Millisecond {
 			t.Errorf("returned after %v, want about the 300ms budget", took)
 		}
 	})
@@ -360,7 +361,6 @@ func TestWritePairPermanentErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := fakeopenai.New(t, sequence(tc.resp, fakeopenai.Answer(forAlice, forBob)))
-			start := time.Now()
 			res, err := newClient(t, srv, nil).WritePair(context.Background(), pair)
 			var pe *insight.PermanentError
 			if !errors.As(err, &pe) || insight.Classify(err) != "permanent" {
@@ -369,8 +369,8 @@ func TestWritePairPermanentErrors(t *testing.T) {
 			if pe.StatusCode != tc.status {
 				t.Errorf("status %d, want %d", pe.StatusCode, tc.status)
 			}
-			if srv.Calls() != 1 || res.Attempts != 1 || time.Since(start) > 500*time.Millisecond {
-				t.Errorf("calls %d, attempts %d after %v: want 1 call at once", srv.Calls(), res.Attempts, time.Since(start))
+			if srv.Calls() != 1 || res.Attempts != 1 {
+				t.Errorf("calls %d, attempts %d: want 1 call, no retry", srv.Calls(), res.Attempts)
 			}
 			if strings.Contains(err.Error(), testKey) || strings.Contains(err.Error(), "SECRET") {
 				t.Errorf("error text leaks the key: %s", err)

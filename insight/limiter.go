@@ -32,23 +32,31 @@ func (l *limiter) wait(ctx context.Context) error {
 	if l == nil {
 		return ctx.Err()
 	}
-	if err := ctx.Err(); err != nil {
+	delay, err := l.reserve(ctx)
+	if err != nil {
 		return err
 	}
+	return sleep(ctx, delay)
+}
+
+// reserve takes the caller's slot and returns how long to wait for it.
+func (l *limiter) reserve(ctx context.Context) (time.Duration, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	now := l.now()
 	slot := l.next
 	if slot.Before(now) {
 		slot = now
 	}
 	if dl, ok := ctx.Deadline(); ok && slot.After(dl) {
-		l.mu.Unlock()
-		return fmt.Errorf("insight: next request slot is %v away, past the deadline: %w",
+		return 0, fmt.Errorf("insight: next request slot is %v away, past the deadline: %w",
 			slot.Sub(now).Round(time.Millisecond), context.DeadlineExceeded)
 	}
 	l.next = slot.Add(l.interval)
-	l.mu.Unlock()
-	return sleep(ctx, slot.Sub(now))
+	return slot.Sub(now), nil
 }
 
 // sleep waits d or until ctx ends, returning ctx.Err() in the latter case.
