@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/eventmatch/matchmaker/internal/metrics"
 	"github.com/eventmatch/matchmaker/store"
 )
 
@@ -33,6 +34,9 @@ type Activities struct {
 	// whole claim→commit path, retries included.
 	Lease  time.Duration
 	Logger *slog.Logger
+	// Metrics records batches, queue depth and AI usage; nil records
+	// nothing (and skips the queue count after a commit).
+	Metrics *metrics.App
 }
 
 // ClaimInput names a batch to claim.
@@ -77,6 +81,7 @@ type InsightResult struct {
 // scoring: nothing was written and the batch must be scored again.
 type CommitResult struct {
 	Stale          bool
+	QueueDepth     int // the event's queue size after the commit
 	UsersCommitted int
 	UsersRequeued  int
 	ListsWritten   int
@@ -114,6 +119,11 @@ func (a *Activities) WriteInsights(ctx context.Context, in BatchRef) (InsightRes
 	if err != nil {
 		return InsightResult{}, fmt.Errorf("write insights for batch %s: %w", in.Token, err)
 	}
+	// Counted as soon as made: the calls cost the same if saving fails.
+	a.Metrics.AIUsage(in.EventID, res.AICalls, res.CacheHits, res.PromptTokens, res.CompletionTokens)
+	for _, rc := range res.FallbackReasons {
+		a.Metrics.InsightFallbacks(rc.Reason, rc.Count)
+	}
 	if activity.IsActivity(ctx) {
 		activity.RecordHeartbeat(ctx, len(insights))
 	}
@@ -144,7 +154,10 @@ func (a *Activities) CommitBatch(ctx context.Context, in BatchRef) (CommitResult
 	a.log(ctx).Info("committed batch", "event_id", in.EventID, "batch", in.Token,
 		"users", res.UsersCommitted, "requeued", res.UsersRequeued, "lists", res.ListsWritten,
 		"ai_insights", res.AIInsights, "fallback_insights", res.FallbackInsights)
+	a.Metrics.BatchCommitted(in.EventID, res.UsersCommitted)
+	a.Metrics.SetQueueDepth(in.EventID, res.QueueDepth)
 	return CommitResult{
+		QueueDepth:     res.QueueDepth,
 		UsersCommitted: res.UsersCommitted,
 		UsersRequeued:  res.UsersRequeued,
 		ListsWritten:   res.ListsWritten,

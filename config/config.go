@@ -5,7 +5,12 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"reflect"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v10"
@@ -49,7 +54,22 @@ type Config struct {
 	// WakeDebounce groups bursts of queue notifications for one event into
 	// one signal.
 	WakeDebounce time.Duration `env:"WAKE_DEBOUNCE" envDefault:"200ms"`
+
+	// MetricsAddr is where the worker serves Prometheus metrics at /metrics
+	// (host:port; port 0 picks a free one). Set it to the empty string to
+	// serve none.
+	MetricsAddr string `env:"METRICS_ADDR" envDefault:"127.0.0.1:9464"`
+	// LogLevel is the lowest level logged: debug, info, warn or error.
+	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
+	// LogFormat is text (logfmt-like key=value) or json (one object a line).
+	LogFormat string `env:"LOG_FORMAT" envDefault:"text"`
 }
+
+// Log levels and formats LOG_LEVEL and LOG_FORMAT accept.
+var (
+	LogLevels  = []string{"debug", "info", "warn", "error"}
+	LogFormats = []string{"text", "json"}
+)
 
 // Load reads the environment. A bad value is reported with the variable's
 // name so an operator knows what to fix.
@@ -57,6 +77,11 @@ func Load() (Config, error) {
 	var c Config
 	if err := env.Parse(&c); err != nil {
 		return Config{}, fmt.Errorf("configuration: %w", unwrapEnvError(err))
+	}
+	// env treats a variable set to "" like an unset one and applies the
+	// default; for METRICS_ADDR the empty string means "no endpoint".
+	if v, ok := os.LookupEnv("METRICS_ADDR"); ok && strings.TrimSpace(v) == "" {
+		c.MetricsAddr = ""
 	}
 	if err := c.validate(); err != nil {
 		return Config{}, fmt.Errorf("configuration: %w", err)
@@ -90,7 +115,28 @@ func (c Config) validate() error {
 	check(c.AIConcurrency >= 1 && c.AIConcurrency <= 256, "AI_CONCURRENCY must be between 1 and 256, got %d", c.AIConcurrency)
 	check(c.AIRequestsPerMinute >= 0, "AI_REQUESTS_PER_MINUTE must not be negative, got %d", c.AIRequestsPerMinute)
 	check(c.AIRequestTimeout >= 100*time.Millisecond, "AI_REQUEST_TIMEOUT must be at least 100ms, got %s", c.AIRequestTimeout)
+	if err := checkListenAddr(c.MetricsAddr); err != nil {
+		errs = append(errs, fmt.Errorf("METRICS_ADDR must be host:port (for example 127.0.0.1:9464), or empty to serve no metrics, got %q: %w", c.MetricsAddr, err))
+	}
+	check(slices.Contains(LogLevels, strings.ToLower(c.LogLevel)), "LOG_LEVEL must be one of %s, got %q", strings.Join(LogLevels, ", "), c.LogLevel)
+	check(slices.Contains(LogFormats, strings.ToLower(c.LogFormat)), "LOG_FORMAT must be one of %s, got %q", strings.Join(LogFormats, ", "), c.LogFormat)
 	return errors.Join(errs...)
+}
+
+// checkListenAddr accepts "" (disabled) and host:port with a numeric port;
+// the host may be empty (all interfaces).
+func checkListenAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q is not a number between 0 and 65535", port)
+	}
+	return nil
 }
 
 // AIEnabled reports whether insights are written by a model.

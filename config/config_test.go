@@ -25,6 +25,9 @@ func TestLoadNamesTheBadVariable(t *testing.T) {
 		"MAX_RUNTIME_MS": "5",
 		"TOP_N":          "0",
 		"IDLE_POLL":      "soon",
+		"METRICS_ADDR":   "9464",
+		"LOG_LEVEL":      "verbose",
+		"LOG_FORMAT":     "xml",
 	}
 	for name, value := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -35,6 +38,71 @@ func TestLoadNamesTheBadVariable(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), name) {
 				t.Fatalf("error %q does not name %s", err, name)
+			}
+		})
+	}
+}
+
+func TestObservabilityDefaults(t *testing.T) {
+	c, err := Load()
+	if err != nil {
+		t.Fatalf("Load with defaults: %v", err)
+	}
+	if c.MetricsAddr != "127.0.0.1:9464" || c.LogLevel != "info" || c.LogFormat != "text" {
+		t.Fatalf("unexpected defaults: METRICS_ADDR=%q LOG_LEVEL=%q LOG_FORMAT=%q", c.MetricsAddr, c.LogLevel, c.LogFormat)
+	}
+}
+
+func TestMetricsAddrEmptyDisables(t *testing.T) {
+	t.Setenv("METRICS_ADDR", "")
+	c, err := Load()
+	if err != nil {
+		t.Fatalf("METRICS_ADDR=\"\": %v", err)
+	}
+	if c.MetricsAddr != "" {
+		t.Fatalf("METRICS_ADDR=\"\" gave %q, want empty (disabled)", c.MetricsAddr)
+	}
+}
+
+func TestObservabilityGoodValues(t *testing.T) {
+	for _, tc := range []struct{ name, value string }{
+		{"METRICS_ADDR", ":9464"},
+		{"METRICS_ADDR", "0.0.0.0:9100"},
+		{"METRICS_ADDR", "[::1]:9464"},
+		{"METRICS_ADDR", "127.0.0.1:0"},
+		{"LOG_LEVEL", "debug"},
+		{"LOG_LEVEL", "WARN"},
+		{"LOG_LEVEL", "error"},
+		{"LOG_FORMAT", "json"},
+		{"LOG_FORMAT", "Text"},
+	} {
+		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
+			t.Setenv(tc.name, tc.value)
+			if _, err := Load(); err != nil {
+				t.Fatalf("%s=%q rejected: %v", tc.name, tc.value, err)
+			}
+		})
+	}
+}
+
+func TestObservabilityBadValues(t *testing.T) {
+	for _, tc := range []struct{ name, value string }{
+		{"METRICS_ADDR", "localhost"},
+		{"METRICS_ADDR", "localhost:metrics"},
+		{"METRICS_ADDR", "127.0.0.1:70000"},
+		{"METRICS_ADDR", "127.0.0.1:-1"},
+		{"LOG_LEVEL", "trace"},
+		{"LOG_LEVEL", "warning "},
+		{"LOG_FORMAT", "logfmt"},
+	} {
+		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
+			t.Setenv(tc.name, tc.value)
+			_, err := Load()
+			if err == nil {
+				t.Fatalf("%s=%q accepted", tc.name, tc.value)
+			}
+			if !strings.Contains(err.Error(), tc.name) || !strings.Contains(err.Error(), strings.TrimSpace(tc.value)) {
+				t.Fatalf("error %q does not name %s and the bad value", err, tc.name)
 			}
 		})
 	}

@@ -3,6 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -324,6 +327,15 @@ func TestRowsQueuedWhileNoWorkerRanArePickedUp(t *testing.T) {
 		t.Errorf("re-matching an unchanged event changed its lists")
 	}
 
+	// The worker's Prometheus endpoint carries the app's and the SDK's series.
+	scrape := scrapeMetrics(t, w)
+	for _, series := range []string{"matchmaking_batches_total", "matchmaking_users_matched_total", "matchmaking_queue_depth",
+		"matchmaking_batch_duration_seconds", "temporal_"} {
+		if !strings.Contains(scrape, series) {
+			t.Errorf("metrics lack %s", series)
+		}
+	}
+
 	w.stop(syscall.SIGTERM)
 	if code := w.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Errorf("worker exited %d on SIGTERM, want 0; log:\n%s", code, w.logs.String())
@@ -331,4 +343,25 @@ func TestRowsQueuedWhileNoWorkerRanArePickedUp(t *testing.T) {
 	if !strings.Contains(w.logs.String(), "shutting down") {
 		t.Errorf("worker did not log its shutdown:\n%s", w.logs.String())
 	}
+}
+
+var metricsURL = regexp.MustCompile(`metrics=(http://\S+/metrics)`)
+
+// scrapeMetrics reads the worker's /metrics, whose address it logged.
+func scrapeMetrics(t *testing.T, w *workerProcess) string {
+	t.Helper()
+	m := metricsURL.FindStringSubmatch(w.logs.String())
+	if m == nil {
+		t.Fatalf("the worker did not log its metrics address:\n%s", w.logs.String())
+	}
+	resp, err := http.Get(m[1])
+	if err != nil {
+		t.Fatalf("scrape %s: %v", m[1], err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape %s: %d %v", m[1], resp.StatusCode, err)
+	}
+	return string(body)
 }

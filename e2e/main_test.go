@@ -105,6 +105,7 @@ func newEnv(t *testing.T, overrides map[string]string) *env {
 			"SAFETY_POLL":    "2s",
 			"IDLE_POLL":      "30s",
 			"WAKE_DEBOUNCE":  "50ms",
+			"METRICS_ADDR":   "127.0.0.1:0",
 		},
 	}
 	for k, v := range overrides {

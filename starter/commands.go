@@ -150,7 +150,7 @@ func cmdEnable(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 	}
-	runID, err := workflows.Wake(ctx, temporalClient, cfg.TaskQueue, ev.ID, workflows.SettingsFromConfig(cfg))
+	runID, err := workflows.Wake(ctx, temporalClient, cfg.TaskQueue, eventRef(ev), workflows.SettingsFromConfig(cfg))
 	if err != nil {
 		return err
 	}

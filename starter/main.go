@@ -24,6 +24,12 @@ commands:
                                     turn matchmaking on and start or wake the event's workflow;
                                     --wait shows progress until the queue is drained;
                                     --rematch re-enqueues every member of an enabled event
+  disable <event>                   matchmaking off; the workflow finishes, matches are kept
+  pause <event> | --all             stop claiming (returns once the workflow has taken it)
+  resume <event> | --all            claim again
+  rematch <event> | --all           re-match every member (enabled events only)
+  clear-queue <event> --yes         remove every queued member of the event
+  status [event] [--json]           queue, progress, errors and insights per event
   load-demo [--code demo] [--members 300] [--seed 1]
                                     create the demo event with synthetic attendees
   matches <event code or uuid> [--members 5]
@@ -58,6 +64,16 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return cmdMigrate(ctx, rest, out)
 	case "enable":
 		return cmdEnable(ctx, rest, out)
+	case "pause", "resume":
+		return cmdPauseResume(ctx, cmd, rest, out)
+	case "disable":
+		return cmdDisable(ctx, rest, out)
+	case "rematch":
+		return cmdRematch(ctx, rest, out)
+	case "clear-queue":
+		return cmdClearQueue(ctx, rest, out)
+	case "status":
+		return cmdStatus(ctx, rest, out)
 	case "load-demo":
 		return cmdLoadDemo(ctx, rest, out)
 	case "matches":

@@ -286,6 +286,8 @@ func (s *Store) SaveInsights(ctx context.Context, token string, insights []Insig
 // CommitResult is what a commit did, recorded on the batch so a retried
 // commit returns the same answer.
 type CommitResult struct {
+	// QueueDepth is the event's queue size once the commit is done.
+	QueueDepth       int
 	UsersCommitted   int
 	UsersRequeued    int
 	ListsWritten     int
@@ -425,6 +427,9 @@ func (s *Store) CommitBatch(ctx context.Context, eventID, token string) (CommitR
 	})
 	if err != nil {
 		return CommitResult{}, fmt.Errorf("commit batch %s of event %s: %w", token, eventID, err)
+	}
+	if res.QueueDepth, err = s.QueueDepth(ctx, eventID); err != nil {
+		return CommitResult{}, err
 	}
 	return res, nil
 }

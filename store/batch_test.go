@@ -89,7 +89,7 @@ func TestBatchHappyPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := store.CommitResult{UsersCommitted: 3, UsersRequeued: 0, ListsWritten: 3, AIInsights: 2, FallbackInsights: 1}
+	want := store.CommitResult{QueueDepth: 1, UsersCommitted: 3, UsersRequeued: 0, ListsWritten: 3, AIInsights: 2, FallbackInsights: 1}
 	if res != want {
 		t.Errorf("commit result %+v, want %+v", res, want)
 	}

@@ -13,33 +13,48 @@ import (
 	"syscall"
 	"time"
 
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/eventmatch/matchmaker/activities"
 	"github.com/eventmatch/matchmaker/config"
 	"github.com/eventmatch/matchmaker/insight"
 	"github.com/eventmatch/matchmaker/internal/connect"
+	"github.com/eventmatch/matchmaker/internal/logging"
+	"github.com/eventmatch/matchmaker/internal/metrics"
 	"github.com/eventmatch/matchmaker/listener"
 	"github.com/eventmatch/matchmaker/store"
 	"github.com/eventmatch/matchmaker/workflows"
 )
 
 func main() {
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	if err := run(logger); err != nil {
+	cfg, err := config.Load()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+	logger, err := logging.New(cfg.LogLevel, cfg.LogFormat, os.Stderr)
+	if err != nil { // config.Load has checked both already
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+	if err := run(cfg, logger); err != nil {
 		logger.Error("worker stopped", "error", err)
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		os.Exit(1)
 	}
 }
 
-func run(logger *slog.Logger) error {
-	cfg, err := config.Load()
+func run(cfg config.Config, logger *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	obs, err := startMetrics(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	defer obs.stop(logger)
 
 	pool, err := connect.Database(ctx, cfg)
 	if err != nil {
@@ -54,13 +69,31 @@ func run(logger *slog.Logger) error {
 		return err
 	}
 	defer temporalClient.Close()
+	if obs.sdk != nil {
+		// connect.Temporal sets no MetricsHandler; a client sharing its
+		// connection carries ours, for the worker and the listener alike.
+		metricsClient, err := client.NewClientFromExistingWithContext(ctx, temporalClient, client.Options{
+			Namespace:      cfg.TemporalNamespace,
+			Logger:         tlog.NewStructuredLogger(logger),
+			MetricsHandler: obs.sdk,
+		})
+		if err != nil {
+			return fmt.Errorf("Temporal client with metrics: %w", err)
+		}
+		defer metricsClient.Close()
+		temporalClient = metricsClient
+	}
 
 	st := store.New(pool)
 	writer, insightsMode, err := insightWriter(cfg, st, logger)
 	if err != nil {
 		return err
 	}
-	w := worker.New(temporalClient, cfg.TaskQueue, worker.Options{})
+	var workerOpts worker.Options
+	if obs.app != nil {
+		workerOpts.Interceptors = append(workerOpts.Interceptors, obs.app.ActivityInterceptor(activitySteps))
+	}
+	w := worker.New(temporalClient, cfg.TaskQueue, workerOpts)
 	w.RegisterWorkflow(workflows.EventMatchmaking)
 	w.RegisterActivity(&activities.Activities{
 		Store:    st,
@@ -68,6 +101,7 @@ func run(logger *slog.Logger) error {
 		TopN:     cfg.TopN,
 		Lease:    leaseFor(cfg),
 		Logger:   logger,
+		Metrics:  obs.app,
 	})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker on task queue %s: %w", cfg.TaskQueue, err)
@@ -75,14 +109,19 @@ func run(logger *slog.Logger) error {
 	defer w.Stop()
 	logger.Info("worker started", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress,
 		"namespace", cfg.TemporalNamespace, "batch_size", cfg.BatchSize, "max_runtime_ms", cfg.MaxRuntimeMS,
-		"top_n", cfg.TopN, "insights", insightsMode)
+		"top_n", cfg.TopN, "insights", insightsMode, "metrics", obs.describe())
 
 	settings := workflows.SettingsFromConfig(cfg)
 	l := &listener.Listener{
 		Pool:  pool,
 		Store: st,
 		Wake: func(ctx context.Context, eventID string) error {
-			_, err := workflows.Wake(ctx, temporalClient, cfg.TaskQueue, eventID, settings)
+			ref := workflows.EventRef{ID: eventID}
+			// The code and name only label a workflow this call starts.
+			if ev, err := st.FindEvent(ctx, eventID); err == nil {
+				ref.Code, ref.Name = ev.Code, ev.Name
+			}
+			_, err := workflows.Wake(ctx, temporalClient, cfg.TaskQueue, ref, settings)
 			return err
 		},
 		Debounce:   cfg.WakeDebounce,
@@ -94,6 +133,67 @@ func run(logger *slog.Logger) error {
 	}
 	logger.Info("shutting down: finishing running activities")
 	return nil
+}
+
+// activitySteps names the batch step each activity is timed as in
+// matchmaking_batch_duration_seconds{step}.
+var activitySteps = map[string]string{
+	"ClaimBatch":    "claim",
+	"ScoreBatch":    "score",
+	"WriteInsights": "insights",
+	"CommitBatch":   "commit",
+	"ReleaseBatch":  "release",
+}
+
+// observability is the worker's metrics: all nil when METRICS_ADDR is
+// empty or its port could not be had.
+type observability struct {
+	cancel context.CancelFunc
+	server *metrics.Server
+	app    *metrics.App
+	sdk    client.MetricsHandler
+}
+
+// startMetrics serves /metrics on METRICS_ADDR until ctx ends or stop is
+// called. A port that
+// cannot be had is logged, not fatal: matching goes on without metrics
+// (as when a second worker runs on the same host with the default port).
+func startMetrics(ctx context.Context, cfg config.Config, logger *slog.Logger) (*observability, error) {
+	if cfg.MetricsAddr == "" {
+		return &observability{}, nil
+	}
+	reg := metrics.NewRegistry()
+	app, err := metrics.NewApp(reg)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	srv, err := metrics.Serve(ctx, cfg.MetricsAddr, reg, logger)
+	if err != nil {
+		cancel()
+		logger.Error("running without metrics: set METRICS_ADDR to a free host:port, or to empty to silence this",
+			"metrics_addr", cfg.MetricsAddr, "error", err)
+		return &observability{}, nil
+	}
+	return &observability{cancel: cancel, server: srv, app: app, sdk: metrics.NewTemporalHandler(reg)}, nil
+}
+
+func (o *observability) describe() string {
+	if o.server == nil {
+		return "off"
+	}
+	return o.server.URL()
+}
+
+// stop shuts the endpoint down, letting a scrape in flight finish.
+func (o *observability) stop(logger *slog.Logger) {
+	if o.server == nil {
+		return
+	}
+	o.cancel()
+	if err := o.server.Wait(); err != nil {
+		logger.Warn("metrics endpoint", "error", err)
+	}
 }
 
 // insightWriter picks the AI writer when an API key is set, and says which

@@ -19,20 +19,33 @@ func SettingsFromConfig(c config.Config) Settings {
 	})
 }
 
+// EventRef names an event for the Web UI; Code and Name may be empty when
+// the caller only knows the ID.
+type EventRef struct {
+	ID   string
+	Code string
+	Name string
+}
+
 // Wake starts the event's workflow, or signals the running one, in one call:
 // the wake signal is delivered either way. It is how the listener, the safety
 // poll and `starter enable` all reach an event.
-func Wake(ctx context.Context, c client.Client, taskQueue, eventID string, s Settings) (runID string, err error) {
+func Wake(ctx context.Context, c client.Client, taskQueue string, ev EventRef, s Settings) (runID string, err error) {
+	summary := "Matchmaking for event " + ev.ID
+	if ev.Code != "" {
+		summary = fmt.Sprintf("Matchmaking for event %s (%s)", ev.Code, ev.Name)
+	}
 	opts := client.StartWorkflowOptions{
-		ID:        WorkflowID(eventID),
+		ID:        WorkflowID(ev.ID),
 		TaskQueue: taskQueue,
 		// A finished or terminated run may be replaced by a new one.
 		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		StaticSummary:         summary,
 	}
-	run, err := c.SignalWithStartWorkflow(ctx, WorkflowID(eventID), SignalWake, nil, opts,
-		EventMatchmaking, Input{EventID: eventID, Settings: s})
+	run, err := c.SignalWithStartWorkflow(ctx, WorkflowID(ev.ID), SignalWake, nil, opts,
+		EventMatchmaking, Input{EventID: ev.ID, Settings: s})
 	if err != nil {
-		return "", fmt.Errorf("start or wake workflow %s: %w", WorkflowID(eventID), err)
+		return "", fmt.Errorf("start or wake workflow %s: %w", WorkflowID(ev.ID), err)
 	}
 	return run.GetRunID(), nil
 }

@@ -6,8 +6,10 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -21,9 +23,24 @@ const (
 	SignalPause  = "pause"
 	SignalResume = "resume"
 	// SignalWake tells an idle workflow that its queue has new rows.
-	SignalWake  = "wake"
-	QueryStatus = "status"
+	SignalWake = "wake"
+	// SignalDisable ends the workflow after its current batch; the starter's
+	// disable command sends it as an update of the same name.
+	SignalDisable = "disable"
+	QueryStatus   = "status"
 )
+
+// Search attributes the workflow keeps current, so operators can filter in
+// the Web UI and `temporal workflow list --query "MatchmakingEventCode='x'"`.
+var (
+	AttrEventCode    = temporal.NewSearchAttributeKeyKeyword("MatchmakingEventCode")
+	AttrPaused       = temporal.NewSearchAttributeKeyBool("MatchmakingPaused")
+	AttrUsersMatched = temporal.NewSearchAttributeKeyInt64("MatchmakingUsersMatched")
+	AttrQueueDepth   = temporal.NewSearchAttributeKeyInt64("MatchmakingQueueDepth")
+)
+
+// SearchAttributes lists the custom search attributes, for registration.
+var SearchAttributes = []temporal.SearchAttributeKey{AttrEventCode, AttrPaused, AttrUsersMatched, AttrQueueDepth}
 
 // WorkflowIDPrefix + event UUID is the one workflow ID of an event.
 const WorkflowIDPrefix = "matchmaking-"
@@ -60,6 +77,8 @@ type State struct {
 	LastBatchAt  time.Time
 	Runs         int
 	Insights     InsightTotals
+	// QueueDepth is the queue size after the last commit.
+	QueueDepth int
 }
 
 // InsightTotals sums the insight step over the workflow's life.
@@ -94,11 +113,15 @@ type Input struct {
 	State    State
 }
 
-// Status answers the status query.
+// Status answers the status query and the pause, resume and disable updates.
 type Status struct {
-	EventID string
+	EventID   string
+	EventCode string
+	EventName string
 	State
-	Phase string // "idle", "paused", "claiming", "scoring", "insights", "committing", "backing off"
+	// Phase is "starting", "idle", "paused", "claiming", "scoring",
+	// "insights", "committing", "backing off" or "disabled".
+	Phase string
 }
 
 // maxStaleRetries bounds how often one batch is re-scored because the event
@@ -107,34 +130,159 @@ const maxStaleRetries = 5
 
 // EventMatchmaking is the workflow of one event: it claims batches from the
 // event's queue and matches them until the queue is empty, then sleeps until
-// woken, forever; pause and resume signals gate the claiming.
+// woken, forever; pause and resume gate the claiming, disable ends it.
 func EventMatchmaking(ctx workflow.Context, in Input) error {
 	if in.EventID == "" {
 		return temporal.NewNonRetryableApplicationError("event id is required", "BadInput", nil)
 	}
-	s := withDefaults(in.Settings)
-	state := in.State
-	state.Runs++
-	phase := "idle"
-	wakes := 0
-	if state.WakePending {
-		wakes, state.WakePending = 1, false
+	r := &run{
+		eventID: in.EventID,
+		s:       withDefaults(in.Settings),
+		state:   in.State,
+		phase:   "starting",
+		logger:  workflow.GetLogger(ctx),
+	}
+	r.state.Runs++
+	if r.state.WakePending {
+		r.wakes, r.state.WakePending = 1, false
+	}
+	if err := r.registerHandlers(ctx); err != nil {
+		return err
 	}
 
-	pauseCh := workflow.GetSignalChannel(ctx, SignalPause)
-	resumeCh := workflow.GetSignalChannel(ctx, SignalResume)
-	wakeCh := workflow.GetSignalChannel(ctx, SignalWake)
-	applySignals := func() {
-		for pauseCh.ReceiveAsync(nil) {
-			state.Paused = true
+	var a *activities.Activities
+	var event activities.EventInfo
+	err := workflow.ExecuteActivity(r.quickOptions(ctx, "look up the event"), a.DescribeEvent, in.EventID).Get(ctx, &event)
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeEventNotFound {
+		r.logger.Info("event no longer exists; finishing")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("look up event %s: %w", in.EventID, err)
+	}
+	r.code, r.name = event.Code, event.Name
+	if !event.Enabled {
+		r.disabled = true
+	}
+	r.phase = "idle"
+	r.publish(ctx)
+
+	runID := workflow.GetInfo(ctx).WorkflowExecution.RunID
+	batchesThisRun := 0
+	for {
+		r.applySignals()
+		if r.disabled {
+			return r.finish(ctx)
 		}
-		for resumeCh.ReceiveAsync(nil) {
-			state.Paused = false
+		// Continue as new before waiting out a pause: State carries Paused,
+		// and a paused run should not keep a full history.
+		if batchesThisRun >= r.s.MaxBatchesPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			r.state.WakePending = r.wakes > 0
+			r.logger.Info("continuing as new", "batches", batchesThisRun)
+			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+				return err
+			}
+			return workflow.NewContinueAsNewError(ctx, EventMatchmaking, Input{EventID: in.EventID, Settings: r.s, State: r.state})
 		}
-		for wakeCh.ReceiveAsync(nil) {
-			wakes++
+		if r.state.Paused {
+			r.publish(ctx)
+			// Wake signals keep arriving while paused (the listener's safety
+			// poll sees the queued rows), so the wait also ends when history
+			// should be cut; the loop then continues as new, still paused.
+			if err := workflow.Await(ctx, func() bool {
+				return !r.state.Paused || r.disabled || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+			}); err != nil {
+				return err
+			}
+			continue
+		}
+
+		wakesBefore := r.wakes
+		batchesThisRun++
+		token := fmt.Sprintf("%s/%d", runID, batchesThisRun)
+		claimed, err := r.runBatch(ctx, token, batchesThisRun)
+		if err != nil {
+			r.state.Errors++
+			r.state.LastError = err.Error()
+			r.logger.Error("batch failed", "batch", token, "error", err)
+			r.phase = "backing off"
+			r.publish(ctx)
+			if err := workflow.Sleep(ctx, r.s.FailureBackoff); err != nil {
+				return err
+			}
+			r.phase = "idle"
+			continue
+		}
+		if claimed > 0 {
+			r.publish(ctx)
+			continue
+		}
+
+		r.phase = "idle"
+		r.publish(ctx)
+		if _, err := workflow.AwaitWithTimeout(ctx, r.s.IdlePoll, func() bool {
+			return r.wakes != wakesBefore || r.state.Paused || r.disabled
+		}); err != nil {
+			return err
 		}
 	}
+}
+
+// run is one run's mutable state, shared by the loop, the signal and update
+// handlers and the status query.
+type run struct {
+	eventID    string
+	code, name string
+	s          Settings
+	state      State
+	phase      string
+	wakes      int
+	disabled   bool
+	logger     log.Logger
+
+	pauseCh, resumeCh, wakeCh, disableCh workflow.ReceiveChannel
+	// published is what the search attributes last said, to upsert only
+	// on change.
+	published struct {
+		set          bool
+		paused       bool
+		usersMatched int
+		queueDepth   int
+	}
+}
+
+func (r *run) status() Status {
+	st := Status{EventID: r.eventID, EventCode: r.code, EventName: r.name, State: r.state, Phase: r.phase}
+	switch {
+	case r.disabled:
+		st.Phase = "disabled"
+	case r.state.Paused:
+		st.Phase = "paused"
+	}
+	return st
+}
+
+func (r *run) applySignals() {
+	for r.pauseCh.ReceiveAsync(nil) {
+		r.state.Paused = true
+	}
+	for r.resumeCh.ReceiveAsync(nil) {
+		r.state.Paused = false
+	}
+	for r.wakeCh.ReceiveAsync(nil) {
+		r.wakes++
+	}
+	for r.disableCh.ReceiveAsync(nil) {
+		r.disabled = true
+	}
+}
+
+func (r *run) registerHandlers(ctx workflow.Context) error {
+	r.pauseCh = workflow.GetSignalChannel(ctx, SignalPause)
+	r.resumeCh = workflow.GetSignalChannel(ctx, SignalResume)
+	r.wakeCh = workflow.GetSignalChannel(ctx, SignalWake)
+	r.disableCh = workflow.GetSignalChannel(ctx, SignalDisable)
 	// This goroutine applies signals while the loop is blocked. It waits on
 	// Len, not Receive: a blocked Receive/Select takes a signal out of the
 	// channel at delivery but applies it only when the goroutine runs, which
@@ -145,95 +293,107 @@ func EventMatchmaking(ctx workflow.Context, in Input) error {
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			if err := workflow.Await(ctx, func() bool {
-				return pauseCh.Len() > 0 || resumeCh.Len() > 0 || wakeCh.Len() > 0
+				return r.pauseCh.Len() > 0 || r.resumeCh.Len() > 0 || r.wakeCh.Len() > 0 || r.disableCh.Len() > 0
 			}); err != nil {
 				return
 			}
-			applySignals()
+			r.applySignals()
 		}
 	})
 
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) {
-		p := phase
-		if state.Paused {
-			p = "paused"
-		}
-		return Status{EventID: in.EventID, State: state, Phase: p}, nil
+		return r.status(), nil
 	}); err != nil {
 		return fmt.Errorf("register status query: %w", err)
 	}
-
-	logger := workflow.GetLogger(ctx)
-	runID := workflow.GetInfo(ctx).WorkflowExecution.RunID
-	batchesThisRun := 0
-	for {
-		applySignals()
-		// Continue as new before waiting out a pause: State carries Paused,
-		// and a paused run should not keep a full history.
-		if batchesThisRun >= s.MaxBatchesPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
-			state.WakePending = wakes > 0
-			logger.Info("continuing as new", "batches", batchesThisRun)
-			return workflow.NewContinueAsNewError(ctx, EventMatchmaking, Input{EventID: in.EventID, Settings: s, State: state})
-		}
-		if state.Paused {
-			// Wake signals keep arriving while paused (the listener's safety
-			// poll sees the queued rows), so the wait also ends when history
-			// should be cut; the loop then continues as new, still paused.
-			if err := workflow.Await(ctx, func() bool {
-				return !state.Paused || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
-			}); err != nil {
-				return err
-			}
-			continue
-		}
-
-		wakesBefore := wakes
-		token := fmt.Sprintf("%s/%d", runID, batchesThisRun+1)
-		batchesThisRun++
-		claimed, err := runBatch(ctx, in.EventID, token, s, &state, &phase)
-		if err != nil {
-			state.Errors++
-			state.LastError = err.Error()
-			logger.Error("batch failed", "batch", token, "error", err)
-			phase = "backing off"
-			if err := workflow.Sleep(ctx, s.FailureBackoff); err != nil {
-				return err
-			}
-			phase = "idle"
-			continue
-		}
-		if claimed > 0 {
-			continue
-		}
-
-		phase = "idle"
-		if _, err := workflow.AwaitWithTimeout(ctx, s.IdlePoll, func() bool {
-			return wakes != wakesBefore || state.Paused
+	// The updates return once the workflow has taken the change, with the
+	// resulting status, so `starter pause` can print the new state.
+	updates := []struct {
+		name  string
+		apply func()
+	}{
+		{SignalPause, func() { r.state.Paused = true }},
+		{SignalResume, func() { r.state.Paused = false }},
+		{SignalDisable, func() { r.disabled = true }},
+	}
+	for _, u := range updates {
+		if err := workflow.SetUpdateHandler(ctx, u.name, func(ctx workflow.Context) (Status, error) {
+			r.applySignals()
+			u.apply()
+			r.publish(ctx)
+			return r.status(), nil
 		}); err != nil {
-			return err
+			return fmt.Errorf("register %s update: %w", u.name, err)
 		}
 	}
+	return nil
+}
+
+// finish ends the run of a disabled event cleanly.
+func (r *run) finish(ctx workflow.Context) error {
+	r.publish(ctx)
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
+	r.logger.Info("matchmaking disabled for the event; workflow finished")
+	return nil
+}
+
+// publish shows the run's state in the Web UI: search attributes for
+// filtering, and the current details in Markdown.
+func (r *run) publish(ctx workflow.Context) {
+	st := r.status()
+	p := &r.published
+	if !p.set || p.paused != r.state.Paused || p.usersMatched != r.state.UsersMatched || p.queueDepth != r.state.QueueDepth {
+		updates := []temporal.SearchAttributeUpdate{
+			AttrPaused.ValueSet(r.state.Paused),
+			AttrUsersMatched.ValueSet(int64(r.state.UsersMatched)),
+			AttrQueueDepth.ValueSet(int64(r.state.QueueDepth)),
+		}
+		if r.code != "" {
+			updates = append(updates, AttrEventCode.ValueSet(r.code))
+		}
+		if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
+			r.logger.Warn("could not update search attributes", "error", err)
+		} else {
+			p.set, p.paused, p.usersMatched, p.queueDepth = true, r.state.Paused, r.state.UsersMatched, r.state.QueueDepth
+		}
+	}
+	workflow.SetCurrentDetails(ctx, currentDetails(st))
+}
+
+func currentDetails(st Status) string {
+	var b strings.Builder
+	// The state line comes first: the Web UI shows only the top of the
+	// details without scrolling.
+	fmt.Fprintf(&b, "**State:** %s · %d users matched · queue %d · %d batches · %d errors · insights %d AI / %d fallback\n\n",
+		strings.ToUpper(st.Phase[:1])+st.Phase[1:], st.UsersMatched, st.QueueDepth, st.Batches, st.Errors,
+		st.Insights.AI, st.Insights.Fallback)
+	fmt.Fprintf(&b, "## Event %s\n\n", markdownText(st.EventCode))
+	if st.EventName != "" {
+		fmt.Fprintf(&b, "%s\n\n", markdownText(st.EventName))
+	}
+	if st.LastError != "" {
+		fmt.Fprintf(&b, "Last error: `%s`\n", strings.ReplaceAll(st.LastError, "`", "'"))
+	}
+	return b.String()
+}
+
+// markdownText keeps an operator-chosen name from turning into Markdown.
+func markdownText(s string) string {
+	return strings.NewReplacer("*", "\\*", "_", "\\_", "#", "\\#", "`", "'", "[", "\\[", "|", "\\|").Replace(s)
 }
 
 // runBatch claims one batch and carries it to commit. It returns how many
 // members it claimed; zero means the queue is empty.
-func runBatch(ctx workflow.Context, eventID, token string, s Settings, state *State, phase *string) (int, error) {
+func (r *run) runBatch(ctx workflow.Context, token string, n int) (int, error) {
 	var a *activities.Activities
-	quick := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: minDuration(s.MaxRuntime, 30*time.Second),
-		RetryPolicy:         retryPolicy(),
-	})
-	long := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: s.MaxRuntime,
-		RetryPolicy:         retryPolicy(),
-	})
-	ref := activities.BatchRef{EventID: eventID, Token: token}
+	ref := activities.BatchRef{EventID: r.eventID, Token: token}
 
-	*phase = "claiming"
+	r.phase = "claiming"
 	var claim activities.ClaimResult
-	if err := workflow.ExecuteActivity(quick, a.ClaimBatch, activities.ClaimInput{
-		EventID: eventID, Token: token, Limit: s.BatchSize,
-	}).Get(ctx, &claim); err != nil {
+	if err := workflow.ExecuteActivity(r.quickOptions(ctx, fmt.Sprintf("claim batch %d (up to %d members)", n, r.s.BatchSize)),
+		a.ClaimBatch, activities.ClaimInput{EventID: r.eventID, Token: token, Limit: r.s.BatchSize}).Get(ctx, &claim); err != nil {
 		return 0, fmt.Errorf("claim: %w", err)
 	}
 	if claim.Claimed == 0 {
@@ -241,47 +401,67 @@ func runBatch(ctx workflow.Context, eventID, token string, s Settings, state *St
 	}
 
 	for attempt := 0; ; attempt++ {
-		*phase = "scoring"
+		r.phase = "scoring"
 		var scored activities.ScoreResult
-		err := workflow.ExecuteActivity(long, a.ScoreBatch, ref).Get(ctx, &scored)
+		err := workflow.ExecuteActivity(r.longOptions(ctx, fmt.Sprintf("score batch %d: %d members against the event", n, claim.Claimed)),
+			a.ScoreBatch, ref).Get(ctx, &scored)
 		if err == nil {
-			*phase = "insights"
+			r.phase = "insights"
 			var insights activities.InsightResult
-			err = workflow.ExecuteActivity(long, a.WriteInsights, ref).Get(ctx, &insights)
-			state.Insights.add(insights)
+			err = workflow.ExecuteActivity(r.longOptions(ctx, fmt.Sprintf("insights for batch %d: %d lists", n, scored.ListsChanged)),
+				a.WriteInsights, ref).Get(ctx, &insights)
+			r.state.Insights.add(insights)
 		}
 		var commit activities.CommitResult
 		if err == nil {
-			*phase = "committing"
-			err = workflow.ExecuteActivity(quick, a.CommitBatch, ref).Get(ctx, &commit)
+			r.phase = "committing"
+			err = workflow.ExecuteActivity(r.quickOptions(ctx, fmt.Sprintf("commit batch %d", n)),
+				a.CommitBatch, ref).Get(ctx, &commit)
 		}
 		if err != nil {
-			return claim.Claimed, giveUp(ctx, quick, token, err)
+			return claim.Claimed, r.giveUp(ctx, token, err)
 		}
 		if commit.Stale {
-			state.StaleRetries++
+			r.state.StaleRetries++
 			if attempt+1 >= maxStaleRetries {
-				return claim.Claimed, giveUp(ctx, quick, token, errors.New("event kept changing while the batch was scored"))
+				return claim.Claimed, r.giveUp(ctx, token, errors.New("event kept changing while the batch was scored"))
 			}
 			continue
 		}
-		state.Batches++
-		state.UsersMatched += commit.UsersCommitted
-		state.Requeued += commit.UsersRequeued
-		state.LastBatchAt = workflow.Now(ctx)
+		r.state.Batches++
+		r.state.UsersMatched += commit.UsersCommitted
+		r.state.Requeued += commit.UsersRequeued
+		r.state.QueueDepth = commit.QueueDepth
+		r.state.LastBatchAt = workflow.Now(ctx)
 		return claim.Claimed, nil
 	}
 }
 
+func (r *run) quickOptions(ctx workflow.Context, summary string) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: minDuration(r.s.MaxRuntime, 30*time.Second),
+		RetryPolicy:         retryPolicy(),
+		Summary:             summary,
+	})
+}
+
+func (r *run) longOptions(ctx workflow.Context, summary string) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: r.s.MaxRuntime,
+		RetryPolicy:         retryPolicy(),
+		Summary:             summary,
+	})
+}
+
 // giveUp releases the batch's rows so they are claimed again later, unless
 // the batch's lease already went to another claim.
-func giveUp(ctx, quick workflow.Context, token string, cause error) error {
+func (r *run) giveUp(ctx workflow.Context, token string, cause error) error {
 	var appErr *temporal.ApplicationError
 	if errors.As(cause, &appErr) && appErr.Type() == activities.ErrTypeLeaseLost {
 		return fmt.Errorf("batch %s: %w", token, cause)
 	}
 	var a *activities.Activities
-	if err := workflow.ExecuteActivity(quick, a.ReleaseBatch, activities.ReleaseInput{
+	if err := workflow.ExecuteActivity(r.quickOptions(ctx, "release batch after failure"), a.ReleaseBatch, activities.ReleaseInput{
 		Token: token, Reason: cause.Error(),
 	}).Get(ctx, nil); err != nil {
 		return fmt.Errorf("batch %s: %w (and releasing it failed: %v)", token, cause, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	sdkpb "go.temporal.io/api/sdk/v1"
 	"log/slog"
 	"sync"
 	"testing"
@@ -22,7 +23,8 @@ import (
 )
 
 const (
-	testEventID = "11111111-2222-3333-4444-555555555555"
+	testEventID   = "11111111-2222-3333-4444-555555555555"
+	testEventCode = "test-event"
 	// testRunID is the run ID the SDK's test environment gives a workflow.
 	testRunID = "default-test-run-id"
 	// safetyHorizon cancels a workflow that a test forgot to end (or that
@@ -81,6 +83,10 @@ type fakeActivities struct {
 
 	// delays make an activity take that long on the workflow clock.
 	delays map[string]time.Duration
+
+	// event answers DescribeEvent, which is not recorded in calls.
+	event    activities.EventInfo
+	eventErr error
 }
 
 func newFakeActivities(claimSizes ...int) *fakeActivities {
@@ -88,6 +94,7 @@ func newFakeActivities(claimSizes ...int) *fakeActivities {
 		claimSizes: claimSizes,
 		claimed:    map[string]int{},
 		delays:     map[string]time.Duration{},
+		event:      activities.EventInfo{Code: testEventCode, Name: "Test event", Enabled: true},
 	}
 }
 
@@ -261,6 +268,8 @@ func (h *harness) run() {
 		{actCommit, h.env.OnActivity(a.CommitBatch, mock.Anything, mock.Anything).Return(f.commit)},
 		{actRelease, h.env.OnActivity(a.ReleaseBatch, mock.Anything, mock.Anything).Return(f.release)},
 	}
+	h.env.OnActivity(a.DescribeEvent, mock.Anything, mock.Anything).Return(
+		func(context.Context, string) (activities.EventInfo, error) { return f.event, f.eventErr })
 	for _, m := range mocks {
 		if d := f.delays[m.name]; d > 0 {
 			m.call.After(d)
@@ -799,4 +808,113 @@ func TestWakeDuringEmptyClaimIsNotLost(t *testing.T) {
 	})
 	h.run()
 	h.requireCanceled()
+}
+
+// currentDetails reads what the Web UI shows as the workflow's current details.
+func (h *harness) currentDetails() string {
+	h.t.Helper()
+	v, err := h.env.QueryWorkflow("__temporal_workflow_metadata")
+	require.NoError(h.t, err)
+	var md sdkpb.WorkflowMetadata
+	require.NoError(h.t, v.Get(&md))
+	return md.GetCurrentDetails()
+}
+
+// update sends an update and returns the status it completed with.
+func (h *harness) update(name string, got *Status) {
+	h.env.UpdateWorkflow(name, name+"-1", &testsuite.TestUpdateCallback{
+		OnAccept: func() {},
+		OnReject: func(err error) { h.t.Errorf("update %s rejected: %v", name, err) },
+		OnComplete: func(v interface{}, err error) {
+			if err != nil {
+				h.t.Errorf("update %s failed: %v", name, err)
+				return
+			}
+			*got = v.(Status)
+		},
+	})
+}
+
+func TestPauseAndResumeUpdatesReturnTheNewState(t *testing.T) {
+	f := newFakeActivities()
+	h := newHarness(t, testSettings(), f)
+	var paused, resumed Status
+	h.at(time.Minute, func() { h.update(SignalPause, &paused) })
+	h.at(2*time.Minute, func() {
+		assert.Contains(t, h.currentDetails(), "Paused")
+		assert.Contains(t, h.currentDetails(), testEventCode)
+	})
+	h.at(3*time.Minute, func() { h.update(SignalResume, &resumed) })
+	h.at(4*time.Minute, h.env.CancelWorkflow)
+	h.run()
+	assert.True(t, paused.Paused)
+	assert.Equal(t, "paused", paused.Phase)
+	assert.Equal(t, testEventCode, paused.EventCode)
+	assert.False(t, resumed.Paused)
+	assert.NotEqual(t, "paused", resumed.Phase)
+}
+
+func TestDisableFinishesAfterTheCurrentBatch(t *testing.T) {
+	f := newFakeActivities(5, 5, 5)
+	f.delays[actScore] = time.Minute
+	h := newHarness(t, testSettings(), f)
+	var got Status
+	h.at(30*time.Second, func() { h.update(SignalDisable, &got) })
+	h.run()
+	require.NoError(t, h.env.GetWorkflowError(), "a disabled event's workflow completes cleanly")
+	assert.Equal(t, "disabled", got.Phase)
+	assert.Equal(t, 1, f.count(actCommit), "the batch in flight is committed, no further one is claimed")
+	assert.Equal(t, 1, f.count(actClaim))
+}
+
+func TestDisabledOrDeletedEventFinishesAtStart(t *testing.T) {
+	for name, setup := range map[string]func(f *fakeActivities){
+		"disabled": func(f *fakeActivities) { f.event.Enabled = false },
+		"deleted": func(f *fakeActivities) {
+			f.eventErr = temporal.NewNonRetryableApplicationError("gone", activities.ErrTypeEventNotFound, nil)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFakeActivities(5)
+			setup(f)
+			h := newHarness(t, testSettings(), f)
+			h.run()
+			require.NoError(t, h.env.GetWorkflowError())
+			assert.Equal(t, 0, f.count(actClaim))
+		})
+	}
+}
+
+func TestCurrentDetailsAndSearchAttributesFollowProgress(t *testing.T) {
+	f := newFakeActivities(4, 4)
+	h := newHarness(t, testSettings(), f)
+	var upserted struct {
+		code   string
+		users  int64
+		paused bool
+	}
+	h.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+		sa := args.Get(0).(temporal.SearchAttributes)
+		if code, ok := sa.GetKeyword(AttrEventCode); ok {
+			upserted.code = code
+		}
+		if users, ok := sa.GetInt64(AttrUsersMatched); ok {
+			upserted.users = users
+		}
+		if paused, ok := sa.GetBool(AttrPaused); ok {
+			upserted.paused = paused
+		}
+	}).Return(nil)
+	h.at(time.Hour, func() {
+		st := h.status()
+		details := h.currentDetails()
+		assert.Contains(t, details, "## Event test-event")
+		assert.Contains(t, details, "**State:** Idle")
+		assert.Contains(t, details, fmt.Sprintf("%d users matched", st.UsersMatched))
+		assert.Equal(t, testEventCode, upserted.code)
+		assert.Equal(t, int64(st.UsersMatched), upserted.users)
+		assert.False(t, upserted.paused)
+		h.env.CancelWorkflow()
+	})
+	h.run()
 }

@@ -55,5 +55,11 @@ func Temporal(ctx context.Context, cfg config.Config, logger *slog.Logger) (clie
 	if err != nil {
 		return nil, fmt.Errorf("Temporal unreachable at %s (namespace %s): %w", cfg.TemporalAddress, cfg.TemporalNamespace, err)
 	}
+	// The workflow upserts these; a namespace without them would fail its
+	// workflow tasks, so register them before anything starts.
+	if err := EnsureSearchAttributes(dialCtx, c, cfg.TemporalNamespace); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("%w (register them once with `temporal operator search-attribute create`, see README)", err)
+	}
 	return c, nil
 }

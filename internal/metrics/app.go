@@ -1,0 +1,170 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/interceptor"
+)
+
+// Label values of matchmaking_ai_tokens_total{kind}.
+const (
+	TokensPrompt     = "prompt"
+	TokensCompletion = "completion"
+)
+
+// StepBuckets are the buckets, in seconds, of
+// matchmaking_batch_duration_seconds: steps take milliseconds without AI
+// and up to MAX_RUNTIME_MS with it.
+var StepBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20, 45, 90, 180}
+
+// App records the matchmaking engine's own metrics. A nil *App records
+// nothing, so code holding an optional one calls it unconditionally.
+type App struct {
+	batches      *prometheus.CounterVec
+	usersMatched *prometheus.CounterVec
+	queueDepth   *prometheus.GaugeVec
+	stepDuration *prometheus.HistogramVec
+	aiCalls      *prometheus.CounterVec
+	aiCacheHits  *prometheus.CounterVec
+	fallbacks    *prometheus.CounterVec
+	aiTokens     *prometheus.CounterVec
+}
+
+// NewApp creates the engine's metrics and registers them with reg.
+func NewApp(reg prometheus.Registerer) (*App, error) {
+	a := &App{
+		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "matchmaking_batches_total",
+			Help: "Batches committed, by event.",
+		}, []string{"event_id"}),
+		usersMatched: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "matchmaking_users_matched_total",
+			Help: "Queued members whose lists a committed batch wrote, by event.",
+		}, []string{"event_id"}),
+		queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "matchmaking_queue_depth",
+			Help: "Members in the event's queue (claimed or not), as of the event's last commit on this worker.",
+		}, []string{"event_id"}),
+		stepDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "matchmaking_batch_duration_seconds",
+			Help: "Duration of one attempt of a batch step (claim, score, insights, commit, release); " +
+				"a batch's claim-to-commit time is the sum of its steps.",
+			Buckets: StepBuckets,
+		}, []string{"step"}),
+		aiCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "matchmaking_ai_calls_total",
+			Help: "Model calls made for insights (retries included), by event.",
+		}, []string{"event_id"}),
+		aiCacheHits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "matchmaking_ai_cache_hits_total",
+			Help: "Pairs whose insights came from the insight cache instead of a model call, by event.",
+		}, []string{"event_id"}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "matchmaking_insight_fallbacks_total",
+			Help: "Insights written as the deterministic fallback, by reason.",
+		}, []string{"reason"}),
+		aiTokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "matchmaking_ai_tokens_total",
+			Help: "Tokens the model reported for insight calls, by kind (prompt or completion).",
+		}, []string{"kind"}),
+	}
+	var errs []error
+	for _, c := range []prometheus.Collector{a.batches, a.usersMatched, a.queueDepth, a.stepDuration,
+		a.aiCalls, a.aiCacheHits, a.fallbacks, a.aiTokens} {
+		if err := reg.Register(c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// BatchCommitted counts a committed batch and the members it matched.
+func (a *App) BatchCommitted(eventID string, users int) {
+	if a == nil {
+		return
+	}
+	a.batches.WithLabelValues(eventID).Inc()
+	addInt(a.usersMatched.WithLabelValues(eventID), users)
+}
+
+// SetQueueDepth records how many members the event has queued.
+func (a *App) SetQueueDepth(eventID string, depth int) {
+	if a == nil {
+		return
+	}
+	a.queueDepth.WithLabelValues(eventID).Set(float64(depth))
+}
+
+// ObserveStep records how long one attempt of a batch step took.
+func (a *App) ObserveStep(step string, d time.Duration) {
+	if a == nil {
+		return
+	}
+	a.stepDuration.WithLabelValues(step).Observe(d.Seconds())
+}
+
+// AIUsage counts what one insight step asked of the model.
+func (a *App) AIUsage(eventID string, calls, cacheHits, promptTokens, completionTokens int) {
+	if a == nil {
+		return
+	}
+	addInt(a.aiCalls.WithLabelValues(eventID), calls)
+	addInt(a.aiCacheHits.WithLabelValues(eventID), cacheHits)
+	addInt(a.aiTokens.WithLabelValues(TokensPrompt), promptTokens)
+	addInt(a.aiTokens.WithLabelValues(TokensCompletion), completionTokens)
+}
+
+// InsightFallbacks counts n fallback insights written for reason.
+func (a *App) InsightFallbacks(reason string, n int) {
+	if a == nil {
+		return
+	}
+	addInt(a.fallbacks.WithLabelValues(reason), n)
+}
+
+// addInt adds n when positive. It does create the series at 0 otherwise,
+// so that a rate over it exists before the first occurrence.
+func addInt(c prometheus.Counter, n int) {
+	if n > 0 {
+		c.Add(float64(n))
+	}
+}
+
+// ActivityInterceptor times every activity attempt whose type is a key of
+// steps into matchmaking_batch_duration_seconds{step=steps[type]}. It
+// belongs in worker.Options.Interceptors. On a nil *App it records nothing.
+func (a *App) ActivityInterceptor(steps map[string]string) interceptor.WorkerInterceptor {
+	return &workerInterceptor{app: a, steps: steps}
+}
+
+type workerInterceptor struct {
+	interceptor.WorkerInterceptorBase
+	app   *App
+	steps map[string]string
+}
+
+func (w *workerInterceptor) InterceptActivity(_ context.Context, next interceptor.ActivityInboundInterceptor) interceptor.ActivityInboundInterceptor {
+	return &activityInterceptor{ActivityInboundInterceptorBase: interceptor.ActivityInboundInterceptorBase{Next: next}, w: w}
+}
+
+type activityInterceptor struct {
+	interceptor.ActivityInboundInterceptorBase
+	w *workerInterceptor
+}
+
+func (i *activityInterceptor) ExecuteActivity(ctx context.Context, in *interceptor.ExecuteActivityInput) (any, error) {
+	step, ok := i.w.steps[activity.GetInfo(ctx).ActivityType.Name]
+	if !ok || i.w.app == nil {
+		return i.Next.ExecuteActivity(ctx, in)
+	}
+	start := time.Now()
+	defer func() { i.w.app.ObserveStep(step, time.Since(start)) }()
+	return i.Next.ExecuteActivity(ctx, in)
+}

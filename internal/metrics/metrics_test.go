@@ -1,0 +1,375 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
+)
+
+// scrape renders g as the endpoint would.
+func scrape(t *testing.T, g prometheus.Gatherer) string {
+	t.Helper()
+	if _, err := g.Gather(); err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	srv := &http.Server{Handler: Handler(g)}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	return get(t, "http://"+ln.Addr().String())
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s\n%s", url, resp.Status, body)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		t.Fatalf("GET %s: Content-Type %q, want the text exposition format", url, ct)
+	}
+	return string(body)
+}
+
+func requireLines(t *testing.T, text string, lines ...string) {
+	t.Helper()
+	have := map[string]bool{}
+	for _, l := range strings.Split(text, "\n") {
+		have[l] = true
+	}
+	for _, l := range lines {
+		if !have[l] {
+			t.Errorf("exposition lacks line %q", l)
+		}
+	}
+	if t.Failed() {
+		t.Logf("exposition:\n%s", text)
+	}
+}
+
+func TestTemporalHandlerSeries(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	root := NewTemporalHandler(reg)
+	h := root.WithTags(map[string]string{"namespace": "default", "task_queue": "mm"})
+
+	h.Counter("temporal_request").Inc(2)
+	h.Counter("temporal_request").Inc(1)
+	h.Counter("temporal_request").Inc(-5) // dropped: counters only go up
+	// The same name with another tag set becomes a second series of the
+	// same family.
+	h.WithTags(map[string]string{"operation": "PollActivityTaskQueue"}).Counter("temporal_request").Inc(1)
+	// WithTags overrides an existing key and leaves its parent alone.
+	h.WithTags(map[string]string{"task_queue": "other"}).Counter("temporal_request").Inc(4)
+	h.Gauge("temporal_num_pollers").Update(3)
+	h.Gauge("temporal_num_pollers").Update(2)
+	h.Timer("temporal_request_latency").Record(200 * time.Millisecond)
+	h.Timer("temporal_request_latency").Record(3 * time.Second)
+	// Invalid characters in names and tag keys are replaced.
+	h.WithTags(map[string]string{"bad-key": "v", "__reserved": "r", "9lives": "x"}).Counter("temporal.odd-name").Inc(1)
+	// A name first used as a counter cannot become a gauge: a no-op, and
+	// the scrape still works.
+	h.Gauge("temporal_request").Update(42)
+	root.Counter("temporal_untagged").Inc(1)
+
+	text := scrape(t, reg)
+	requireLines(t, text,
+		"# TYPE temporal_request counter",
+		`temporal_request{namespace="default",task_queue="mm"} 3`,
+		`temporal_request{namespace="default",operation="PollActivityTaskQueue",task_queue="mm"} 1`,
+		`temporal_request{namespace="default",task_queue="other"} 4`,
+		"# TYPE temporal_num_pollers gauge",
+		`temporal_num_pollers{namespace="default",task_queue="mm"} 2`,
+		"# TYPE temporal_request_latency histogram",
+		`temporal_request_latency_bucket{namespace="default",task_queue="mm",le="0.1"} 0`,
+		`temporal_request_latency_bucket{namespace="default",task_queue="mm",le="0.25"} 1`,
+		`temporal_request_latency_bucket{namespace="default",task_queue="mm",le="5"} 2`,
+		`temporal_request_latency_bucket{namespace="default",task_queue="mm",le="+Inf"} 2`,
+		`temporal_request_latency_sum{namespace="default",task_queue="mm"} 3.2`,
+		`temporal_request_latency_count{namespace="default",task_queue="mm"} 2`,
+		`temporal_odd_name{_9lives="x",bad_key="v",namespace="default",tag__reserved="r",task_queue="mm"} 1`,
+		`temporal_untagged 1`,
+	)
+	if strings.Contains(text, "42") {
+		t.Errorf("a gauge update to a counter's name was recorded:\n%s", text)
+	}
+}
+
+func TestTemporalHandlerConcurrentUse(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := NewTemporalHandler(reg).WithTags(map[string]string{"namespace": "default"})
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hh := h.WithTags(map[string]string{"worker": fmt.Sprint(i % 2)})
+			for range 100 {
+				hh.Counter("temporal_concurrent").Inc(1)
+				hh.Timer("temporal_concurrent_latency").Record(time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	requireLines(t, scrape(t, reg),
+		`temporal_concurrent{namespace="default",worker="0"} 400`,
+		`temporal_concurrent{namespace="default",worker="1"} 400`,
+		`temporal_concurrent_latency_count{namespace="default",worker="1"} 400`,
+	)
+}
+
+func echo(_ context.Context, s string) (string, error) { return s, nil }
+
+// TestTemporalHandlerAsClientOption: a client given the handler records
+// its gRPC requests, here failing ones to a port where nothing listens.
+func TestTemporalHandlerAsClientOption(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+
+	reg := prometheus.NewRegistry()
+	c, err := client.NewLazyClient(client.Options{
+		HostPort:       addr,
+		Namespace:      "metrics-test",
+		MetricsHandler: NewTemporalHandler(reg),
+		Logger:         sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if _, err := c.DescribeWorkflowExecution(ctx, "wf", ""); err == nil {
+		t.Fatal("a request to a closed port succeeded")
+	}
+	text := scrape(t, reg)
+	for _, want := range []string{
+		"# TYPE temporal_request counter",
+		"# TYPE temporal_request_failure counter",
+		"# TYPE temporal_request_latency histogram",
+		// The client's first call asks for the server's capabilities.
+		`operation="GetSystemInfo"`,
+		`status_code="UNAVAILABLE"`,
+		`client_name="temporal_go"`,
+		`worker_type="none"`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("exposition lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("exposition:\n%s", text)
+	}
+	var _ client.MetricsHandler = NewTemporalHandler(reg)
+}
+
+func TestNames(t *testing.T) {
+	for in, want := range map[string]string{
+		"temporal_request": "temporal_request",
+		"a.b-c":            "a_b_c",
+		"9x":               "_9x",
+		"ns:metric":        "ns:metric",
+		"":                 "_",
+		"é":                "_",
+	} {
+		if got := metricName(in); got != want {
+			t.Errorf("metricName(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for in, want := range map[string]string{
+		"task_queue": "task_queue",
+		"a:b":        "a_b",
+		"__name__":   "tag__name__",
+		"le":         "tag_le",
+		"1st":        "_1st",
+	} {
+		if got := labelName(in); got != want {
+			t.Errorf("labelName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestAppRecords(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	app, err := NewApp(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app.BatchCommitted("ev1", 250)
+	app.BatchCommitted("ev1", 50)
+	app.BatchCommitted("ev2", 0)
+	app.SetQueueDepth("ev1", 120)
+	app.SetQueueDepth("ev1", 0)
+	app.ObserveStep("claim", 20*time.Millisecond)
+	app.ObserveStep("commit", 2*time.Second)
+	app.AIUsage("ev1", 7, 3, 1000, 200)
+	app.AIUsage("ev1", 1, 0, 100, 20)
+	app.InsightFallbacks("timeout", 2)
+	app.InsightFallbacks("no_ai", 5)
+	app.InsightFallbacks("timeout", 1)
+
+	for _, tc := range []struct {
+		c    prometheus.Collector
+		want float64
+	}{
+		{app.batches.WithLabelValues("ev1"), 2},
+		{app.batches.WithLabelValues("ev2"), 1},
+		{app.usersMatched.WithLabelValues("ev1"), 300},
+		{app.queueDepth.WithLabelValues("ev1"), 0},
+		{app.aiCalls.WithLabelValues("ev1"), 8},
+		{app.aiCacheHits.WithLabelValues("ev1"), 3},
+		{app.aiTokens.WithLabelValues(TokensPrompt), 1100},
+		{app.aiTokens.WithLabelValues(TokensCompletion), 220},
+		{app.fallbacks.WithLabelValues("timeout"), 3},
+		{app.fallbacks.WithLabelValues("no_ai"), 5},
+	} {
+		if got := testutil.ToFloat64(tc.c); got != tc.want {
+			t.Errorf("%v = %v, want %v", tc.c.(prometheus.Metric).Desc(), got, tc.want)
+		}
+	}
+
+	requireLines(t, scrape(t, reg),
+		`matchmaking_batches_total{event_id="ev1"} 2`,
+		`matchmaking_users_matched_total{event_id="ev1"} 300`,
+		`matchmaking_queue_depth{event_id="ev1"} 0`,
+		`matchmaking_batch_duration_seconds_count{step="claim"} 1`,
+		`matchmaking_batch_duration_seconds_bucket{step="commit",le="1"} 0`,
+		`matchmaking_batch_duration_seconds_bucket{step="commit",le="2.5"} 1`,
+		`matchmaking_ai_calls_total{event_id="ev1"} 8`,
+		`matchmaking_ai_cache_hits_total{event_id="ev1"} 3`,
+		`matchmaking_insight_fallbacks_total{reason="timeout"} 3`,
+		`matchmaking_ai_tokens_total{kind="prompt"} 1100`,
+		`matchmaking_ai_tokens_total{kind="completion"} 220`,
+	)
+
+	if _, err := NewApp(reg); err == nil {
+		t.Fatal("registering the app metrics twice on one registry succeeded")
+	}
+}
+
+func TestNilAppIsNoOp(t *testing.T) {
+	var app *App
+	app.BatchCommitted("ev", 1)
+	app.SetQueueDepth("ev", 1)
+	app.ObserveStep("claim", time.Second)
+	app.AIUsage("ev", 1, 1, 1, 1)
+	app.InsightFallbacks("timeout", 1)
+
+	env := (&testsuite.WorkflowTestSuite{}).NewTestActivityEnvironment()
+	env.SetWorkerOptions(worker.Options{Interceptors: []interceptorT{app.ActivityInterceptor(map[string]string{"ClaimBatch": "claim"})}})
+	env.RegisterActivityWithOptions(echo, activityOptions("ClaimBatch"))
+	if _, err := env.ExecuteActivity("ClaimBatch", "x"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestActivityInterceptorTimesSteps(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	app, err := NewApp(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := map[string]string{"ClaimBatch": "claim", "CommitBatch": "commit"}
+	env := (&testsuite.WorkflowTestSuite{}).NewTestActivityEnvironment()
+	env.SetWorkerOptions(worker.Options{Interceptors: []interceptorT{app.ActivityInterceptor(steps)}})
+	env.RegisterActivityWithOptions(echo, activityOptions("ClaimBatch"))
+	env.RegisterActivityWithOptions(func(context.Context) error { return errors.New("boom") }, activityOptions("CommitBatch"))
+	env.RegisterActivityWithOptions(echo, activityOptions("Unrelated"))
+
+	for range 2 {
+		if _, err := env.ExecuteActivity("ClaimBatch", "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := env.ExecuteActivity("CommitBatch"); err == nil {
+		t.Fatal("CommitBatch did not fail")
+	}
+	if _, err := env.ExecuteActivity("Unrelated", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(app.stepDuration); n != 2 {
+		t.Errorf("%d step series, want 2 (claim, commit)", n)
+	}
+	requireLines(t, scrape(t, reg),
+		`matchmaking_batch_duration_seconds_count{step="claim"} 2`,
+		`matchmaking_batch_duration_seconds_count{step="commit"} 1`,
+	)
+}
+
+func TestServe(t *testing.T) {
+	reg := NewRegistry()
+	app, err := NewApp(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdk := NewTemporalHandler(reg).WithTags(map[string]string{"namespace": "default"})
+	app.BatchCommitted("ev1", 10)
+	sdk.Counter("temporal_request").Inc(1)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv, err := Serve(ctx, "127.0.0.1:0", reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(srv.URL(), "http://127.0.0.1:") || !strings.HasSuffix(srv.URL(), "/metrics") {
+		t.Fatalf("URL %q", srv.URL())
+	}
+	text := get(t, srv.URL())
+	requireLines(t, text,
+		`matchmaking_batches_total{event_id="ev1"} 1`,
+		`temporal_request{namespace="default"} 1`,
+	)
+	if !strings.Contains(text, "\ngo_goroutines ") || !strings.Contains(text, "\nprocess_start_time_seconds ") {
+		t.Fatalf("runtime or process metrics missing:\n%s", text)
+	}
+
+	// The port is taken now: a second endpoint there is refused at once.
+	if _, err := Serve(ctx, srv.Addr(), reg, nil); err == nil {
+		t.Fatal("second Serve on a taken port succeeded")
+	}
+
+	cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Wait after shutdown: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the endpoint did not shut down")
+	}
+	if _, err := http.Get(srv.URL()); err == nil {
+		t.Fatal("the endpoint still answers after shutdown")
+	}
+}
