@@ -6,7 +6,7 @@ TEMPORAL_CLI  := bin/temporal
 TEMPORAL_CLI_VERSION := v1.5.1
 DEMO_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/matchmaking_demo?sslmode=disable
 
-.PHONY: build temporal-cli demo demo-stop test test-unit bench clean
+.PHONY: build temporal-cli demo demo-stop test test-unit bench browser-check clean
 
 # Go's build cache makes this cheap when nothing changed.
 build:
@@ -37,6 +37,10 @@ test: $(TEMPORAL_CLI)
 # Unit and workflow tests only: no PostgreSQL or Temporal needed.
 test-unit:
 	$(GO) test -count=1 ./...
+
+# Headless Chromium checks the demo event's page in the Web UI (pauses, then resumes it).
+browser-check: build $(TEMPORAL_CLI)
+	DATABASE_URL="$${DATABASE_URL:-$(DEMO_DATABASE_URL)}" ./scripts/browser-check.sh
 
 # The scoring kernel alone; end-to-end figures live in docs/PERFORMANCE.md.
 bench:
