@@ -27,7 +27,9 @@ const (
 // Activities are registered on the worker as one struct so they share the
 // pool, the insight writer and the settings.
 type Activities struct {
-	Store    *store.Store
+	Store *store.Store
+	// Insights writes AI insights; nil means the deterministic fallback
+	// only, applied in SQL from what scoring staged.
 	Insights InsightWriter
 	TopN     int
 	// Lease is how long a claim holds its rows; it must outlast a batch's
@@ -37,6 +39,8 @@ type Activities struct {
 	// Metrics records batches, queue depth and AI usage; nil records
 	// nothing (and skips the queue count after a commit).
 	Metrics *metrics.App
+
+	pools poolCache
 }
 
 // ClaimInput names a batch to claim.
@@ -111,6 +115,16 @@ func (a *Activities) ClaimBatch(ctx context.Context, in ClaimInput) (ClaimResult
 
 // WriteInsights gives every staged match of the batch an insight.
 func (a *Activities) WriteInsights(ctx context.Context, in BatchRef) (InsightResult, error) {
+	if a.Insights == nil {
+		n, err := a.Store.ApplyFallbackInsights(ctx, in.Token)
+		if err != nil {
+			return InsightResult{}, err
+		}
+		res := InsightResult{Fallback: n}
+		res.addFallbacks(FallbackNoAI, n)
+		a.Metrics.InsightFallbacks(FallbackNoAI, n)
+		return res, nil
+	}
 	pending, err := a.Store.PendingInsights(ctx, in.EventID, in.Token)
 	if err != nil {
 		return InsightResult{}, err

@@ -332,3 +332,51 @@ func TestInsightsForQueuedViewersWaitForTheirOwnBatch(t *testing.T) {
 		t.Errorf("final insights: %d ai, %d fallback; want all 36 AI", ai, fallback)
 	}
 }
+
+// TestCachedPoolFollowsProfileEdits: the worker keeps an event's pool between
+// batches; an edit, a newcomer and a departure must each be seen by the next
+// batch, so every list ends equal to a full recompute on fresh profiles.
+func TestCachedPoolFollowsProfileEdits(t *testing.T) {
+	testenv.RequireIntegration(t)
+	f := newAIFixture(t, 20, ok)
+	f.drain()
+	ctx := context.Background()
+	db := f.st.Pool()
+	first, second := f.members[0].UserID, f.members[1].UserID
+	steps := []struct {
+		sql  string
+		args []any
+	}{
+		{`UPDATE all_events_members SET interests = (SELECT interests FROM all_events_members WHERE event_id = $1 AND user_id = $3),
+		         bio = 'Robotics founder looking for investors.' WHERE event_id = $1 AND user_id = $2`,
+			[]any{f.eventID, first, second}},
+		{`DELETE FROM all_events_members WHERE event_id = $1 AND user_id = $2`, []any{f.eventID, second}},
+		{`INSERT INTO all_events_members (event_id, user_id, display_name, interests)
+		  SELECT event_id, gen_random_uuid(), 'Newcomer', interests FROM all_events_members WHERE event_id = $1 AND user_id = $2`,
+			[]any{f.eventID, first}},
+	}
+	for i, step := range steps {
+		if _, err := db.Exec(ctx, step.sql, step.args...); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		f.drain()
+		snap, err := f.st.LoadSnapshot(ctx, f.eventID, fmt.Sprintf("test/%d", f.batches-1), -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh := poolOf(snap.Members)
+		stored := map[string][]string{}
+		for _, m := range snap.Matches {
+			stored[m.UserID] = append(stored[m.UserID], m.MatchedUserID)
+		}
+		for v := 0; v < fresh.Len(); v++ {
+			var want []string
+			for _, e := range fresh.TopN(v, 3) {
+				want = append(want, fresh.Profile(e.Other).UserID)
+			}
+			if got := stored[fresh.Profile(v).UserID]; fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("step %d, member %s: stored %v, fresh recompute %v", i, fresh.Profile(v).UserID, got, want)
+			}
+		}
+	}
+}

@@ -25,33 +25,20 @@ const (
 // InsightWriter turns staged matches into insight texts: one insight per
 // pending match, falling back to the deterministic text for any it cannot
 // write, so matching never waits on it longer than the activity's budget.
+// Activities with no InsightWriter apply the staged fallbacks in SQL.
 type InsightWriter interface {
 	WriteInsights(ctx context.Context, pending []store.PendingInsight) ([]store.Insight, InsightResult, error)
 }
 
-// FallbackWriter writes the deterministic insight built from the match's
-// reasons. It needs no network and never fails on well-formed reasons.
-type FallbackWriter struct{}
-
-// WriteInsights implements InsightWriter.
-func (FallbackWriter) WriteInsights(_ context.Context, pending []store.PendingInsight) ([]store.Insight, InsightResult, error) {
-	out := make([]store.Insight, 0, len(pending))
-	for _, p := range pending {
-		in, err := fallbackFor(p)
-		if err != nil {
-			return nil, InsightResult{}, err
-		}
-		out = append(out, in)
-	}
-	res := InsightResult{Fallback: len(out)}
-	res.addFallbacks(FallbackNoAI, len(out))
-	return out, res, nil
-}
-
+// fallbackFor is the deterministic insight of a pending match: the one
+// scoring staged, or one built from its reasons.
 func fallbackFor(p store.PendingInsight) (store.Insight, error) {
-	text, err := FallbackInsight(p)
-	if err != nil {
-		return store.Insight{}, err
+	text := p.Fallback
+	if text == "" {
+		var err error
+		if text, err = FallbackInsight(p); err != nil {
+			return store.Insight{}, err
+		}
 	}
 	return store.Insight{UserID: p.UserID, Rank: p.Rank, Text: text, Source: SourceFallback}, nil
 }
@@ -89,11 +76,14 @@ func FallbackInsight(p store.PendingInsight) (string, error) {
 	if err := json.Unmarshal(p.Reasons, &r); err != nil {
 		return "", fmt.Errorf("decode reasons of %s → %s: %w", p.UserID, p.MatchedUserID, err)
 	}
-	name := p.MatchedUserName
+	return matching.FallbackInsight(fallbackName(p.MatchedUserName), r), nil
+}
+
+func fallbackName(name string) string {
 	if name == "" {
-		name = "This attendee"
+		return "This attendee"
 	}
-	return matching.FallbackInsight(name, r), nil
+	return name
 }
 
 func isBatchNotFound(err error) bool { return errors.Is(err, store.ErrBatchNotFound) }

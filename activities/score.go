@@ -16,16 +16,23 @@ import (
 // applies the incremental rule to everyone else's list, and stages every list
 // that changed.
 func (a *Activities) ScoreBatch(ctx context.Context, in BatchRef) (ScoreResult, error) {
-	snap, err := a.Store.LoadSnapshot(ctx, in.EventID, in.Token)
+	cachedVersion, pool := a.pools.get(in.EventID)
+	snap, err := a.Store.LoadSnapshot(ctx, in.EventID, in.Token, cachedVersion)
 	if err != nil {
 		if isBatchNotFound(err) {
 			return ScoreResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBatchNotFound, err)
 		}
 		return ScoreResult{}, err
 	}
+	if snap.MembersLoaded {
+		pool = poolOf(snap.Members)
+		if snap.MembersVersion >= 0 {
+			a.pools.put(in.EventID, snap.MembersVersion, pool)
+		}
+	}
 	activity.RecordHeartbeat(ctx, "loaded")
 
-	plan := planBatch(snap, a.TopN)
+	plan := planBatch(pool, snap, a.TopN)
 	rows, err := plan.stagedRows()
 	if err != nil {
 		return ScoreResult{}, fmt.Errorf("score batch %s: %w", in.Token, err)
@@ -59,22 +66,10 @@ type batchPlan struct {
 	orphanViewers []string
 }
 
-func planBatch(snap store.Snapshot, topN int) *batchPlan {
-	profiles := make([]matching.Profile, len(snap.Members))
-	for i, m := range snap.Members {
-		profiles[i] = matching.Profile{
-			UserID:      m.UserID,
-			DisplayName: m.DisplayName,
-			Company:     m.Company,
-			JobTitle:    m.JobTitle,
-			Industry:    m.Industry,
-			Interests:   m.Interests,
-			LookingFor:  m.LookingFor,
-			Offering:    m.Offering,
-			Bio:         m.Bio,
-		}
-	}
-	p := &batchPlan{pool: matching.NewPool(profiles)}
+// planBatch maps the snapshot's stored lists onto the pool (built from the
+// same members_version) and applies the incremental update.
+func planBatch(pool *matching.Pool, snap store.Snapshot, topN int) *batchPlan {
+	p := &batchPlan{pool: pool}
 	p.lists = make([][]matching.Entry, p.pool.Len())
 
 	orphans := map[string]bool{}
@@ -115,16 +110,19 @@ func (p *batchPlan) stagedRows() ([]store.StagedMatch, error) {
 	for _, v := range p.viewers {
 		viewerID := p.pool.Profile(v).UserID
 		for rank, e := range p.lists[v] {
-			reasons, err := json.Marshal(p.pool.Reasons(v, e.Other))
+			r := p.pool.Reasons(v, e.Other)
+			reasons, err := json.Marshal(r)
 			if err != nil {
 				return nil, fmt.Errorf("encode reasons: %w", err)
 			}
+			other := p.pool.Profile(e.Other)
 			rows = append(rows, store.StagedMatch{
 				UserID:        viewerID,
-				MatchedUserID: p.pool.Profile(e.Other).UserID,
+				MatchedUserID: other.UserID,
 				Rank:          rank + 1,
 				Score:         e.Score,
 				Reasons:       reasons,
+				Fallback:      matching.FallbackInsight(fallbackName(other.DisplayName), r),
 			})
 		}
 	}

@@ -24,7 +24,7 @@ func snapshotOf(gen []demodata.Member, claimed ...string) store.Snapshot {
 
 func TestPlanBatchScoresClaimedMembersAgainstEveryone(t *testing.T) {
 	gen := demodata.Generate(3, 30)
-	plan := planBatch(snapshotOf(gen, gen[0].UserID, gen[1].UserID), 3)
+	plan := planOf(snapshotOf(gen, gen[0].UserID, gen[1].UserID), 3)
 	if len(plan.claimed) != 2 {
 		t.Fatalf("claimed %v, want two members", plan.claimed)
 	}
@@ -68,7 +68,7 @@ func TestPlanBatchRewritesListsThatNameMissingMembers(t *testing.T) {
 		{UserID: gen[2].UserID, MatchedUserID: gone, Rank: 1, Score: 0.5},
 		{UserID: gone, MatchedUserID: gen[3].UserID, Rank: 1, Score: 0.5},
 	}
-	plan := planBatch(snap, 3)
+	plan := planOf(snap, 3)
 	viewers := plan.viewerIDs()
 	if !slices.Contains(viewers, gen[2].UserID) {
 		t.Errorf("the list naming a departed member is not rewritten: viewers %v", viewers)
@@ -87,21 +87,24 @@ func TestPlanBatchRewritesListsThatNameMissingMembers(t *testing.T) {
 	}
 }
 
-func TestFallbackWriterSpeaksToTheViewerByName(t *testing.T) {
+func TestFallbackSpeaksToTheViewerByName(t *testing.T) {
 	reasons, _ := json.Marshal(matching.Reasons{SharedInterests: []string{"climate tech"}, Score: 0.5})
-	out, _, err := FallbackWriter{}.WriteInsights(t.Context(), []store.PendingInsight{
-		{UserID: "a", MatchedUserID: "b", Rank: 1, MatchedUserName: "Dana", Reasons: reasons},
-	})
+	p := store.PendingInsight{UserID: "a", MatchedUserID: "b", Rank: 1, MatchedUserName: "Dana", Reasons: reasons}
+	out, err := fallbackFor(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(out) != 1 || out[0].Source != SourceFallback || out[0].Rank != 1 || out[0].UserID != "a" {
-		t.Fatalf("unexpected insights %+v", out)
+	if out.Source != SourceFallback || out.Rank != 1 || out.UserID != "a" {
+		t.Fatalf("unexpected insight %+v", out)
 	}
-	if !strings.Contains(out[0].Text, "Dana") || !strings.Contains(out[0].Text, "climate tech") {
-		t.Errorf("insight %q does not name Dana and the shared interest", out[0].Text)
+	if !strings.Contains(out.Text, "Dana") || !strings.Contains(out.Text, "climate tech") {
+		t.Errorf("insight %q does not name Dana and the shared interest", out.Text)
 	}
-	if _, _, err := (FallbackWriter{}).WriteInsights(t.Context(), []store.PendingInsight{{Reasons: []byte("{")}}); err == nil {
+	p.Fallback = "Staged text from scoring."
+	if out, _ := fallbackFor(p); out.Text != p.Fallback {
+		t.Errorf("the staged fallback was not used: %q", out.Text)
+	}
+	if _, err := fallbackFor(store.PendingInsight{Reasons: []byte("{")}); err == nil {
 		t.Errorf("malformed reasons were accepted")
 	}
 }
@@ -118,7 +121,7 @@ func TestPromptInjectionDoesNotChangeRanking(t *testing.T) {
 		clean.ClaimedUsers = append(clean.ClaimedUsers, clean.Members[i].UserID)
 		injected.ClaimedUsers = append(injected.ClaimedUsers, injected.Members[i].UserID)
 	}
-	a, b := planBatch(clean, 3), planBatch(injected, 3)
+	a, b := planOf(clean, 3), planOf(injected, 3)
 	for i := range a.lists {
 		if fmt.Sprint(a.lists[i]) != fmt.Sprint(b.lists[i]) {
 			t.Errorf("member %d: list %v with the injected sentence, %v without", i, b.lists[i], a.lists[i])
@@ -129,4 +132,8 @@ func TestPromptInjectionDoesNotChangeRanking(t *testing.T) {
 	if fmt.Sprint(rowsA) != fmt.Sprint(rowsB) {
 		t.Errorf("staged rows (scores or reasons) differ with the injected sentence")
 	}
+}
+
+func planOf(snap store.Snapshot, topN int) *batchPlan {
+	return planBatch(poolOf(snap.Members), snap, topN)
 }

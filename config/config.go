@@ -25,7 +25,7 @@ type Config struct {
 	TaskQueue         string `env:"TEMPORAL_TASK_QUEUE" envDefault:"matchmaking"`
 
 	// BatchSize is the number of queued members one batch claims.
-	BatchSize int `env:"BATCH_SIZE" envDefault:"250"`
+	BatchSize int `env:"BATCH_SIZE" envDefault:"2500"`
 	// MaxRuntimeMS is the time budget of one activity run.
 	MaxRuntimeMS int `env:"MAX_RUNTIME_MS" envDefault:"45000"`
 	// TopN is how many people each member is told to meet.
@@ -53,7 +53,7 @@ type Config struct {
 	SafetyPoll time.Duration `env:"SAFETY_POLL" envDefault:"30s"`
 	// WakeDebounce groups bursts of queue notifications for one event into
 	// one signal.
-	WakeDebounce time.Duration `env:"WAKE_DEBOUNCE" envDefault:"200ms"`
+	WakeDebounce time.Duration `env:"WAKE_DEBOUNCE" envDefault:"50ms"`
 
 	// MetricsAddr is where the worker serves Prometheus metrics at /metrics
 	// (host:port; port 0 picks a free one). Set it to the empty string to

@@ -67,8 +67,9 @@ type Pool struct {
 	lookingFor tagBitsets
 	offering   tagBitsets
 
-	bioSignature []uint64 // bioSignatureWords words per profile
-	bioTermCount []int32  // bits set in each profile's signature
+	bioSignature []uint64   // bioSignatureWords words per profile
+	bioTermCount []int32    // bits set in each profile's signature
+	bioTerms     [][]string // each profile's bio terms, kept for Reasons
 }
 
 // tagBitsets stores one bitset of tag IDs per profile in a single flat slice.
@@ -98,6 +99,7 @@ func NewPool(profiles []Profile) *Pool {
 		industry:     make([]int32, len(profiles)),
 		bioSignature: make([]uint64, len(profiles)*bioSignatureWords),
 		bioTermCount: make([]int32, len(profiles)),
+		bioTerms:     make([][]string, len(profiles)),
 	}
 	for i, profile := range profiles {
 		if _, dup := p.index[profile.UserID]; dup {
@@ -129,7 +131,8 @@ func NewPool(profiles []Profile) *Pool {
 		lookingFor[i] = tagKeys(profile.LookingFor)
 		offering[i] = tagKeys(profile.Offering)
 		signature := p.bioSignature[i*bioSignatureWords : (i+1)*bioSignatureWords]
-		p.bioTermCount[i] = setBioSignature(signature, bioTerms(profile.Bio))
+		p.bioTerms[i] = bioTerms(profile.Bio)
+		p.bioTermCount[i] = setBioSignature(signature, p.bioTerms[i])
 	}
 	p.interests = buildTagBitsets(interests)[0]
 	needs := buildTagBitsets(lookingFor, offering)

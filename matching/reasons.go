@@ -30,7 +30,7 @@ func (p *Pool) Reasons(viewer, other int) Reasons {
 		SharedInterests: sharedTags(me.Interests, them.Interests),
 		TheyOffer:       sharedTags(me.LookingFor, them.Offering),
 		YouOffer:        sharedTags(me.Offering, them.LookingFor),
-		SharedBioTerms:  sharedBioTerms(me.Bio, them.Bio),
+		SharedBioTerms:  sharedBioTerms(p.bioTerms[viewer], p.bioTerms[other]),
 		Score:           p.Score(viewer, other),
 	}
 	if p.industry[viewer] != 0 && p.industry[viewer] == p.industry[other] {
@@ -60,11 +60,10 @@ func sharedTags(mine, theirs []string) []string {
 	return shown
 }
 
-func sharedBioTerms(mine, theirs string) []string {
-	theirTerms := bioTerms(theirs)
+func sharedBioTerms(mine, theirs []string) []string {
 	var shared []string
-	for _, term := range bioTerms(mine) {
-		if contains(theirTerms, term) {
+	for _, term := range mine {
+		if contains(theirs, term) {
 			shared = append(shared, term)
 		}
 	}

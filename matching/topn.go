@@ -2,7 +2,10 @@ package matching
 
 import (
 	"fmt"
+	"runtime"
 	"sort"
+	"sync"
+	"sync/atomic"
 )
 
 // Better is the total order of every list: a higher score first, and on
@@ -73,40 +76,44 @@ func (p *Pool) Update(lists [][]Entry, claimed []int, n int) (changed []int) {
 	if len(lists) != p.Len() {
 		panic(fmt.Sprintf("matching: Update got %d lists for a pool of %d", len(lists), p.Len()))
 	}
+	isClaimed := make([]bool, p.Len())
+	for _, u := range claimed {
+		isClaimed[u] = true
+	}
 	isChanged := make([]bool, p.Len())
 	needsRecompute := make([]bool, p.Len())
-	for v, list := range lists {
-		needsRecompute[v] = !p.isValidList(v, list, n)
-	}
+	parallel(p.Len(), func(v int) {
+		needsRecompute[v] = !isClaimed[v] && !p.isValidList(v, lists[v], n)
+	})
 
-	for _, u := range claimed {
-		lists[u] = p.TopN(u, n)
-		isChanged[u] = true
-		for c, list := range lists {
-			if c == u {
-				continue
-			}
-			if listsOther(list, u) {
-				isChanged[c] = true
-				continue
-			}
-			if !p.Eligible(u, c) {
-				continue
-			}
-			candidate := Entry{Other: u, Score: p.Score(c, u)}
-			if len(list) < n || (len(list) > 0 && p.Better(c, candidate, list[len(list)-1])) {
-				lists[c] = p.withEntry(c, list, candidate, n)
-				isChanged[c] = true
-			}
-		}
-	}
-
-	for v, recompute := range needsRecompute {
-		if recompute {
+	// Claimed members and invalid lists get a full TopN over the pool, which
+	// already accounts for every claimed member; the insertion pass below is
+	// only needed for the other lists. This gives the same lists as applying
+	// step 2 member by member, since a top-N of a union does not depend on
+	// the order its parts arrive in.
+	parallel(p.Len(), func(v int) {
+		if isClaimed[v] || needsRecompute[v] {
 			lists[v] = p.TopN(v, n)
 			isChanged[v] = true
+			return
 		}
-	}
+		list := lists[v]
+		for _, u := range claimed {
+			if listsOther(list, u) {
+				isChanged[v] = true
+				continue
+			}
+			if !p.Eligible(u, v) {
+				continue
+			}
+			candidate := Entry{Other: u, Score: p.Score(v, u)}
+			if len(list) < n || (len(list) > 0 && p.Better(v, candidate, list[len(list)-1])) {
+				list = p.withEntry(v, list, candidate, n)
+				isChanged[v] = true
+			}
+		}
+		lists[v] = list
+	})
 
 	for v, yes := range isChanged {
 		if yes {
@@ -114,6 +121,37 @@ func (p *Pool) Update(lists [][]Entry, claimed []int, n int) (changed []int) {
 		}
 	}
 	return changed
+}
+
+// parallel runs fn(0..n-1) on every core. Each index is handled by exactly
+// one goroutine, and fn must only write to its own index's slots.
+func parallel(n int, fn func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 || n < 256 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	const chunk = 64
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				start := int(next.Add(chunk)) - chunk
+				if start >= n {
+					return
+				}
+				for i := start; i < min(start+chunk, n); i++ {
+					fn(i)
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // isValidList reports whether list could have been produced from this pool

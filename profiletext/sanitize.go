@@ -54,7 +54,26 @@ func Sanitize(text string) string {
 	return strings.Join(kept, " ")
 }
 
+// injectionWords are words every injection pattern needs; a sentence
+// without any of them skips the regular expressions, which would otherwise
+// dominate the cost of building a large event's scoring pool.
+var injectionWords = []string{
+	"ignore", "disregard", "forget", "override", "you are now", "system", "as an ai",
+	"say that", "best match", "rank me", "instruction",
+}
+
 func isInjection(sentence string) bool {
+	lower := strings.ToLower(sentence)
+	mayBe := false
+	for _, w := range injectionWords {
+		if strings.Contains(lower, w) {
+			mayBe = true
+			break
+		}
+	}
+	if !mayBe {
+		return false
+	}
 	for _, re := range injectionPatterns {
 		if re.MatchString(sentence) {
 			return true

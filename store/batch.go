@@ -93,16 +93,22 @@ type StoredMatch struct {
 }
 
 // Snapshot is everything scoring a batch reads, taken in one repeatable-read
-// transaction so members, matches and version agree.
+// transaction so members, matches and versions agree.
 type Snapshot struct {
-	Version      int64
-	ClaimedUsers []string
-	Members      []Member
-	Matches      []StoredMatch
+	Version        int64
+	MembersVersion int64
+	// MembersLoaded is false when the caller's cached members are still
+	// current (MembersVersion equals what it passed); Members is then empty.
+	MembersLoaded bool
+	ClaimedUsers  []string
+	Members       []Member
+	Matches       []StoredMatch
 }
 
-// LoadSnapshot reads the batch's claimed users and the whole event.
-func (s *Store) LoadSnapshot(ctx context.Context, eventID, token string) (Snapshot, error) {
+// LoadSnapshot reads the batch's claimed users, the event's matches and,
+// unless cachedMembersVersion is still the event's members_version, its
+// members. Pass -1 to always load the members.
+func (s *Store) LoadSnapshot(ctx context.Context, eventID, token string, cachedMembersVersion int64) (Snapshot, error) {
 	var snap Snapshot
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx,
@@ -114,30 +120,34 @@ func (s *Store) LoadSnapshot(ctx context.Context, eventID, token string) (Snapsh
 		if err != nil {
 			return err
 		}
-		err = tx.QueryRow(ctx,
-			`SELECT coalesce((SELECT version FROM matchmaking_event_state WHERE event_id = $1), 0)`,
-			eventID).Scan(&snap.Version)
+		err = tx.QueryRow(ctx, `
+			SELECT coalesce(max(version), 0), coalesce(max(members_version), -1)
+			FROM matchmaking_event_state WHERE event_id = $1`, eventID).Scan(&snap.Version, &snap.MembersVersion)
 		if err != nil {
 			return err
+		}
+		// -1: no state row yet, so nothing may be cached against it.
+		if snap.MembersVersion < 0 || snap.MembersVersion != cachedMembersVersion {
+			rows, err := tx.Query(ctx, `
+				SELECT user_id::text, display_name, coalesce(company, ''), coalesce(job_title, ''),
+				       coalesce(industry, ''), interests, looking_for, offering, bio
+				FROM all_events_members WHERE event_id = $1
+				ORDER BY user_id`, eventID)
+			if err != nil {
+				return err
+			}
+			snap.Members, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Member, error) {
+				var m Member
+				err := row.Scan(&m.UserID, &m.DisplayName, &m.Company, &m.JobTitle, &m.Industry,
+					&m.Interests, &m.LookingFor, &m.Offering, &m.Bio)
+				return m, err
+			})
+			if err != nil {
+				return err
+			}
+			snap.MembersLoaded = true
 		}
 		rows, err := tx.Query(ctx, `
-			SELECT user_id::text, display_name, coalesce(company, ''), coalesce(job_title, ''),
-			       coalesce(industry, ''), interests, looking_for, offering, bio
-			FROM all_events_members WHERE event_id = $1
-			ORDER BY user_id`, eventID)
-		if err != nil {
-			return err
-		}
-		snap.Members, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Member, error) {
-			var m Member
-			err := row.Scan(&m.UserID, &m.DisplayName, &m.Company, &m.JobTitle, &m.Industry,
-				&m.Interests, &m.LookingFor, &m.Offering, &m.Bio)
-			return m, err
-		})
-		if err != nil {
-			return err
-		}
-		rows, err = tx.Query(ctx, `
 			SELECT user_id::text, matched_user_id::text, rank, score
 			FROM matches WHERE event_id = $1
 			ORDER BY user_id, rank`, eventID)
@@ -164,6 +174,8 @@ type StagedMatch struct {
 	Rank          int
 	Score         float32
 	Reasons       json.RawMessage
+	// Fallback is the deterministic insight, used when no AI writes one.
+	Fallback string
 }
 
 // StageMatches replaces the batch's staged lists. viewers names every member
@@ -185,10 +197,10 @@ func (s *Store) StageMatches(ctx context.Context, token string, baseVersion int6
 			return err
 		}
 		_, err = tx.CopyFrom(ctx, pgx.Identifier{"matchmaking_staged_matches"},
-			[]string{"token", "user_id", "matched_user_id", "rank", "score", "reasons"},
+			[]string{"token", "user_id", "matched_user_id", "rank", "score", "reasons", "fallback_insight"},
 			pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
 				r := rows[i]
-				return []any{token, r.UserID, r.MatchedUserID, int16(r.Rank), r.Score, string(r.Reasons)}, nil
+				return []any{token, r.UserID, r.MatchedUserID, int16(r.Rank), r.Score, string(r.Reasons), nullIfEmpty(r.Fallback)}, nil
 			}))
 		return err
 	})
@@ -206,6 +218,7 @@ type PendingInsight struct {
 	Rank            int
 	MatchedUserName string
 	Reasons         json.RawMessage
+	Fallback        string // the staged fallback insight; "" if scoring wrote none
 	Viewer          Member
 	Matched         Member
 	// ViewerQueued: the viewer waits in the queue for a later batch, which
@@ -216,7 +229,7 @@ type PendingInsight struct {
 // PendingInsights lists the batch's staged matches that have no insight yet.
 func (s *Store) PendingInsights(ctx context.Context, eventID, token string) ([]PendingInsight, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT s.user_id::text, s.matched_user_id::text, s.rank, s.reasons,
+		SELECT s.user_id::text, s.matched_user_id::text, s.rank, s.reasons, coalesce(s.fallback_insight, ''),
 		       coalesce(v.display_name, ''), coalesce(v.company, ''), coalesce(v.job_title, ''),
 		       coalesce(v.industry, ''), coalesce(v.interests, '{}'), coalesce(v.looking_for, '{}'),
 		       coalesce(v.offering, '{}'), coalesce(v.bio, ''),
@@ -237,7 +250,7 @@ func (s *Store) PendingInsights(ctx context.Context, eventID, token string) ([]P
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (PendingInsight, error) {
 		var p PendingInsight
 		v, o := &p.Viewer, &p.Matched
-		err := row.Scan(&p.UserID, &p.MatchedUserID, &p.Rank, &p.Reasons,
+		err := row.Scan(&p.UserID, &p.MatchedUserID, &p.Rank, &p.Reasons, &p.Fallback,
 			&v.DisplayName, &v.Company, &v.JobTitle, &v.Industry, &v.Interests, &v.LookingFor, &v.Offering, &v.Bio,
 			&o.DisplayName, &o.Company, &o.JobTitle, &o.Industry, &o.Interests, &o.LookingFor, &o.Offering, &o.Bio,
 			&p.ViewerQueued)
@@ -281,6 +294,19 @@ func (s *Store) SaveInsights(ctx context.Context, token string, insights []Insig
 		return fmt.Errorf("save insights of batch %s: %w", token, err)
 	}
 	return nil
+}
+
+// ApplyFallbackInsights gives every staged match of the batch that has no
+// insight its staged fallback, in one statement, and says how many it set.
+func (s *Store) ApplyFallbackInsights(ctx context.Context, token string) (int, error) {
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE matchmaking_staged_matches
+		SET insight = fallback_insight, insight_source = 'fallback'
+		WHERE token = $1 AND insight IS NULL AND fallback_insight IS NOT NULL`, token)
+	if err != nil {
+		return 0, fmt.Errorf("apply fallback insights of batch %s: %w", token, err)
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 // CommitResult is what a commit did, recorded on the batch so a retried

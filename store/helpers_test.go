@@ -170,7 +170,7 @@ func (e *env) claim(event, token string, limit int) int {
 // appearance per viewer) for viewers, then writes an "ai" insight for each.
 func (e *env) stageAll(event, token string, viewers []int, pairs ...[2]int) store.Snapshot {
 	e.t.Helper()
-	snap, err := e.st.LoadSnapshot(e.ctx, event, token)
+	snap, err := e.st.LoadSnapshot(e.ctx, event, token, -1)
 	if err != nil {
 		e.t.Fatalf("LoadSnapshot: %v", err)
 	}

@@ -200,7 +200,7 @@ func (o *observability) stop(logger *slog.Logger) {
 // one it picked (never the key itself).
 func insightWriter(cfg config.Config, st *store.Store, logger *slog.Logger) (activities.InsightWriter, string, error) {
 	if !cfg.AIEnabled() {
-		return activities.FallbackWriter{}, "fallback only (OPENAI_API_KEY is not set)", nil
+		return nil, "fallback only (OPENAI_API_KEY is not set)", nil
 	}
 	client, err := insight.New(insight.Config{
 		APIKey:            cfg.OpenAIAPIKey,
