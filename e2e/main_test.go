@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -92,13 +93,16 @@ type env struct {
 	vars      map[string]string
 }
 
+var envCount atomic.Int64
+
 func newEnv(t *testing.T, overrides map[string]string) *env {
 	t.Helper()
 	url, _ := testenv.Database(t)
 	e := &env{
-		t:         t,
-		dbURL:     url,
-		taskQueue: "mm-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")),
+		t:     t,
+		dbURL: url,
+		// Unique per env: a test may run several, each with its own database.
+		taskQueue: fmt.Sprintf("mm-%s-%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), envCount.Add(1)),
 		vars: map[string]string{
 			"MAX_RUNTIME_MS": "5000",
 			"BATCH_SIZE":     "50",
