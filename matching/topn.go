@@ -76,43 +76,46 @@ func (p *Pool) Update(lists [][]Entry, claimed []int, n int) (changed []int) {
 	if len(lists) != p.Len() {
 		panic(fmt.Sprintf("matching: Update got %d lists for a pool of %d", len(lists), p.Len()))
 	}
-	isClaimed := make([]bool, p.Len())
+	size := p.Len()
+	isClaimed := make([]bool, size)
 	for _, u := range claimed {
 		isClaimed[u] = true
 	}
-	isChanged := make([]bool, p.Len())
-	needsRecompute := make([]bool, p.Len())
-	parallel(p.Len(), func(v int) {
-		needsRecompute[v] = !isClaimed[v] && !p.isValidList(v, lists[v], n)
+	// fresh lists are rebuilt from every candidate: the claimed members'
+	// and those that fail validation (step 1).
+	fresh := make([]bool, size)
+	parallel(size, func(v int) {
+		fresh[v] = isClaimed[v] || !p.isValidList(v, lists[v], n)
 	})
+	var freshIDs []int
+	for v, yes := range fresh {
+		if yes {
+			freshIDs = append(freshIDs, v)
+		}
+	}
 
-	// Claimed members and invalid lists get a full TopN over the pool, which
-	// already accounts for every claimed member; the insertion pass below is
-	// only needed for the other lists. This gives the same lists as applying
-	// step 2 member by member, since a top-N of a union does not depend on
-	// the order its parts arrive in.
-	parallel(p.Len(), func(v int) {
-		if isClaimed[v] || needsRecompute[v] {
-			lists[v] = p.TopN(v, n)
+	offers := p.scoreOffers(freshIDs, fresh, isClaimed, n)
+
+	// Every other list keeps its entries and takes the claimed members that
+	// beat its last one (step 2); the result is the same as inserting them
+	// one by one, since a top-N of a union does not depend on the order its
+	// parts arrive in.
+	isChanged := make([]bool, size)
+	parallel(size, func(v int) {
+		if fresh[v] {
+			lists[v] = offers.best(p, v, nil, n)
 			isChanged[v] = true
 			return
 		}
-		list := lists[v]
-		for _, u := range claimed {
-			if listsOther(list, u) {
-				isChanged[v] = true
-				continue
-			}
-			if !p.Eligible(u, v) {
-				continue
-			}
-			candidate := Entry{Other: u, Score: p.Score(v, u)}
-			if len(list) < n || (len(list) > 0 && p.Better(v, candidate, list[len(list)-1])) {
-				list = p.withEntry(v, list, candidate, n)
-				isChanged[v] = true
+		for _, e := range lists[v] {
+			if isClaimed[e.Other] {
+				isChanged[v] = true // its rows show a claimed member's profile
 			}
 		}
-		lists[v] = list
+		if merged := offers.best(p, v, lists[v], n); !sameEntries(merged, lists[v]) {
+			lists[v] = merged
+			isChanged[v] = true
+		}
 	})
 
 	for v, yes := range isChanged {
@@ -121,6 +124,139 @@ func (p *Pool) Update(lists [][]Entry, claimed []int, n int) (changed []int) {
 		}
 	}
 	return changed
+}
+
+// offerTable holds, per worker goroutine, each viewer's best n offers so
+// far; workers never share a row, and best merges them.
+type offerTable struct {
+	n      int
+	lists  [][]Entry // [worker][viewer*n + k]
+	counts [][]int8  // [worker][viewer]
+}
+
+// scoreOffers scores every pair with at least one fresh member, once, and
+// offers each side to the other's list where that list takes it: a fresh
+// list takes every eligible candidate, any other list only claimed ones.
+// Scoring each pair once, rather than once per direction, halves the work
+// of a large batch.
+func (p *Pool) scoreOffers(freshIDs []int, fresh, isClaimed []bool, n int) *offerTable {
+	size := p.Len()
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(freshIDs)))
+	t := &offerTable{n: n, lists: make([][]Entry, workers), counts: make([][]int8, workers)}
+	for w := range workers {
+		t.lists[w] = make([]Entry, size*n)
+		t.counts[w] = make([]int8, size)
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(freshIDs) {
+					return
+				}
+				i := freshIDs[k]
+				for j := range size {
+					// A pair of two fresh members is scored by the one
+					// with the smaller index only.
+					if j == i || (fresh[j] && j < i) || !p.Eligible(i, j) {
+						continue
+					}
+					s := p.Score(i, j)
+					t.offer(p, w, i, Entry{Other: j, Score: s})
+					if fresh[j] || isClaimed[i] {
+						t.offer(p, w, j, Entry{Other: i, Score: s})
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return t
+}
+
+// offer keeps e if it is among viewer's best n offers of worker w.
+func (t *offerTable) offer(p *Pool, w, viewer int, e Entry) {
+	row := t.lists[w][viewer*t.n : (viewer+1)*t.n]
+	count := int(t.counts[w][viewer])
+	if count == t.n {
+		if worst := row[count-1]; e.Score < worst.Score || !p.Better(viewer, e, worst) {
+			return
+		}
+		count--
+	}
+	at := count
+	for at > 0 && p.Better(viewer, e, row[at-1]) {
+		row[at] = row[at-1]
+		at--
+	}
+	row[at] = e
+	t.counts[w][viewer] = int8(count + 1)
+}
+
+// best merges viewer's kept entries with every worker's offers into a new
+// list of at most n, in Better order. An offer of someone already kept is
+// the same entry (validated lists carry current scores) and is skipped.
+func (t *offerTable) best(p *Pool, viewer int, kept []Entry, n int) []Entry {
+	if kept != nil && !t.improves(p, viewer, kept, n) {
+		return kept
+	}
+	out := make([]Entry, 0, n+1)
+	add := func(e Entry) {
+		for _, x := range out {
+			if x.Other == e.Other {
+				return
+			}
+		}
+		out = p.insert(viewer, out, e)
+		if len(out) > n {
+			out = out[:n]
+		}
+	}
+	for _, e := range kept {
+		add(e)
+	}
+	for w := range t.lists {
+		for _, e := range t.offers(w, viewer) {
+			add(e)
+		}
+	}
+	return out
+}
+
+// improves reports whether some offer to viewer would enter kept: most
+// lists take none of a batch's claimed members, and this spares them the
+// merge.
+func (t *offerTable) improves(p *Pool, viewer int, kept []Entry, n int) bool {
+	for w := range t.lists {
+		for _, e := range t.offers(w, viewer) {
+			if len(kept) < n || p.Better(viewer, e, kept[len(kept)-1]) {
+				if !listsOther(kept, e.Other) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func (t *offerTable) offers(w, viewer int) []Entry {
+	return t.lists[w][viewer*t.n : viewer*t.n+int(t.counts[w][viewer])]
+}
+
+func sameEntries(a, b []Entry) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // parallel runs fn(0..n-1) on every core. Each index is handled by exactly
