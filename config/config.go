@@ -25,7 +25,7 @@ type Config struct {
 	TaskQueue         string `env:"TEMPORAL_TASK_QUEUE" envDefault:"matchmaking"`
 
 	// BatchSize is the number of queued members one batch claims.
-	BatchSize int `env:"BATCH_SIZE" envDefault:"2500"`
+	BatchSize int `env:"BATCH_SIZE" envDefault:"10000"`
 	// MaxRuntimeMS is the time budget of one activity run.
 	MaxRuntimeMS int `env:"MAX_RUNTIME_MS" envDefault:"45000"`
 	// TopN is how many people each member is told to meet.

@@ -485,7 +485,7 @@ func retryPolicy() *temporal.RetryPolicy {
 
 func withDefaults(s Settings) Settings {
 	if s.BatchSize <= 0 {
-		s.BatchSize = 2500
+		s.BatchSize = 10000
 	}
 	if s.MaxRuntime <= 0 {
 		s.MaxRuntime = 45 * time.Second
