@@ -42,9 +42,12 @@ test-unit:
 browser-check: build $(TEMPORAL_CLI)
 	DATABASE_URL="$${DATABASE_URL:-$(DEMO_DATABASE_URL)}" ./scripts/browser-check.sh
 
-# The scoring kernel alone; end-to-end figures live in docs/PERFORMANCE.md.
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./matching/
+# End to end on this machine (PostgreSQL, a dev server it starts, the real
+# binaries) plus the scoring kernel's benchmarks; rewrites the generated part
+# of docs/PERFORMANCE.md. BENCH_SIZES=500,2000,10000 BENCH_RUNS=3 BENCH_AI=1
+# choose what runs (bench/main.go lists every setting).
+bench: build $(TEMPORAL_CLI)
+	GO="$(GO)" $(GO) run ./bench
 
 clean:
 	rm -f bin/worker bin/starter

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestMedianAndPercentile(t *testing.T) {
+	if got := median([]float64{3, 1, 2}); got != 2 {
+		t.Errorf("median of 3 values = %v, want 2", got)
+	}
+	if got := median([]float64{4, 1, 3, 2}); got != 2.5 {
+		t.Errorf("median of 4 values = %v, want 2.5", got)
+	}
+	values := make([]float64, 50)
+	for i := range values {
+		values[i] = float64(50 - i) // 50 … 1
+	}
+	for p, want := range map[float64]float64{50: 25, 95: 48, 100: 50, 1: 1} {
+		if got := percentile(values, p); got != want {
+			t.Errorf("p%v of 1…50 = %v, want %v", p, got, want)
+		}
+	}
+}
+
+func TestParseMetrics(t *testing.T) {
+	m, err := parseMetrics(`# HELP matchmaking_batch_duration_seconds Duration.
+# TYPE matchmaking_batch_duration_seconds histogram
+matchmaking_batch_duration_seconds_bucket{step="claim",le="0.005"} 1
+matchmaking_batch_duration_seconds_sum{step="claim"} 0.25
+matchmaking_batch_duration_seconds_sum{step="score"} 1.5e+00
+matchmaking_batch_duration_seconds_count{step="score"} 4
+matchmaking_ai_calls_total{event_id="a"} 10
+matchmaking_ai_calls_total{event_id="b"} 5 1700000000000
+matchmaking_insight_fallbacks_total{reason="odd \"quoted\", with spaces"} 2
+go_goroutines 42
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums := m.byLabel("matchmaking_batch_duration_seconds_sum", "step")
+	if sums["claim"] != 0.25 || sums["score"] != 1.5 {
+		t.Errorf("step sums %v", sums)
+	}
+	if got := m.sum("matchmaking_ai_calls_total"); got != 15 {
+		t.Errorf("ai calls %v, want 15", got)
+	}
+	if got := m.byLabel("matchmaking_insight_fallbacks_total", "reason")[`odd "quoted", with spaces`]; got != 2 {
+		t.Errorf("escaped label value not parsed: %v", m.byLabel("matchmaking_insight_fallbacks_total", "reason"))
+	}
+	if got := m.sum("go_goroutines"); got != 42 {
+		t.Errorf("unlabelled sample %v, want 42", got)
+	}
+	if _, err := parseMetrics(`broken{step="claim" 1`); err == nil {
+		t.Error("an unterminated label set parsed")
+	}
+}
+
+func TestParseBenchOutput(t *testing.T) {
+	k, err := parseBenchOutput(`goos: linux
+cpu: Intel(R) Xeon(R) Processor
+BenchmarkScore-2    	34463154	        32.40 ns/op	  30867779 pairs/s	       0 B/op	       0 allocs/op
+BenchmarkUpdate-2   	      94	  12911890 ns/op	   9679063 claimed-pairs/s	   35289 B/op	      45 allocs/op
+PASS
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.cpu != "Intel(R) Xeon(R) Processor" || len(k.benchmarks) != 2 {
+		t.Fatalf("parsed %+v", k)
+	}
+	score := k.benchmarks[0]
+	if rate, unit, _ := score.pairsPerSecond(); score.name != "BenchmarkScore" || rate != 30867779 || unit != "pairs/s" || score.values["allocs/op"] != 0 {
+		t.Errorf("BenchmarkScore parsed as %+v", score)
+	}
+	if _, unit, _ := k.benchmarks[1].pairsPerSecond(); unit != "claimed-pairs/s" {
+		t.Errorf("BenchmarkUpdate rate unit %q", unit)
+	}
+}
+
+func TestParseVmHWM(t *testing.T) {
+	got, err := parseVmHWM("Name:\tworker\nVmPeak:\t 1808428 kB\nVmHWM:\t   38664 kB\nVmRSS:\t 38000 kB\n")
+	if err != nil || got != 38664*1024 {
+		t.Errorf("parseVmHWM = %d, %v", got, err)
+	}
+}
+
+func TestSpliceGeneratedKeepsHandWrittenText(t *testing.T) {
+	doc := "# Performance\n\nintro\n" + beginMarker + "\nold figures\n" + endMarker + "\n\n## Notes\n\nby hand\n"
+	got, err := spliceGenerated(doc, "new figures\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "# Performance\n\nintro\n" + beginMarker + "\nnew figures\n" + endMarker + "\n\n## Notes\n\nby hand\n"
+	if got != want {
+		t.Errorf("spliced:\n%s\nwant:\n%s", got, want)
+	}
+	if _, err := spliceGenerated(strings.ReplaceAll(doc, endMarker, ""), "x"); err == nil {
+		t.Error("a document without the end marker was accepted")
+	}
+}
