@@ -113,33 +113,12 @@ func cmdEnable(ctx context.Context, args []string, out io.Writer) error {
 	wait := fs.Bool("wait", false, "show progress until the event's queue is drained")
 	timeout := fs.Duration("timeout", 30*time.Minute, "with --wait: give up after this long")
 	rematch := fs.Bool("rematch", false, "re-enqueue every member even if the event is already enabled")
-	positional, err := parseArgs(fs, args)
+	s, ev, err := openEvent(ctx, fs, args, true)
 	if err != nil {
 		return err
 	}
-	ref, err := exactlyOneEvent("enable", positional)
-	if err != nil {
-		return err
-	}
-	cfg, err := config.Load()
-	if err != nil {
-		return err
-	}
-	pool, err := connect.Database(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	st := store.New(pool)
-	ev, err := findEvent(ctx, st, ref)
-	if err != nil {
-		return err
-	}
-	temporalClient, err := connect.Temporal(ctx, cfg, nil)
-	if err != nil {
-		return err
-	}
-	defer temporalClient.Close()
+	defer s.close()
+	st := s.st
 
 	queued, err := st.EnableEvent(ctx, ev.ID)
 	if err != nil {
@@ -150,7 +129,7 @@ func cmdEnable(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 	}
-	runID, err := workflows.Wake(ctx, temporalClient, cfg.TaskQueue, eventRef(ev), workflows.SettingsFromConfig(cfg))
+	runID, err := workflows.Wake(ctx, s.temporal, s.cfg.TaskQueue, eventRef(ev), workflows.SettingsFromConfig(s.cfg))
 	if err != nil {
 		return err
 	}
@@ -216,19 +195,12 @@ func cmdLoadDemo(ctx context.Context, args []string, out io.Writer) error {
 	if *members < 1 || *members > 1_000_000 {
 		return fmt.Errorf("--members must be between 1 and 1000000, got %d", *members)
 	}
-	cfg, err := config.Load()
+	s, err := openSession(ctx, false)
 	if err != nil {
 		return err
 	}
-	pool, err := connect.Database(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	if err := connect.RequireSchema(ctx, pool); err != nil {
-		return err
-	}
-	st := store.New(pool)
+	defer s.close()
+	st := s.st
 	ev, err := st.EnsureEvent(ctx, *code, "Demo networking night")
 	if err != nil {
 		return err
@@ -257,28 +229,12 @@ func ToStoreMembers(gen []demodata.Member) []store.Member {
 func cmdMatches(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("matches", flag.ContinueOnError)
 	members := fs.Int("members", 5, "how many members' lists to show")
-	positional, err := parseArgs(fs, args)
+	s, ev, err := openEvent(ctx, fs, args, false)
 	if err != nil {
 		return err
 	}
-	ref, err := exactlyOneEvent("matches", positional)
-	if err != nil {
-		return err
-	}
-	cfg, err := config.Load()
-	if err != nil {
-		return err
-	}
-	pool, err := connect.Database(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	st := store.New(pool)
-	ev, err := findEvent(ctx, st, ref)
-	if err != nil {
-		return err
-	}
+	defer s.close()
+	st := s.st
 	counts, err := st.MatchCounts(ctx, ev.ID)
 	if err != nil {
 		return err

@@ -66,6 +66,30 @@ func (s *session) close() {
 	s.pool.Close()
 }
 
+// openEvent parses a command's flags and its one event argument, opens the
+// session and finds the event: the start of every per-event command. The
+// caller closes the session.
+func openEvent(ctx context.Context, fs *flag.FlagSet, args []string, withTemporal bool) (*session, store.Event, error) {
+	positional, err := parseArgs(fs, args)
+	if err != nil {
+		return nil, store.Event{}, err
+	}
+	ref, err := exactlyOneEvent(fs.Name(), positional)
+	if err != nil {
+		return nil, store.Event{}, err
+	}
+	s, err := openSession(ctx, withTemporal)
+	if err != nil {
+		return nil, store.Event{}, err
+	}
+	ev, err := findEvent(ctx, s.st, ref)
+	if err != nil {
+		s.close()
+		return nil, store.Event{}, err
+	}
+	return s, ev, nil
+}
+
 func eventRef(ev store.Event) workflows.EventRef {
 	return workflows.EventRef{ID: ev.ID, Code: ev.Code, Name: ev.Name}
 }
@@ -187,24 +211,11 @@ func (s *session) update(ctx context.Context, workflowID, name string) (workflow
 }
 
 func cmdDisable(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("disable", flag.ContinueOnError)
-	positional, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	ref, err := exactlyOneEvent("disable", positional)
-	if err != nil {
-		return err
-	}
-	s, err := openSession(ctx, true)
+	s, ev, err := openEvent(ctx, flag.NewFlagSet("disable", flag.ContinueOnError), args, true)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	ev, err := findEvent(ctx, s.st, ref)
-	if err != nil {
-		return err
-	}
 	dropped, err := s.st.DisableEvent(ctx, ev.ID)
 	if err != nil {
 		return err
@@ -276,23 +287,11 @@ func cmdRematch(ctx context.Context, args []string, out io.Writer) error {
 func cmdClearQueue(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("clear-queue", flag.ContinueOnError)
 	yes := fs.Bool("yes", false, "really remove every queued member")
-	positional, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	ref, err := exactlyOneEvent("clear-queue", positional)
-	if err != nil {
-		return err
-	}
-	s, err := openSession(ctx, false)
+	s, ev, err := openEvent(ctx, fs, args, false)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	ev, err := findEvent(ctx, s.st, ref)
-	if err != nil {
-		return err
-	}
 	if !*yes {
 		n, err := s.st.QueueDepth(ctx, ev.ID)
 		if err != nil {
