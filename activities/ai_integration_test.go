@@ -56,12 +56,7 @@ func newAIFixture(t *testing.T, members int, behave func(call int, req fakeopena
 		t.Fatal(err)
 	}
 	f.eventID = ev.ID
-	gen := make([]store.Member, len(f.members))
-	for i, m := range f.members {
-		gen[i] = store.Member{UserID: m.UserID, DisplayName: m.DisplayName, Company: m.Company, JobTitle: m.JobTitle,
-			Industry: m.Industry, Interests: m.Interests, LookingFor: m.LookingFor, Offering: m.Offering, Bio: m.Bio}
-	}
-	if _, err := st.InsertMembers(ctx, ev.ID, gen); err != nil {
+	if _, err := st.InsertMembers(ctx, ev.ID, demodata.StoreMembers(f.members)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.EnableEvent(ctx, ev.ID); err != nil {

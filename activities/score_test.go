@@ -13,13 +13,7 @@ import (
 )
 
 func snapshotOf(gen []demodata.Member, claimed ...string) store.Snapshot {
-	snap := store.Snapshot{ClaimedUsers: claimed}
-	for _, m := range gen {
-		snap.Members = append(snap.Members, store.Member{UserID: m.UserID, DisplayName: m.DisplayName,
-			Company: m.Company, JobTitle: m.JobTitle, Industry: m.Industry, Interests: m.Interests,
-			LookingFor: m.LookingFor, Offering: m.Offering, Bio: m.Bio})
-	}
-	return snap
+	return store.Snapshot{ClaimedUsers: claimed, Members: demodata.StoreMembers(gen)}
 }
 
 func TestPlanBatchScoresClaimedMembersAgainstEveryone(t *testing.T) {

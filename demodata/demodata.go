@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/eventmatch/matchmaker/matching"
+	"github.com/eventmatch/matchmaker/store"
 )
 
 // Member is one synthetic attendee.
@@ -288,4 +289,16 @@ func industryWeights() []float64 {
 		weights[k] = float64(ind.weight)
 	}
 	return weights
+}
+
+// StoreMembers converts generated attendees to rows for store.InsertMembers.
+func StoreMembers(gen []Member) []store.Member {
+	out := make([]store.Member, len(gen))
+	for i, m := range gen {
+		out[i] = store.Member{
+			UserID: m.UserID, DisplayName: m.DisplayName, Company: m.Company, JobTitle: m.JobTitle,
+			Industry: m.Industry, Interests: m.Interests, LookingFor: m.LookingFor, Offering: m.Offering, Bio: m.Bio,
+		}
+	}
+	return out
 }

@@ -29,19 +29,10 @@ func loadEvent(t *testing.T, pool *pgxpool.Pool, code string, members []demodata
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.InsertMembers(context.Background(), ev.ID, toStore(members)); err != nil {
+	if _, err := st.InsertMembers(context.Background(), ev.ID, demodata.StoreMembers(members)); err != nil {
 		t.Fatal(err)
 	}
 	return ev.ID
-}
-
-func toStore(gen []demodata.Member) []store.Member {
-	out := make([]store.Member, len(gen))
-	for i, m := range gen {
-		out[i] = store.Member{UserID: m.UserID, DisplayName: m.DisplayName, Company: m.Company, JobTitle: m.JobTitle,
-			Industry: m.Industry, Interests: m.Interests, LookingFor: m.LookingFor, Offering: m.Offering, Bio: m.Bio}
-	}
-	return out
 }
 
 func openPool(t *testing.T, url string) *pgxpool.Pool {
@@ -82,7 +73,7 @@ func TestEventIsFullyMatchedThenANewcomerJoins(t *testing.T) {
 	before := storedLists(t, pool, eventID)
 	newcomer := members[240]
 	inserted := time.Now()
-	if _, err := store.New(pool).InsertMembers(context.Background(), eventID, toStore([]demodata.Member{newcomer})); err != nil {
+	if _, err := store.New(pool).InsertMembers(context.Background(), eventID, demodata.StoreMembers([]demodata.Member{newcomer})); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 60*time.Second, "the newcomer's matches", func() bool {
@@ -211,7 +202,7 @@ func TestPauseAndResume(t *testing.T) {
 	waitFor(t, 10*time.Second, "the workflow to report paused", func() bool {
 		return queryStatus(t, wfID).Paused
 	})
-	if _, err := store.New(pool).InsertMembers(ctx, eventID, toStore(members[60:])); err != nil {
+	if _, err := store.New(pool).InsertMembers(ctx, eventID, demodata.StoreMembers(members[60:])); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(3 * time.Second) // longer than the listener's debounce and the safety poll

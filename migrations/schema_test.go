@@ -10,102 +10,56 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventmatch/matchmaker/internal/testenv"
 )
 
 // db is one test's fresh, migrated database.
-type db struct {
-	t    *testing.T
-	ctx  context.Context
-	url  string
-	pool *pgxpool.Pool
-}
+type db struct{ *testenv.DB }
 
 func newDB(t *testing.T) *db {
 	t.Helper()
-	url, pool := testenv.Database(t)
-	return &db{t: t, ctx: t.Context(), url: url, pool: pool}
+	return &db{testenv.NewDB(t)}
 }
 
-func uid(n int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", n) }
-func ev(n int) string  { return fmt.Sprintf("e0000000-0000-4000-8000-%012d", n) }
-
-func uids(ns ...int) []string {
-	out := make([]string, len(ns))
-	for i, n := range ns {
-		out[i] = uid(n)
-	}
-	return out
-}
-
-// short is the SQL that turns a uid() into its number.
-func short(col string) string { return fmt.Sprintf("ltrim(right(%s::text, 12), '0')", col) }
-
-func (d *db) exec(sql string, args ...any) {
-	d.t.Helper()
-	if _, err := d.pool.Exec(d.ctx, sql, args...); err != nil {
-		d.t.Fatalf("exec %q: %v", sql, err)
-	}
-}
-
-func (d *db) int(sql string, args ...any) int64 {
-	d.t.Helper()
-	var n int64
-	if err := d.pool.QueryRow(d.ctx, sql, args...).Scan(&n); err != nil {
-		d.t.Fatalf("query %q: %v", sql, err)
-	}
-	return n
-}
-
-func (d *db) strings(sql string, args ...any) []string {
-	d.t.Helper()
-	rows, err := d.pool.Query(d.ctx, sql, args...)
-	if err != nil {
-		d.t.Fatalf("query %q: %v", sql, err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		d.t.Fatalf("query %q: %v", sql, err)
-	}
-	if out == nil {
-		out = []string{}
-	}
-	return out
-}
+var (
+	uid   = testenv.UID
+	ev    = testenv.EventUUID
+	uids  = testenv.UIDs
+	short = testenv.ShortID
+)
 
 func (d *db) event(n int, enabled bool) string {
-	d.t.Helper()
-	d.exec(`INSERT INTO events (id, code, name, matchmaking_enabled) VALUES ($1, $2, $3, $4)`,
+	d.T.Helper()
+	d.Exec(`INSERT INTO events (id, code, name, matchmaking_enabled) VALUES ($1, $2, $3, $4)`,
 		ev(n), fmt.Sprintf("ev-%d", n), fmt.Sprintf("Event %d", n), enabled)
 	return ev(n)
 }
 
 func (d *db) members(event string, ns ...int) {
-	d.t.Helper()
-	d.exec(`
+	d.T.Helper()
+	d.Exec(`
 		INSERT INTO all_events_members (event_id, user_id, display_name, company, job_title, industry, interests, looking_for, offering, bio)
 		SELECT $1, u, 'M' || `+short("u")+`, 'Co', 'Dev', 'Tech', '{go}', '{jobs}', '{help}', 'bio'
 		FROM unnest($2::uuid[]) AS u`, event, uids(ns...))
 }
 
 func (d *db) match(event string, from, to, rank int) {
-	d.t.Helper()
-	d.exec(`INSERT INTO matches (event_id, user_id, matched_user_id, rank, score, insight, insight_source)
+	d.T.Helper()
+	d.Exec(`INSERT INTO matches (event_id, user_id, matched_user_id, rank, score, insight, insight_source)
 		VALUES ($1, $2, $3, $4, 0.5, 'x', 'ai')`, event, uid(from), uid(to), rank)
 }
 
 // queue lists the event's queue as "user:priority", by user.
 func (d *db) queue(event string) []string {
-	d.t.Helper()
-	return d.strings(`SELECT `+short("user_id")+` || ':' || priority FROM matchmaking_queue
+	d.T.Helper()
+	return d.Strings(`SELECT `+short("user_id")+` || ':' || priority FROM matchmaking_queue
 		WHERE event_id = $1 ORDER BY user_id`, event)
 }
 
 func (d *db) matches(event string) []string {
-	d.t.Helper()
-	return d.strings(`SELECT `+short("user_id")+` || '>' || `+short("matched_user_id")+`
+	d.T.Helper()
+	return d.Strings(`SELECT `+short("user_id")+` || '>' || `+short("matched_user_id")+`
 		FROM matches WHERE event_id = $1 ORDER BY user_id, rank`, event)
 }
 
@@ -127,7 +81,7 @@ func TestMemberInsertEnqueuesOnlyWhenEnabled(t *testing.T) {
 	d.members(off, 1, 2)
 	want(t, "enabled event's queue", d.queue(on), "1:0", "2:0")
 	want(t, "disabled event's queue", d.queue(off))
-	if n := d.int(`SELECT count(*) FROM matchmaking_queue WHERE generation <> 1 OR claim_token IS NOT NULL`); n != 0 {
+	if n := d.Int(`SELECT count(*) FROM matchmaking_queue WHERE generation <> 1 OR claim_token IS NOT NULL`); n != 0 {
 		t.Errorf("%d new queue rows are not fresh", n)
 	}
 }
@@ -149,17 +103,17 @@ func TestProfileChangeEnqueuesPriority2(t *testing.T) {
 		{"bio", `bio = 'new bio'`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d.exec(`DELETE FROM matchmaking_queue`)
-			d.exec(`UPDATE all_events_members SET ` + tc.set)
+			d.Exec(`DELETE FROM matchmaking_queue`)
+			d.Exec(`UPDATE all_events_members SET ` + tc.set)
 			want(t, "enabled event's queue", d.queue(on), "1:2")
 			want(t, "disabled event's queue", d.queue(off))
 		})
 	}
 
-	d.exec(`DELETE FROM matchmaking_queue`)
-	d.exec(`UPDATE all_events_members SET updated_at = now() + interval '1 hour', created_at = now() - interval '1 day'`)
+	d.Exec(`DELETE FROM matchmaking_queue`)
+	d.Exec(`UPDATE all_events_members SET updated_at = now() + interval '1 hour', created_at = now() - interval '1 day'`)
 	want(t, "queue after touching timestamps", d.queue(on))
-	d.exec(`UPDATE all_events_members SET display_name = display_name, interests = interests, company = company`)
+	d.Exec(`UPDATE all_events_members SET display_name = display_name, interests = interests, company = company`)
 	want(t, "queue after a no-op update", d.queue(on))
 }
 
@@ -169,15 +123,15 @@ func TestEnableEnqueuesEveryMemberAtPriority3(t *testing.T) {
 	other := d.event(2, false)
 	d.members(event, 1, 2, 3)
 	d.members(other, 1)
-	d.exec(`UPDATE events SET name = 'Renamed'`)
+	d.Exec(`UPDATE events SET name = 'Renamed'`)
 	want(t, "queue before enable", d.queue(event))
 
-	d.exec(`UPDATE events SET matchmaking_enabled = true WHERE id = $1`, event)
+	d.Exec(`UPDATE events SET matchmaking_enabled = true WHERE id = $1`, event)
 	want(t, "queue after enable", d.queue(event), "1:3", "2:3", "3:3")
 	want(t, "other event's queue", d.queue(other))
 
-	d.exec(`DELETE FROM matchmaking_queue`)
-	d.exec(`UPDATE events SET matchmaking_enabled = true WHERE id = $1`, event)
+	d.Exec(`DELETE FROM matchmaking_queue`)
+	d.Exec(`UPDATE events SET matchmaking_enabled = true WHERE id = $1`, event)
 	want(t, "queue after re-setting true", d.queue(event))
 
 	// Created enabled: the insert trigger does the same for members already
@@ -197,22 +151,22 @@ func TestMemberDelete(t *testing.T) {
 	d.match(event, 2, 4, 2)
 	d.match(event, 3, 2, 1)
 	d.match(event, 4, 5, 1)
-	d.exec(`DELETE FROM matchmaking_queue WHERE user_id <> $1`, uid(2))
-	d.exec(`INSERT INTO matchmaking_event_state (event_id, version) VALUES ($1, 7)`, event)
+	d.Exec(`DELETE FROM matchmaking_queue WHERE user_id <> $1`, uid(2))
+	d.Exec(`INSERT INTO matchmaking_event_state (event_id, version) VALUES ($1, 7)`, event)
 
-	d.exec(`DELETE FROM all_events_members WHERE user_id = $1`, uid(2))
+	d.Exec(`DELETE FROM all_events_members WHERE user_id = $1`, uid(2))
 	want(t, "matches", d.matches(event), "1>3", "4>5")
 	want(t, "queue (listers of 2 at priority 1)", d.queue(event), "1:1", "3:1")
-	if v := d.int(`SELECT version FROM matchmaking_event_state WHERE event_id = $1`, event); v != 8 {
+	if v := d.Int(`SELECT version FROM matchmaking_event_state WHERE event_id = $1`, event); v != 8 {
 		t.Errorf("version %d, want 8", v)
 	}
 
 	// A lister already queued keeps its higher priority.
-	d.exec(`UPDATE matchmaking_queue SET priority = 3 WHERE user_id = $1`, uid(1))
+	d.Exec(`UPDATE matchmaking_queue SET priority = 3 WHERE user_id = $1`, uid(1))
 	d.match(event, 1, 4, 3)
-	d.exec(`DELETE FROM all_events_members WHERE user_id = $1`, uid(4))
+	d.Exec(`DELETE FROM all_events_members WHERE user_id = $1`, uid(4))
 	want(t, "queue after deleting 4", d.queue(event), "1:3", "3:1")
-	if v := d.int(`SELECT version FROM matchmaking_event_state WHERE event_id = $1`, event); v != 9 {
+	if v := d.Int(`SELECT version FROM matchmaking_event_state WHERE event_id = $1`, event); v != 9 {
 		t.Errorf("version %d, want 9", v)
 	}
 }
@@ -224,12 +178,12 @@ func TestMemberDeleteTogether(t *testing.T) {
 	d.match(event, 1, 2, 1)
 	d.match(event, 2, 1, 1)
 	d.match(event, 3, 1, 1)
-	d.exec(`DELETE FROM matchmaking_queue`)
+	d.Exec(`DELETE FROM matchmaking_queue`)
 
-	d.exec(`DELETE FROM all_events_members WHERE user_id = ANY ($1::uuid[])`, uids(1, 2))
+	d.Exec(`DELETE FROM all_events_members WHERE user_id = ANY ($1::uuid[])`, uids(1, 2))
 	want(t, "matches", d.matches(event))
 	want(t, "queue: only the surviving lister", d.queue(event), "3:1")
-	if n := d.int(`SELECT count(*) FROM matchmaking_event_state`); n != 0 {
+	if n := d.Int(`SELECT count(*) FROM matchmaking_event_state`); n != 0 {
 		t.Errorf("member delete created %d state rows", n)
 	}
 }
@@ -239,7 +193,7 @@ func TestMemberDeleteInDisabledEventDoesNotEnqueue(t *testing.T) {
 	event := d.event(1, false)
 	d.members(event, 1, 2)
 	d.match(event, 1, 2, 1)
-	d.exec(`DELETE FROM all_events_members WHERE user_id = $1`, uid(2))
+	d.Exec(`DELETE FROM all_events_members WHERE user_id = $1`, uid(2))
 	want(t, "matches", d.matches(event))
 	want(t, "queue", d.queue(event))
 }
@@ -251,26 +205,26 @@ func TestEventDeleteCascades(t *testing.T) {
 	for _, event := range []string{gone, kept} {
 		d.members(event, 1, 2)
 		d.match(event, 1, 2, 1)
-		d.exec(`INSERT INTO matchmaking_event_state (event_id, version) VALUES ($1, 3)`, event)
-		d.exec(`INSERT INTO matchmaking_batches (token, event_id, claimed_users) VALUES ($1, $2, $3)`,
+		d.Exec(`INSERT INTO matchmaking_event_state (event_id, version) VALUES ($1, 3)`, event)
+		d.Exec(`INSERT INTO matchmaking_batches (token, event_id, claimed_users) VALUES ($1, $2, $3)`,
 			"batch-"+event, event, uids(1))
-		d.exec(`INSERT INTO matchmaking_staged_matches (token, user_id, matched_user_id, rank, score, reasons)
+		d.Exec(`INSERT INTO matchmaking_staged_matches (token, user_id, matched_user_id, rank, score, reasons)
 			VALUES ($1, $2, $3, 1, 0.5, '{}')`, "batch-"+event, uid(1), uid(2))
 	}
-	d.exec(`DELETE FROM events WHERE id = $1`, gone)
+	d.Exec(`DELETE FROM events WHERE id = $1`, gone)
 
 	for _, table := range []string{"all_events_members", "matchmaking_queue", "matches", "matchmaking_event_state", "matchmaking_batches"} {
-		if n := d.int(`SELECT count(*) FROM `+table+` WHERE event_id = $1`, gone); n != 0 {
+		if n := d.Int(`SELECT count(*) FROM `+table+` WHERE event_id = $1`, gone); n != 0 {
 			t.Errorf("%s: %d rows of the deleted event", table, n)
 		}
 	}
-	if n := d.int(`SELECT count(*) FROM matchmaking_staged_matches WHERE token = $1`, "batch-"+gone); n != 0 {
+	if n := d.Int(`SELECT count(*) FROM matchmaking_staged_matches WHERE token = $1`, "batch-"+gone); n != 0 {
 		t.Errorf("%d staged rows of the deleted event", n)
 	}
-	want(t, "other event's members", d.strings(`SELECT `+short("user_id")+` FROM all_events_members WHERE event_id = $1 ORDER BY 1`, kept), "1", "2")
+	want(t, "other event's members", d.Strings(`SELECT `+short("user_id")+` FROM all_events_members WHERE event_id = $1 ORDER BY 1`, kept), "1", "2")
 	want(t, "other event's queue", d.queue(kept), "1:0", "2:0")
 	want(t, "other event's matches", d.matches(kept), "1>2")
-	if v := d.int(`SELECT version FROM matchmaking_event_state WHERE event_id = $1`, kept); v != 3 {
+	if v := d.Int(`SELECT version FROM matchmaking_event_state WHERE event_id = $1`, kept); v != 3 {
 		t.Errorf("other event's version %d, want 3", v)
 	}
 }
@@ -280,32 +234,32 @@ func TestEnqueueKeepsHigherPriorityAndEarlierTime(t *testing.T) {
 	event := d.event(1, false)
 	enqueue := func(p int) int64 {
 		t.Helper()
-		return d.int(`SELECT matchmaking_enqueue_rows($1, $2::uuid[], $3)`, event, uids(1), p)
+		return d.Int(`SELECT matchmaking_enqueue_rows($1, $2::uuid[], $3)`, event, uids(1), p)
 	}
 	row := func() string {
 		t.Helper()
-		return d.strings(`SELECT concat_ws(' ', priority, enqueued_at = '2020-01-01T00:00:00Z', generation)
+		return d.Strings(`SELECT concat_ws(' ', priority, enqueued_at = '2020-01-01T00:00:00Z', generation)
 			FROM matchmaking_queue WHERE event_id = $1`, event)[0]
 	}
 	if n := enqueue(2); n != 1 {
 		t.Errorf("first enqueue affected %d rows", n)
 	}
-	d.exec(`UPDATE matchmaking_queue SET enqueued_at = '2020-01-01T00:00:00Z'`)
+	d.Exec(`UPDATE matchmaking_queue SET enqueued_at = '2020-01-01T00:00:00Z'`)
 	want(t, "after first enqueue", []string{row()}, "2 t 1")
 	enqueue(1)
 	want(t, "after lower priority", []string{row()}, "2 t 2")
 	enqueue(3)
 	want(t, "after higher priority", []string{row()}, "3 t 3")
-	d.exec(`UPDATE matchmaking_queue SET enqueued_at = now() + interval '1 day'`)
+	d.Exec(`UPDATE matchmaking_queue SET enqueued_at = now() + interval '1 day'`)
 	enqueue(0)
-	if n := d.int(`SELECT count(*) FROM matchmaking_queue WHERE enqueued_at < now() + interval '1 hour' AND generation = 4 AND priority = 3`); n != 1 {
+	if n := d.Int(`SELECT count(*) FROM matchmaking_queue WHERE enqueued_at < now() + interval '1 hour' AND generation = 4 AND priority = 3`); n != 1 {
 		t.Errorf("a later enqueued_at was not replaced by the earlier one")
 	}
 
 	// A claimed row keeps its claim; the generation moves past it.
-	d.exec(`UPDATE matchmaking_queue SET claim_token = 'tok', claimed_generation = generation, lease_expires_at = now() + interval '1 minute'`)
+	d.Exec(`UPDATE matchmaking_queue SET claim_token = 'tok', claimed_generation = generation, lease_expires_at = now() + interval '1 minute'`)
 	enqueue(0)
-	if n := d.int(`SELECT count(*) FROM matchmaking_queue WHERE claim_token = 'tok' AND generation = claimed_generation + 1`); n != 1 {
+	if n := d.Int(`SELECT count(*) FROM matchmaking_queue WHERE claim_token = 'tok' AND generation = claimed_generation + 1`); n != 1 {
 		t.Errorf("enqueue of a claimed row: want claim kept and generation bumped")
 	}
 }
@@ -316,22 +270,22 @@ func TestEnqueueEventMatchmaking(t *testing.T) {
 	empty := d.event(2, false)
 	d.members(event, 1, 2, 3)
 
-	if n := d.int(`SELECT enqueue_event_matchmaking($1, 1)`, event); n != 3 {
+	if n := d.Int(`SELECT enqueue_event_matchmaking($1, 1)`, event); n != 3 {
 		t.Errorf("enqueue_event_matchmaking returned %d, want 3", n)
 	}
 	want(t, "queue", d.queue(event), "1:1", "2:1", "3:1")
-	if n := d.int(`SELECT enqueue_event_matchmaking($1, 2)`, event); n != 3 {
+	if n := d.Int(`SELECT enqueue_event_matchmaking($1, 2)`, event); n != 3 {
 		t.Errorf("second enqueue_event_matchmaking returned %d, want 3", n)
 	}
 	want(t, "queue after second call", d.queue(event), "1:2", "2:2", "3:2")
-	if n := d.int(`SELECT enqueue_event_matchmaking($1, 3)`, empty); n != 0 {
+	if n := d.Int(`SELECT enqueue_event_matchmaking($1, 3)`, empty); n != 0 {
 		t.Errorf("enqueue_event_matchmaking of an empty event returned %d", n)
 	}
 
-	before := d.strings(`SELECT concat_ws(' ', user_id, priority, enqueued_at, generation) FROM matchmaking_queue ORDER BY user_id`)
+	before := d.Strings(`SELECT concat_ws(' ', user_id, priority, enqueued_at, generation) FROM matchmaking_queue ORDER BY user_id`)
 	for _, p := range []any{4, -1, nil} {
 		var n *int64
-		err := d.pool.QueryRow(d.ctx, `SELECT enqueue_event_matchmaking($1, $2)`, event, p).Scan(&n)
+		err := d.Pool.QueryRow(d.Ctx, `SELECT enqueue_event_matchmaking($1, $2)`, event, p).Scan(&n)
 		if err == nil {
 			t.Errorf("enqueue_event_matchmaking(priority %v) succeeded with %v", p, n)
 		} else if !strings.Contains(err.Error(), "priority must be between 0 and 3") {
@@ -339,7 +293,7 @@ func TestEnqueueEventMatchmaking(t *testing.T) {
 		}
 	}
 	want(t, "queue after rejected calls",
-		d.strings(`SELECT concat_ws(' ', user_id, priority, enqueued_at, generation) FROM matchmaking_queue ORDER BY user_id`), before...)
+		d.Strings(`SELECT concat_ws(' ', user_id, priority, enqueued_at, generation) FROM matchmaking_queue ORDER BY user_id`), before...)
 }
 
 func TestQueueStats(t *testing.T) {
@@ -347,13 +301,13 @@ func TestQueueStats(t *testing.T) {
 	a := d.event(1, false)
 	b := d.event(2, false)
 	d.event(3, false) // no queue: no row
-	d.exec(`INSERT INTO matchmaking_queue (event_id, user_id, priority, enqueued_at, claim_token, lease_expires_at) VALUES
+	d.Exec(`INSERT INTO matchmaking_queue (event_id, user_id, priority, enqueued_at, claim_token, lease_expires_at) VALUES
 		($1, $3, 0, '2024-01-01T10:00:00Z', NULL, NULL),
 		($1, $4, 2, '2024-01-01T09:00:00Z', 'live', now() + interval '1 minute'),
 		($1, $5, 2, '2024-01-01T11:00:00Z', 'dead', now() - interval '1 minute'),
 		($2, $3, 3, '2024-01-02T00:00:00Z', NULL, NULL)`, a, b, uid(1), uid(2), uid(3))
 
-	got := d.strings(`SELECT concat_ws(' ', event_id, event_name, queue_size,
+	got := d.Strings(`SELECT concat_ws(' ', event_id, event_name, queue_size,
 			to_char(oldest AT TIME ZONE 'UTC', 'DD HH24'), to_char(newest AT TIME ZONE 'UTC', 'DD HH24'),
 			priority_0, priority_1, priority_2, priority_3, in_progress)
 		FROM get_matchmaking_queue_stats()`)
@@ -367,7 +321,7 @@ func TestDetailedQueueInfo(t *testing.T) {
 	event := d.event(1, false)
 	other := d.event(2, false)
 	d.members(event, 1, 2, 3)
-	d.exec(`INSERT INTO matchmaking_queue (event_id, user_id, priority, enqueued_at, claim_token, lease_expires_at, attempts, last_error) VALUES
+	d.Exec(`INSERT INTO matchmaking_queue (event_id, user_id, priority, enqueued_at, claim_token, lease_expires_at, attempts, last_error) VALUES
 		($1, $3, 1, '2024-01-01T10:00:00Z', NULL, NULL, 2, 'boom'),
 		($1, $4, 3, '2024-01-01T12:00:00Z', 'live', now() + interval '1 minute', 1, NULL),
 		($1, $5, 1, '2024-01-01T09:00:00Z', 'dead', now() - interval '1 minute', 1, NULL),
@@ -375,7 +329,7 @@ func TestDetailedQueueInfo(t *testing.T) {
 		($2, $3, 3, '2024-01-01T00:00:00Z', NULL, NULL, 0, NULL)`,
 		event, other, uid(1), uid(2), uid(3), uid(9))
 
-	got := d.strings(`SELECT concat_ws(' ', `+short("user_id")+`, coalesce(display_name, '-'), priority,
+	got := d.Strings(`SELECT concat_ws(' ', `+short("user_id")+`, coalesce(display_name, '-'), priority,
 			to_char(enqueued_at AT TIME ZONE 'UTC', 'HH24'), status, attempts, coalesce(last_error, '-'))
 		FROM get_detailed_queue_info($1)`, event)
 	want(t, "detailed queue", got,
@@ -390,16 +344,16 @@ func TestNotifyOnEnqueue(t *testing.T) {
 	event := d.event(1, false)
 	quiet := d.event(2, false)
 
-	cfg, err := pgx.ParseConfig(d.url)
+	cfg, err := pgx.ParseConfig(d.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	listener := connect(t, cfg)
-	if _, err := listener.Exec(d.ctx, `LISTEN matchmaking_queue`); err != nil {
+	if _, err := listener.Exec(d.Ctx, `LISTEN matchmaking_queue`); err != nil {
 		t.Fatal(err)
 	}
 	next := func(timeout time.Duration) (string, error) {
-		ctx, cancel := context.WithTimeout(d.ctx, timeout)
+		ctx, cancel := context.WithTimeout(d.Ctx, timeout)
 		defer cancel()
 		n, err := listener.WaitForNotification(ctx)
 		if err != nil {
@@ -419,7 +373,7 @@ func TestNotifyOnEnqueue(t *testing.T) {
 
 	// Enabling enqueues three members in one transaction: one notification.
 	d.members(event, 1, 2, 3)
-	d.exec(`UPDATE events SET matchmaking_enabled = true WHERE id = $1`, event)
+	d.Exec(`UPDATE events SET matchmaking_enabled = true WHERE id = $1`, event)
 	if p, err := next(5 * time.Second); err != nil || p != event {
 		t.Fatalf("notification after enable: %q, %v; want %s", p, err, event)
 	}
@@ -428,7 +382,7 @@ func TestNotifyOnEnqueue(t *testing.T) {
 	}
 
 	// Re-enqueueing a queued member (generation bump) notifies too.
-	d.exec(`UPDATE all_events_members SET bio = 'changed' WHERE event_id = $1 AND user_id = $2`, event, uid(1))
+	d.Exec(`UPDATE all_events_members SET bio = 'changed' WHERE event_id = $1 AND user_id = $2`, event, uid(1))
 	if p, err := next(5 * time.Second); err != nil || p != event {
 		t.Fatalf("notification after profile change: %q, %v; want %s", p, err, event)
 	}

@@ -205,25 +205,13 @@ func cmdLoadDemo(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	inserted, err := st.InsertMembers(ctx, ev.ID, ToStoreMembers(demodata.Generate(*seed, *members)))
+	inserted, err := st.InsertMembers(ctx, ev.ID, demodata.StoreMembers(demodata.Generate(*seed, *members)))
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "event %s (%s): %d attendees added, %d were already there\n",
 		ev.Code, ev.ID, inserted, *members-inserted)
 	return nil
-}
-
-// ToStoreMembers converts generated attendees to rows.
-func ToStoreMembers(gen []demodata.Member) []store.Member {
-	out := make([]store.Member, len(gen))
-	for i, m := range gen {
-		out[i] = store.Member{
-			UserID: m.UserID, DisplayName: m.DisplayName, Company: m.Company, JobTitle: m.JobTitle,
-			Industry: m.Industry, Interests: m.Interests, LookingFor: m.LookingFor, Offering: m.Offering, Bio: m.Bio,
-		}
-	}
-	return out
 }
 
 func cmdMatches(ctx context.Context, args []string, out io.Writer) error {

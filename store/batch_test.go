@@ -27,7 +27,7 @@ func TestBatchHappyPath(t *testing.T) {
 	if n := e.claim(event, "t", 3); n != 3 {
 		t.Fatalf("claim: got %d, want 3", n)
 	}
-	snap, err := e.st.LoadSnapshot(e.ctx, event, "t", -1)
+	snap, err := e.st.LoadSnapshot(e.Ctx, event, "t", -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,15 +50,15 @@ func TestBatchHappyPath(t *testing.T) {
 	if !reflect.DeepEqual(snap.Matches, wantMatches) {
 		t.Errorf("snapshot matches %+v, want %+v", snap.Matches, wantMatches)
 	}
-	if _, err := e.st.LoadSnapshot(e.ctx, event, "nope", -1); !errors.Is(err, store.ErrBatchNotFound) {
+	if _, err := e.st.LoadSnapshot(e.Ctx, event, "nope", -1); !errors.Is(err, store.ErrBatchNotFound) {
 		t.Errorf("LoadSnapshot of an unknown token: %v, want ErrBatchNotFound", err)
 	}
 
 	rows, _ := stagedRows([2]int{1, 2}, [2]int{1, 3}, [2]int{2, 1})
-	if err := e.st.StageMatches(e.ctx, "t", snap.Version, uids(1, 2, 3), rows); err != nil {
+	if err := e.st.StageMatches(e.Ctx, "t", snap.Version, uids(1, 2, 3), rows); err != nil {
 		t.Fatal(err)
 	}
-	pending, err := e.st.PendingInsights(e.ctx, event, "t")
+	pending, err := e.st.PendingInsights(e.Ctx, event, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestBatchHappyPath(t *testing.T) {
 	}
 	wantStrings(t, "pending insights", gotPending, "1>2#1 M2", "1>3#2 M3", "2>1#1 M1")
 
-	err = e.st.SaveInsights(e.ctx, "t", []store.Insight{
+	err = e.st.SaveInsights(e.Ctx, "t", []store.Insight{
 		{UserID: uid(1), Rank: 1, Text: "one-two", Source: "ai"},
 		{UserID: uid(1), Rank: 2, Text: "one-three", Source: "fallback"},
 		{UserID: uid(2), Rank: 1, Text: "two-one", Source: "ai"},
@@ -81,11 +81,11 @@ func TestBatchHappyPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pending, err := e.st.PendingInsights(e.ctx, event, "t"); err != nil || len(pending) != 0 {
+	if pending, err := e.st.PendingInsights(e.Ctx, event, "t"); err != nil || len(pending) != 0 {
 		t.Fatalf("pending insights after saving all: %v, %v", pending, err)
 	}
 
-	res, err := e.st.CommitBatch(e.ctx, event, "t")
+	res, err := e.st.CommitBatch(e.Ctx, event, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,24 +94,24 @@ func TestBatchHappyPath(t *testing.T) {
 		t.Errorf("commit result %+v, want %+v", res, want)
 	}
 	wantStrings(t, "matches", e.matches(event), "1>2#1", "1>3#2", "2>1#1", "4>1#1")
-	wantStrings(t, "written matches", e.strings(`SELECT concat_ws(' ', `+short("user_id")+`, rank, score, reasons::text, insight, insight_source)
+	wantStrings(t, "written matches", e.Strings(`SELECT concat_ws(' ', `+short("user_id")+`, rank, score, reasons::text, insight, insight_source)
 		FROM matches WHERE event_id = $1 AND user_id <> $2 ORDER BY user_id, rank`, event, uid(4)),
 		`1 1 0.75 {"shared": ["go"]} one-two ai`, `1 2 0.5 {"shared": ["go"]} one-three fallback`, `2 1 0.75 {"shared": ["go"]} two-one ai`)
 	wantStrings(t, "queue", e.queueRows(event), "4:0")
 	if v := e.version(event); v != 1 {
 		t.Errorf("version %d after commit, want 1", v)
 	}
-	if n := e.int(`SELECT count(*) FROM matchmaking_batches WHERE token = 't' AND committed_at IS NOT NULL
+	if n := e.Int(`SELECT count(*) FROM matchmaking_batches WHERE token = 't' AND committed_at IS NOT NULL
 		AND users_committed = 3 AND users_requeued = 0 AND ai_insights = 2 AND fallback_insights = 1`); n != 1 {
 		t.Errorf("batch row not recorded as committed")
 	}
-	if n := e.int(`SELECT count(*) FROM matchmaking_staged_matches WHERE token = 't'`); n != 0 {
+	if n := e.Int(`SELECT count(*) FROM matchmaking_staged_matches WHERE token = 't'`); n != 0 {
 		t.Errorf("%d staged rows left after commit", n)
 	}
 
 	// A retried commit answers the same and writes nothing.
 	before := e.matchesFull(event)
-	res2, err := e.st.CommitBatch(e.ctx, event, "t")
+	res2, err := e.st.CommitBatch(e.Ctx, event, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,19 +125,19 @@ func TestBatchHappyPath(t *testing.T) {
 	wantStrings(t, "queue after retried commit", e.queueRows(event), "4:0")
 
 	// A committed batch cannot be staged again.
-	if err := e.st.StageMatches(e.ctx, "t", 1, nil, nil); !errors.Is(err, store.ErrBatchNotFound) {
+	if err := e.st.StageMatches(e.Ctx, "t", 1, nil, nil); !errors.Is(err, store.ErrBatchNotFound) {
 		t.Errorf("StageMatches on a committed batch: %v, want ErrBatchNotFound", err)
 	}
 }
 
 // state is everything a failed commit must leave alone.
 func (e *env) state(event string) []string {
-	e.t.Helper()
+	e.T.Helper()
 	s := append(e.matchesFull(event), "|")
 	s = append(s, e.queueFull(event)...)
-	s = append(s, "|", e.strings(`SELECT coalesce((SELECT version FROM matchmaking_event_state WHERE event_id = $1)::text, 'none')`, event)[0])
+	s = append(s, "|", e.Strings(`SELECT coalesce((SELECT version FROM matchmaking_event_state WHERE event_id = $1)::text, 'none')`, event)[0])
 	s = append(s, "|")
-	return append(s, e.strings(`SELECT token || ' ' || (committed_at IS NOT NULL) FROM matchmaking_batches ORDER BY token`)...)
+	return append(s, e.Strings(`SELECT token || ' ' || (committed_at IS NOT NULL) FROM matchmaking_batches ORDER BY token`)...)
 }
 
 func TestCommitMissingInsightFails(t *testing.T) {
@@ -147,19 +147,19 @@ func TestCommitMissingInsightFails(t *testing.T) {
 	e.queue(event, 1, 0, 0)
 	e.match(event, 1, 3, 1)
 	e.claim(event, "t", 10)
-	snap, err := e.st.LoadSnapshot(e.ctx, event, "t", -1)
+	snap, err := e.st.LoadSnapshot(e.Ctx, event, "t", -1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rows, insights := stagedRows([2]int{1, 2}, [2]int{1, 3})
-	if err := e.st.StageMatches(e.ctx, "t", snap.Version, uids(1), rows); err != nil {
+	if err := e.st.StageMatches(e.Ctx, "t", snap.Version, uids(1), rows); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.st.SaveInsights(e.ctx, "t", insights[:1]); err != nil {
+	if err := e.st.SaveInsights(e.Ctx, "t", insights[:1]); err != nil {
 		t.Fatal(err)
 	}
 	before := e.state(event)
-	if _, err := e.st.CommitBatch(e.ctx, event, "t"); err == nil {
+	if _, err := e.st.CommitBatch(e.Ctx, event, "t"); err == nil {
 		t.Fatal("commit with a staged match lacking its insight succeeded")
 	} else if errors.Is(err, store.ErrBatchStale) || errors.Is(err, store.ErrLeaseLost) {
 		t.Errorf("commit with a missing insight: %v, want a plain error", err)
@@ -167,10 +167,10 @@ func TestCommitMissingInsightFails(t *testing.T) {
 	wantStrings(t, "state after failed commit", e.state(event), before...)
 
 	// Once the insight is there, the same batch commits.
-	if err := e.st.SaveInsights(e.ctx, "t", insights[1:]); err != nil {
+	if err := e.st.SaveInsights(e.Ctx, "t", insights[1:]); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.st.CommitBatch(e.ctx, event, "t"); err != nil {
+	if _, err := e.st.CommitBatch(e.Ctx, event, "t"); err != nil {
 		t.Fatalf("commit after the last insight: %v", err)
 	}
 	wantStrings(t, "matches", e.matches(event), "1>2#1", "1>3#2")
@@ -192,7 +192,7 @@ func TestCommitStaleAfterMemberDelete(t *testing.T) {
 				e.queue(event, 5, 0, 0)
 				e.claim(event, "prior", 10)
 				e.stageAll(event, "prior", []int{5}, [2]int{5, 1})
-				if _, err := e.st.CommitBatch(e.ctx, event, "prior"); err != nil {
+				if _, err := e.st.CommitBatch(e.Ctx, event, "prior"); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -202,14 +202,14 @@ func TestCommitStaleAfterMemberDelete(t *testing.T) {
 			e.stageAll(event, "t", []int{1, 2}, [2]int{1, 3}, [2]int{2, 3}, [2]int{2, 4})
 
 			// 3 leaves after the batch was scored: its lists name 3.
-			e.exec(`DELETE FROM all_events_members WHERE event_id = $1 AND user_id = $2`, event, uid(3))
+			e.Exec(`DELETE FROM all_events_members WHERE event_id = $1 AND user_id = $2`, event, uid(3))
 			before := e.state(event)
-			_, err := e.st.CommitBatch(e.ctx, event, "t")
+			_, err := e.st.CommitBatch(e.Ctx, event, "t")
 			if !errors.Is(err, store.ErrBatchStale) {
 				t.Fatalf("commit after a member delete: %v, want ErrBatchStale", err)
 			}
 			wantStrings(t, "state after stale commit", e.state(event), before...)
-			if n := e.int(`SELECT count(*) FROM matches WHERE matched_user_id = $1`, uid(3)); n != 0 {
+			if n := e.Int(`SELECT count(*) FROM matches WHERE matched_user_id = $1`, uid(3)); n != 0 {
 				t.Errorf("%d matches name the deleted member", n)
 			}
 		})
@@ -226,11 +226,11 @@ func TestCommitStaleAfterAnotherCommit(t *testing.T) {
 	e.claim(event, "b", 1)
 	e.stageAll(event, "a", []int{1}, [2]int{1, 3})
 	e.stageAll(event, "b", []int{2}, [2]int{2, 3})
-	if _, err := e.st.CommitBatch(e.ctx, event, "a"); err != nil {
+	if _, err := e.st.CommitBatch(e.Ctx, event, "a"); err != nil {
 		t.Fatal(err)
 	}
 	before := e.state(event)
-	if _, err := e.st.CommitBatch(e.ctx, event, "b"); !errors.Is(err, store.ErrBatchStale) {
+	if _, err := e.st.CommitBatch(e.Ctx, event, "b"); !errors.Is(err, store.ErrBatchStale) {
 		t.Fatalf("commit scored before another commit: %v, want ErrBatchStale", err)
 	}
 	wantStrings(t, "state after stale commit", e.state(event), before...)
@@ -250,7 +250,7 @@ func TestCommitLeaseLost(t *testing.T) {
 		t.Fatalf("claim b after a expired: %d rows, want 1", n)
 	}
 	before := e.state(event)
-	if _, err := e.st.CommitBatch(e.ctx, event, "a"); !errors.Is(err, store.ErrLeaseLost) {
+	if _, err := e.st.CommitBatch(e.Ctx, event, "a"); !errors.Is(err, store.ErrLeaseLost) {
 		t.Fatalf("commit after another token took a row: %v, want ErrLeaseLost", err)
 	}
 	wantStrings(t, "state after lost commit", e.state(event), before...)
@@ -265,7 +265,7 @@ func TestCommitExpiredButNotReclaimedStillCommits(t *testing.T) {
 	e.claim(event, "a", 10)
 	e.stageAll(event, "a", []int{1}, [2]int{1, 2})
 	e.expire("a")
-	if _, err := e.st.CommitBatch(e.ctx, event, "a"); err != nil {
+	if _, err := e.st.CommitBatch(e.Ctx, event, "a"); err != nil {
 		t.Fatalf("commit with an expired lease nobody took: %v", err)
 	}
 	wantStrings(t, "queue", e.queueRows(event))
@@ -279,14 +279,14 @@ func TestCommitReleasesRowsEnqueuedDuringBatch(t *testing.T) {
 	if n := e.claim(event, "t", 10); n != 2 {
 		t.Fatalf("claim: %d rows, want 2", n)
 	}
-	claimed := e.strings(`SELECT ` + short("user_id") + ` FROM matchmaking_queue WHERE claim_token = 't' ORDER BY user_id`)
+	claimed := e.Strings(`SELECT ` + short("user_id") + ` FROM matchmaking_queue WHERE claim_token = 't' ORDER BY user_id`)
 	wantStrings(t, "claimed", claimed, "1", "2")
 	e.stageAll(event, "t", []int{1, 2}, [2]int{1, 2}, [2]int{2, 1})
 	e.members(event, 3) // joins meanwhile: a new row, not the batch's
 
 	// 1 edits their profile while the batch is scoring.
-	e.exec(`UPDATE all_events_members SET bio = 'new bio' WHERE event_id = $1 AND user_id = $2`, event, uid(1))
-	res, err := e.st.CommitBatch(e.ctx, event, "t")
+	e.Exec(`UPDATE all_events_members SET bio = 'new bio' WHERE event_id = $1 AND user_id = $2`, event, uid(1))
+	res, err := e.st.CommitBatch(e.Ctx, event, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +295,7 @@ func TestCommitReleasesRowsEnqueuedDuringBatch(t *testing.T) {
 	}
 	wantStrings(t, "matches", e.matches(event), "1>2#1", "2>1#1")
 	wantStrings(t, "queue", e.queueRows(event), "1:2", "3:0")
-	if n := e.int(`SELECT count(*) FROM matchmaking_queue WHERE user_id = $1 AND claim_token IS NULL
+	if n := e.Int(`SELECT count(*) FROM matchmaking_queue WHERE user_id = $1 AND claim_token IS NULL
 		AND claimed_generation IS NULL AND claimed_at IS NULL AND lease_expires_at IS NULL AND generation = 2`, uid(1)); n != 1 {
 		t.Errorf("requeued row not released: %v", e.queueFull(event))
 	}
@@ -317,7 +317,7 @@ func TestCommitViewerWithoutRowsLosesOldList(t *testing.T) {
 	e.match(event, 3, 1, 1)
 	e.claim(event, "t", 10)
 	e.stageAll(event, "t", []int{1, 2}, [2]int{2, 1})
-	res, err := e.st.CommitBatch(e.ctx, event, "t")
+	res, err := e.st.CommitBatch(e.Ctx, event, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,31 +337,31 @@ func TestReleaseBatch(t *testing.T) {
 	e.claim(event, "t", 10)
 	e.stageAll(event, "t", []int{1, 2}, [2]int{1, 2}, [2]int{2, 1})
 
-	n, err := e.st.ReleaseBatch(e.ctx, "t", "scoring exploded")
+	n, err := e.st.ReleaseBatch(e.Ctx, "t", "scoring exploded")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n != 2 {
 		t.Errorf("released %d rows, want 2", n)
 	}
-	wantStrings(t, "queue", e.strings(`SELECT concat_ws(' ', `+short("user_id")+`, priority, coalesce(claim_token, '-'),
+	wantStrings(t, "queue", e.Strings(`SELECT concat_ws(' ', `+short("user_id")+`, priority, coalesce(claim_token, '-'),
 		coalesce(claimed_generation::text, '-'), coalesce(lease_expires_at::text, '-'), attempts, last_error)
 		FROM matchmaking_queue WHERE event_id = $1 ORDER BY user_id`, event),
 		"1 2 - - - 1 scoring exploded", "2 1 - - - 1 scoring exploded")
-	if n := e.int(`SELECT count(*) FROM matchmaking_staged_matches WHERE token = 't'`); n != 0 {
+	if n := e.Int(`SELECT count(*) FROM matchmaking_staged_matches WHERE token = 't'`); n != 0 {
 		t.Errorf("%d staged rows left after release", n)
 	}
-	if n := e.int(`SELECT count(*) FROM matchmaking_batches WHERE token = 't' AND released_at IS NOT NULL
+	if n := e.Int(`SELECT count(*) FROM matchmaking_batches WHERE token = 't' AND released_at IS NOT NULL
 		AND committed_at IS NULL AND last_error = 'scoring exploded'`); n != 1 {
 		t.Error("batch row not marked released")
 	}
 
 	before := e.state(event)
-	if _, err := e.st.CommitBatch(e.ctx, event, "t"); !errors.Is(err, store.ErrLeaseLost) {
+	if _, err := e.st.CommitBatch(e.Ctx, event, "t"); !errors.Is(err, store.ErrLeaseLost) {
 		t.Fatalf("commit after release: %v, want ErrLeaseLost", err)
 	}
 	wantStrings(t, "state after commit of a released batch", e.state(event), before...)
-	if err := e.st.StageMatches(e.ctx, "t", 0, uids(1), nil); !errors.Is(err, store.ErrBatchNotFound) {
+	if err := e.st.StageMatches(e.Ctx, "t", 0, uids(1), nil); !errors.Is(err, store.ErrBatchNotFound) {
 		t.Errorf("StageMatches on a released batch: %v, want ErrBatchNotFound", err)
 	}
 
@@ -379,7 +379,7 @@ func TestReleaseBatchLeavesOtherClaimsAlone(t *testing.T) {
 	e.claim(event, "a", 10)
 	e.expire("a")
 	e.claim(event, "b", 1) // takes 1 from a
-	n, err := e.st.ReleaseBatch(e.ctx, "a", "gave up")
+	n, err := e.st.ReleaseBatch(e.Ctx, "a", "gave up")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,19 +396,19 @@ func TestCommitRacingMemberDelete(t *testing.T) {
 	e := newEnv(t)
 	event := e.event(1, true)
 	e.members(event, 1, 2, 3)
-	e.exec(`DELETE FROM matchmaking_queue`)
+	e.Exec(`DELETE FROM matchmaking_queue`)
 	e.queue(event, 1, 0, 0)
 	e.claim(event, "t", 10)
 	e.stageAll(event, "t", []int{1}, [2]int{1, 3}, [2]int{1, 2})
 
 	// Hold the batch's staged rows so the commit stops after writing matches,
 	// while it holds the event's version lock.
-	blocker, err := e.pool.Begin(e.ctx)
+	blocker, err := e.Pool.Begin(e.Ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer blocker.Rollback(e.ctx)
-	if _, err := blocker.Exec(e.ctx, `SELECT 1 FROM matchmaking_staged_matches WHERE token = 't' FOR SHARE`); err != nil {
+	defer blocker.Rollback(e.Ctx)
+	if _, err := blocker.Exec(e.Ctx, `SELECT 1 FROM matchmaking_staged_matches WHERE token = 't' FOR SHARE`); err != nil {
 		t.Fatal(err)
 	}
 
@@ -418,19 +418,19 @@ func TestCommitRacingMemberDelete(t *testing.T) {
 	}
 	committed := make(chan result, 1)
 	go func() {
-		res, err := e.st.CommitBatch(e.ctx, event, "t")
+		res, err := e.st.CommitBatch(e.Ctx, event, "t")
 		committed <- result{res, err}
 	}()
 	e.waitForLockWaiters(1)
 
 	deleted := make(chan error, 1)
 	go func() {
-		_, err := e.pool.Exec(e.ctx, `DELETE FROM all_events_members WHERE event_id = $1 AND user_id = $2`, event, uid(3))
+		_, err := e.Pool.Exec(e.Ctx, `DELETE FROM all_events_members WHERE event_id = $1 AND user_id = $2`, event, uid(3))
 		deleted <- err
 	}()
 	e.waitForLockWaiters(2)
 
-	if err := blocker.Commit(e.ctx); err != nil {
+	if err := blocker.Commit(e.Ctx); err != nil {
 		t.Fatal(err)
 	}
 	r := <-committed
@@ -449,15 +449,15 @@ func TestCommitRacingMemberDelete(t *testing.T) {
 
 // waitForLockWaiters waits until n backends of the test database wait on a lock.
 func (e *env) waitForLockWaiters(n int64) {
-	e.t.Helper()
+	e.T.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		got := e.int(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)
+		got := e.Int(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)
 		if got >= n {
 			return
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("%d backends wait on a lock after 10s, want %d", got, n)
+			e.T.Fatalf("%d backends wait on a lock after 10s, want %d", got, n)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

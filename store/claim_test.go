@@ -22,9 +22,9 @@ func TestClaimBatchOrderLimitAndRetry(t *testing.T) {
 	}
 	wantStrings(t, "queue after claim a", e.queueRows(event), "4:3*a", "3:2*a", "2:2*a", "5:0", "1:0")
 	wantStrings(t, "batch a's claimed users",
-		sorted(e.strings(`SELECT `+short("u")+` FROM matchmaking_batches, unnest(claimed_users) u WHERE token = 'a'`)),
+		sorted(e.Strings(`SELECT `+short("u")+` FROM matchmaking_batches, unnest(claimed_users) u WHERE token = 'a'`)),
 		"2", "3", "4")
-	if n := e.int(`SELECT count(*) FROM matchmaking_queue
+	if n := e.Int(`SELECT count(*) FROM matchmaking_queue
 		WHERE claim_token = 'a' AND claimed_generation = generation AND attempts = 1
 		  AND lease_expires_at BETWEEN now() + interval '50 seconds' AND now() + interval '70 seconds'`); n != 3 {
 		t.Errorf("%d of a's rows have the expected claim columns, want 3", n)
@@ -47,7 +47,7 @@ func TestClaimBatchOrderLimitAndRetry(t *testing.T) {
 	if n := e.claim(event, "c", 10); n != 0 {
 		t.Fatalf("claim c with nothing free: got %d rows, want 0", n)
 	}
-	if n := e.int(`SELECT count(*) FROM matchmaking_batches WHERE token = 'c'`); n != 0 {
+	if n := e.Int(`SELECT count(*) FROM matchmaking_batches WHERE token = 'c'`); n != 0 {
 		t.Errorf("empty claim recorded %d batch rows", n)
 	}
 
@@ -57,7 +57,7 @@ func TestClaimBatchOrderLimitAndRetry(t *testing.T) {
 		t.Fatalf("claim d after a expired: got %d rows, want 2", n)
 	}
 	wantStrings(t, "queue after claim d", e.queueRows(event), "4:3*d", "3:2*d", "2:2*a", "5:0*b", "1:0*b")
-	if n := e.int(`SELECT count(*) FROM matchmaking_queue WHERE claim_token = 'd' AND attempts = 2`); n != 2 {
+	if n := e.Int(`SELECT count(*) FROM matchmaking_queue WHERE claim_token = 'd' AND attempts = 2`); n != 2 {
 		t.Errorf("reclaimed rows: %d have attempts = 2, want 2", n)
 	}
 }
@@ -68,7 +68,7 @@ func TestClaimBatchTinyLeaseExpires(t *testing.T) {
 	e.queue(event, 1, 1, time.Minute)
 	e.queue(event, 2, 1, 2*time.Minute)
 
-	n, err := e.st.ClaimBatch(e.ctx, event, "short", 10, time.Millisecond)
+	n, err := e.st.ClaimBatch(e.Ctx, event, "short", 10, time.Millisecond)
 	if err != nil || n != 2 {
 		t.Fatalf("ClaimBatch short lease: %d, %v; want 2 rows", n, err)
 	}

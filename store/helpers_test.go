@@ -1,15 +1,11 @@
 package store_test
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventmatch/matchmaker/internal/testenv"
 	"github.com/eventmatch/matchmaker/store"
@@ -17,81 +13,35 @@ import (
 
 // env is one test's fresh, migrated database.
 type env struct {
-	t    *testing.T
-	ctx  context.Context
-	pool *pgxpool.Pool
-	st   *store.Store
+	*testenv.DB
+	st *store.Store
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	_, pool := testenv.Database(t)
-	return &env{t: t, ctx: t.Context(), pool: pool, st: store.New(pool)}
+	d := testenv.NewDB(t)
+	return &env{DB: d, st: store.New(d.Pool)}
 }
 
-// uid is member n's fixed UUID; short(uid(n)) == "n".
-func uid(n int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", n) }
-
-// ev is event n's fixed UUID.
-func ev(n int) string { return fmt.Sprintf("e0000000-0000-4000-8000-%012d", n) }
-
-func uids(ns ...int) []string {
-	out := make([]string, len(ns))
-	for i, n := range ns {
-		out[i] = uid(n)
-	}
-	return out
-}
-
-// short is the SQL that turns a uid() into its number, for readable rows.
-func short(col string) string { return fmt.Sprintf("ltrim(right(%s::text, 12), '0')", col) }
-
-func (e *env) exec(sql string, args ...any) int64 {
-	e.t.Helper()
-	tag, err := e.pool.Exec(e.ctx, sql, args...)
-	if err != nil {
-		e.t.Fatalf("exec %q: %v", sql, err)
-	}
-	return tag.RowsAffected()
-}
-
-func (e *env) int(sql string, args ...any) int64 {
-	e.t.Helper()
-	var n int64
-	if err := e.pool.QueryRow(e.ctx, sql, args...).Scan(&n); err != nil {
-		e.t.Fatalf("query %q: %v", sql, err)
-	}
-	return n
-}
-
-func (e *env) strings(sql string, args ...any) []string {
-	e.t.Helper()
-	rows, err := e.pool.Query(e.ctx, sql, args...)
-	if err != nil {
-		e.t.Fatalf("query %q: %v", sql, err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		e.t.Fatalf("query %q: %v", sql, err)
-	}
-	if out == nil {
-		out = []string{}
-	}
-	return out
-}
+var (
+	uid   = testenv.UID
+	ev    = testenv.EventUUID
+	uids  = testenv.UIDs
+	short = testenv.ShortID
+)
 
 // event creates event n with code "ev-n".
 func (e *env) event(n int, enabled bool) string {
-	e.t.Helper()
-	e.exec(`INSERT INTO events (id, code, name, matchmaking_enabled) VALUES ($1, $2, $3, $4)`,
+	e.T.Helper()
+	e.Exec(`INSERT INTO events (id, code, name, matchmaking_enabled) VALUES ($1, $2, $3, $4)`,
 		ev(n), fmt.Sprintf("ev-%d", n), fmt.Sprintf("Event %d", n), enabled)
 	return ev(n)
 }
 
 // members inserts members ns into the event in one statement, named "Mn".
 func (e *env) members(event string, ns ...int) {
-	e.t.Helper()
-	e.exec(`
+	e.T.Helper()
+	e.Exec(`
 		INSERT INTO all_events_members (event_id, user_id, display_name, job_title, interests)
 		SELECT $1, u, 'M' || `+short("u")+`, 'Title ' || `+short("u")+`, ARRAY['go']
 		FROM unnest($2::uuid[]) AS u`, event, uids(ns...))
@@ -99,29 +49,29 @@ func (e *env) members(event string, ns ...int) {
 
 // queue puts user n in the event's queue at priority p, enqueued ago before now.
 func (e *env) queue(event string, n, p int, ago time.Duration) {
-	e.t.Helper()
-	e.exec(`INSERT INTO matchmaking_queue (event_id, user_id, priority, enqueued_at)
+	e.T.Helper()
+	e.Exec(`INSERT INTO matchmaking_queue (event_id, user_id, priority, enqueued_at)
 		VALUES ($1, $2, $3, now() - $4::interval)`, event, uid(n), p, ago)
 }
 
 // match stores "from lists to at rank".
 func (e *env) match(event string, from, to, rank int) {
-	e.t.Helper()
-	e.exec(`INSERT INTO matches (event_id, user_id, matched_user_id, rank, score, insight, insight_source)
+	e.T.Helper()
+	e.Exec(`INSERT INTO matches (event_id, user_id, matched_user_id, rank, score, insight, insight_source)
 		VALUES ($1, $2, $3, $4, 0.5, 'old', 'fallback')`, event, uid(from), uid(to), rank)
 }
 
 // matches lists the event's matches as "from>to#rank".
 func (e *env) matches(event string) []string {
-	e.t.Helper()
-	return e.strings(`SELECT `+short("user_id")+` || '>' || `+short("matched_user_id")+` || '#' || rank
+	e.T.Helper()
+	return e.Strings(`SELECT `+short("user_id")+` || '>' || `+short("matched_user_id")+` || '#' || rank
 		FROM matches WHERE event_id = $1 ORDER BY user_id, rank`, event)
 }
 
 // matchesFull lists the event's matches with every column.
 func (e *env) matchesFull(event string) []string {
-	e.t.Helper()
-	return e.strings(`SELECT concat_ws(' ', `+short("user_id")+` || '>' || `+short("matched_user_id")+` || '#' || rank,
+	e.T.Helper()
+	return e.Strings(`SELECT concat_ws(' ', `+short("user_id")+` || '>' || `+short("matched_user_id")+` || '#' || rank,
 		score, reasons::text, insight_source, insight, updated_at)
 		FROM matches WHERE event_id = $1 ORDER BY user_id, rank`, event)
 }
@@ -129,15 +79,15 @@ func (e *env) matchesFull(event string) []string {
 // queueRows lists the event's queue as "user:priority" in claim order,
 // with "*token" appended to claimed rows.
 func (e *env) queueRows(event string) []string {
-	e.t.Helper()
-	return e.strings(`SELECT `+short("user_id")+` || ':' || priority || coalesce('*' || claim_token, '')
+	e.T.Helper()
+	return e.Strings(`SELECT `+short("user_id")+` || ':' || priority || coalesce('*' || claim_token, '')
 		FROM matchmaking_queue WHERE event_id = $1 ORDER BY priority DESC, enqueued_at, user_id`, event)
 }
 
 // queueFull lists every column of the event's queue that a batch may touch.
 func (e *env) queueFull(event string) []string {
-	e.t.Helper()
-	return e.strings(`SELECT concat_ws(' ', `+short("user_id")+`, priority, enqueued_at, generation,
+	e.T.Helper()
+	return e.Strings(`SELECT concat_ws(' ', `+short("user_id")+`, priority, enqueued_at, generation,
 		coalesce(claim_token, '-'), coalesce(claimed_generation::text, '-'), coalesce(lease_expires_at::text, '-'),
 		attempts, coalesce(last_error, '-'))
 		FROM matchmaking_queue WHERE event_id = $1 ORDER BY user_id`, event)
@@ -145,23 +95,23 @@ func (e *env) queueFull(event string) []string {
 
 // version is the event's matchmaking_event_state.version, -1 without a row.
 func (e *env) version(event string) int64 {
-	e.t.Helper()
-	return e.int(`SELECT coalesce((SELECT version FROM matchmaking_event_state WHERE event_id = $1), -1)`, event)
+	e.T.Helper()
+	return e.Int(`SELECT coalesce((SELECT version FROM matchmaking_event_state WHERE event_id = $1), -1)`, event)
 }
 
 // expire moves the leases of token's rows into the past.
 func (e *env) expire(token string) {
-	e.t.Helper()
-	if e.exec(`UPDATE matchmaking_queue SET lease_expires_at = now() - interval '1 second' WHERE claim_token = $1`, token) == 0 {
-		e.t.Fatalf("no rows claimed by %s to expire", token)
+	e.T.Helper()
+	if e.Exec(`UPDATE matchmaking_queue SET lease_expires_at = now() - interval '1 second' WHERE claim_token = $1`, token) == 0 {
+		e.T.Fatalf("no rows claimed by %s to expire", token)
 	}
 }
 
 func (e *env) claim(event, token string, limit int) int {
-	e.t.Helper()
-	n, err := e.st.ClaimBatch(e.ctx, event, token, limit, time.Minute)
+	e.T.Helper()
+	n, err := e.st.ClaimBatch(e.Ctx, event, token, limit, time.Minute)
 	if err != nil {
-		e.t.Fatalf("ClaimBatch(%s, %d): %v", token, limit, err)
+		e.T.Fatalf("ClaimBatch(%s, %d): %v", token, limit, err)
 	}
 	return n
 }
@@ -169,17 +119,17 @@ func (e *env) claim(event, token string, limit int) int {
 // stageAll snapshots the batch and stages rows "from>to" (ranks in order of
 // appearance per viewer) for viewers, then writes an "ai" insight for each.
 func (e *env) stageAll(event, token string, viewers []int, pairs ...[2]int) store.Snapshot {
-	e.t.Helper()
-	snap, err := e.st.LoadSnapshot(e.ctx, event, token, -1)
+	e.T.Helper()
+	snap, err := e.st.LoadSnapshot(e.Ctx, event, token, -1)
 	if err != nil {
-		e.t.Fatalf("LoadSnapshot: %v", err)
+		e.T.Fatalf("LoadSnapshot: %v", err)
 	}
 	rows, insights := stagedRows(pairs...)
-	if err := e.st.StageMatches(e.ctx, token, snap.Version, uids(viewers...), rows); err != nil {
-		e.t.Fatalf("StageMatches: %v", err)
+	if err := e.st.StageMatches(e.Ctx, token, snap.Version, uids(viewers...), rows); err != nil {
+		e.T.Fatalf("StageMatches: %v", err)
 	}
-	if err := e.st.SaveInsights(e.ctx, token, insights); err != nil {
-		e.t.Fatalf("SaveInsights: %v", err)
+	if err := e.st.SaveInsights(e.Ctx, token, insights); err != nil {
+		e.T.Fatalf("SaveInsights: %v", err)
 	}
 	return snap
 }
