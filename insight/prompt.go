@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/eventmatch/matchmaker/profiletext"
 )
@@ -14,7 +15,11 @@ import (
 // changes.
 const PromptVersion = "v1"
 
-// Caps on what a profile may put in the prompt.
+// Caps on what a profile may put in the prompt, in characters (runes).
+// They are tighter than the scoring caps of package profiletext (tags per
+// field, tag length, bio length; a test checks this), and prompting reads
+// no more than those either: tags go through profiletext.CapTags and the
+// bio through profiletext.CapBio before anything else looks at them.
 const (
 	maxNameChars  = 80
 	maxFieldChars = 80 // job title, company, industry
@@ -22,6 +27,12 @@ const (
 	maxTags       = 10
 	maxTagChars   = 40
 )
+
+// maxReadFactor bounds how much of a field is read: at most maxReadFactor
+// times its cap, from the start, which leaves room for what cleaning
+// removes (instructions, contact details, IDs) while a megabyte-long field
+// costs what this prefix costs.
+const maxReadFactor = 4
 
 const systemPrompt = `You write short "why you should meet" insights for two attendees of a professional networking event. Our matching system has already decided they should meet; you only explain why.
 
@@ -98,14 +109,14 @@ func buildPromptData(p Pair) promptData {
 
 func promptProfileOf(p Profile) promptProfile {
 	return promptProfile{
-		Name:       truncate(oneLine(p.Name), maxNameChars),
+		Name:       truncate(oneLine(headRunes(p.Name, maxNameChars*maxReadFactor)), maxNameChars),
 		JobTitle:   cleanField(p.JobTitle, maxFieldChars),
 		Company:    cleanField(p.Company, maxFieldChars),
 		Industry:   cleanField(p.Industry, maxFieldChars),
 		Interests:  cleanTags(p.Interests),
 		LookingFor: cleanTags(p.LookingFor),
 		Offering:   cleanTags(p.Offering),
-		Bio:        cleanField(p.Bio, maxBioChars),
+		Bio:        cleanField(profiletext.CapBio(p.Bio), maxBioChars),
 	}
 }
 
@@ -117,9 +128,10 @@ var (
 )
 
 // cleanField sanitizes free text, removes contact details and IDs (which
-// the insight must not repeat), and caps it at max characters.
+// the insight must not repeat), and caps it at max characters. It reads at
+// most the first max*maxReadFactor characters of s.
 func cleanField(s string, max int) string {
-	s = profiletext.Sanitize(s)
+	s = profiletext.Sanitize(headRunes(s, max*maxReadFactor))
 	s = emailRe.ReplaceAllString(s, "")
 	s = urlRe.ReplaceAllString(s, "")
 	s = uuidRe.ReplaceAllString(s, "")
@@ -138,10 +150,12 @@ func isHexID(m string) bool {
 	return len(m) >= 12 && strings.IndexFunc(m, unicode.IsDigit) >= 0
 }
 
-// cleanTags keeps at most maxTags non-empty tags of at most maxTagChars.
+// cleanTags keeps at most maxTags non-empty tags of at most maxTagChars,
+// taken in order from the tags scoring reads (profiletext.CapTags: no
+// blanks, no duplicates up to case and spacing).
 func cleanTags(tags []string) []string {
 	var out []string
-	for _, t := range tags {
+	for _, t := range profiletext.CapTags(tags) {
 		if len(out) == maxTags {
 			break
 		}
@@ -160,6 +174,20 @@ func oneLine(s string) string {
 		return r
 	}, s)
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// headRunes returns the first limit runes of s (an invalid byte counts as
+// one), reading only those.
+func headRunes(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	i := 0
+	for runes := 0; runes < limit && i < len(s); runes++ {
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+	}
+	return s[:i]
 }
 
 // truncate cuts s to at most max runes, at a word boundary when one is in

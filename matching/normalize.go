@@ -21,20 +21,27 @@ func tidySpaces(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// tagKeys returns the distinct non-empty normalized keys of tags.
+// tagKeys returns the distinct non-empty normalized keys of tags, in order
+// of first appearance, read through profiletext.CapTags: at most
+// profiletext.MaxTagsPerField keys of at most profiletext.MaxTagRunes runes,
+// in time linear in the input. CapTags already drops blanks and duplicates
+// by this very key (lowercase, spacing tidied), so no set is needed here.
 func tagKeys(tags []string) []string {
-	keys := make([]string, 0, len(tags))
-	for _, tag := range tags {
-		key := NormalizeTag(tag)
-		if key != "" && !contains(keys, key) {
-			keys = append(keys, key)
-		}
+	return keysOfCapped(profiletext.CapTags(tags))
+}
+
+// keysOfCapped is tagKeys of tags that already went through CapTags, whose
+// spacing is tidy, so that lowercasing is all NormalizeTag has left to do.
+func keysOfCapped(tags []string) []string {
+	keys := make([]string, len(tags))
+	for k, tag := range tags {
+		keys[k] = strings.ToLower(tag)
 	}
 	return keys
 }
 
-// contains is a linear search; tag lists are a handful of items, where this
-// beats building a map.
+// contains is a linear search, for short lists only (callers bound them by
+// profiletext.MaxTagsPerField or switch to a set beyond a few items).
 func contains(list []string, s string) bool {
 	for _, item := range list {
 		if item == s {
@@ -53,21 +60,27 @@ const minBioTermLen = 3
 // without stopwords, short tokens or pure numbers. The result depends only on
 // the text itself, never on other attendees, so scores stay stable when
 // someone joins the event.
+//
+// Only the first profiletext.MaxBioRunes runes are read, so the cost is
+// linear in that prefix and flat beyond it.
 func bioTerms(bio string) []string {
 	// A sentence addressed to a model is not part of who someone is, and
 	// must not buy a better rank.
-	bio = profiletext.Sanitize(bio)
+	bio = profiletext.Sanitize(profiletext.CapBio(bio))
 	tokens := strings.FieldsFunc(strings.ToLower(bio), func(r rune) bool {
 		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
 	})
 	terms := tokens[:0]
+	seen := make(map[string]struct{}, min(len(tokens), 64))
 	for _, token := range tokens {
 		if utf8.RuneCountInString(token) < minBioTermLen || isNumber(token) || stopwords[token] {
 			continue
 		}
-		if !contains(terms, token) {
-			terms = append(terms, token)
+		if _, dup := seen[token]; dup {
+			continue
 		}
+		seen[token] = struct{}{}
+		terms = append(terms, token)
 	}
 	return terms
 }

@@ -9,11 +9,14 @@
 package matching
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/bits"
 	"slices"
 	"strings"
+
+	"github.com/eventmatch/matchmaker/profiletext"
 )
 
 // Profile is what matching knows about one attendee.
@@ -70,6 +73,14 @@ type Pool struct {
 	bioSignature []uint64   // bioSignatureWords words per profile
 	bioTermCount []int32    // bits set in each profile's signature
 	bioTerms     [][]string // each profile's bio terms, kept for Reasons
+	tags         []cappedTags
+}
+
+// cappedTags are a profile's tags as scoring reads them (through
+// profiletext.CapTags), kept for Reasons; they share the profile's slices
+// when those are within the caps already.
+type cappedTags struct {
+	interests, lookingFor, offering []string
 }
 
 // tagBitsets stores one bitset of tag IDs per profile in a single flat slice.
@@ -90,7 +101,27 @@ func (t *tagBitsets) row(i int) []uint64 {
 // slice is kept, not copied, so callers must not modify it afterwards.
 // NewPool panics if two profiles share a UserID, since lookups and
 // tie-breaks would then be ambiguous.
+//
+// Profiles are read through the caps of package profiletext: tags through
+// profiletext.CapTags and bios through profiletext.CapBio, so the cost of a
+// profile is bounded whatever the caller passes, and profiles within the
+// caps score exactly as if uncapped. Reasons read the same capped tags, so
+// they never cite a tag the score did not count; Profile returns the
+// profile as passed.
 func NewPool(profiles []Profile) *Pool {
+	p, err := NewPoolContext(context.Background(), profiles)
+	if err != nil {
+		panic(err) // unreachable: Background is never done
+	}
+	return p
+}
+
+// NewPoolContext is NewPool that stops early, returning a nil pool and an
+// error wrapping ctx.Err(), once ctx is done: building the pool of a large
+// event takes long enough (some 0.2 s per 10,000 members on two cores) for a
+// timed-out scoring attempt to need to stop it. It still panics on
+// duplicate UserIDs.
+func NewPoolContext(ctx context.Context, profiles []Profile) (*Pool, error) {
 	p := &Pool{
 		profiles:     profiles,
 		index:        make(map[string]int, len(profiles)),
@@ -119,25 +150,44 @@ func NewPool(profiles []Profile) *Pool {
 		p.userIDRank[i] = int32(rank)
 	}
 
-	companies := map[string]int32{}
-	industries := map[string]int32{}
+	// The text work (capping, tag keys, bio terms) is per profile and
+	// runs on every core; interning below is sequential and cheap.
+	p.tags = make([]cappedTags, len(profiles))
 	interests := make([][]string, len(profiles))
 	lookingFor := make([][]string, len(profiles))
 	offering := make([][]string, len(profiles))
-	for i, profile := range profiles {
-		p.company[i] = internName(companies, profile.Company)
-		p.industry[i] = internName(industries, profile.Industry)
-		interests[i] = tagKeys(profile.Interests)
-		lookingFor[i] = tagKeys(profile.LookingFor)
-		offering[i] = tagKeys(profile.Offering)
+	err := parallel(ctx, len(profiles), func(i int) {
+		profile := &profiles[i]
+		tags := cappedTags{
+			interests:  profiletext.CapTags(profile.Interests),
+			lookingFor: profiletext.CapTags(profile.LookingFor),
+			offering:   profiletext.CapTags(profile.Offering),
+		}
+		p.tags[i] = tags
+		interests[i] = keysOfCapped(tags.interests)
+		lookingFor[i] = keysOfCapped(tags.lookingFor)
+		offering[i] = keysOfCapped(tags.offering)
 		signature := p.bioSignature[i*bioSignatureWords : (i+1)*bioSignatureWords]
 		p.bioTerms[i] = bioTerms(profile.Bio)
 		p.bioTermCount[i] = setBioSignature(signature, p.bioTerms[i])
+	})
+	if err != nil {
+		return nil, fmt.Errorf("matching: building the pool stopped: %w", err)
+	}
+
+	companies := map[string]int32{}
+	industries := map[string]int32{}
+	for i, profile := range profiles {
+		p.company[i] = internName(companies, profile.Company)
+		p.industry[i] = internName(industries, profile.Industry)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("matching: building the pool stopped: %w", err)
 	}
 	p.interests = buildTagBitsets(interests)[0]
 	needs := buildTagBitsets(lookingFor, offering)
 	p.lookingFor, p.offering = needs[0], needs[1]
-	return p
+	return p, nil
 }
 
 // internName maps a company or industry to a small positive ID, with 0 for

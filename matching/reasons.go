@@ -25,22 +25,24 @@ type Reasons struct {
 // from the exact term sets, while the score uses hashed signatures, so in
 // rare hash collisions the score credits a term that is not listed.
 func (p *Pool) Reasons(viewer, other int) Reasons {
-	me, them := p.profiles[viewer], p.profiles[other]
+	me, them := p.tags[viewer], p.tags[other]
 	r := Reasons{
-		SharedInterests: sharedTags(me.Interests, them.Interests),
-		TheyOffer:       sharedTags(me.LookingFor, them.Offering),
-		YouOffer:        sharedTags(me.Offering, them.LookingFor),
+		SharedInterests: sharedTags(me.interests, them.interests),
+		TheyOffer:       sharedTags(me.lookingFor, them.offering),
+		YouOffer:        sharedTags(me.offering, them.lookingFor),
 		SharedBioTerms:  sharedBioTerms(p.bioTerms[viewer], p.bioTerms[other]),
 		Score:           p.Score(viewer, other),
 	}
 	if p.industry[viewer] != 0 && p.industry[viewer] == p.industry[other] {
-		r.SameIndustry = tidySpaces(me.Industry)
+		r.SameIndustry = tidySpaces(p.profiles[viewer].Industry)
 	}
 	return r
 }
 
 // sharedTags returns the tags in mine that also occur in theirs, in mine's
-// spelling, sorted by normalized key; nil when there are none.
+// spelling, sorted by normalized key; nil when there are none. Both lists
+// are capped (profiletext.CapTags), so the scans are over at most
+// profiletext.MaxTagsPerField items.
 func sharedTags(mine, theirs []string) []string {
 	theirKeys := tagKeys(theirs)
 	type tag struct{ key, shown string }
@@ -60,11 +62,27 @@ func sharedTags(mine, theirs []string) []string {
 	return shown
 }
 
+// sharedBioTerms returns the terms of mine also in theirs, sorted. Both are
+// distinct terms of bios capped at profiletext.MaxBioRunes, so up to about
+// a thousand each: beyond a few dozen pairs a set of theirs keeps this
+// linear, below it a scan is cheaper than the map.
 func sharedBioTerms(mine, theirs []string) []string {
 	var shared []string
-	for _, term := range mine {
-		if contains(theirs, term) {
-			shared = append(shared, term)
+	if len(mine)*len(theirs) <= 1024 {
+		for _, term := range mine {
+			if contains(theirs, term) {
+				shared = append(shared, term)
+			}
+		}
+	} else {
+		set := make(map[string]struct{}, len(theirs))
+		for _, term := range theirs {
+			set[term] = struct{}{}
+		}
+		for _, term := range mine {
+			if _, ok := set[term]; ok {
+				shared = append(shared, term)
+			}
 		}
 	}
 	slices.Sort(shared)

@@ -1,6 +1,7 @@
 package matching
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"sort"
@@ -72,9 +73,30 @@ func (p *Pool) insert(viewer int, list []Entry, e Entry) []Entry {
 // members changed, every list is its true top-N afterwards: a claimed
 // member's score against c only changes when its profile did, and then c's
 // stored score for it is stale and step 1 recomputes c.
+//
+// Update is UpdateContext without cancellation.
 func (p *Pool) Update(lists [][]Entry, claimed []int, n int) (changed []int) {
+	changed, err := p.UpdateContext(context.Background(), lists, claimed, n)
+	if err != nil {
+		panic(err) // unreachable: Background is never done
+	}
+	return changed
+}
+
+// UpdateContext is Update that stops once ctx is done: every long loop
+// (validation, scoring, merging) checks ctx between small slices of work,
+// so a timed-out attempt stops within milliseconds rather than running to
+// the end next to its retry. It then returns an error wrapping ctx.Err()
+// and leaves lists untouched; otherwise it behaves exactly like Update.
+func (p *Pool) UpdateContext(ctx context.Context, lists [][]Entry, claimed []int, n int) (changed []int, err error) {
 	if len(lists) != p.Len() {
 		panic(fmt.Sprintf("matching: Update got %d lists for a pool of %d", len(lists), p.Len()))
+	}
+	stopped := func(err error) ([]int, error) {
+		return nil, fmt.Errorf("matching: update stopped: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return stopped(err)
 	}
 	size := p.Len()
 	isClaimed := make([]bool, size)
@@ -84,9 +106,12 @@ func (p *Pool) Update(lists [][]Entry, claimed []int, n int) (changed []int) {
 	// fresh lists are rebuilt from every candidate: the claimed members'
 	// and those that fail validation (step 1).
 	fresh := make([]bool, size)
-	parallel(size, func(v int) {
+	err = parallel(ctx, size, func(v int) {
 		fresh[v] = isClaimed[v] || !p.isValidList(v, lists[v], n)
 	})
+	if err != nil {
+		return stopped(err)
+	}
 	var freshIDs []int
 	for v, yes := range fresh {
 		if yes {
@@ -94,16 +119,21 @@ func (p *Pool) Update(lists [][]Entry, claimed []int, n int) (changed []int) {
 		}
 	}
 
-	offers := p.scoreOffers(freshIDs, fresh, isClaimed, n)
+	offers, err := p.scoreOffers(ctx, freshIDs, fresh, isClaimed, n)
+	if err != nil {
+		return stopped(err)
+	}
 
 	// Every other list keeps its entries and takes the claimed members that
 	// beat its last one (step 2); the result is the same as inserting them
 	// one by one, since a top-N of a union does not depend on the order its
-	// parts arrive in.
+	// parts arrive in. New lists go to updated, and only into lists once
+	// nothing can stop the update any more.
 	isChanged := make([]bool, size)
-	parallel(size, func(v int) {
+	updated := make([][]Entry, size)
+	err = parallel(ctx, size, func(v int) {
 		if fresh[v] {
-			lists[v] = offers.best(p, v, nil, n)
+			updated[v] = offers.best(p, v, nil, n)
 			isChanged[v] = true
 			return
 		}
@@ -112,18 +142,23 @@ func (p *Pool) Update(lists [][]Entry, claimed []int, n int) (changed []int) {
 				isChanged[v] = true // its rows show a claimed member's profile
 			}
 		}
+		updated[v] = lists[v]
 		if merged := offers.best(p, v, lists[v], n); !sameEntries(merged, lists[v]) {
-			lists[v] = merged
+			updated[v] = merged
 			isChanged[v] = true
 		}
 	})
+	if err != nil {
+		return stopped(err)
+	}
 
 	for v, yes := range isChanged {
 		if yes {
+			lists[v] = updated[v]
 			changed = append(changed, v)
 		}
 	}
-	return changed
+	return changed, nil
 }
 
 // offerTable holds, per worker goroutine, each viewer's best n offers so
@@ -139,7 +174,10 @@ type offerTable struct {
 // list takes every eligible candidate, any other list only claimed ones.
 // Scoring each pair once, rather than once per direction, halves the work
 // of a large batch.
-func (p *Pool) scoreOffers(freshIDs []int, fresh, isClaimed []bool, n int) *offerTable {
+//
+// It returns ctx.Err() if ctx is done before every pair is scored; each
+// worker checks between fresh members, that is every p.Len() pairs.
+func (p *Pool) scoreOffers(ctx context.Context, freshIDs []int, fresh, isClaimed []bool, n int) (*offerTable, error) {
 	size := p.Len()
 	workers := max(1, min(runtime.GOMAXPROCS(0), len(freshIDs)))
 	t := &offerTable{n: n, lists: make([][]Entry, workers), counts: make([][]int8, workers)}
@@ -147,7 +185,9 @@ func (p *Pool) scoreOffers(freshIDs []int, fresh, isClaimed []bool, n int) *offe
 		t.lists[w] = make([]Entry, size*n)
 		t.counts[w] = make([]int8, size)
 	}
+	done := ctx.Done()
 	var next atomic.Int64
+	var stop atomic.Bool
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)
@@ -155,7 +195,11 @@ func (p *Pool) scoreOffers(freshIDs []int, fresh, isClaimed []bool, n int) *offe
 			defer wg.Done()
 			for {
 				k := int(next.Add(1)) - 1
-				if k >= len(freshIDs) {
+				if k >= len(freshIDs) || stop.Load() {
+					return
+				}
+				if isDone(done) {
+					stop.Store(true)
 					return
 				}
 				i := freshIDs[k]
@@ -175,7 +219,10 @@ func (p *Pool) scoreOffers(freshIDs []int, fresh, isClaimed []bool, n int) *offe
 		}()
 	}
 	wg.Wait()
-	return t
+	if stop.Load() {
+		return nil, ctx.Err()
+	}
+	return t, nil
 }
 
 // offer keeps e if it is among viewer's best n offers of worker w.
@@ -260,23 +307,35 @@ func sameEntries(a, b []Entry) bool {
 }
 
 // parallel runs fn(0..n-1) on every core. Each index is handled by exactly
-// one goroutine, and fn must only write to its own index's slots.
-func parallel(n int, fn func(i int)) {
+// one goroutine, and fn must only write to its own index's slots. Every
+// goroutine checks ctx before each chunk of indexes; once ctx is done no new
+// chunk starts, and parallel returns ctx.Err() after the running ones end.
+// Some indexes have then not been handled.
+func parallel(ctx context.Context, n int, fn func(i int)) error {
+	const chunk = 64
+	done := ctx.Done()
 	workers := min(runtime.GOMAXPROCS(0), n)
 	if workers <= 1 || n < 256 {
 		for i := range n {
+			if i%chunk == 0 && isDone(done) {
+				return ctx.Err()
+			}
 			fn(i)
 		}
-		return
+		return nil
 	}
 	var next atomic.Int64
+	var stop atomic.Bool
 	var wg sync.WaitGroup
-	const chunk = 64
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
+			for !stop.Load() {
+				if isDone(done) {
+					stop.Store(true)
+					return
+				}
 				start := int(next.Add(chunk)) - chunk
 				if start >= n {
 					return
@@ -288,6 +347,21 @@ func parallel(n int, fn func(i int)) {
 		}()
 	}
 	wg.Wait()
+	if stop.Load() {
+		return ctx.Err()
+	}
+	return nil
+}
+
+// isDone reports without blocking whether done is closed; a nil done (a
+// context that is never cancelled) is never done.
+func isDone(done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
 }
 
 // isValidList reports whether list could have been produced from this pool
