@@ -101,17 +101,25 @@ func (c Config) validate() error {
 			errs = append(errs, fmt.Errorf(format, args...))
 		}
 	}
-	check(c.DatabaseURL != "", "DATABASE_URL must not be empty")
-	check(c.TemporalAddress != "", "TEMPORAL_ADDRESS must not be empty")
-	check(c.TemporalNamespace != "", "TEMPORAL_NAMESPACE must not be empty")
-	check(c.TaskQueue != "", "TEMPORAL_TASK_QUEUE must not be empty")
+	// A value of only whitespace is as empty as "" (which env replaces
+	// with the default) and would fail later, further from its cause.
+	notBlank := func(name, value string) {
+		check(strings.TrimSpace(value) != "", "%s must not be empty or blank, got %q", name, value)
+	}
+	notBlank("DATABASE_URL", c.DatabaseURL)
+	notBlank("TEMPORAL_ADDRESS", c.TemporalAddress)
+	notBlank("TEMPORAL_NAMESPACE", c.TemporalNamespace)
+	notBlank("TEMPORAL_TASK_QUEUE", c.TaskQueue)
 	check(c.BatchSize >= 1 && c.BatchSize <= 10000, "BATCH_SIZE must be between 1 and 10000, got %d", c.BatchSize)
 	check(c.MaxRuntimeMS >= 1000 && c.MaxRuntimeMS <= 3600000, "MAX_RUNTIME_MS must be between 1000 and 3600000, got %d", c.MaxRuntimeMS)
 	check(c.TopN >= 1 && c.TopN <= 20, "TOP_N must be between 1 and 20, got %d", c.TopN)
 	check(c.IdlePoll >= time.Second, "IDLE_POLL must be at least 1s, got %s", c.IdlePoll)
 	check(c.SafetyPoll >= time.Second, "SAFETY_POLL must be at least 1s, got %s", c.SafetyPoll)
 	check(c.WakeDebounce >= 0 && c.WakeDebounce <= 10*time.Second, "WAKE_DEBOUNCE must be between 0 and 10s, got %s", c.WakeDebounce)
-	check(c.OpenAIModel != "", "OPENAI_MODEL must not be empty")
+	notBlank("OPENAI_MODEL", c.OpenAIModel)
+	// A blank key would turn AI insights on and fail every model call.
+	check(c.OpenAIAPIKey == "" || strings.TrimSpace(c.OpenAIAPIKey) != "",
+		"OPENAI_API_KEY is set but blank (only whitespace); set it to your API key, or unset it to write fallback insights without AI")
 	check(c.AIConcurrency >= 1 && c.AIConcurrency <= 256, "AI_CONCURRENCY must be between 1 and 256, got %d", c.AIConcurrency)
 	check(c.AIRequestsPerMinute >= 0, "AI_REQUESTS_PER_MINUTE must not be negative, got %d", c.AIRequestsPerMinute)
 	check(c.AIRequestTimeout >= 100*time.Millisecond, "AI_REQUEST_TIMEOUT must be at least 100ms, got %s", c.AIRequestTimeout)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +104,52 @@ func TestObservabilityBadValues(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.name) || !strings.Contains(err.Error(), strings.TrimSpace(tc.value)) {
 				t.Fatalf("error %q does not name %s and the bad value", err, tc.name)
+			}
+		})
+	}
+}
+
+func TestBlankStringsRejected(t *testing.T) {
+	for _, tc := range []struct{ name, value string }{
+		{"OPENAI_MODEL", " "},
+		{"OPENAI_MODEL", "\t\n"},
+		{"DATABASE_URL", " "},
+		{"DATABASE_URL", "\t"},
+		{"TEMPORAL_ADDRESS", "  "},
+		{"TEMPORAL_NAMESPACE", " "},
+		{"TEMPORAL_TASK_QUEUE", "\n"},
+		{"OPENAI_API_KEY", " "},
+		{"OPENAI_API_KEY", "\t \n"},
+	} {
+		t.Run(tc.name+"="+strconv.Quote(tc.value), func(t *testing.T) {
+			t.Setenv(tc.name, tc.value)
+			_, err := Load()
+			if err == nil {
+				t.Fatalf("%s=%q accepted", tc.name, tc.value)
+			}
+			if !strings.Contains(err.Error(), tc.name) || !strings.Contains(err.Error(), "blank") {
+				t.Fatalf("error %q does not say %s is blank", err, tc.name)
+			}
+		})
+	}
+}
+
+func TestAPIKeyUnsetOrSet(t *testing.T) {
+	for _, tc := range []struct {
+		value   string
+		enabled bool
+	}{
+		{"", false}, // env treats "" as unset: fallback insights
+		{"sk-test", true},
+	} {
+		t.Run(strconv.Quote(tc.value), func(t *testing.T) {
+			t.Setenv("OPENAI_API_KEY", tc.value)
+			c, err := Load()
+			if err != nil {
+				t.Fatalf("OPENAI_API_KEY=%q rejected: %v", tc.value, err)
+			}
+			if c.AIEnabled() != tc.enabled {
+				t.Fatalf("OPENAI_API_KEY=%q: AIEnabled() = %v, want %v", tc.value, c.AIEnabled(), tc.enabled)
 			}
 		})
 	}

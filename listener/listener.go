@@ -30,7 +30,19 @@ type Listener struct {
 	Debounce   time.Duration
 	SafetyPoll time.Duration
 	Logger     *slog.Logger
+	// MinBackoff is the wait before reconnecting after a lost connection;
+	// it doubles while reconnecting keeps failing, up to MaxBackoff, and
+	// goes back to MinBackoff once a connection has LISTENed and caught
+	// up. Zero means DefaultMinBackoff and DefaultMaxBackoff.
+	MinBackoff time.Duration
+	MaxBackoff time.Duration
 }
+
+// Reconnect delays when the Listener sets none.
+const (
+	DefaultMinBackoff = 500 * time.Millisecond
+	DefaultMaxBackoff = 30 * time.Second
+)
 
 // Run listens until ctx is cancelled. Connection losses are retried; only
 // ctx ends it.
@@ -45,41 +57,75 @@ func (l *Listener) Run(ctx context.Context) error {
 }
 
 func (l *Listener) listenLoop(ctx context.Context, out chan<- string) {
-	backoff := time.Second
+	b := newBackoff(l.MinBackoff, l.MaxBackoff)
 	for ctx.Err() == nil {
-		err := l.listenOnce(ctx, out)
+		healthy, err := l.listenOnce(ctx, out)
 		if ctx.Err() != nil {
 			return
 		}
-		l.Logger.Warn("queue listener lost its connection; retrying", "error", err, "in", backoff)
+		if healthy {
+			// Only failures in a row grow the delay: after a working
+			// connection, a loss (a restart, a killed backend, an idle
+			// timeout in a proxy) is retried quickly again.
+			b.reset()
+		}
+		delay := b.next()
+		l.Logger.Warn("queue listener lost its connection; retrying", "error", err, "in", delay)
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(backoff):
+		case <-time.After(delay):
 		}
-		backoff = min(backoff*2, 30*time.Second)
 	}
 }
 
-func (l *Listener) listenOnce(ctx context.Context, out chan<- string) error {
+// backoff is the reconnect delay: doubling from min to max, reset by a
+// healthy connection.
+type backoff struct{ min, max, cur time.Duration }
+
+func newBackoff(lo, hi time.Duration) *backoff {
+	if lo <= 0 {
+		lo = DefaultMinBackoff
+	}
+	if hi <= 0 {
+		hi = DefaultMaxBackoff
+	}
+	hi = max(hi, lo)
+	return &backoff{min: lo, max: hi, cur: lo}
+}
+
+// next returns the delay to wait now and doubles the following one.
+func (b *backoff) next() time.Duration {
+	d := b.cur
+	b.cur = min(b.cur*2, b.max)
+	return d
+}
+
+func (b *backoff) reset() { b.cur = b.min }
+
+// listenOnce holds one LISTEN connection until it fails. healthy reports
+// whether it worked: it LISTENed and then caught up with the queue or
+// received a notification.
+func (l *Listener) listenOnce(ctx context.Context, out chan<- string) (healthy bool, err error) {
 	pooled, err := l.Pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("acquire connection: %w", err)
+		return false, fmt.Errorf("acquire connection: %w", err)
 	}
 	// A connection that has LISTENed must not go back to the pool.
 	conn := pooled.Hijack()
 	defer conn.Close(context.Background())
 	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return false, fmt.Errorf("listen: %w", err)
 	}
 	// Rows enqueued before the LISTEN took effect would otherwise wait for
 	// the safety poll.
-	l.pollOnce(ctx, out)
+	healthy = l.pollOnce(ctx, out)
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
-			return fmt.Errorf("wait for notification: %w", err)
+			return healthy, fmt.Errorf("wait for notification: %w", err)
 		}
+		healthy = true
 		select {
 		case out <- n.Payload:
 		default:
@@ -88,19 +134,22 @@ func (l *Listener) listenOnce(ctx context.Context, out chan<- string) error {
 	}
 }
 
-func (l *Listener) pollOnce(ctx context.Context, out chan<- string) {
+// pollOnce sends the events that have claimable work to out, and reports
+// whether it could look.
+func (l *Listener) pollOnce(ctx context.Context, out chan<- string) bool {
 	ids, err := l.Store.EventsWithClaimableWork(ctx)
 	if err != nil {
 		l.Logger.Warn("safety poll failed", "error", err)
-		return
+		return false
 	}
 	for _, id := range ids {
 		select {
 		case out <- id:
 		case <-ctx.Done():
-			return
+			return false
 		}
 	}
+	return true
 }
 
 // dispatchLoop collects event IDs for one debounce interval, then wakes each
