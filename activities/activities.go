@@ -22,6 +22,9 @@ import (
 const (
 	ErrTypeLeaseLost     = "LeaseLost"
 	ErrTypeBatchNotFound = "BatchNotFound"
+	// ErrTypeRowsRefused: the database refuses the batch's rows for a
+	// reason no single member explains; retrying the same rows cannot help.
+	ErrTypeRowsRefused = "RowsRefused"
 )
 
 // Activities are registered on the worker as one struct so they share the
@@ -32,6 +35,13 @@ type Activities struct {
 	// only, applied in SQL from what scoring staged.
 	Insights InsightWriter
 	TopN     int
+	// BatchSize and MaxRuntime are this worker's BATCH_SIZE and
+	// MAX_RUNTIME_MS. The worker owns them: claims take BatchSize members
+	// whatever the workflow asks, and DescribeEvent hands both to the
+	// workflow for its activity timeouts, so whoever ran `starter enable`
+	// with another environment changes nothing. Zero leaves the workflow's.
+	BatchSize  int
+	MaxRuntime time.Duration
 	// Lease is how long a claim holds its rows; it must outlast a batch's
 	// whole claim→commit path, retries included.
 	Lease  time.Duration
@@ -81,14 +91,23 @@ type InsightResult struct {
 	AILatencyMS      int64 // summed over calls
 }
 
-// CommitResult reports a commit. Stale means the event changed after
-// scoring: nothing was written and the batch must be scored again.
+// CommitResult reports a commit. Stale means nothing was written and the
+// batch must be scored again: the event changed after scoring in a way the
+// commit cannot work around, or members whose rows the database refused
+// were just quarantined (Quarantined > 0) and scoring must leave them out.
 type CommitResult struct {
 	Stale          bool
 	QueueDepth     int // the event's queue size after the commit
 	UsersCommitted int
 	UsersRequeued  int
 	ListsWritten   int
+	// ListsDeferred are lists not written because they named a member who
+	// left meanwhile; their owners were enqueued again.
+	ListsDeferred int
+	// Quarantined is how many members this commit quarantined, and
+	// QuarantinedTotal how many the event has in quarantine now.
+	Quarantined      int
+	QuarantinedTotal int
 }
 
 // ReleaseInput names a batch to give up and why.
@@ -99,11 +118,15 @@ type ReleaseInput struct {
 
 // ClaimBatch leases the next members of the event's queue to the batch.
 func (a *Activities) ClaimBatch(ctx context.Context, in ClaimInput) (ClaimResult, error) {
-	if in.Limit < 1 {
-		return ClaimResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("batch limit must be positive, got %d", in.Limit), "BadInput", nil)
+	limit := in.Limit
+	if a.BatchSize > 0 {
+		limit = a.BatchSize
 	}
-	n, err := a.Store.ClaimBatch(ctx, in.EventID, in.Token, in.Limit, a.Lease)
+	if limit < 1 {
+		return ClaimResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("batch limit must be positive, got %d", limit), "BadInput", nil)
+	}
+	n, err := a.Store.ClaimBatch(ctx, in.EventID, in.Token, limit, a.Lease)
 	if err != nil {
 		return ClaimResult{}, err
 	}
@@ -152,30 +175,73 @@ func (a *Activities) WriteInsights(ctx context.Context, in BatchRef) (InsightRes
 }
 
 // CommitBatch writes the batch's lists and removes its queue rows, fenced.
+// When the database refuses some members' rows, it quarantines them and
+// reports the batch stale, so that it is scored again without them and the
+// rest of the batch commits.
 func (a *Activities) CommitBatch(ctx context.Context, in BatchRef) (CommitResult, error) {
 	res, err := a.Store.CommitBatch(ctx, in.EventID, in.Token)
 	switch {
 	case errors.Is(err, store.ErrBatchStale):
 		a.log(ctx).Info("batch is stale, scoring again", "event_id", in.EventID, "batch", in.Token, "reason", err)
 		return CommitResult{Stale: true}, nil
+	case errors.Is(err, store.ErrRowsRefused):
+		return a.quarantineRefused(ctx, in, err)
 	case errors.Is(err, store.ErrLeaseLost):
 		return CommitResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeLeaseLost, err)
 	case errors.Is(err, store.ErrBatchNotFound):
-		return CommitResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBatchNotFound, err)
+		return CommitResult{}, a.batchNotFound(ctx, in, err)
 	case err != nil:
 		return CommitResult{}, err
 	}
 	a.log(ctx).Info("committed batch", "event_id", in.EventID, "batch", in.Token,
 		"users", res.UsersCommitted, "requeued", res.UsersRequeued, "lists", res.ListsWritten,
-		"ai_insights", res.AIInsights, "fallback_insights", res.FallbackInsights)
+		"lists_deferred", res.ListsDeferred, "ai_insights", res.AIInsights, "fallback_insights", res.FallbackInsights)
 	a.Metrics.BatchCommitted(in.EventID, res.UsersCommitted)
 	a.Metrics.SetQueueDepth(in.EventID, res.QueueDepth)
+	a.Metrics.ListsDeferred(in.EventID, res.ListsDeferred)
 	return CommitResult{
 		QueueDepth:     res.QueueDepth,
 		UsersCommitted: res.UsersCommitted,
 		UsersRequeued:  res.UsersRequeued,
 		ListsWritten:   res.ListsWritten,
+		ListsDeferred:  res.ListsDeferred,
 	}, nil
+}
+
+// quarantineRefused finds the members behind a refused commit and
+// quarantines them. A refusal that no member explains (every list refused
+// on its own: a missing privilege, a constraint nobody's rows meet) fails
+// the batch for good, so the workflow releases it and backs off.
+func (a *Activities) quarantineRefused(ctx context.Context, in BatchRef, refusal error) (CommitResult, error) {
+	refused, err := a.Store.FindRefusedMembers(ctx, in.EventID, in.Token)
+	if err != nil {
+		return CommitResult{}, err
+	}
+	if len(refused) == 0 {
+		return CommitResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("the database refuses every list of the batch, so it is not about one member: %v", refusal),
+			ErrTypeRowsRefused, refusal)
+	}
+	total, err := a.Store.QuarantineMembers(ctx, in.EventID, refused)
+	if err != nil {
+		return CommitResult{}, err
+	}
+	for _, m := range refused {
+		a.log(ctx).Warn("quarantined a member whose rows the database refuses; the rest of the batch is scored again without them",
+			"event_id", in.EventID, "batch", in.Token, "user_id", m.UserID, "reason", m.Reason)
+	}
+	a.Metrics.SetQuarantined(in.EventID, total)
+	return CommitResult{Stale: true, Quarantined: len(refused), QuarantinedTotal: total}, nil
+}
+
+// batchNotFound explains the one way a batch the workflow claimed can be
+// missing: this worker reads another database than the worker that claimed
+// it.
+func (a *Activities) batchNotFound(ctx context.Context, in BatchRef, err error) error {
+	msg := fmt.Sprintf("batch %s of event %s is not in this worker's database (%s): "+
+		"every worker on the task queue must use the same DATABASE_URL", in.Token, in.EventID, a.Store.Describe())
+	a.log(ctx).Error(msg)
+	return temporal.NewNonRetryableApplicationError(msg, ErrTypeBatchNotFound, err)
 }
 
 // ReleaseBatch returns a batch's rows to the queue after the workflow gave

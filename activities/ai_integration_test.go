@@ -359,7 +359,7 @@ func TestCachedPoolFollowsProfileEdits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fresh := poolOf(snap.Members)
+		fresh := mustPool(snap.Members)
 		stored := map[string][]string{}
 		for _, m := range snap.Matches {
 			stored[m.UserID] = append(stored[m.UserID], m.MatchedUserID)

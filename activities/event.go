@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -13,11 +14,16 @@ import (
 const ErrTypeEventNotFound = "EventNotFound"
 
 // EventInfo is what the workflow shows about its event: code and name for
-// the Web UI, and whether matchmaking is still on.
+// the Web UI, and whether matchmaking is still on. BatchSize and MaxRuntime
+// are the worker's settings, which the workflow adopts (zero when the
+// worker leaves the workflow's own, and in histories recorded before the
+// worker owned them).
 type EventInfo struct {
-	Code    string
-	Name    string
-	Enabled bool
+	Code       string
+	Name       string
+	Enabled    bool
+	BatchSize  int
+	MaxRuntime time.Duration
 }
 
 // DescribeEvent reads the event's code, name and flag.
@@ -29,5 +35,6 @@ func (a *Activities) DescribeEvent(ctx context.Context, eventID string) (EventIn
 	if err != nil {
 		return EventInfo{}, err
 	}
-	return EventInfo{Code: ev.Code, Name: ev.Name, Enabled: ev.MatchmakingEnabled}, nil
+	return EventInfo{Code: ev.Code, Name: ev.Name, Enabled: ev.MatchmakingEnabled,
+		BatchSize: a.BatchSize, MaxRuntime: a.MaxRuntime}, nil
 }

@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"context"
 	"sync"
 
 	"github.com/eventmatch/matchmaker/matching"
@@ -66,8 +67,9 @@ func (c *poolCache) touch(eventID string) {
 	c.recent = append(c.recent, eventID)
 }
 
-// poolOf builds the scoring pool of an event's members.
-func poolOf(members []store.Member) *matching.Pool {
+// poolOf builds the scoring pool of an event's members; it stops early
+// with ctx's error when the activity's attempt ends.
+func poolOf(ctx context.Context, members []store.Member) (*matching.Pool, error) {
 	profiles := make([]matching.Profile, len(members))
 	for i, m := range members {
 		profiles[i] = matching.Profile{
@@ -82,5 +84,5 @@ func poolOf(members []store.Member) *matching.Pool {
 			Bio:         m.Bio,
 		}
 	}
-	return matching.NewPool(profiles)
+	return matching.NewPoolContext(ctx, profiles)
 }

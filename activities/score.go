@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/eventmatch/matchmaker/matching"
 	"github.com/eventmatch/matchmaker/store"
@@ -20,19 +19,26 @@ func (a *Activities) ScoreBatch(ctx context.Context, in BatchRef) (ScoreResult, 
 	snap, err := a.Store.LoadSnapshot(ctx, in.EventID, in.Token, cachedVersion)
 	if err != nil {
 		if isBatchNotFound(err) {
-			return ScoreResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBatchNotFound, err)
+			return ScoreResult{}, a.batchNotFound(ctx, in, err)
 		}
 		return ScoreResult{}, err
 	}
 	if snap.MembersLoaded {
-		pool = poolOf(snap.Members)
+		if pool, err = poolOf(ctx, snap.Members); err != nil {
+			return ScoreResult{}, fmt.Errorf("score batch %s: %w", in.Token, err)
+		}
 		if snap.MembersVersion >= 0 {
 			a.pools.put(in.EventID, snap.MembersVersion, pool)
 		}
 	}
 	activity.RecordHeartbeat(ctx, "loaded")
 
-	plan := planBatch(pool, snap, a.TopN)
+	plan, err := planBatch(ctx, pool, snap, a.TopN)
+	if err != nil {
+		// The attempt ran out of time or was cancelled: stop scoring now
+		// rather than keep a core busy for a result nobody will take.
+		return ScoreResult{}, fmt.Errorf("score batch %s: %w", in.Token, err)
+	}
 	rows, err := plan.stagedRows()
 	if err != nil {
 		return ScoreResult{}, fmt.Errorf("score batch %s: %w", in.Token, err)
@@ -68,7 +74,7 @@ type batchPlan struct {
 
 // planBatch maps the snapshot's stored lists onto the pool (built from the
 // same members_version) and applies the incremental update.
-func planBatch(pool *matching.Pool, snap store.Snapshot, topN int) *batchPlan {
+func planBatch(ctx context.Context, pool *matching.Pool, snap store.Snapshot, topN int) (*batchPlan, error) {
 	p := &batchPlan{pool: pool}
 	p.lists = make([][]matching.Entry, p.pool.Len())
 
@@ -93,8 +99,11 @@ func planBatch(pool *matching.Pool, snap store.Snapshot, topN int) *batchPlan {
 			p.claimed = append(p.claimed, i)
 		}
 	}
-	p.viewers = p.pool.Update(p.lists, p.claimed, topN)
-	return p
+	var err error
+	if p.viewers, err = p.pool.UpdateContext(ctx, p.lists, p.claimed, topN); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 func (p *batchPlan) viewerIDs() []string {

@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -129,5 +130,17 @@ func TestPromptInjectionDoesNotChangeRanking(t *testing.T) {
 }
 
 func planOf(snap store.Snapshot, topN int) *batchPlan {
-	return planBatch(poolOf(snap.Members), snap, topN)
+	plan, err := planBatch(context.Background(), mustPool(snap.Members), snap, topN)
+	if err != nil {
+		panic(err) // a background context is never cancelled
+	}
+	return plan
+}
+
+func mustPool(members []store.Member) *matching.Pool {
+	pool, err := poolOf(context.Background(), members)
+	if err != nil {
+		panic(err) // a background context is never cancelled
+	}
+	return pool
 }

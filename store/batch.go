@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/eventmatch/matchmaker/profiletext"
 )
 
 // ClaimBatch leases up to limit queued members of the event to the batch
@@ -24,6 +27,13 @@ func (s *Store) ClaimBatch(ctx context.Context, eventID, token string, limit int
 			return nil
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		// The member-delete trigger bumps the version only when the state row
+		// exists; create it now so a delete during this batch fences its
+		// commit. It comes before the queue rows, the lock order of every path.
+		if _, err := tx.Exec(ctx,
+			`INSERT INTO matchmaking_event_state (event_id) VALUES ($1) ON CONFLICT DO NOTHING`, eventID); err != nil {
 			return err
 		}
 		const claim = `
@@ -56,13 +66,6 @@ func (s *Store) ClaimBatch(ctx context.Context, eventID, token string, limit int
 		_, err = tx.Exec(ctx,
 			`INSERT INTO matchmaking_batches (token, event_id, claimed_users) VALUES ($1, $2, $3::uuid[])`,
 			token, eventID, users)
-		if err != nil {
-			return err
-		}
-		// The member-delete trigger bumps the version only when the state row
-		// exists; create it now so a delete during this batch fences its commit.
-		_, err = tx.Exec(ctx,
-			`INSERT INTO matchmaking_event_state (event_id) VALUES ($1) ON CONFLICT DO NOTHING`, eventID)
 		return err
 	})
 	if err != nil {
@@ -71,7 +74,8 @@ func (s *Store) ClaimBatch(ctx context.Context, eventID, token string, limit int
 	return claimed, nil
 }
 
-// Member is a profile as the web app stores it.
+// Member is a profile as the engine reads it: arrays flattened, NULL and
+// blank tags dropped, and tags and bio capped (see memberColumns).
 type Member struct {
 	UserID      string
 	DisplayName string
@@ -82,6 +86,41 @@ type Member struct {
 	LookingFor  []string
 	Offering    []string
 	Bio         string
+}
+
+// Transfer bounds of a profile read. Scoring and prompting apply the exact
+// caps of package profiletext (tags counted after duplicates are dropped,
+// lengths after spacing is tidied), so the database sends a few times more
+// tags and characters than those caps and never less than they keep; the
+// bio's prefix is the exact cap. A 5,000-tag list or a 1 MB bio then costs
+// what its capped part costs, on the wire as in scoring.
+const (
+	sqlTagLimit = 4 * profiletext.MaxTagsPerField
+	sqlTagChars = 4 * profiletext.MaxTagRunes
+)
+
+// memberColumns selects a member's profile from all_events_members aliased
+// as alias, read defensively: any NULL is an empty value (so a LEFT JOIN
+// that found no row reads as an empty profile with user_id ”), arrays of
+// any shape are flattened with NULL and blank elements dropped, and sizes
+// are bounded by three query parameters from $first on: tags per field,
+// characters per tag, bio characters (memberCapArgs, in that order). Scan
+// it with Member.scanTargets.
+func memberColumns(alias string, first int) string {
+	tags, chars, bio := fmt.Sprintf("$%d", first), fmt.Sprintf("$%d", first+1), fmt.Sprintf("$%d", first+2)
+	return strings.NewReplacer("m.", alias+".", "$tags", tags, "$chars", chars, "$bio", bio).Replace(
+		`coalesce(m.user_id::text, ''), coalesce(m.display_name, ''),
+		coalesce(m.company, ''), coalesce(m.job_title, ''), coalesce(m.industry, ''),
+		matchmaking_clean_tags(m.interests, $tags, $chars), matchmaking_clean_tags(m.looking_for, $tags, $chars),
+		matchmaking_clean_tags(m.offering, $tags, $chars), left(coalesce(m.bio, ''), $bio)`)
+}
+
+// memberCapArgs are the parameters memberColumns refers to.
+var memberCapArgs = []any{sqlTagLimit, sqlTagChars, profiletext.MaxBioRunes}
+
+func (m *Member) scanTargets() []any {
+	return []any{&m.UserID, &m.DisplayName, &m.Company, &m.JobTitle, &m.Industry,
+		&m.Interests, &m.LookingFor, &m.Offering, &m.Bio}
 }
 
 // StoredMatch is one row of a member's current list.
@@ -129,17 +168,18 @@ func (s *Store) LoadSnapshot(ctx context.Context, eventID, token string, cachedM
 		// -1: no state row yet, so nothing may be cached against it.
 		if snap.MembersVersion < 0 || snap.MembersVersion != cachedMembersVersion {
 			rows, err := tx.Query(ctx, `
-				SELECT user_id::text, display_name, coalesce(company, ''), coalesce(job_title, ''),
-				       coalesce(industry, ''), interests, looking_for, offering, bio
-				FROM all_events_members WHERE event_id = $1
-				ORDER BY user_id`, eventID)
+				SELECT `+memberColumns("m", 2)+`
+				FROM all_events_members m
+				WHERE m.event_id = $1
+				  AND NOT EXISTS (SELECT 1 FROM matchmaking_quarantine q
+				                  WHERE q.event_id = m.event_id AND q.user_id = m.user_id)
+				ORDER BY m.user_id`, append([]any{eventID}, memberCapArgs...)...)
 			if err != nil {
 				return err
 			}
 			snap.Members, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Member, error) {
 				var m Member
-				err := row.Scan(&m.UserID, &m.DisplayName, &m.Company, &m.JobTitle, &m.Industry,
-					&m.Interests, &m.LookingFor, &m.Offering, &m.Bio)
+				err := row.Scan(m.scanTargets()...)
 				return m, err
 			})
 			if err != nil {
@@ -230,12 +270,8 @@ type PendingInsight struct {
 func (s *Store) PendingInsights(ctx context.Context, eventID, token string) ([]PendingInsight, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT s.user_id::text, s.matched_user_id::text, s.rank, s.reasons, coalesce(s.fallback_insight, ''),
-		       coalesce(v.display_name, ''), coalesce(v.company, ''), coalesce(v.job_title, ''),
-		       coalesce(v.industry, ''), coalesce(v.interests, '{}'), coalesce(v.looking_for, '{}'),
-		       coalesce(v.offering, '{}'), coalesce(v.bio, ''),
-		       coalesce(o.display_name, ''), coalesce(o.company, ''), coalesce(o.job_title, ''),
-		       coalesce(o.industry, ''), coalesce(o.interests, '{}'), coalesce(o.looking_for, '{}'),
-		       coalesce(o.offering, '{}'), coalesce(o.bio, ''),
+		       `+memberColumns("v", 3)+`,
+		       `+memberColumns("o", 3)+`,
 		       EXISTS (SELECT 1 FROM matchmaking_queue q
 		               WHERE q.event_id = $2 AND q.user_id = s.user_id
 		                 AND q.claim_token IS DISTINCT FROM $1)
@@ -243,17 +279,16 @@ func (s *Store) PendingInsights(ctx context.Context, eventID, token string) ([]P
 		LEFT JOIN all_events_members v ON v.event_id = $2 AND v.user_id = s.user_id
 		LEFT JOIN all_events_members o ON o.event_id = $2 AND o.user_id = s.matched_user_id
 		WHERE s.token = $1 AND s.insight IS NULL
-		ORDER BY s.user_id, s.rank`, token, eventID)
+		ORDER BY s.user_id, s.rank`, append([]any{token, eventID}, memberCapArgs...)...)
 	if err != nil {
 		return nil, fmt.Errorf("read pending insights of batch %s: %w", token, err)
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (PendingInsight, error) {
 		var p PendingInsight
 		v, o := &p.Viewer, &p.Matched
-		err := row.Scan(&p.UserID, &p.MatchedUserID, &p.Rank, &p.Reasons, &p.Fallback,
-			&v.DisplayName, &v.Company, &v.JobTitle, &v.Industry, &v.Interests, &v.LookingFor, &v.Offering, &v.Bio,
-			&o.DisplayName, &o.Company, &o.JobTitle, &o.Industry, &o.Interests, &o.LookingFor, &o.Offering, &o.Bio,
-			&p.ViewerQueued)
+		targets := append([]any{&p.UserID, &p.MatchedUserID, &p.Rank, &p.Reasons, &p.Fallback}, v.scanTargets()...)
+		targets = append(targets, o.scanTargets()...)
+		err := row.Scan(append(targets, &p.ViewerQueued)...)
 		v.UserID, o.UserID = p.UserID, p.MatchedUserID
 		p.MatchedUserName = o.DisplayName
 		return p, err
@@ -313,35 +348,60 @@ func (s *Store) ApplyFallbackInsights(ctx context.Context, token string) (int, e
 // commit returns the same answer.
 type CommitResult struct {
 	// QueueDepth is the event's queue size once the commit is done.
-	QueueDepth       int
-	UsersCommitted   int
-	UsersRequeued    int
+	QueueDepth     int
+	UsersCommitted int
+	// UsersRequeued are claimed members enqueued again while the batch ran,
+	// plus the lists a departure during the batch invalidated: both go
+	// round again.
+	UsersRequeued int
+	// ListsDeferred counts staged lists that named a member who left the
+	// event while the batch ran; they were not written, their owners were
+	// enqueued again.
+	ListsDeferred    int
 	ListsWritten     int
 	AIInsights       int
 	FallbackInsights int
 }
 
+// departureHorizon is how long departures are remembered. A batch scored
+// longer ago than this cannot be told which departures it missed, so it is
+// stale; batches take seconds, and a lease ends a stuck one within minutes.
+const departureHorizon = "1 day"
+
 // CommitBatch makes the batch's staged lists the event's matches, in one
 // transaction fenced three ways: the batch still owns every claimed row that
-// still exists (ErrLeaseLost otherwise), the event's version is still the one
-// the batch was scored against (ErrBatchStale otherwise), and every staged
-// row has its insight. Claimed rows enqueued again meanwhile are released
-// rather than deleted, so they get another pass.
+// still exists (ErrLeaseLost otherwise); every change since scoring is a
+// member departure the batch can work around (ErrBatchStale otherwise); and
+// every staged row has its insight. A staged list that names a departed
+// member, or belongs to one, is not written: its owner is enqueued again.
+// Claimed rows enqueued again meanwhile are released rather than deleted, so
+// they get another pass. When the database refuses the lists' rows for a
+// data reason (a constraint or trigger on matches), it returns
+// ErrRowsRefused and writes nothing; FindRefusedMembers then says who.
+//
+// Locks are taken in the order every path uses: the event's state row, the
+// batch row, queue rows, then matches.
 func (s *Store) CommitBatch(ctx context.Context, eventID, token string) (CommitResult, error) {
 	var res CommitResult
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		version, err := lockEventState(ctx, tx, eventID)
+		if err != nil {
+			return err
+		}
 		var (
 			baseVersion *int64
 			stagedRows  *int
 			committed   bool
 			released    bool
+			recent      bool
 		)
-		err := tx.QueryRow(ctx, `
+		err = tx.QueryRow(ctx, `
 			SELECT base_version, staged_rows, committed_at IS NOT NULL, released_at IS NOT NULL,
+			       coalesce(scored_at > now() - $3::interval, false),
 			       coalesce(users_committed, 0), coalesce(users_requeued, 0), coalesce(cardinality(viewers), 0),
 			       coalesce(ai_insights, 0), coalesce(fallback_insights, 0)
 			FROM matchmaking_batches WHERE token = $1 AND event_id = $2
-			FOR UPDATE`, token, eventID).Scan(&baseVersion, &stagedRows, &committed, &released,
+			FOR UPDATE`, token, eventID, departureHorizon).Scan(&baseVersion, &stagedRows, &committed, &released, &recent,
 			&res.UsersCommitted, &res.UsersRequeued, &res.ListsWritten, &res.AIInsights, &res.FallbackInsights)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("%w: %s", ErrBatchNotFound, token)
@@ -376,26 +436,15 @@ func (s *Store) CommitBatch(ctx context.Context, eventID, token string) (CommitR
 			return fmt.Errorf("%w: %d of batch %s's rows are claimed elsewhere", ErrLeaseLost, takenByOthers, token)
 		}
 
-		// Lock the event's state row before comparing versions so a
-		// concurrent commit of the same event waits for this one.
-		if _, err := tx.Exec(ctx,
-			`INSERT INTO matchmaking_event_state (event_id) VALUES ($1) ON CONFLICT DO NOTHING`, eventID); err != nil {
-			return err
-		}
-		var version int64
-		if err := tx.QueryRow(ctx,
-			`SELECT version FROM matchmaking_event_state WHERE event_id = $1 FOR UPDATE`, eventID).Scan(&version); err != nil {
-			return err
-		}
-		if version != *baseVersion {
-			return fmt.Errorf("%w: batch %s scored at version %d, event is at %d", ErrBatchStale, token, *baseVersion, version)
+		departed, err := departuresSince(ctx, tx, eventID, *baseVersion, version, recent)
+		if err != nil {
+			return fmt.Errorf("batch %s: %w", token, err)
 		}
 
 		var staged, missingInsight int
 		if err := tx.QueryRow(ctx, `
-			SELECT count(*), count(*) FILTER (WHERE insight IS NULL),
-			       count(*) FILTER (WHERE insight_source = 'ai'), count(*) FILTER (WHERE insight_source = 'fallback')
-			FROM matchmaking_staged_matches WHERE token = $1`, token).Scan(&staged, &missingInsight, &res.AIInsights, &res.FallbackInsights); err != nil {
+			SELECT count(*), count(*) FILTER (WHERE insight IS NULL)
+			FROM matchmaking_staged_matches WHERE token = $1`, token).Scan(&staged, &missingInsight); err != nil {
 			return err
 		}
 		if staged != *stagedRows {
@@ -404,6 +453,16 @@ func (s *Store) CommitBatch(ctx context.Context, eventID, token string) (CommitR
 		if missingInsight > 0 {
 			return fmt.Errorf("batch %s: %d staged matches have no insight", token, missingInsight)
 		}
+		if len(departed) > 0 {
+			if res.ListsDeferred, err = deferListsOfDeparted(ctx, tx, eventID, token, departed); err != nil {
+				return err
+			}
+		}
+		if err := tx.QueryRow(ctx, `
+			SELECT count(*) FILTER (WHERE insight_source = 'ai'), count(*) FILTER (WHERE insight_source = 'fallback')
+			FROM matchmaking_staged_matches WHERE token = $1`, token).Scan(&res.AIInsights, &res.FallbackInsights); err != nil {
+			return err
+		}
 
 		if err := tx.QueryRow(ctx, `
 			WITH cleared AS (
@@ -411,13 +470,13 @@ func (s *Store) CommitBatch(ctx context.Context, eventID, token string) (CommitR
 				WHERE b.token = $1 AND m.event_id = b.event_id AND m.user_id = ANY (b.viewers)
 			)
 			SELECT coalesce(cardinality(viewers), 0) FROM matchmaking_batches WHERE token = $1`, token).Scan(&res.ListsWritten); err != nil {
-			return err
+			return refusedOr(err)
 		}
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO matches (event_id, user_id, matched_user_id, rank, score, reasons, insight, insight_source)
 			SELECT $2, user_id, matched_user_id, rank, score, reasons, insight, insight_source
 			FROM matchmaking_staged_matches WHERE token = $1`, token, eventID); err != nil {
-			return err
+			return refusedOr(err)
 		}
 
 		tag, err := tx.Exec(ctx, `
@@ -434,10 +493,15 @@ func (s *Store) CommitBatch(ctx context.Context, eventID, token string) (CommitR
 		if err != nil {
 			return err
 		}
-		res.UsersRequeued = int(tag.RowsAffected())
+		res.UsersRequeued = int(tag.RowsAffected()) + res.ListsDeferred
 
 		if _, err := tx.Exec(ctx,
 			`UPDATE matchmaking_event_state SET version = version + 1 WHERE event_id = $1`, eventID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `
+			DELETE FROM matchmaking_departures
+			WHERE event_id = $1 AND departed_at < now() - $2::interval`, eventID, departureHorizon); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM matchmaking_staged_matches WHERE token = $1`, token); err != nil {
@@ -460,12 +524,115 @@ func (s *Store) CommitBatch(ctx context.Context, eventID, token string) (CommitR
 	return res, nil
 }
 
+// lockEventState locks the event's state row, creating it if needed, and
+// returns the event's version. Every transaction that takes more than one
+// kind of lock on an event takes this one first, so they serialise here
+// instead of deadlocking on queue rows.
+func lockEventState(ctx context.Context, tx pgx.Tx, eventID string) (int64, error) {
+	if _, err := tx.Exec(ctx,
+		`INSERT INTO matchmaking_event_state (event_id) VALUES ($1) ON CONFLICT DO NOTHING`, eventID); err != nil {
+		return 0, err
+	}
+	var version int64
+	err := tx.QueryRow(ctx,
+		`SELECT version FROM matchmaking_event_state WHERE event_id = $1 FOR UPDATE`, eventID).Scan(&version)
+	return version, err
+}
+
+// departuresSince returns who left the event after baseVersion, or
+// ErrBatchStale when something other than departures moved the version
+// (another commit) or the batch is too old for the log to be complete.
+// Each departing statement bumps the version once and logs its members at
+// the new version, so the log explains every bump exactly when it holds one
+// distinct version per bump.
+func departuresSince(ctx context.Context, tx pgx.Tx, eventID string, baseVersion, version int64, recent bool) ([]string, error) {
+	if version == baseVersion {
+		return nil, nil
+	}
+	if !recent {
+		return nil, fmt.Errorf("%w: scored more than %s ago", ErrBatchStale, departureHorizon)
+	}
+	var (
+		bumps    int64
+		departed []string
+	)
+	err := tx.QueryRow(ctx, `
+		SELECT count(DISTINCT version), coalesce(array_agg(DISTINCT user_id::text), '{}')
+		FROM matchmaking_departures WHERE event_id = $1 AND version > $2`, eventID, baseVersion).Scan(&bumps, &departed)
+	if err != nil {
+		return nil, err
+	}
+	if bumps != version-baseVersion {
+		return nil, fmt.Errorf("%w: scored at version %d, event is at %d, and %d of the changes are not departures",
+			ErrBatchStale, baseVersion, version, version-baseVersion-bumps)
+	}
+	return departed, nil
+}
+
+// deferListsOfDeparted drops the staged lists that belong to or name a
+// departed member, so the commit writes only lists the departures cannot
+// have changed (a list without the departed member was its owner's top N
+// with them in the pool, so it still is without them). The owners who are
+// still in the event are enqueued again at priority 1, the re-match
+// priority; a claimed owner's row is then released by the commit rather
+// than deleted. It returns how many lists it dropped.
+func deferListsOfDeparted(ctx context.Context, tx pgx.Tx, eventID, token string, departed []string) (int, error) {
+	var deferred []string
+	err := tx.QueryRow(ctx, `
+		WITH affected AS (
+			SELECT DISTINCT v AS user_id
+			FROM matchmaking_batches b, unnest(b.viewers) AS v
+			WHERE b.token = $1
+			  AND (v = ANY ($2::uuid[])
+			       OR EXISTS (SELECT 1 FROM matchmaking_staged_matches s
+			                  WHERE s.token = $1 AND s.user_id = v AND s.matched_user_id = ANY ($2::uuid[])))
+		), dropped AS (
+			DELETE FROM matchmaking_staged_matches s USING affected a
+			WHERE s.token = $1 AND s.user_id = a.user_id
+		), narrowed AS (
+			UPDATE matchmaking_batches b
+			SET viewers = (SELECT coalesce(array_agg(v), '{}') FROM unnest(b.viewers) AS v
+			               WHERE v NOT IN (SELECT user_id FROM affected))
+			WHERE b.token = $1
+		)
+		SELECT coalesce(array_agg(user_id::text), '{}') FROM affected`, token, departed).Scan(&deferred)
+	if err != nil {
+		return 0, fmt.Errorf("set aside lists that name departed members: %w", err)
+	}
+	_, err = tx.Exec(ctx, `
+		SELECT matchmaking_enqueue_rows($1, array_agg(m.user_id), 1)
+		FROM all_events_members m
+		JOIN events e ON e.id = m.event_id AND e.matchmaking_enabled
+		WHERE m.event_id = $1 AND m.user_id = ANY ($2::uuid[])
+		HAVING count(*) > 0`, eventID, deferred)
+	if err != nil {
+		return 0, fmt.Errorf("enqueue members whose lists named departed members: %w", err)
+	}
+	return len(deferred), nil
+}
+
 // ReleaseBatch gives up a batch: its rows go back to the queue with the
 // error recorded, its staged rows are dropped. Rows another claim took are
 // left alone. It returns how many rows went back.
 func (s *Store) ReleaseBatch(ctx context.Context, token, reason string) (int, error) {
 	var released int
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var eventID string
+		err := tx.QueryRow(ctx, `SELECT event_id::text FROM matchmaking_batches WHERE token = $1`, token).Scan(&eventID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // never claimed anything: nothing to give back
+		}
+		if err != nil {
+			return err
+		}
+		// The same lock order as CommitBatch: a release racing a retried
+		// commit of the same batch waits instead of deadlocking.
+		if _, err := lockEventState(ctx, tx, eventID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM matchmaking_batches WHERE token = $1 FOR UPDATE`, token); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `
 			UPDATE matchmaking_queue
 			SET claim_token = NULL, claimed_generation = NULL, claimed_at = NULL, lease_expires_at = NULL,

@@ -176,7 +176,11 @@ func TestCommitMissingInsightFails(t *testing.T) {
 	wantStrings(t, "matches", e.matches(event), "1>2#1", "1>3#2")
 }
 
-func TestCommitStaleAfterMemberDelete(t *testing.T) {
+// TestCommitAfterMemberDeleteWritesUnaffectedLists: a member who leaves
+// while a batch is scored invalidates only the staged lists that name them
+// (or are theirs). The rest commits; the owners of the set-aside lists go
+// round again, and nothing names the departed member.
+func TestCommitAfterMemberDeleteWritesUnaffectedLists(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		priorCommit bool
@@ -186,8 +190,9 @@ func TestCommitStaleAfterMemberDelete(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			event := e.event(1, false)
-			e.members(event, 1, 2, 3, 4, 5)
+			event := e.event(1, true)
+			e.members(event, 1, 2, 3, 4, 5, 6)
+			e.Exec(`DELETE FROM matchmaking_queue WHERE event_id = $1`, event)
 			if tc.priorCommit {
 				e.queue(event, 5, 0, 0)
 				e.claim(event, "prior", 10)
@@ -198,22 +203,50 @@ func TestCommitStaleAfterMemberDelete(t *testing.T) {
 			}
 			e.queue(event, 1, 0, 0)
 			e.queue(event, 2, 0, 0)
+			e.queue(event, 3, 0, 0)
 			e.claim(event, "t", 10)
-			e.stageAll(event, "t", []int{1, 2}, [2]int{1, 3}, [2]int{2, 3}, [2]int{2, 4})
-
-			// 3 leaves after the batch was scored: its lists name 3.
+			// 1 and 4 list 3, who leaves after scoring; 2's list does not.
+			e.stageAll(event, "t", []int{1, 2, 3, 4},
+				[2]int{1, 3}, [2]int{2, 6}, [2]int{2, 4}, [2]int{3, 1}, [2]int{4, 3}, [2]int{4, 6})
 			e.Exec(`DELETE FROM all_events_members WHERE event_id = $1 AND user_id = $2`, event, uid(3))
-			before := e.state(event)
-			_, err := e.st.CommitBatch(e.Ctx, event, "t")
-			if !errors.Is(err, store.ErrBatchStale) {
-				t.Fatalf("commit after a member delete: %v, want ErrBatchStale", err)
+
+			res, err := e.st.CommitBatch(e.Ctx, event, "t")
+			if err != nil {
+				t.Fatalf("commit after a member delete: %v", err)
 			}
-			wantStrings(t, "state after stale commit", e.state(event), before...)
-			if n := e.Int(`SELECT count(*) FROM matches WHERE matched_user_id = $1`, uid(3)); n != 0 {
+			if res.ListsDeferred != 3 || res.ListsWritten != 1 || res.UsersCommitted != 1 {
+				t.Errorf("commit result %+v: want 3 lists deferred (1, 3, 4), 1 written (2), 1 user committed (2)", res)
+			}
+			if n := e.Int(`SELECT count(*) FROM matches WHERE event_id = $1 AND (matched_user_id = $2 OR user_id = $2)`, event, uid(3)); n != 0 {
 				t.Errorf("%d matches name the deleted member", n)
 			}
+			if n := e.Int(`SELECT count(*) FROM matches WHERE event_id = $1 AND user_id = $2`, event, uid(2)); n != 2 {
+				t.Errorf("member 2's list was not written: %v", e.matches(event))
+			}
+			// 1 was claimed and its list set aside: it goes round again; so
+			// does 4, whose list was not the batch's to keep.
+			wantStrings(t, "queue", e.queueRows(event), "1:1", "4:1")
 		})
 	}
+}
+
+// TestCommitStaleWhenTheDepartureLogIsIncomplete: a version bump the
+// departure log does not explain (here, written by hand) still makes the
+// whole batch stale.
+func TestCommitStaleWhenTheDepartureLogIsIncomplete(t *testing.T) {
+	e := newEnv(t)
+	event := e.event(1, false)
+	e.members(event, 1, 2, 3)
+	e.queue(event, 1, 0, 0)
+	e.claim(event, "t", 10)
+	e.stageAll(event, "t", []int{1}, [2]int{1, 2})
+	e.Exec(`DELETE FROM all_events_members WHERE event_id = $1 AND user_id = $2`, event, uid(3))
+	e.Exec(`UPDATE matchmaking_event_state SET version = version + 1 WHERE event_id = $1`, event)
+	before := e.state(event)
+	if _, err := e.st.CommitBatch(e.Ctx, event, "t"); !errors.Is(err, store.ErrBatchStale) {
+		t.Fatalf("commit: %v, want ErrBatchStale", err)
+	}
+	wantStrings(t, "state after stale commit", e.state(event), before...)
 }
 
 func TestCommitStaleAfterAnotherCommit(t *testing.T) {

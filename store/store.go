@@ -36,16 +36,23 @@ type Store struct {
 // New returns a Store over pool.
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
+// Describe names the database the store talks to (host:port/database), for
+// messages that must say which one; it never includes credentials.
+func (s *Store) Describe() string { return describeTarget(s.pool.Config().ConnConfig) }
+
 // Pool exposes the pool for callers that need a raw connection (the
 // listener's LISTEN).
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
-// Connect opens a pool and checks that the database answers.
-func Connect(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
+// Connect opens a pool and checks that the database answers. The
+// application name labels its sessions in pg_stat_activity unless
+// DATABASE_URL names one.
+func Connect(ctx context.Context, databaseURL, applicationName string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL is not a valid PostgreSQL URL: %w", redactParseError(err))
 	}
+	setSessionDefaults(cfg.ConnConfig.RuntimeParams, applicationName)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open database pool: %w", err)
@@ -57,6 +64,30 @@ func Connect(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("database unreachable at %s: %w", describeTarget(cfg.ConnConfig), rootCause(err))
 	}
 	return pool, nil
+}
+
+// Session settings every connection gets unless DATABASE_URL sets them
+// (pgx passes unknown URL parameters, such as ?statement_timeout=60s, to the
+// server). They are far below a batch's lease (at least 64 s), so a worker
+// frozen inside a transaction, or a statement stuck behind one, releases its
+// row locks long before another worker may take the batch over.
+var sessionDefaults = map[string]string{
+	"statement_timeout":                   "30s",
+	"idle_in_transaction_session_timeout": "10s",
+	// A lock wait longer than this is a sign of a stuck session elsewhere;
+	// the step fails and Temporal retries it instead of hanging.
+	"lock_timeout": "20s",
+}
+
+func setSessionDefaults(params map[string]string, applicationName string) {
+	if _, set := params["application_name"]; !set && applicationName != "" {
+		params["application_name"] = applicationName
+	}
+	for name, value := range sessionDefaults {
+		if _, set := params[name]; !set {
+			params[name] = value
+		}
+	}
 }
 
 func describeTarget(c *pgx.ConnConfig) string {

@@ -29,6 +29,11 @@ import (
 )
 
 func main() {
+	if run, stdout, stderr, code := commandLine(os.Args[1:]); !run {
+		fmt.Fprint(os.Stdout, stdout)
+		fmt.Fprint(os.Stderr, stderr)
+		os.Exit(code)
+	}
 	cfg, err := config.Load()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
@@ -96,12 +101,14 @@ func run(cfg config.Config, logger *slog.Logger) error {
 	w := worker.New(temporalClient, cfg.TaskQueue, workerOpts)
 	w.RegisterWorkflow(workflows.EventMatchmaking)
 	w.RegisterActivity(&activities.Activities{
-		Store:    st,
-		Insights: writer,
-		TopN:     cfg.TopN,
-		Lease:    leaseFor(cfg),
-		Logger:   logger,
-		Metrics:  obs.app,
+		Store:      st,
+		Insights:   writer,
+		TopN:       cfg.TopN,
+		BatchSize:  cfg.BatchSize,
+		MaxRuntime: cfg.MaxRuntime(),
+		Lease:      leaseFor(cfg),
+		Logger:     logger,
+		Metrics:    obs.app,
 	})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker on task queue %s: %w", cfg.TaskQueue, err)
@@ -230,4 +237,30 @@ func insightWriter(cfg config.Config, st *store.Store, logger *slog.Logger) (act
 // their retries; a crashed worker's rows come back after it.
 func leaseFor(cfg config.Config) time.Duration {
 	return 4*cfg.MaxRuntime() + time.Minute
+}
+
+// commandLine decides what the arguments ask for. The worker takes none:
+// without any it runs; a request for help gets the usage on stdout and exit
+// status 0; anything else gets an error and the usage on stderr and 2.
+func commandLine(args []string) (run bool, stdout, stderr string, code int) {
+	const usage = `Usage: worker
+
+Runs the matchmaking engine's Temporal worker, and the queue listener that
+wakes each event's workflow when its members change, until SIGINT or SIGTERM.
+
+It takes no arguments: its configuration comes from environment variables
+(DATABASE_URL, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ...), described in the
+Configuration table of README.md.
+`
+	for _, a := range args {
+		switch a {
+		case "-h", "-help", "--help", "help":
+		default:
+			return false, "", fmt.Sprintf("worker: unexpected argument %q\n%s", a, usage), 2
+		}
+	}
+	if len(args) > 0 {
+		return false, usage, "", 0
+	}
+	return true, "", "", 0
 }

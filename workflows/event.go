@@ -74,9 +74,15 @@ type State struct {
 	StaleRetries int
 	Errors       int
 	LastError    string
-	LastBatchAt  time.Time
-	Runs         int
-	Insights     InsightTotals
+	// ListsDeferred counts lists set aside at commit because they named a
+	// member who left meanwhile (their owners went round again).
+	ListsDeferred int
+	// Quarantined is how many of the event's members are in quarantine,
+	// as of the last quarantine.
+	Quarantined int
+	LastBatchAt time.Time
+	Runs        int
+	Insights    InsightTotals
 	// QueueDepth is the queue size after the last commit.
 	QueueDepth int
 }
@@ -125,8 +131,13 @@ type Status struct {
 }
 
 // maxStaleRetries bounds how often one batch is re-scored because the event
-// changed under it before the batch is given back to the queue.
+// changed under it in a way the commit cannot work around (member
+// departures it can) before the batch is given back to the queue.
 const maxStaleRetries = 5
+
+// maxQuarantineRounds bounds how often one batch is re-scored after its
+// commit quarantined members.
+const maxQuarantineRounds = 10
 
 // EventMatchmaking is the workflow of one event: it claims batches from the
 // event's queue and matches them until the queue is empty, then sleeps until
@@ -162,6 +173,14 @@ func EventMatchmaking(ctx workflow.Context, in Input) error {
 		return fmt.Errorf("look up event %s: %w", in.EventID, err)
 	}
 	r.code, r.name = event.Code, event.Name
+	// The worker owns the batch settings; whoever started the workflow
+	// does not (their values stay only where a worker reports none).
+	if event.BatchSize > 0 {
+		r.s.BatchSize = event.BatchSize
+	}
+	if event.MaxRuntime > 0 {
+		r.s.MaxRuntime = event.MaxRuntime
+	}
 	if !event.Enabled {
 		r.disabled = true
 	}
@@ -204,8 +223,14 @@ func EventMatchmaking(ctx workflow.Context, in Input) error {
 		claimed, err := r.runBatch(ctx, token, batchesThisRun)
 		if err != nil {
 			r.state.Errors++
-			r.state.LastError = err.Error()
-			r.logger.Error("batch failed", "batch", token, "error", err)
+			var failure *batchFailure
+			if errors.As(err, &failure) {
+				r.state.LastError = failure.describe(batchesThisRun, r.s.FailureBackoff)
+			} else {
+				r.state.LastError = fmt.Sprintf("batch %d: %s; next try in %s", batchesThisRun, plainError(err), r.s.FailureBackoff)
+			}
+			r.logger.Error("batch failed", "batch", token, "error", r.state.LastError)
+			r.logger.Debug("batch failure in full", "batch", token, "error", err)
 			r.phase = "backing off"
 			r.publish(ctx)
 			if err := workflow.Sleep(ctx, r.s.FailureBackoff); err != nil {
@@ -366,9 +391,13 @@ func currentDetails(st Status) string {
 	var b strings.Builder
 	// The state line comes first: the Web UI shows only the top of the
 	// details without scrolling.
-	fmt.Fprintf(&b, "**State:** %s · %d users matched · queue %d · %d batches · %d errors · insights %d AI / %d fallback\n\n",
+	fmt.Fprintf(&b, "**State:** %s · %d users matched · queue %d · %d batches · %d errors · insights %d AI / %d fallback",
 		strings.ToUpper(st.Phase[:1])+st.Phase[1:], st.UsersMatched, st.QueueDepth, st.Batches, st.Errors,
 		st.Insights.AI, st.Insights.Fallback)
+	if st.Quarantined > 0 {
+		fmt.Fprintf(&b, " · **%d quarantined** (`starter status %s`)", st.Quarantined, markdownText(st.EventCode))
+	}
+	b.WriteString("\n\n")
 	fmt.Fprintf(&b, "## Event %s\n\n", markdownText(st.EventCode))
 	if st.EventName != "" {
 		fmt.Fprintf(&b, "%s\n\n", markdownText(st.EventName))
@@ -400,7 +429,10 @@ func (r *run) runBatch(ctx workflow.Context, token string, n int) (int, error) {
 		return 0, nil
 	}
 
-	for attempt := 0; ; attempt++ {
+	// Quarantine rounds are bounded by the batch's members; the bound only
+	// stops a database that blames a new member on every try.
+	staleAttempts, quarantineRounds := 0, 0
+	for {
 		r.phase = "scoring"
 		var scored activities.ScoreResult
 		err := workflow.ExecuteActivity(r.longOptions(ctx, fmt.Sprintf("score batch %d: %d members against the event", n, claim.Claimed)),
@@ -421,16 +453,29 @@ func (r *run) runBatch(ctx workflow.Context, token string, n int) (int, error) {
 		if err != nil {
 			return claim.Claimed, r.giveUp(ctx, token, err)
 		}
+		if commit.Quarantined > 0 {
+			r.state.Quarantined = commit.QuarantinedTotal
+			r.logger.Warn("members quarantined; scoring the batch again without them",
+				"batch", token, "quarantined", commit.Quarantined)
+			quarantineRounds++
+			if quarantineRounds > maxQuarantineRounds {
+				return claim.Claimed, r.giveUp(ctx, token, errors.New("the database kept refusing rows after quarantining members"))
+			}
+			continue
+		}
 		if commit.Stale {
 			r.state.StaleRetries++
-			if attempt+1 >= maxStaleRetries {
-				return claim.Claimed, r.giveUp(ctx, token, errors.New("event kept changing while the batch was scored"))
+			staleAttempts++
+			if staleAttempts >= maxStaleRetries {
+				return claim.Claimed, r.giveUp(ctx, token,
+					errors.New("the event's lists kept being rewritten by another commit while the batch was scored"))
 			}
 			continue
 		}
 		r.state.Batches++
 		r.state.UsersMatched += commit.UsersCommitted
 		r.state.Requeued += commit.UsersRequeued
+		r.state.ListsDeferred += commit.ListsDeferred
 		r.state.QueueDepth = commit.QueueDepth
 		r.state.LastBatchAt = workflow.Now(ctx)
 		return claim.Claimed, nil
@@ -453,20 +498,54 @@ func (r *run) longOptions(ctx workflow.Context, summary string) workflow.Context
 	})
 }
 
+// batchFailure is a batch the workflow gave up on.
+type batchFailure struct {
+	token string
+	cause error
+	// released says whether its rows went back to the queue at once;
+	// otherwise they come back when the lease runs out.
+	released   bool
+	releaseErr error
+}
+
+func (f *batchFailure) Error() string {
+	msg := fmt.Sprintf("batch %s: %v", f.token, f.cause)
+	if f.releaseErr != nil {
+		msg += fmt.Sprintf(" (and releasing it failed: %v)", f.releaseErr)
+	}
+	return msg
+}
+
+func (f *batchFailure) Unwrap() error { return f.cause }
+
+// describe says what happened and what happens next, in the engine's words.
+func (f *batchFailure) describe(n int, backoff time.Duration) string {
+	msg := fmt.Sprintf("batch %d: %s; ", n, plainError(f.cause))
+	switch {
+	case f.released:
+		msg += "its members went back to the queue"
+	case f.releaseErr != nil:
+		msg += fmt.Sprintf("releasing it failed too (%s), so its members come back when their lease ends", plainError(f.releaseErr))
+	default:
+		msg += "another claim has its members"
+	}
+	return msg + fmt.Sprintf(", next try in %s", backoff)
+}
+
 // giveUp releases the batch's rows so they are claimed again later, unless
 // the batch's lease already went to another claim.
 func (r *run) giveUp(ctx workflow.Context, token string, cause error) error {
 	var appErr *temporal.ApplicationError
 	if errors.As(cause, &appErr) && appErr.Type() == activities.ErrTypeLeaseLost {
-		return fmt.Errorf("batch %s: %w", token, cause)
+		return &batchFailure{token: token, cause: cause}
 	}
 	var a *activities.Activities
 	if err := workflow.ExecuteActivity(r.quickOptions(ctx, "release batch after failure"), a.ReleaseBatch, activities.ReleaseInput{
-		Token: token, Reason: cause.Error(),
+		Token: token, Reason: plainError(cause),
 	}).Get(ctx, nil); err != nil {
-		return fmt.Errorf("batch %s: %w (and releasing it failed: %v)", token, cause, err)
+		return &batchFailure{token: token, cause: cause, releaseErr: err}
 	}
-	return fmt.Errorf("batch %s: %w", token, cause)
+	return &batchFailure{token: token, cause: cause, released: true}
 }
 
 func retryPolicy() *temporal.RetryPolicy {
@@ -507,4 +586,45 @@ func minDuration(a, b time.Duration) time.Duration {
 		return a
 	}
 	return b
+}
+
+// plainError says what failed in the engine's words: the step's own message
+// without Temporal's wrapping ("activity error (type: CommitBatch,
+// scheduledEventID: 35, …)"), which the workflow logs at debug.
+func plainError(err error) string {
+	var (
+		activityErr *temporal.ActivityError
+		appErr      *temporal.ApplicationError
+		timeoutErr  *temporal.TimeoutError
+		canceledErr *temporal.CanceledError
+	)
+	step := ""
+	if errors.As(err, &activityErr) {
+		step = stepNames[activityErr.ActivityType().GetName()]
+	}
+	var what string
+	switch {
+	case errors.As(err, &appErr):
+		what = appErr.Message()
+	case errors.As(err, &timeoutErr):
+		what = fmt.Sprintf("timed out (%s)", strings.ToLower(strings.TrimPrefix(timeoutErr.TimeoutType().String(), "TIMEOUT_TYPE_")))
+	case errors.As(err, &canceledErr):
+		what = "was cancelled"
+	default:
+		what = err.Error()
+	}
+	if step == "" {
+		return what
+	}
+	return step + ": " + what
+}
+
+// stepNames are the activities as operators know them.
+var stepNames = map[string]string{
+	"DescribeEvent": "looking up the event",
+	"ClaimBatch":    "claiming",
+	"ScoreBatch":    "scoring",
+	"WriteInsights": "writing insights",
+	"CommitBatch":   "committing",
+	"ReleaseBatch":  "releasing",
 }

@@ -732,7 +732,7 @@ func TestStaleCommits(t *testing.T) {
 				} else {
 					assert.Zero(t, st.Batches)
 					assert.Equal(t, 1, st.Errors)
-					assert.Contains(t, st.LastError, "kept changing")
+					assert.Contains(t, st.LastError, "kept being rewritten")
 				}
 				h.env.CancelWorkflow()
 			})

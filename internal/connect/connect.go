@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -17,9 +19,10 @@ import (
 	"github.com/eventmatch/matchmaker/store"
 )
 
-// Database opens the pool and checks the schema is there.
+// Database opens the pool. Its sessions are named after the binary
+// ("matchmaker-worker", "matchmaker-starter") in pg_stat_activity.
 func Database(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
-	pool, err := store.Connect(ctx, cfg.DatabaseURL)
+	pool, err := store.Connect(ctx, cfg.DatabaseURL, "matchmaker-"+filepath.Base(os.Args[0]))
 	if err != nil {
 		return nil, err
 	}
@@ -55,11 +58,17 @@ func Temporal(ctx context.Context, cfg config.Config, logger *slog.Logger) (clie
 	if err != nil {
 		return nil, fmt.Errorf("Temporal unreachable at %s (namespace %s): %w", cfg.TemporalAddress, cfg.TemporalNamespace, err)
 	}
+	// The dial checks the server, not the namespace: a wrong one would
+	// otherwise surface as a search-attribute failure.
+	if err := RequireNamespace(dialCtx, c, cfg.TemporalAddress, cfg.TemporalNamespace); err != nil {
+		c.Close()
+		return nil, err
+	}
 	// The workflow upserts these; a namespace without them would fail its
 	// workflow tasks, so register them before anything starts.
 	if err := EnsureSearchAttributes(dialCtx, c, cfg.TemporalNamespace); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("%w (register them once with `temporal operator search-attribute create`, see README)", err)
+		return nil, fmt.Errorf("search attributes: %w (register them once with `temporal operator search-attribute create`, see README)", err)
 	}
 	return c, nil
 }

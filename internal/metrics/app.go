@@ -32,6 +32,8 @@ type App struct {
 	aiCacheHits  *prometheus.CounterVec
 	fallbacks    *prometheus.CounterVec
 	aiTokens     *prometheus.CounterVec
+	quarantined  *prometheus.GaugeVec
+	deferred     *prometheus.CounterVec
 }
 
 // NewApp creates the engine's metrics and registers them with reg.
@@ -71,10 +73,20 @@ func NewApp(reg prometheus.Registerer) (*App, error) {
 			Name: "matchmaking_ai_tokens_total",
 			Help: "Tokens the model reported for insight calls, by kind (prompt or completion).",
 		}, []string{"kind"}),
+		quarantined: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "matchmaking_quarantined_members",
+			Help: "Members of the event in quarantine (their rows were refused; see starter status), " +
+				"as of the event's last quarantine on this worker.",
+		}, []string{"event_id"}),
+		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "matchmaking_lists_deferred_total",
+			Help: "Lists a commit set aside because they named a member who left the event while the batch ran; " +
+				"their owners go round again.",
+		}, []string{"event_id"}),
 	}
 	var errs []error
 	for _, c := range []prometheus.Collector{a.batches, a.usersMatched, a.queueDepth, a.stepDuration,
-		a.aiCalls, a.aiCacheHits, a.fallbacks, a.aiTokens} {
+		a.aiCalls, a.aiCacheHits, a.fallbacks, a.aiTokens, a.quarantined, a.deferred} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}
@@ -100,6 +112,22 @@ func (a *App) SetQueueDepth(eventID string, depth int) {
 		return
 	}
 	a.queueDepth.WithLabelValues(eventID).Set(float64(depth))
+}
+
+// SetQuarantined records how many of the event's members are quarantined.
+func (a *App) SetQuarantined(eventID string, n int) {
+	if a == nil {
+		return
+	}
+	a.quarantined.WithLabelValues(eventID).Set(float64(n))
+}
+
+// ListsDeferred counts lists a commit set aside because of departures.
+func (a *App) ListsDeferred(eventID string, n int) {
+	if a == nil {
+		return
+	}
+	addInt(a.deferred.WithLabelValues(eventID), n)
 }
 
 // ObserveStep records how long one attempt of a batch step took.
