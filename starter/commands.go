@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"regexp"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -22,9 +20,13 @@ import (
 )
 
 func cmdMigrate(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs := newFlagSet("migrate")
 	createDB := fs.Bool("create-database", false, "create the database named in DATABASE_URL if it does not exist")
-	if _, err := parseArgs(fs, args); err != nil {
+	positional, err := fs.parse(args)
+	if err != nil {
+		return err
+	}
+	if err := noArguments("migrate", positional, ""); err != nil {
 		return err
 	}
 	cfg, err := config.Load()
@@ -94,12 +96,11 @@ func createDatabase(ctx context.Context, databaseURL string) (bool, error) {
 	return true, nil
 }
 
-var almostUUID = regexp.MustCompile(`^[0-9a-fA-F-]{20,}$`)
-
 // findEvent resolves an event code or UUID with the errors operators need.
 func findEvent(ctx context.Context, st *store.Store, ref string) (store.Event, error) {
-	if almostUUID.MatchString(ref) && !store.LooksLikeUUID(ref) && strings.Contains(ref, "-") {
-		return store.Event{}, fmt.Errorf("%q is not a valid event UUID", ref)
+	ref, err := checkEventRef(ref)
+	if err != nil {
+		return store.Event{}, err
 	}
 	ev, err := st.FindEvent(ctx, ref)
 	if store.IsUndefinedTable(err) {
@@ -109,10 +110,16 @@ func findEvent(ctx context.Context, st *store.Store, ref string) (store.Event, e
 }
 
 func cmdEnable(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("enable", flag.ContinueOnError)
+	fs := newFlagSet("enable")
 	wait := fs.Bool("wait", false, "show progress until the event's queue is drained")
-	timeout := fs.Duration("timeout", 30*time.Minute, "with --wait: give up after this long")
+	timeout := fs.durationBetween("timeout", 30*time.Minute, minWaitTimeout, maxWaitTimeout, "with --wait: give up after this long")
 	rematch := fs.Bool("rematch", false, "re-enqueue every member even if the event is already enabled")
+	fs.check(func() error {
+		if fs.isSet("timeout") && !*wait {
+			return errors.New("--timeout applies only with --wait")
+		}
+		return nil
+	})
 	s, ev, err := openEvent(ctx, fs, args, true)
 	if err != nil {
 		return err
@@ -141,6 +148,12 @@ func cmdEnable(ctx context.Context, args []string, out io.Writer) error {
 	return waitForDrain(ctx, st, ev, *timeout, out)
 }
 
+// The bounds of enable --timeout.
+const (
+	minWaitTimeout = time.Second
+	maxWaitTimeout = 24 * time.Hour
+)
+
 // waitForDrain polls the event until its queue is empty.
 func waitForDrain(ctx context.Context, st *store.Store, ev store.Event, timeout time.Duration, out io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -155,7 +168,7 @@ func waitForDrain(ctx context.Context, st *store.Store, ev store.Event, timeout 
 		c, err := st.MatchCounts(ctx, ev.ID)
 		if err != nil {
 			if ctx.Err() != nil {
-				return fmt.Errorf("gave up after %s: the queue of %s still had %d members", timeout, ev.Code, lastQueued)
+				return gaveUp(ctx, timeout, ev.Code, lastQueued)
 			}
 			return err
 		}
@@ -178,22 +191,37 @@ func waitForDrain(ctx context.Context, st *store.Store, ev store.Event, timeout 
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("gave up after %s: the queue of %s still has %d members", timeout, ev.Code, lastQueued)
+			return gaveUp(ctx, timeout, ev.Code, lastQueued)
 		case <-tick.C:
 		}
 	}
 }
 
+// gaveUp says why waitForDrain stopped; lastQueued is -1 when the queue
+// was never read.
+func gaveUp(ctx context.Context, timeout time.Duration, code string, lastQueued int) error {
+	why := "gave up after " + fmtDuration(timeout)
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		why = "interrupted"
+	}
+	if lastQueued < 0 {
+		return fmt.Errorf("%s before the queue of %s could be read; matchmaking stays enabled", why, code)
+	}
+	return fmt.Errorf("%s: the queue of %s still has %d members; matchmaking stays enabled", why, code, lastQueued)
+}
+
 func cmdLoadDemo(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("load-demo", flag.ContinueOnError)
+	fs := newFlagSet("load-demo")
 	code := fs.String("code", "demo", "event code")
-	members := fs.Int("members", 300, "number of synthetic attendees")
-	seed := fs.Int64("seed", 1, "generator seed")
-	if _, err := parseArgs(fs, args); err != nil {
+	members := fs.intBetween("members", 300, 1, 1_000_000, "number of synthetic attendees")
+	seed := fs.int64Any("seed", 1, "generator seed")
+	fs.check(func() error { return checkNewEventCode(*code) })
+	positional, err := fs.parse(args)
+	if err != nil {
 		return err
 	}
-	if *members < 1 || *members > 1_000_000 {
-		return fmt.Errorf("--members must be between 1 and 1000000, got %d", *members)
+	if err := noArguments("load-demo", positional, " (the event code is --code)"); err != nil {
+		return err
 	}
 	s, err := openSession(ctx, false)
 	if err != nil {
@@ -215,8 +243,8 @@ func cmdLoadDemo(ctx context.Context, args []string, out io.Writer) error {
 }
 
 func cmdMatches(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("matches", flag.ContinueOnError)
-	members := fs.Int("members", 5, "how many members' lists to show")
+	fs := newFlagSet("matches")
+	members := fs.intBetween("members", 5, 1, 1000, "how many members' lists to show")
 	s, ev, err := openEvent(ctx, fs, args, false)
 	if err != nil {
 		return err

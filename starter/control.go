@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -66,11 +66,12 @@ func (s *session) close() {
 	s.pool.Close()
 }
 
-// openEvent parses a command's flags and its one event argument, opens the
-// session and finds the event: the start of every per-event command. The
-// caller closes the session.
-func openEvent(ctx context.Context, fs *flag.FlagSet, args []string, withTemporal bool) (*session, store.Event, error) {
-	positional, err := parseArgs(fs, args)
+// openEvent parses and checks a command's flags and its one event argument,
+// opens the session and finds the event: the start of every per-event
+// command. Bad input is refused before anything is connected. The caller
+// closes the session.
+func openEvent(ctx context.Context, fs *flagSet, args []string, withTemporal bool) (*session, store.Event, error) {
+	positional, err := fs.parse(args)
 	if err != nil {
 		return nil, store.Event{}, err
 	}
@@ -97,9 +98,9 @@ func eventRef(ev store.Event) workflows.EventRef {
 // eventOrAll parses `<event>` or `--all`, the shape of pause, resume and
 // rematch.
 func eventOrAll(cmd string, args []string) (ref string, all bool, err error) {
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs := newFlagSet(cmd)
 	allFlag := fs.Bool("all", false, "every event")
-	positional, err := parseArgs(fs, args)
+	positional, err := fs.parse(args)
 	if err != nil {
 		return "", false, err
 	}
@@ -211,7 +212,7 @@ func (s *session) update(ctx context.Context, workflowID, name string) (workflow
 }
 
 func cmdDisable(ctx context.Context, args []string, out io.Writer) error {
-	s, ev, err := openEvent(ctx, flag.NewFlagSet("disable", flag.ContinueOnError), args, true)
+	s, ev, err := openEvent(ctx, newFlagSet("disable"), args, true)
 	if err != nil {
 		return err
 	}
@@ -285,7 +286,7 @@ func cmdRematch(ctx context.Context, args []string, out io.Writer) error {
 }
 
 func cmdClearQueue(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("clear-queue", flag.ContinueOnError)
+	fs := newFlagSet("clear-queue")
 	yes := fs.Bool("yes", false, "really remove every queued member")
 	s, ev, err := openEvent(ctx, fs, args, false)
 	if err != nil {
@@ -307,6 +308,49 @@ func cmdClearQueue(ctx context.Context, args []string, out io.Writer) error {
 	return nil
 }
 
+// cmdRetryQuarantined takes the event's quarantined members out of
+// quarantine, enqueues them and wakes the event's workflow, as enable and
+// rematch do, so they are matched at once.
+func cmdRetryQuarantined(ctx context.Context, args []string, out io.Writer) error {
+	s, ev, err := openEvent(ctx, newFlagSet("retry-quarantined"), args, true)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	if !ev.MatchmakingEnabled {
+		return fmt.Errorf("matchmaking is not enabled for %s; `starter enable %s` turns it on, then retry", ev.Code, ev.Code)
+	}
+	n, err := s.st.RetryQuarantined(ctx, ev.ID)
+	if err != nil {
+		return quarantineSchemaHint(err)
+	}
+	if n == 0 {
+		fmt.Fprintf(out, "event %s: no quarantined members\n", ev.Code)
+		return nil
+	}
+	fmt.Fprintf(out, "event %s: %s enqueued again\n", ev.Code, plural(n, "quarantined member", "quarantined members"))
+	if _, err := workflows.Wake(ctx, s.temporal, s.cfg.TaskQueue, eventRef(ev), workflows.SettingsFromConfig(s.cfg)); err != nil {
+		return fmt.Errorf("the members are queued, but the workflow was not woken (the worker's safety poll will find them): %w", err)
+	}
+	return nil
+}
+
+// quarantineSchemaHint says what to do when the database predates the
+// quarantine table.
+func quarantineSchemaHint(err error) error {
+	if store.IsUndefinedTable(err) {
+		return errors.New("the database has no quarantine table yet; run `starter migrate` first")
+	}
+	return err
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
 // statusRow is one event in `starter status`, as printed and as JSON.
 type statusRow struct {
 	EventID          string     `json:"event_id"`
@@ -326,16 +370,41 @@ type statusRow struct {
 	LastError        string     `json:"last_error,omitempty"`
 	AIInsights       int        `json:"ai_insights"`
 	FallbackInsights int        `json:"fallback_insights"`
+	// ListsDeferred is the workflow's count of lists set aside because they
+	// named a member who left meanwhile.
+	ListsDeferred int `json:"lists_deferred"`
+	// Quarantined is the database's count, the source of truth (the
+	// workflow's own figure is as of its last quarantine).
+	Quarantined int `json:"quarantined"`
+	// QuarantinedMembers, for `status <event>` only: the newest few.
+	QuarantinedMembers []quarantinedRow `json:"quarantined_members,omitempty"`
 }
 
+type quarantinedRow struct {
+	UserID        string    `json:"user_id"`
+	DisplayName   string    `json:"display_name"`
+	Reason        string    `json:"reason"`
+	QuarantinedAt time.Time `json:"quarantined_at"`
+}
+
+// statusMembersShown is how many quarantined members `status <event>` lists.
+const statusMembersShown = 10
+
 func cmdStatus(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs := newFlagSet("status")
 	asJSON := fs.Bool("json", false, "print JSON")
-	positional, err := parseArgs(fs, args)
+	positional, err := fs.parse(args)
 	if err != nil {
 		return err
 	}
-	if len(positional) > 1 {
+	ref := ""
+	switch len(positional) {
+	case 0:
+	case 1:
+		if ref, err = checkEventRef(positional[0]); err != nil {
+			return err
+		}
+	default:
 		return fmt.Errorf("status takes at most one event code or uuid, got %d arguments", len(positional))
 	}
 	s, err := openSession(ctx, true)
@@ -344,8 +413,8 @@ func cmdStatus(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer s.close()
 	eventID := ""
-	if len(positional) == 1 {
-		ev, err := findEvent(ctx, s.st, positional[0])
+	if ref != "" {
+		ev, err := findEvent(ctx, s.st, ref)
 		if err != nil {
 			return err
 		}
@@ -353,29 +422,101 @@ func cmdStatus(ctx context.Context, args []string, out io.Writer) error {
 	}
 	statuses, err := s.st.EventStatuses(ctx, eventID)
 	if err != nil {
-		return err
+		return quarantineSchemaHint(err)
 	}
 	rows := make([]statusRow, 0, len(statuses))
 	for _, st := range statuses {
-		rows = append(rows, s.statusRow(ctx, st))
+		row := s.statusRow(ctx, st)
+		row.Quarantined = st.Quarantined
+		if ref != "" && st.Quarantined > 0 {
+			quarantined, err := s.st.QuarantinedMembers(ctx, st.ID)
+			if err != nil {
+				return err
+			}
+			for _, m := range quarantined[:min(len(quarantined), statusMembersShown)] {
+				row.QuarantinedMembers = append(row.QuarantinedMembers, quarantinedRow(m))
+			}
+		}
+		rows = append(rows, row)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rows)
 	}
+	return writeStatus(out, rows, ref != "", time.Now())
+}
+
+// writeStatus prints status as text: a table of the events, then for each
+// event what needs a second look (quarantined members, deferred lists, the
+// workflow's last error), one line each, prefixed by the event's code when
+// several events are shown.
+func writeStatus(out io.Writer, rows []statusRow, single bool, now time.Time) error {
 	if len(rows) == 0 {
 		fmt.Fprintln(out, "no event has matchmaking enabled or a queue")
 		return nil
 	}
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "EVENT\tNAME\tSTATE\tQUEUE (P3/P2/P1/P0)\tOLDEST WAITING\tMATCHED\tERRORS\tLAST BATCH\tAI/FALLBACK")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d (%d/%d/%d/%d)\t%s\t%d/%d\t%d\t%s\t%d/%d\n",
-			r.Code, r.Name, r.State, r.Queue, r.QueueByPriority[3], r.QueueByPriority[2], r.QueueByPriority[1], r.QueueByPriority[0],
-			ago(r.OldestWaiting), r.UsersMatched, r.Members, r.Errors, ago(r.LastBatchAt), r.AIInsights, r.FallbackInsights)
+	ago := func(t *time.Time) string {
+		if t == nil {
+			return "-"
+		}
+		return now.Sub(*t).Round(time.Second).String() + " ago"
 	}
-	return tw.Flush()
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "EVENT\tNAME\tSTATE\tQUEUE (P3/P2/P1/P0)\tOLDEST WAITING\tMATCHED\tERRORS\tLAST BATCH\tAI/FALLBACK\tQUARANTINED")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d (%d/%d/%d/%d)\t%s\t%d/%d\t%d\t%s\t%d/%d\t%d\n",
+			clip(r.Code, maxEventRefChars), clip(r.Name, 60), clip(r.State, 120),
+			r.Queue, r.QueueByPriority[3], r.QueueByPriority[2], r.QueueByPriority[1], r.QueueByPriority[0],
+			ago(r.OldestWaiting), r.UsersMatched, r.Members, r.Errors, ago(r.LastBatchAt), r.AIInsights, r.FallbackInsights,
+			r.Quarantined)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	var details []string
+	for _, r := range rows {
+		prefix := ""
+		if !single {
+			prefix = clip(r.Code, maxEventRefChars) + ": "
+		}
+		if r.Quarantined > 0 {
+			details = append(details, fmt.Sprintf("%squarantined: %d (starter retry-quarantined %s to retry)",
+				prefix, r.Quarantined, shellWord(r.Code)))
+			for _, m := range r.QuarantinedMembers {
+				name := clip(m.DisplayName, 80)
+				if name == "" {
+					name = "(no longer a member)"
+				}
+				details = append(details, fmt.Sprintf("  %s, user %s, quarantined %s: %s",
+					name, m.UserID, ago(&m.QuarantinedAt), clip(m.Reason, 300)))
+			}
+			if more := r.Quarantined - len(r.QuarantinedMembers); single && more > 0 {
+				details = append(details, fmt.Sprintf("  … and %d more", more))
+			}
+		}
+		if r.ListsDeferred > 0 {
+			details = append(details, fmt.Sprintf("%slists deferred: %d (they named a member who left; their owners were matched again)",
+				prefix, r.ListsDeferred))
+		}
+		if r.LastError != "" {
+			details = append(details, fmt.Sprintf("%slast error: %s", prefix, clip(r.LastError, 300)))
+		}
+	}
+	if len(details) > 0 {
+		fmt.Fprintf(out, "\n%s\n", strings.Join(details, "\n"))
+	}
+	return nil
+}
+
+var plainWord = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+// shellWord quotes an event code for a command line an operator can paste.
+func shellWord(s string) string {
+	if plainWord.MatchString(s) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(clip(s, maxEventRefChars), "'", `'\''`) + "'"
 }
 
 // statusRow joins the database's figures with the workflow's own state; a
@@ -416,12 +557,6 @@ func (s *session) statusRow(ctx context.Context, st store.EventStatus) statusRow
 	row.State = wf.Phase
 	row.Errors = max(row.Errors, wf.Errors)
 	row.LastError = wf.LastError
+	row.ListsDeferred = wf.ListsDeferred
 	return row
-}
-
-func ago(t *time.Time) string {
-	if t == nil {
-		return "-"
-	}
-	return time.Since(*t).Round(time.Second).String() + " ago"
 }

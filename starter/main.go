@@ -20,20 +20,23 @@ const usage = `usage: starter <command> [arguments]
 
 commands:
   migrate [--create-database]       apply the schema to DATABASE_URL (idempotent)
-  enable <event code or uuid> [--wait] [--timeout 30m] [--rematch]
+  enable <event code or uuid> [--wait [--timeout 30m]] [--rematch]
                                     turn matchmaking on and start or wake the event's workflow;
-                                    --wait shows progress until the queue is drained;
+                                    --wait shows progress until the queue is drained, giving up
+                                    after --timeout (1s to 24h);
                                     --rematch re-enqueues every member of an enabled event
   disable <event>                   matchmaking off; the workflow finishes, matches are kept
   pause <event> | --all             stop claiming (returns once the workflow has taken it)
   resume <event> | --all            claim again
   rematch <event> | --all           re-match every member (enabled events only)
+  retry-quarantined <event>         enqueue the event's quarantined members again and wake its workflow
   clear-queue <event> --yes         remove every queued member of the event
-  status [event] [--json]           queue, progress, errors and insights per event
+  status [event] [--json]           queue, progress, errors, quarantined members and insights per event
   load-demo [--code demo] [--members 300] [--seed 1]
-                                    create the demo event with synthetic attendees
+                                    create the demo event with synthetic attendees; --code is at most
+                                    64 letters, digits, '-', '_' or '.'; --members 1 to 1000000
   matches <event code or uuid> [--members 5]
-                                    print some members' matches with their insights
+                                    print some members' matches (--members 1 to 1000) with their insights
 
 configuration comes from the environment: DATABASE_URL, TEMPORAL_ADDRESS,
 TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, BATCH_SIZE, MAX_RUNTIME_MS, TOP_N
@@ -59,6 +62,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return errUsage
 	}
 	cmd, rest := args[0], args[1:]
+	err := dispatch(ctx, cmd, rest, out)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(out, usage)
+		return nil
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, cmd string, rest []string, out io.Writer) error {
 	switch cmd {
 	case "migrate":
 		return cmdMigrate(ctx, rest, out)
@@ -70,6 +82,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return cmdDisable(ctx, rest, out)
 	case "rematch":
 		return cmdRematch(ctx, rest, out)
+	case "retry-quarantined":
+		return cmdRetryQuarantined(ctx, rest, out)
 	case "clear-queue":
 		return cmdClearQueue(ctx, rest, out)
 	case "status":
@@ -85,31 +99,6 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(os.Stderr, "starter: unknown command %q\n\n%s", cmd, usage)
 		return errUsage
 	}
-}
-
-// parseArgs lets flags come before or after positional arguments
-// (`enable demo --wait` as well as `enable --wait demo`).
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	fs.SetOutput(io.Discard)
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, fmt.Errorf("%s: %w", fs.Name(), err)
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return positional, nil
-		}
-		positional = append(positional, args[0])
-		args = args[1:]
-	}
-}
-
-func exactlyOneEvent(cmd string, positional []string) (string, error) {
-	if len(positional) != 1 {
-		return "", fmt.Errorf("%s takes one event code or uuid, got %d arguments", cmd, len(positional))
-	}
-	return positional[0], nil
 }
 
 var whitespace = regexp.MustCompile(`\s+`)

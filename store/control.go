@@ -63,6 +63,8 @@ type EventStatus struct {
 	FailedBatches24h int
 	AIInsights       int
 	FallbackInsights int
+	// Quarantined counts members whose rows the database refused.
+	Quarantined int
 }
 
 // QueueSize is the number of queued members at every priority.
@@ -80,7 +82,8 @@ func (s *Store) EventStatuses(ctx context.Context, eventID string) ([]EventStatu
 		       (SELECT count(*) FROM matchmaking_batches b
 		         WHERE b.event_id = e.id AND b.released_at > now() - interval '24 hours'),
 		       (SELECT count(*) FROM matches m WHERE m.event_id = e.id AND m.insight_source = 'ai'),
-		       (SELECT count(*) FROM matches m WHERE m.event_id = e.id AND m.insight_source = 'fallback')
+		       (SELECT count(*) FROM matches m WHERE m.event_id = e.id AND m.insight_source = 'fallback'),
+		       (SELECT count(*) FROM matchmaking_quarantine x WHERE x.event_id = e.id)
 		FROM events e
 		CROSS JOIN LATERAL (
 			SELECT count(*) FILTER (WHERE priority = 0) AS p0, count(*) FILTER (WHERE priority = 1) AS p1,
@@ -99,7 +102,7 @@ func (s *Store) EventStatuses(ctx context.Context, eventID string) ([]EventStatu
 		var st EventStatus
 		err := row.Scan(&st.ID, &st.Code, &st.Name, &st.MatchmakingEnabled, &st.Members, &st.MembersMatched,
 			&st.Queued[0], &st.Queued[1], &st.Queued[2], &st.Queued[3], &st.InProgress, &st.OldestWaiting,
-			&st.LastBatchAt, &st.FailedBatches24h, &st.AIInsights, &st.FallbackInsights)
+			&st.LastBatchAt, &st.FailedBatches24h, &st.AIInsights, &st.FallbackInsights, &st.Quarantined)
 		return st, err
 	})
 	if err != nil {

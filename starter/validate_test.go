@@ -1,0 +1,280 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+// unreachable points the starter at a database and a Temporal that refuse
+// connections at once: a check that lets bad input through fails the test
+// with "database unreachable" instead of touching anything.
+func unreachable(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none?sslmode=disable&connect_timeout=1")
+	t.Setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")
+}
+
+// TestBadInputIsRefusedBeforeConnecting runs every command with bad input
+// and wants one line naming the cause, nothing on stdout, and no attempt
+// to connect.
+func TestBadInputIsRefusedBeforeConnecting(t *testing.T) {
+	unreachable(t)
+	long := strings.Repeat("x", 201)
+	cases := []struct {
+		args []string
+		want string
+	}{
+		// matches
+		{[]string{"matches", "demo", "--members", "-5"}, "--members must be between 1 and 1000, got -5"},
+		{[]string{"matches", "demo", "--members", "0"}, "--members must be between 1 and 1000, got 0"},
+		{[]string{"matches", "--members", "1001", "demo"}, "--members must be between 1 and 1000, got 1001"},
+		{[]string{"matches", "demo", "--members", "abc"}, `matches: invalid value "abc" for --members: want a whole number from 1 to 1000`},
+		{[]string{"matches", "demo", "--members", "99999999999999999999"}, `matches: invalid value "99999999999999999999" for --members: want a whole number from 1 to 1000`},
+		{[]string{"matches", "demo", "--members"}, "matches: flag needs an argument: --members takes a whole number from 1 to 1000"},
+		{[]string{"matches"}, "matches takes one event code or uuid, got 0 arguments"},
+		{[]string{"matches", ""}, "the event code or uuid must not be blank"},
+		// load-demo
+		{[]string{"load-demo", "--code", ""}, "--code must not be blank"},
+		{[]string{"load-demo", "--code", "   "}, "--code must not be blank"},
+		{[]string{"load-demo", "--code", " demo"}, `--code may contain only letters, digits, '-', '_' and '.', got " demo"`},
+		{[]string{"load-demo", "--code", "demo night"}, `--code may contain only letters, digits, '-', '_' and '.', got "demo night"`},
+		{[]string{"load-demo", "--code", "x';drop"}, `--code may contain only letters, digits, '-', '_' and '.', got "x';drop"`},
+		{[]string{"load-demo", "--code", "-demo"}, `--code must start with a letter or digit, got "-demo"`},
+		{[]string{"load-demo", "--code", strings.Repeat("d", 65)}, "--code must be at most 64 characters, got 65"},
+		{[]string{"load-demo", "--code", "6f1c2e7a-1111-4222-8333-944455556666"}, `--code must not look like a UUID (it would be taken for an event id), got "6f1c2e7a-1111-4222-8333-944455556666"`},
+		{[]string{"load-demo", "--code", "6f1c2e7a-1111-4222-8333-94445555666"}, `--code must not look like a UUID (it would be taken for an event id), got "6f1c2e7a-1111-4222-8333-94445555666"`},
+		{[]string{"load-demo", "--members", "-5"}, "--members must be between 1 and 1000000, got -5"},
+		{[]string{"load-demo", "--members", "0"}, "--members must be between 1 and 1000000, got 0"},
+		{[]string{"load-demo", "--members", "1000001"}, "--members must be between 1 and 1000000, got 1000001"},
+		{[]string{"load-demo", "--seed", "x"}, `load-demo: invalid value "x" for --seed: want a whole number`},
+		{[]string{"load-demo", "demo"}, `load-demo takes no arguments (the event code is --code), got "demo"`},
+		// enable
+		{[]string{"enable", "demo", "--wait", "--timeout", "-5s"}, "--timeout must be between 1s and 24h, got -5s"},
+		{[]string{"enable", "demo", "--wait", "--timeout", "0"}, "--timeout must be between 1s and 24h, got 0s"},
+		{[]string{"enable", "demo", "--wait", "--timeout", "500ms"}, "--timeout must be between 1s and 24h, got 500ms"},
+		{[]string{"enable", "demo", "--wait", "--timeout", "25h"}, "--timeout must be between 1s and 24h, got 25h"},
+		{[]string{"enable", "demo", "--wait", "--timeout", "soon"}, `enable: invalid value "soon" for --timeout: want a duration from 1s to 24h, such as 90s, 30m or 2h`},
+		{[]string{"enable", "demo", "--timeout", "5m"}, "--timeout applies only with --wait"},
+		{[]string{"enable", "demo", "--wait=maybe"}, `enable: invalid value "maybe" for --wait: want true or false`},
+		{[]string{"enable", "demo", "--wiat"}, "enable: flag provided but not defined: -wiat (enable takes --rematch, --timeout, --wait)"},
+		{[]string{"enable"}, "enable takes one event code or uuid, got 0 arguments"},
+		{[]string{"enable", "a", "b"}, "enable takes one event code or uuid, got 2 arguments"},
+		{[]string{"enable", ""}, "the event code or uuid must not be blank"},
+		{[]string{"enable", " \t "}, "the event code or uuid must not be blank"},
+		{[]string{"enable", "de\x00mo"}, `the event code or uuid "de\x00mo" contains a control character or invalid UTF-8`},
+		{[]string{"enable", "de\xffmo"}, `the event code or uuid "de\xffmo" contains a control character or invalid UTF-8`},
+		{[]string{"enable", long}, "the event code or uuid is too long: at most 200 characters, got 201"},
+		{[]string{"enable", "6f1c2e7a-1111-4222-8333-94445555666"}, `"6f1c2e7a-1111-4222-8333-94445555666" is not a valid event UUID`},
+		// migrate
+		{[]string{"migrate", "now"}, `migrate takes no arguments, got "now"`},
+		{[]string{"migrate", "--create-database=perhaps"}, `migrate: invalid value "perhaps" for --create-database: want true or false`},
+		// per-event commands
+		{[]string{"disable", ""}, "the event code or uuid must not be blank"},
+		{[]string{"disable", "demo", "--yes"}, "disable: flag provided but not defined: -yes (disable takes no flags)"},
+		{[]string{"pause", ""}, "the event code or uuid must not be blank"},
+		{[]string{"pause", "demo", "--all"}, "pause takes an event or --all, not both"},
+		{[]string{"resume"}, "resume takes one event code or uuid, got 0 arguments"},
+		{[]string{"rematch", "  "}, "the event code or uuid must not be blank"},
+		{[]string{"clear-queue", "", "--yes"}, "the event code or uuid must not be blank"},
+		{[]string{"retry-quarantined"}, "retry-quarantined takes one event code or uuid, got 0 arguments"},
+		{[]string{"retry-quarantined", ""}, "the event code or uuid must not be blank"},
+		{[]string{"retry-quarantined", "demo", "--all"}, "retry-quarantined: flag provided but not defined: -all (retry-quarantined takes no flags)"},
+		{[]string{"retry-quarantined", "6f1c2e7a-1111-4222-8333-94445555666"}, `"6f1c2e7a-1111-4222-8333-94445555666" is not a valid event UUID`},
+		// status
+		{[]string{"status", "a", "b"}, "status takes at most one event code or uuid, got 2 arguments"},
+		{[]string{"status", ""}, "the event code or uuid must not be blank"},
+		{[]string{"status", "--json=x"}, `status: invalid value "x" for --json: want true or false`},
+		{[]string{"status", "6f1c2e7a-1111-4222-8333-94445555666"}, `"6f1c2e7a-1111-4222-8333-94445555666" is not a valid event UUID`},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			var out bytes.Buffer
+			err := run(context.Background(), c.args, &out)
+			if err == nil {
+				t.Fatalf("no error; stdout %q", out.String())
+			}
+			if got := oneLine(err); got != c.want {
+				t.Fatalf("error\n  %q\nwant\n  %q", got, c.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans lines: %q", err.Error())
+			}
+			if out.Len() != 0 {
+				t.Errorf("stdout %q, want nothing", out.String())
+			}
+		})
+	}
+}
+
+// TestGoodInputReachesTheConnection makes sure the checks pass what they
+// should: these fail only because nothing answers.
+func TestGoodInputReachesTheConnection(t *testing.T) {
+	unreachable(t)
+	for _, args := range [][]string{
+		{"matches", "demo", "--members", "1000"},
+		{"matches", "--members=1", " demo "},
+		{"load-demo", "--code", "bs-100-1-4242", "--members", "1000000", "--seed", "-3"},
+		{"load-demo", "--code", "münchen_2025.v2"},
+		{"enable", "demo", "--wait", "--timeout", "24h"},
+		{"enable", "--wait", "--timeout", "1s", "6f1c2e7a-1111-4222-8333-944455556666"},
+		{"enable", "demo", "--rematch"},
+		{"retry-quarantined", "demo"},
+		{"status"},
+		{"status", "demo", "--json"},
+		{"pause", "--all"},
+		{"clear-queue", "demo"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			err := run(context.Background(), args, &bytes.Buffer{})
+			if err == nil || !strings.Contains(err.Error(), "unreachable") {
+				t.Fatalf("error %v, want the database or Temporal unreachable", err)
+			}
+		})
+	}
+}
+
+func TestHelpFlagPrintsUsage(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"enable", "-h"}, {"status", "--help"}} {
+		var out bytes.Buffer
+		if err := run(context.Background(), args, &out); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		if !strings.Contains(out.String(), "retry-quarantined <event>") {
+			t.Errorf("%v: usage does not name retry-quarantined:\n%s", args, out.String())
+		}
+	}
+}
+
+func TestCheckEventRefTrims(t *testing.T) {
+	got, err := checkEventRef("  demo\t")
+	if err != nil || got != "demo" {
+		t.Fatalf("checkEventRef = %q, %v; want demo", got, err)
+	}
+	// Codes the web app made are looked up as they are.
+	for _, ref := range []string{"Summer Gala 2025", "münchen", "6f1c2e7a-1111-4222-8333-944455556666", strings.Repeat("x", 200)} {
+		if _, err := checkEventRef(ref); err != nil {
+			t.Errorf("checkEventRef(%q): %v", ref, err)
+		}
+	}
+}
+
+func TestGaveUpSaysWhy(t *testing.T) {
+	expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	interrupted, stop := context.WithCancel(context.Background())
+	stop()
+	cases := []struct {
+		ctx    context.Context
+		queued int
+		want   string
+	}{
+		{expired, -1, "gave up after 5s before the queue of demo could be read; matchmaking stays enabled"},
+		{expired, 7, "gave up after 5s: the queue of demo still has 7 members; matchmaking stays enabled"},
+		{interrupted, 7, "interrupted: the queue of demo still has 7 members; matchmaking stays enabled"},
+	}
+	for _, c := range cases {
+		if got := gaveUp(c.ctx, 5*time.Second, "demo", c.queued).Error(); got != c.want {
+			t.Errorf("gaveUp = %q, want %q", got, c.want)
+		}
+	}
+}
+
+func TestStatusShowsQuarantinedMembersAndLastError(t *testing.T) {
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	row := statusRow{
+		Code: "demo", Name: "Demo night", State: "idle", Members: 301, UsersMatched: 300,
+		LastError:     "commit batch 3:\n  insert or update on table \"matches\"\tviolates a constraint",
+		ListsDeferred: 2,
+		Quarantined:   12,
+	}
+	for i := range 10 {
+		row.QuarantinedMembers = append(row.QuarantinedMembers, quarantinedRow{
+			UserID: "u" + string(rune('0'+i)), DisplayName: "Poison\n" + string(rune('A'+i)),
+			Reason: "violates foreign key constraint (SQLSTATE 23503)", QuarantinedAt: now.Add(-2 * time.Minute),
+		})
+	}
+	row.QuarantinedMembers[1].DisplayName = ""
+
+	var out bytes.Buffer
+	if err := writeStatus(&out, []statusRow{row}, true, now); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	for _, want := range []string{
+		"\nquarantined: 12 (starter retry-quarantined demo to retry)\n",
+		"\n  Poison A, user u0, quarantined 2m0s ago: violates foreign key constraint (SQLSTATE 23503)\n",
+		"\n  (no longer a member), user u1, quarantined 2m0s ago: violates foreign key constraint (SQLSTATE 23503)\n",
+		"\n  … and 2 more\n",
+		"\nlists deferred: 2 (they named a member who left; their owners were matched again)\n",
+		"\nlast error: commit batch 3: insert or update on table \"matches\" violates a constraint\n",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("status text lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Count(text, "\n  Poison") != 9 {
+		t.Errorf("want 9 named members listed:\n%s", text)
+	}
+
+	// Several events: one line each, prefixed by the code, no members.
+	other := statusRow{Code: "gala night", Name: "Gala", State: "paused", Quarantined: 1}
+	row.QuarantinedMembers = nil
+	out.Reset()
+	if err := writeStatus(&out, []statusRow{row, other}, false, now); err != nil {
+		t.Fatal(err)
+	}
+	text = out.String()
+	for _, want := range []string{
+		"\ndemo: quarantined: 12 (starter retry-quarantined demo to retry)\n",
+		"\ndemo: last error: commit batch 3:",
+		"\ngala night: quarantined: 1 (starter retry-quarantined 'gala night' to retry)\n",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("status text lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "Poison") || strings.Contains(text, "more") {
+		t.Errorf("the overview lists members:\n%s", text)
+	}
+
+	// Nothing quarantined, no error: no detail lines.
+	out.Reset()
+	if err := writeStatus(&out, []statusRow{{Code: "calm", State: "idle"}}, true, now); err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 2 {
+		t.Errorf("want a header and one row:\n%s", out.String())
+	}
+}
+
+func TestStatusJSONHasQuarantined(t *testing.T) {
+	b, err := json.Marshal(statusRow{Code: "demo", Quarantined: 1, QuarantinedMembers: []quarantinedRow{{UserID: "u1", Reason: "r"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["quarantined"] != float64(1) {
+		t.Errorf("quarantined = %v, want 1: %s", m["quarantined"], b)
+	}
+	if ms, ok := m["quarantined_members"].([]any); !ok || len(ms) != 1 {
+		t.Errorf("quarantined_members = %v: %s", m["quarantined_members"], b)
+	}
+	if _, ok := m["lists_deferred"]; !ok {
+		t.Errorf("no lists_deferred: %s", b)
+	}
+}
+
+func TestClipKeepsOneLine(t *testing.T) {
+	if got := clip("a\nb\tc\x00d  e", 100); got != "a b c d e" {
+		t.Errorf("clip = %q", got)
+	}
+	if got := clip(strings.Repeat("é", 10), 5); got != "éééé…" {
+		t.Errorf("clip = %q", got)
+	}
+}
