@@ -1,6 +1,12 @@
 package store_test
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+
+	"github.com/eventmatch/matchmaker/profiletext"
+	"github.com/eventmatch/matchmaker/store"
+)
 
 // TestMovingAMemberIsADepartureAndAnArrival: an UPDATE of a member's
 // event_id or user_id leaves no list naming the old identity, re-matches
@@ -50,5 +56,49 @@ func TestMovingAMemberIsADepartureAndAnArrival(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSnapshotReadsHostileProfiles: arrays of any shape, NULL elements,
+// NULL columns and oversized values read as clean, bounded profiles.
+func TestSnapshotReadsHostileProfiles(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	event := e.event(1, false)
+	e.members(event, 1, 2, 3, 4, 5)
+	for n, set := range map[int]string{
+		1: `interests = '{NULL,"AI"}', looking_for = ARRAY[NULL]::text[]`,
+		2: `interests = '{{a,b},{c,NULL}}', offering = '[0:1]={x,y}'`,
+		3: `interests = ARRAY(SELECT 't' || g FROM generate_series(1, 5000) g), bio = repeat('word ', 300000)`,
+		4: `interests = ARRAY[repeat('x', 100000)]`,
+		5: `interests = '{}', looking_for = '{"",AI}'`,
+	} {
+		e.Exec(`UPDATE all_events_members SET `+set+` WHERE event_id = $1 AND user_id = $2`, event, uid(n))
+	}
+	e.queue(event, 1, 0, 0)
+	e.claim(event, "t", 10)
+	snap, err := e.st.LoadSnapshot(e.Ctx, event, "t", -1)
+	if err != nil {
+		t.Fatalf("LoadSnapshot: %v", err)
+	}
+	got := map[string]store.Member{}
+	for _, m := range snap.Members {
+		got[m.UserID] = m
+	}
+	want := map[int]string{1: "[AI] []", 2: "[a b c] []", 5: "[] [ AI]"}
+	for n, w := range want {
+		m := got[uid(n)]
+		if s := fmt.Sprint(m.Interests, " ", m.LookingFor); s != w {
+			t.Errorf("member %d: interests, looking_for = %s, want %s", n, s, w)
+		}
+	}
+	if m := got[uid(2)]; fmt.Sprint(m.Offering) != "[x y]" {
+		t.Errorf("0-based offering read as %v", m.Offering)
+	}
+	if m := got[uid(3)]; len(m.Interests) > 4*profiletext.MaxTagsPerField || len([]rune(m.Bio)) != profiletext.MaxBioRunes {
+		t.Errorf("oversized profile read as %d tags and %d bio runes", len(m.Interests), len([]rune(m.Bio)))
+	}
+	if m := got[uid(4)]; len(m.Interests) != 1 || len([]rune(m.Interests[0])) > 4*profiletext.MaxTagRunes {
+		t.Errorf("a 100,000-character tag read as %d tags of %d runes", len(m.Interests), len([]rune(m.Interests[0])))
 	}
 }
