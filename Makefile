@@ -6,7 +6,7 @@ TEMPORAL_CLI  := bin/temporal
 TEMPORAL_CLI_VERSION := v1.5.1
 DEMO_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/matchmaking_demo?sslmode=disable
 
-.PHONY: build temporal-cli demo demo-stop test test-unit bench browser-check clean
+.PHONY: build temporal-cli demo demo-stop test test-unit bench browser-check clean chaos
 
 # Go's build cache makes this cheap when nothing changed.
 build:
@@ -48,6 +48,13 @@ browser-check: build $(TEMPORAL_CLI)
 # choose what runs (bench/main.go lists every setting).
 bench: build $(TEMPORAL_CLI)
 	GO="$(GO)" $(GO) run ./bench
+
+# The chaos suite of docs/RELIABILITY.md (about 30 minutes): poison rows,
+# churn, kill -9, SIGSTOP, cut connections, PostgreSQL and dev-server
+# restarts, a soak; prints a table and writes it into docs/RELIABILITY.md.
+# It restarts the local PostgreSQL server: run it with nothing else on it.
+chaos: $(TEMPORAL_CLI)
+	GO="$(GO)" TEMPORAL_CLI=$(CURDIR)/$(TEMPORAL_CLI) ./scripts/chaos.sh
 
 clean:
 	rm -f bin/worker bin/starter
