@@ -220,12 +220,12 @@ func checkInvariantsExcept(t *testing.T, pool *pgxpool.Pool, eventID string, exe
 	}
 }
 
-// normalizedPool loads the event's profiles as checkTrueTopN does, except
-// that array columns are read through unnest: NULL elements are dropped,
-// multi-dimensional arrays are flattened in storage order, and any lower
-// bound reads as a plain list. That is the reading of a hostile array an
-// organiser expects; checkTrueTopN's own reader fails on NULL elements.
-// Members in exclude are left out of the pool altogether.
+// normalizedPool loads the event's profiles for a from-scratch recompute,
+// independently of the engine's own reader: array columns are read through
+// unnest, so NULL elements are dropped, multi-dimensional arrays are
+// flattened in storage order, and any lower bound reads as a plain list,
+// the reading of a hostile array an organiser expects. Members in exclude
+// are left out of the pool altogether.
 func normalizedPool(t *testing.T, pool *pgxpool.Pool, eventID string, exclude []string) *matching.Pool {
 	t.Helper()
 	if exclude == nil {

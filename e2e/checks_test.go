@@ -130,25 +130,11 @@ func storedLists(t *testing.T, pool *pgxpool.Pool, eventID string) map[string][]
 	return lists
 }
 
-// eventPool loads the event's profiles into a scoring pool.
+// eventPool loads every member of the event as a from-scratch recompute
+// reads them (normalizedPool).
 func eventPool(t *testing.T, pool *pgxpool.Pool, eventID string) *matching.Pool {
 	t.Helper()
-	rows, err := pool.Query(context.Background(), `
-		SELECT user_id::text, display_name, coalesce(company, ''), coalesce(job_title, ''), coalesce(industry, ''),
-		       interests, looking_for, offering, bio
-		FROM all_events_members WHERE event_id = $1 ORDER BY user_id`, eventID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	profiles, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (matching.Profile, error) {
-		var p matching.Profile
-		return p, r.Scan(&p.UserID, &p.DisplayName, &p.Company, &p.JobTitle, &p.Industry,
-			&p.Interests, &p.LookingFor, &p.Offering, &p.Bio)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return matching.NewPool(profiles)
+	return normalizedPool(t, pool, eventID, nil)
 }
 
 // checkTrueTopN compares every stored list with a from-scratch top-N: the
