@@ -105,7 +105,8 @@ type CommitResult struct {
 	// left meanwhile; their owners were enqueued again.
 	ListsDeferred int
 	// Quarantined is how many members this commit quarantined, and
-	// QuarantinedTotal how many the event has in quarantine now.
+	// QuarantinedTotal how many the event has in quarantine now (also
+	// after a successful commit, so a retry shows in the Web UI).
 	Quarantined      int
 	QuarantinedTotal int
 }
@@ -199,12 +200,14 @@ func (a *Activities) CommitBatch(ctx context.Context, in BatchRef) (CommitResult
 	a.Metrics.BatchCommitted(in.EventID, res.UsersCommitted)
 	a.Metrics.SetQueueDepth(in.EventID, res.QueueDepth)
 	a.Metrics.ListsDeferred(in.EventID, res.ListsDeferred)
+	a.Metrics.SetQuarantined(in.EventID, res.Quarantined)
 	return CommitResult{
-		QueueDepth:     res.QueueDepth,
-		UsersCommitted: res.UsersCommitted,
-		UsersRequeued:  res.UsersRequeued,
-		ListsWritten:   res.ListsWritten,
-		ListsDeferred:  res.ListsDeferred,
+		QueueDepth:       res.QueueDepth,
+		UsersCommitted:   res.UsersCommitted,
+		UsersRequeued:    res.UsersRequeued,
+		ListsWritten:     res.ListsWritten,
+		ListsDeferred:    res.ListsDeferred,
+		QuarantinedTotal: res.Quarantined,
 	}, nil
 }
 

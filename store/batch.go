@@ -362,8 +362,10 @@ func (s *Store) ApplyFallbackInsights(ctx context.Context, token string) (int, e
 // CommitResult is what a commit did, recorded on the batch so a retried
 // commit returns the same answer.
 type CommitResult struct {
-	// QueueDepth is the event's queue size once the commit is done.
+	// QueueDepth is the event's queue size once the commit is done, and
+	// Quarantined how many of its members are in quarantine then.
 	QueueDepth     int
+	Quarantined    int
 	UsersCommitted int
 	// UsersRequeued are claimed members who go round again: enqueued again
 	// while the batch ran, or deferred (below).
@@ -532,8 +534,12 @@ func (s *Store) CommitBatch(ctx context.Context, eventID, token string) (CommitR
 	if err != nil {
 		return CommitResult{}, fmt.Errorf("commit batch %s of event %s: %w", token, eventID, err)
 	}
-	if res.QueueDepth, err = s.QueueDepth(ctx, eventID); err != nil {
-		return CommitResult{}, err
+	err = s.pool.QueryRow(ctx, `
+		SELECT (SELECT count(*) FROM matchmaking_queue WHERE event_id = $1),
+		       (SELECT count(*) FROM matchmaking_quarantine WHERE event_id = $1)`, eventID).
+		Scan(&res.QueueDepth, &res.Quarantined)
+	if err != nil {
+		return CommitResult{}, fmt.Errorf("count the queue of event %s: %w", eventID, err)
 	}
 	return res, nil
 }

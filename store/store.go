@@ -23,8 +23,9 @@ var (
 	// its lease ran out; the batch must not write anything.
 	ErrLeaseLost = errors.New("batch lease lost to another claim")
 	// ErrBatchStale means the event's matches changed since the batch was
-	// scored (another commit, a member deletion); the batch must be scored
-	// again before it can commit.
+	// scored in a way the commit cannot work around (another commit; member
+	// departures it can), so the batch must be scored again before it can
+	// commit.
 	ErrBatchStale = errors.New("event changed since the batch was scored")
 )
 

@@ -78,7 +78,7 @@ type State struct {
 	// member who left meanwhile (their owners went round again).
 	ListsDeferred int
 	// Quarantined is how many of the event's members are in quarantine,
-	// as of the last quarantine.
+	// as of the last commit.
 	Quarantined int
 	LastBatchAt time.Time
 	Runs        int
@@ -476,6 +476,7 @@ func (r *run) runBatch(ctx workflow.Context, token string, n int) (int, error) {
 		r.state.UsersMatched += commit.UsersCommitted
 		r.state.Requeued += commit.UsersRequeued
 		r.state.ListsDeferred += commit.ListsDeferred
+		r.state.Quarantined = commit.QuarantinedTotal
 		r.state.QueueDepth = commit.QueueDepth
 		r.state.LastBatchAt = workflow.Now(ctx)
 		return claim.Claimed, nil

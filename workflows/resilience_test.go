@@ -56,7 +56,9 @@ func TestQuarantineRescoresWithoutConsumingStaleRetries(t *testing.T) {
 		if n <= maxStaleRetries+1 {
 			return activities.CommitResult{Stale: true, Quarantined: 1, QuarantinedTotal: n}, nil
 		}
-		return f.defaultCommit(ref), nil
+		res := f.defaultCommit(ref)
+		res.QuarantinedTotal = maxStaleRetries + 1 // still in quarantine after the commit
+		return res, nil
 	}
 	h := newHarness(t, testSettings(), f)
 	h.at(5*time.Minute, func() {
