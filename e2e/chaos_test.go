@@ -154,6 +154,21 @@ func awaitNewcomer(t *testing.T, pool *pgxpool.Pool, eventID string, m demodata.
 	})
 }
 
+// recoveredAndListening ends a run that disturbed the worker's connections
+// or servers: the event is fully matched again (finalChecks, recorded on
+// row), and a newcomer inserted afterwards gets a list within 15 s, which
+// needs the listener back. It returns how long the newcomer took.
+func recoveredAndListening(t *testing.T, row *scenarioRow, pool *pgxpool.Pool, eventID string, since time.Time,
+	w *workerProcess, newcomer demodata.Member, after string) time.Duration {
+	t.Helper()
+	row.recovered(finalChecks(t, row, pool, eventID, since, 3*time.Minute, w))
+	took, ok := awaitNewcomer(t, pool, eventID, newcomer, 15*time.Second)
+	if !ok {
+		t.Errorf("a newcomer inserted after %s has no list after 15 s: the listener did not come back", after)
+	}
+	return took
+}
+
 // finalChecks is how every process-level run ends: fully matched within
 // timeout, the data contract, and a from-scratch top-N. It returns how long
 // after since the event was fully matched.
@@ -173,7 +188,7 @@ func finalChecks(t *testing.T, row *scenarioRow, pool *pgxpool.Pool, eventID str
 		t.Fatalf("not fully matched %s after the disturbance: %d members without a full list, %d queued", timeout, lost, stuck)
 	}
 	checkInvariants(t, pool, eventID, topN)
-	checkTrueTopN(t, pool, eventID, topN)
+	checkTrueTopN(t, pool, eventID)
 	return took
 }
 
@@ -378,11 +393,7 @@ func terminateScenario(t *testing.T, row *scenarioRow) {
 			if cut == 0 {
 				t.Errorf("no backend of the worker was found to terminate")
 			}
-			row.recovered(finalChecks(t, row, pool, eventID, last, 3*time.Minute, w))
-			took, ok := awaitNewcomer(t, pool, eventID, newcomers[run], 15*time.Second)
-			if !ok {
-				t.Errorf("a newcomer inserted after the cuts has no list after 15 s: the listener did not come back")
-			}
+			took := recoveredAndListening(t, row, pool, eventID, last, w, newcomers[run], "the cuts")
 			t.Logf("newcomer after the cuts matched in %s", took.Round(time.Millisecond))
 		})
 		if ok {
@@ -439,11 +450,7 @@ func postgresRestartScenario(t *testing.T, row *scenarioRow) {
 	if queued == 0 {
 		row.note("the run had finished before the restart")
 	}
-	row.recovered(finalChecks(t, row, pool, eventID, up, 3*time.Minute, w))
-	took, ok := awaitNewcomer(t, pool, eventID, demodata.Generate(202, 1)[0], 15*time.Second)
-	if !ok {
-		t.Errorf("a newcomer inserted after the restart has no list after 15 s: the listener did not come back")
-	}
+	took := recoveredAndListening(t, row, pool, eventID, up, w, demodata.Generate(202, 1)[0], "the restart")
 	row.note("newcomer after restart matched in %.1f s", took.Seconds())
 }
 
@@ -507,11 +514,7 @@ func devServerRestartScenario(t *testing.T, row *scenarioRow) {
 	if queued == 0 {
 		row.note("the run had finished before the kill")
 	}
-	row.recovered(finalChecks(t, row, pool, eventID, up, 3*time.Minute, w))
-	took, ok := awaitNewcomer(t, pool, eventID, demodata.Generate(212, 1)[0], 15*time.Second)
-	if !ok {
-		t.Errorf("a newcomer inserted after the restart has no list after 15 s")
-	}
+	took := recoveredAndListening(t, row, pool, eventID, up, w, demodata.Generate(212, 1)[0], "the restart")
 	row.note("newcomer after restart matched in %.1f s", took.Seconds())
 	if out := mustStarterT(t, e, "status", "devserver"); !strings.Contains(out, "devserver") {
 		t.Errorf("starter status after the restart:\n%s", out)

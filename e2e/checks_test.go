@@ -139,29 +139,9 @@ func eventPool(t *testing.T, pool *pgxpool.Pool, eventID string) *matching.Pool 
 
 // checkTrueTopN compares every stored list with a from-scratch top-N: the
 // incremental pipeline must end where a full recompute would.
-func checkTrueTopN(t *testing.T, pool *pgxpool.Pool, eventID string, topN int) {
+func checkTrueTopN(t *testing.T, pool *pgxpool.Pool, eventID string) {
 	t.Helper()
-	p := eventPool(t, pool, eventID)
-	lists := storedLists(t, pool, eventID)
-	wrong := 0
-	for i := 0; i < p.Len(); i++ {
-		id := p.Profile(i).UserID
-		want := p.TopN(i, topN)
-		got := lists[id]
-		same := len(got) == len(want)
-		for k := 0; same && k < len(want); k++ {
-			same = got[k].MatchedUserID == p.Profile(want[k].Other).UserID && got[k].Score == want[k].Score
-		}
-		if !same {
-			wrong++
-			if wrong <= 3 {
-				t.Errorf("member %s: stored list %v, full recompute gives %v", id, got, want)
-			}
-		}
-	}
-	if wrong > 0 {
-		t.Errorf("%d of %d lists differ from a full recompute", wrong, p.Len())
-	}
+	checkFromScratch(t, pool, eventID, nil, nil)
 }
 
 // waitFor polls cond until it holds or the timeout passes.

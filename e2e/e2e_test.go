@@ -63,7 +63,7 @@ func TestEventIsFullyMatchedThenANewcomerJoins(t *testing.T) {
 		t.Fatalf("starter output does not report the event fully matched:\n%s", out)
 	}
 	checkInvariants(t, pool, eventID, topN)
-	checkTrueTopN(t, pool, eventID, topN)
+	checkTrueTopN(t, pool, eventID)
 	if n := queryInt(t, pool, `SELECT count(*) FROM matches WHERE event_id = $1 AND insight_source = 'fallback'`, eventID); n != 240*topN {
 		t.Errorf("fallback insights: got %d rows, want %d", n, 240*topN)
 	}
@@ -83,7 +83,7 @@ func TestEventIsFullyMatchedThenANewcomerJoins(t *testing.T) {
 	t.Logf("newcomer matched %s after the INSERT", time.Since(inserted).Round(time.Millisecond))
 
 	checkInvariants(t, pool, eventID, topN)
-	checkTrueTopN(t, pool, eventID, topN)
+	checkTrueTopN(t, pool, eventID)
 
 	// Existing lists change exactly where the newcomer beats the N-th match.
 	p := eventPool(t, pool, eventID)
@@ -171,7 +171,7 @@ func TestWorkerKilledMidRunLosesNothing(t *testing.T) {
 		return queryInt(t, pool, `SELECT count(*) FROM matchmaking_queue WHERE event_id = $1`, eventID) == 0
 	})
 	checkInvariants(t, pool, eventID, topN)
-	checkTrueTopN(t, pool, eventID, topN)
+	checkTrueTopN(t, pool, eventID)
 	if n := queryInt(t, pool, `
 		SELECT count(*) FROM (SELECT user_id, matched_user_id FROM matches WHERE event_id = $1
 		                      GROUP BY 1, 2 HAVING count(*) > 1) d`, eventID); n != 0 {
@@ -304,7 +304,7 @@ func TestRowsQueuedWhileNoWorkerRanArePickedUp(t *testing.T) {
 		return queryInt(t, pool, `SELECT count(*) FROM matchmaking_queue WHERE event_id = $1`, eventID) == 0
 	})
 	checkInvariants(t, pool, eventID, topN)
-	checkTrueTopN(t, pool, eventID, topN)
+	checkTrueTopN(t, pool, eventID)
 
 	// The operator's re-match of an enabled event goes round again and
 	// ends where it was.

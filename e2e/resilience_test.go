@@ -163,7 +163,7 @@ func poisonValuesScenario(t *testing.T, row *scenarioRow, members int) {
 	}
 	slices.Sort(unreadable)
 	if len(unreadable) == 0 {
-		checkTrueTopN(t, pool, eventID, topN)
+		checkTrueTopN(t, pool, eventID)
 	} else {
 		t.Logf("checkTrueTopN cannot read %v (pgx scans text[] into []string); comparing every list with a "+
 			"from-scratch top-N that drops NULL elements and flattens multi-dimensional arrays instead", unreadable)
@@ -325,7 +325,7 @@ func poisonQuarantineScenario(t *testing.T, row *scenarioRow, fkColumn string, m
 	row.note("retry %.1f s", time.Since(retried).Seconds())
 	t.Logf("P matched %s after retry-quarantined (%s since enable)", tookRetry.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	checkInvariants(t, pool, eventID, topN)
-	checkTrueTopN(t, pool, eventID, topN)
+	checkTrueTopN(t, pool, eventID)
 }
 
 func quarantineHas(pool *pgxpool.Pool, eventID, userID string) bool {
@@ -444,7 +444,7 @@ func churnScenario(t *testing.T, row *scenarioRow, p churnParams) {
 		resources.check(t, row, p.duration)
 	}
 	checkInvariants(t, pool, eventID, topN)
-	checkTrueTopN(t, pool, eventID, topN)
+	checkTrueTopN(t, pool, eventID)
 }
 
 // resourceSampler samples a worker's RSS and goroutines.
@@ -574,7 +574,7 @@ func moveScenario(t *testing.T, row *scenarioRow) {
 	}
 	for _, ev := range []string{a, b} {
 		checkInvariants(t, pool, ev, topN)
-		checkTrueTopN(t, pool, ev, topN)
+		checkTrueTopN(t, pool, ev)
 	}
 }
 
@@ -629,5 +629,5 @@ func workerSettingsScenario(t *testing.T, row *scenarioRow) {
 		t.Errorf("a batch claimed %d members: the starter's BATCH_SIZE=3000 overrode the worker's 200", largest)
 	}
 	checkInvariants(t, pool, eventID, topN)
-	checkTrueTopN(t, pool, eventID, topN)
+	checkTrueTopN(t, pool, eventID)
 }
