@@ -1,8 +1,11 @@
 package matching_test
 
 import (
+	"context"
+	"fmt"
 	"testing"
 
+	"github.com/eventmatch/matchmaker/demodata"
 	"github.com/eventmatch/matchmaker/matching"
 )
 
@@ -75,4 +78,25 @@ func BenchmarkUpdate(b *testing.B) {
 		pairs += batch * (pool.Len() - 1)
 	}
 	b.ReportMetric(float64(pairs)/b.Elapsed().Seconds(), "claimed-pairs/s")
+}
+
+// BenchmarkApplyNewcomer is the cached pool taking one newcomer, what a
+// one-member batch pays instead of rebuilding the pool.
+func BenchmarkApplyNewcomer(b *testing.B) {
+	for _, size := range []int{10_000, 50_000} {
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			profiles := make([]matching.Profile, 0, size+1)
+			for _, m := range demodata.Generate(1, size+1) {
+				profiles = append(profiles, demodata.ToProfile(m))
+			}
+			pool := matching.NewPool(profiles[:size])
+			newcomer := []matching.Profile{profiles[size]}
+			b.ResetTimer()
+			for b.Loop() {
+				if _, _, err := pool.Apply(context.Background(), newcomer, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

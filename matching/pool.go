@@ -11,10 +11,12 @@ package matching
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"math/bits"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/eventmatch/matchmaker/profiletext"
 )
@@ -54,6 +56,9 @@ const (
 // are interned to small integers and stored as per-profile bitsets in flat
 // slices, and company/industry are interned too, so the hot loops compare
 // integers and popcount words instead of touching strings or maps.
+//
+// A Pool is never modified once built, so batches may score against it
+// concurrently; Apply derives a new pool from it.
 type Pool struct {
 	profiles []Profile
 	index    map[string]int
@@ -74,6 +79,19 @@ type Pool struct {
 	bioTermCount []int32    // bits set in each profile's signature
 	bioTerms     [][]string // each profile's bio terms, kept for Reasons
 	tags         []cappedTags
+
+	// ids are shared by a pool and every pool derived from it with Apply.
+	ids *internedIDs
+}
+
+// internedIDs are the ID spaces of a pool's names and tags. They only
+// grow, so an ID means the same name or tag in every pool that shares them.
+type internedIDs struct {
+	mu           sync.Mutex
+	companies    map[string]int32 // 0 is reserved for none
+	industries   map[string]int32
+	interestTags map[string]int
+	needTags     map[string]int // looking_for and offering
 }
 
 // cappedTags are a profile's tags as scoring reads them (through
@@ -83,18 +101,135 @@ type cappedTags struct {
 	interests, lookingFor, offering []string
 }
 
+// profileText is the per-profile text work of building a pool: everything
+// that does not depend on the other profiles.
+type profileText struct {
+	tags                                    cappedTags
+	interestKeys, lookingForKeys, offerKeys []string
+	bioTerms                                []string
+}
+
+func readProfileText(profile *Profile) profileText {
+	tags := cappedTags{
+		interests:  profiletext.CapTags(profile.Interests),
+		lookingFor: profiletext.CapTags(profile.LookingFor),
+		offering:   profiletext.CapTags(profile.Offering),
+	}
+	return profileText{
+		tags:           tags,
+		interestKeys:   keysOfCapped(tags.interests),
+		lookingForKeys: keysOfCapped(tags.lookingFor),
+		offerKeys:      keysOfCapped(tags.offering),
+		bioTerms:       bioTerms(profile.Bio),
+	}
+}
+
 // tagBitsets stores one bitset of tag IDs per profile in a single flat slice.
 // Rows are trimmed after their last non-zero word; IDs are assigned by
-// descending tag frequency, so typical rows are one or two words long even
-// when a few rare tags push the ID space wide.
+// descending tag frequency when a pool is built, so typical rows are one or
+// two words long even when a few rare tags push the ID space wide. Tags
+// first seen by Apply take the next free IDs.
+//
+// Row i is words[start[i]:start[i]+width[i]]. Rows need not be in order or
+// adjacent: Apply appends a replaced profile's row at the end and leaves
+// the old words unused, so it never moves the other rows.
 type tagBitsets struct {
 	words []uint64
-	start []int   // row i is words[start[i]:start[i+1]]
+	start []int32
+	width []int32
 	count []int32 // tags in row i
 }
 
 func (t *tagBitsets) row(i int) []uint64 {
-	return t.words[t.start[i]:t.start[i+1]]
+	s := int(t.start[i])
+	return t.words[s : s+int(t.width[i])]
+}
+
+// rowWords returns where the bitset of the tag IDs is in words, appending
+// it.
+func (t *tagBitsets) appendWords(ids []int) (start, width int32) {
+	w := 0
+	for _, id := range ids {
+		w = max(w, id/64+1)
+	}
+	s := len(t.words)
+	t.words = append(t.words, make([]uint64, w)...)
+	for _, id := range ids {
+		t.words[s+id/64] |= 1 << (id % 64)
+	}
+	return int32(s), int32(w)
+}
+
+// appendRow adds the bitset of the tag IDs as the next row.
+func (t *tagBitsets) appendRow(ids []int) {
+	s, w := t.appendWords(ids)
+	t.start = append(t.start, s)
+	t.width = append(t.width, w)
+	t.count = append(t.count, int32(len(ids)))
+}
+
+// setRow replaces row i with the bitset of the tag IDs.
+func (t *tagBitsets) setRow(i int, ids []int) {
+	t.start[i], t.width[i] = t.appendWords(ids)
+	t.count[i] = int32(len(ids))
+}
+
+// clone copies t so that rows can be set and appended without touching t,
+// packing the rows again when more than half of the words are no longer
+// used by any row.
+func (t *tagBitsets) clone() tagBitsets {
+	used := 0
+	for _, w := range t.width {
+		used += int(w)
+	}
+	c := tagBitsets{start: slices.Clone(t.start), width: slices.Clone(t.width), count: slices.Clone(t.count)}
+	if used*2 >= len(t.words) {
+		c.words = slices.Clone(t.words)
+		return c
+	}
+	c.words = make([]uint64, 0, used)
+	for i := range c.start {
+		s := len(c.words)
+		c.words = append(c.words, t.row(i)...)
+		c.start[i] = int32(s)
+	}
+	return c
+}
+
+// keep drops the rows whose keep[i] is false, in place.
+func (t *tagBitsets) keep(keep []bool) {
+	t.start = keepWhere(t.start, keep)
+	t.width = keepWhere(t.width, keep)
+	t.count = keepWhere(t.count, keep)
+}
+
+// keepWhere drops s[i] where keep[i] is false, in place, moving the runs
+// in between with one copy each.
+func keepWhere[T any](s []T, keep []bool) []T {
+	out := 0
+	for i := 0; i < len(s); {
+		if !keep[i] {
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && keep[j] {
+			j++
+		}
+		out += copy(s[out:], s[i:j])
+		i = j
+	}
+	clear(s[out:])
+	return s[:out]
+}
+
+func newTagBitsets(rows, words int) tagBitsets {
+	return tagBitsets{
+		words: make([]uint64, 0, words),
+		start: make([]int32, 0, rows),
+		width: make([]int32, 0, rows),
+		count: make([]int32, 0, rows),
+	}
 }
 
 // NewPool preprocesses profiles; index i of the pool is profiles[i]. The
@@ -131,6 +266,10 @@ func NewPoolContext(ctx context.Context, profiles []Profile) (*Pool, error) {
 		bioSignature: make([]uint64, len(profiles)*bioSignatureWords),
 		bioTermCount: make([]int32, len(profiles)),
 		bioTerms:     make([][]string, len(profiles)),
+		ids: &internedIDs{
+			companies:  map[string]int32{},
+			industries: map[string]int32{},
+		},
 	}
 	for i, profile := range profiles {
 		if _, dup := p.index[profile.UserID]; dup {
@@ -157,37 +296,33 @@ func NewPoolContext(ctx context.Context, profiles []Profile) (*Pool, error) {
 	lookingFor := make([][]string, len(profiles))
 	offering := make([][]string, len(profiles))
 	err := parallel(ctx, len(profiles), func(i int) {
-		profile := &profiles[i]
-		tags := cappedTags{
-			interests:  profiletext.CapTags(profile.Interests),
-			lookingFor: profiletext.CapTags(profile.LookingFor),
-			offering:   profiletext.CapTags(profile.Offering),
-		}
-		p.tags[i] = tags
-		interests[i] = keysOfCapped(tags.interests)
-		lookingFor[i] = keysOfCapped(tags.lookingFor)
-		offering[i] = keysOfCapped(tags.offering)
-		signature := p.bioSignature[i*bioSignatureWords : (i+1)*bioSignatureWords]
-		p.bioTerms[i] = bioTerms(profile.Bio)
-		p.bioTermCount[i] = setBioSignature(signature, p.bioTerms[i])
+		text := readProfileText(&profiles[i])
+		p.tags[i] = text.tags
+		interests[i], lookingFor[i], offering[i] = text.interestKeys, text.lookingForKeys, text.offerKeys
+		p.bioTerms[i] = text.bioTerms
+		p.bioTermCount[i] = setBioSignature(p.signature(i), text.bioTerms)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("matching: building the pool stopped: %w", err)
 	}
 
-	companies := map[string]int32{}
-	industries := map[string]int32{}
 	for i, profile := range profiles {
-		p.company[i] = internName(companies, profile.Company)
-		p.industry[i] = internName(industries, profile.Industry)
+		p.company[i] = internName(p.ids.companies, profile.Company)
+		p.industry[i] = internName(p.ids.industries, profile.Industry)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("matching: building the pool stopped: %w", err)
 	}
-	p.interests = buildTagBitsets(interests)[0]
-	needs := buildTagBitsets(lookingFor, offering)
-	p.lookingFor, p.offering = needs[0], needs[1]
+	p.ids.interestTags = idsByFrequency(interests)
+	p.ids.needTags = idsByFrequency(lookingFor, offering)
+	p.interests = buildTagBitsets(interests, p.ids.interestTags)
+	p.lookingFor = buildTagBitsets(lookingFor, p.ids.needTags)
+	p.offering = buildTagBitsets(offering, p.ids.needTags)
 	return p, nil
+}
+
+func (p *Pool) signature(i int) []uint64 {
+	return p.bioSignature[i*bioSignatureWords : (i+1)*bioSignatureWords]
 }
 
 // internName maps a company or industry to a small positive ID, with 0 for
@@ -205,9 +340,24 @@ func internName(ids map[string]int32, name string) int32 {
 	return id
 }
 
-// buildTagBitsets interns the keys of all given fields in one ID space and
-// returns one bitset table per field. fields[f][i] are profile i's keys.
-func buildTagBitsets(fields ...[][]string) []tagBitsets {
+// internTags returns the IDs of keys, giving every key that has none yet
+// the next free one.
+func internTags(ids map[string]int, keys []string) []int {
+	out := make([]int, len(keys))
+	for k, key := range keys {
+		id, ok := ids[key]
+		if !ok {
+			id = len(ids)
+			ids[key] = id
+		}
+		out[k] = id
+	}
+	return out
+}
+
+// idsByFrequency numbers the keys of all given fields in one ID space, most
+// frequent first. fields[f][i] are profile i's keys.
+func idsByFrequency(fields ...[][]string) map[string]int {
 	frequency := map[string]int{}
 	for _, field := range fields {
 		for _, keys := range field {
@@ -230,27 +380,224 @@ func buildTagBitsets(fields ...[][]string) []tagBitsets {
 	for id, key := range byFrequency {
 		ids[key] = id
 	}
+	return ids
+}
 
-	tables := make([]tagBitsets, len(fields))
-	for f, field := range fields {
-		table := tagBitsets{start: make([]int, len(field)+1), count: make([]int32, len(field))}
-		for i, keys := range field {
-			width := 0
-			for _, key := range keys {
-				width = max(width, ids[key]/64+1)
-			}
-			rowStart := len(table.words)
-			table.words = append(table.words, make([]uint64, width)...)
-			for _, key := range keys {
-				id := ids[key]
-				table.words[rowStart+id/64] |= 1 << (id % 64)
-			}
-			table.start[i+1] = len(table.words)
-			table.count[i] = int32(len(keys))
+// buildTagBitsets makes one row per profile of field, whose keys all have
+// IDs in ids.
+func buildTagBitsets(field [][]string, ids map[string]int) tagBitsets {
+	table := newTagBitsets(len(field), len(field))
+	row := make([]int, 0, profiletext.MaxTagsPerField)
+	for _, keys := range field {
+		row = row[:0]
+		for _, key := range keys {
+			row = append(row, ids[key])
 		}
-		tables[f] = table
+		table.appendRow(row)
 	}
-	return tables
+	return table
+}
+
+// Apply returns a pool of p's profiles with upserts added, or put in place
+// of the profile with the same UserID, and the members named in removals
+// taken out. It shares p's preprocessing: only the upserted profiles are
+// tokenized, and the rest is copied, so a few changes to a large pool cost
+// a copy of its arrays rather than a rebuild. p itself is unchanged and may
+// still be in use.
+//
+// moved[i] is the index in the new pool of p's profile i, or -1 if it was
+// removed; kept and replaced profiles keep their order, and added ones come
+// last. Scores, Better, TopN and Reasons of the new pool equal those of
+// NewPool over the same profiles in any order.
+//
+// Removals of user IDs not in p are ignored. Apply panics if upserts repeat
+// a UserID or name one that removals name too, since the result would be
+// ambiguous. It stops early with an error wrapping ctx.Err() once ctx is
+// done.
+func (p *Pool) Apply(ctx context.Context, upserts []Profile, removals []string) (*Pool, []int, error) {
+	removed := make([]bool, p.Len())
+	removedCount := 0
+	for _, id := range removals {
+		if i, ok := p.index[id]; ok && !removed[i] {
+			removed[i] = true
+			removedCount++
+		}
+	}
+	replacement := make(map[int]int, len(upserts)) // old index -> upserts index
+	var added []int                                // upserts indexes
+	seen := make(map[string]bool, len(upserts))
+	for k, profile := range upserts {
+		if seen[profile.UserID] {
+			panic(fmt.Sprintf("matching: Apply got UserID %q twice", profile.UserID))
+		}
+		seen[profile.UserID] = true
+		i, ok := p.index[profile.UserID]
+		switch {
+		case ok && removed[i]:
+			panic(fmt.Sprintf("matching: Apply got UserID %q to both upsert and remove", profile.UserID))
+		case ok:
+			replacement[i] = k
+		default:
+			added = append(added, k)
+		}
+	}
+
+	texts := make([]profileText, len(upserts))
+	err := parallel(ctx, len(upserts), func(k int) { texts[k] = readProfileText(&upserts[k]) })
+	if err != nil {
+		return nil, nil, fmt.Errorf("matching: applying changes stopped: %w", err)
+	}
+
+	// New tags and names get IDs before any row is written; the lock is
+	// held only for this, since IDs never change once given.
+	type upsertIDs struct {
+		company, industry               int32
+		interests, lookingFor, offering []int
+	}
+	idsOf := make([]upsertIDs, len(upserts))
+	p.ids.mu.Lock()
+	for k := range upserts {
+		idsOf[k] = upsertIDs{
+			company:    internName(p.ids.companies, upserts[k].Company),
+			industry:   internName(p.ids.industries, upserts[k].Industry),
+			interests:  internTags(p.ids.interestTags, texts[k].interestKeys),
+			lookingFor: internTags(p.ids.needTags, texts[k].lookingForKeys),
+			offering:   internTags(p.ids.needTags, texts[k].offerKeys),
+		}
+	}
+	p.ids.mu.Unlock()
+
+	// Everything is copied in bulk, replaced profiles are written in
+	// place, removed ones are cut out run by run, and added ones appended:
+	// a few memmoves of the pool's arrays, however large the event.
+	q := &Pool{
+		profiles:     slices.Clone(p.profiles),
+		company:      slices.Clone(p.company),
+		industry:     slices.Clone(p.industry),
+		interests:    p.interests.clone(),
+		lookingFor:   p.lookingFor.clone(),
+		offering:     p.offering.clone(),
+		bioSignature: slices.Clone(p.bioSignature),
+		bioTermCount: slices.Clone(p.bioTermCount),
+		bioTerms:     slices.Clone(p.bioTerms),
+		tags:         slices.Clone(p.tags),
+		ids:          p.ids,
+	}
+	set := func(i, k int) {
+		text, ids := &texts[k], &idsOf[k]
+		q.profiles[i] = upserts[k]
+		q.company[i], q.industry[i] = ids.company, ids.industry
+		q.interests.setRow(i, ids.interests)
+		q.lookingFor.setRow(i, ids.lookingFor)
+		q.offering.setRow(i, ids.offering)
+		signature := q.signature(i)
+		clear(signature)
+		q.bioTermCount[i] = setBioSignature(signature, text.bioTerms)
+		q.bioTerms[i] = text.bioTerms
+		q.tags[i] = text.tags
+	}
+	for i, k := range replacement {
+		set(i, k)
+	}
+
+	moved := make([]int, p.Len())
+	kept := 0
+	for i := range moved {
+		if removed[i] {
+			moved[i] = -1
+			continue
+		}
+		moved[i] = kept
+		kept++
+	}
+	if removedCount > 0 {
+		keep := make([]bool, p.Len())
+		keepSignature := make([]bool, p.Len()*bioSignatureWords)
+		for i := range keep {
+			keep[i] = !removed[i]
+			for w := range bioSignatureWords {
+				keepSignature[i*bioSignatureWords+w] = keep[i]
+			}
+		}
+		q.profiles = keepWhere(q.profiles, keep)
+		q.company = keepWhere(q.company, keep)
+		q.industry = keepWhere(q.industry, keep)
+		q.interests.keep(keep)
+		q.lookingFor.keep(keep)
+		q.offering.keep(keep)
+		q.bioSignature = keepWhere(q.bioSignature, keepSignature)
+		q.bioTermCount = keepWhere(q.bioTermCount, keep)
+		q.bioTerms = keepWhere(q.bioTerms, keep)
+		q.tags = keepWhere(q.tags, keep)
+	}
+
+	for _, k := range added {
+		i := len(q.profiles)
+		q.profiles = append(q.profiles, Profile{})
+		q.company = append(q.company, 0)
+		q.industry = append(q.industry, 0)
+		q.interests.appendRow(nil)
+		q.lookingFor.appendRow(nil)
+		q.offering.appendRow(nil)
+		q.bioSignature = append(q.bioSignature, make([]uint64, bioSignatureWords)...)
+		q.bioTermCount = append(q.bioTermCount, 0)
+		q.bioTerms = append(q.bioTerms, nil)
+		q.tags = append(q.tags, cappedTags{})
+		set(i, k)
+	}
+	size := len(q.profiles)
+	q.userIDRank = make([]int32, size)
+
+	// Without removals every kept profile keeps its index, so the map is
+	// cloned and extended rather than rebuilt.
+	if removedCount == 0 {
+		q.index = maps.Clone(p.index)
+		for i := p.Len(); i < size; i++ {
+			q.index[q.profiles[i].UserID] = i
+		}
+	} else {
+		q.index = make(map[string]int, size)
+		for i := range q.profiles {
+			q.index[q.profiles[i].UserID] = i
+		}
+	}
+	q.rankUserIDs(p, moved, added)
+	return q, moved, ctx.Err()
+}
+
+// rankUserIDs sets q.userIDRank by merging p's order, less what was
+// removed, with the added profiles (the last len(added) of q) sorted.
+func (q *Pool) rankUserIDs(p *Pool, moved []int, added []int) {
+	byRank := make([]int, p.Len())
+	for i, rank := range p.userIDRank {
+		byRank[rank] = i
+	}
+	newcomers := make([]int, len(added))
+	for k := range added {
+		newcomers[k] = q.Len() - len(added) + k
+	}
+	slices.SortFunc(newcomers, func(a, b int) int {
+		return strings.Compare(q.profiles[a].UserID, q.profiles[b].UserID)
+	})
+	rank := int32(0)
+	next := 0
+	for _, old := range byRank {
+		i := moved[old]
+		if i < 0 {
+			continue
+		}
+		for next < len(newcomers) && q.profiles[newcomers[next]].UserID < q.profiles[i].UserID {
+			q.userIDRank[newcomers[next]] = rank
+			rank++
+			next++
+		}
+		q.userIDRank[i] = rank
+		rank++
+	}
+	for ; next < len(newcomers); next++ {
+		q.userIDRank[newcomers[next]] = rank
+		rank++
+	}
 }
 
 // Len is the number of profiles in the pool.
