@@ -50,7 +50,7 @@ type Activities struct {
 	// nothing (and skips the queue count after a commit).
 	Metrics *metrics.App
 
-	pools poolCache
+	events eventCache
 }
 
 // ClaimInput names a batch to claim.
@@ -77,6 +77,9 @@ type ScoreResult struct {
 	Scored       int // claimed members still in the event, scored against everyone
 	ListsChanged int // lists the batch rewrites
 	Rows         int // staged match rows
+	// ReadWholeEvent: the worker read every member and list rather than
+	// what changed since its cached copy of the event.
+	ReadWholeEvent bool
 }
 
 // InsightResult counts insights by source, and what the AI step cost.

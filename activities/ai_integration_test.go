@@ -355,7 +355,7 @@ func TestCachedPoolFollowsProfileEdits(t *testing.T) {
 			t.Fatalf("step %d: %v", i, err)
 		}
 		f.drain()
-		snap, err := f.st.LoadSnapshot(ctx, f.eventID, fmt.Sprintf("test/%d", f.batches-1), -1)
+		snap, err := f.st.LoadSnapshot(ctx, f.eventID, fmt.Sprintf("test/%d", f.batches-1), store.NoCache)
 		if err != nil {
 			t.Fatal(err)
 		}

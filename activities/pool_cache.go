@@ -2,54 +2,223 @@ package activities
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/eventmatch/matchmaker/matching"
 	"github.com/eventmatch/matchmaker/store"
 )
 
-// maxCachedEvents bounds the events whose pools a worker keeps; a pool of
+// maxCachedEvents bounds the events a worker keeps in memory; an event of
 // 10,000 members takes a few megabytes.
 const maxCachedEvents = 16
 
-// poolCache keeps each event's scoring pool between batches, so a batch
-// reloads and re-tokenizes the event's profiles only when a member joined,
-// left or edited their profile (the event's members_version moved).
-type poolCache struct {
+// eventView is an event as scoring sees it: its pool and every stored list,
+// at one members_version and one version. A view is never modified once
+// made, so concurrent batches may share it; advance makes the next one.
+type eventView struct {
+	membersVersion int64
+	listsVersion   int64
+	pool           *matching.Pool
+	// lists[v] is pool member v's stored list, best first. An entry whose
+	// Other is -1 names someone no longer scored, so the list fails
+	// validation and is recomputed.
+	lists [][]matching.Entry
+	// orphans own stored lists but are not in the pool (left, or
+	// quarantined); the next batch rewrites their lists as empty.
+	orphans map[string]bool
+}
+
+func (v *eventView) cached() store.Cached {
+	if v == nil {
+		return store.NoCache
+	}
+	return store.Cached{MembersVersion: v.membersVersion, ListsVersion: v.listsVersion}
+}
+
+// errViewGap means the snapshot's changes cannot be applied to the view: a
+// member who owns a stored list the view holds only as an orphan came back.
+// The caller reads the whole event instead.
+var errViewGap = errors.New("cached event cannot take these changes")
+
+// advance returns the view of snap: built from it when snap holds the whole
+// event, else v with snap's changes applied. The pool takes member changes
+// through matching.Pool.Apply, so a batch after a few joins, edits or
+// departures re-reads and re-tokenizes only those members.
+func (v *eventView) advance(ctx context.Context, snap store.Snapshot) (*eventView, error) {
+	next := &eventView{membersVersion: snap.MembersVersion, listsVersion: snap.Version}
+	var err error
+	switch {
+	case snap.MembersLoaded || v == nil:
+		if !snap.MembersLoaded || !snap.MatchesLoaded {
+			return nil, fmt.Errorf("%w: no cached event to apply changes to", errViewGap)
+		}
+		if next.pool, err = poolOf(ctx, snap.Members); err != nil {
+			return nil, err
+		}
+		next.lists, next.orphans = listsOf(next.pool, snap.Matches)
+		return next, nil
+	case len(snap.Members) == 0 && len(snap.MembersGone) == 0:
+		next.pool, next.lists, next.orphans = v.pool, v.lists, v.orphans
+	default:
+		if next.pool, next.lists, next.orphans, err = v.applyMembers(ctx, snap); err != nil {
+			return nil, err
+		}
+	}
+
+	if snap.MatchesLoaded {
+		next.lists, next.orphans = listsOf(next.pool, snap.Matches)
+		return next, nil
+	}
+	if len(snap.ListsChanged) == 0 {
+		return next, nil
+	}
+	rows := map[string][]store.StoredMatch{}
+	for _, m := range snap.Matches {
+		rows[m.UserID] = append(rows[m.UserID], m)
+	}
+	if next.lists != nil {
+		next.lists = slices.Clone(next.lists)
+	}
+	orphansCloned := false
+	for _, owner := range snap.ListsChanged {
+		if i, ok := next.pool.Index(owner); ok {
+			next.lists[i] = entriesOf(next.pool, rows[owner])
+			continue
+		}
+		if has := len(rows[owner]) > 0; has != next.orphans[owner] {
+			if !orphansCloned {
+				next.orphans, orphansCloned = cloneSet(next.orphans), true
+			}
+			if has {
+				next.orphans[owner] = true
+			} else {
+				delete(next.orphans, owner)
+			}
+		}
+	}
+	return next, nil
+}
+
+// applyMembers is advance's member step: the pool with snap's member
+// changes, and v's lists moved to the new pool's indexes.
+func (v *eventView) applyMembers(ctx context.Context, snap store.Snapshot) (*matching.Pool, [][]matching.Entry, map[string]bool, error) {
+	upserts := profilesOf(snap.Members)
+	for _, p := range upserts {
+		if v.orphans[p.UserID] {
+			return nil, nil, nil, fmt.Errorf("%w: %s has a stored list and is back", errViewGap, p.UserID)
+		}
+	}
+	pool, moved, err := v.pool.Apply(ctx, upserts, snap.MembersGone)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	lists := make([][]matching.Entry, pool.Len())
+	orphans, orphansCloned := v.orphans, false
+	for old, list := range v.lists {
+		if len(list) == 0 {
+			continue
+		}
+		to := moved[old]
+		if to < 0 {
+			if !orphansCloned {
+				orphans, orphansCloned = cloneSet(orphans), true
+			}
+			orphans[v.pool.Profile(old).UserID] = true
+			continue
+		}
+		remapped := make([]matching.Entry, len(list))
+		for k, e := range list {
+			remapped[k] = matching.Entry{Other: -1, Score: e.Score}
+			if e.Other >= 0 {
+				remapped[k].Other = moved[e.Other]
+			}
+		}
+		lists[to] = remapped
+	}
+	return pool, lists, orphans, nil
+}
+
+// listsOf maps stored rows onto the pool: lists by pool index, and the
+// owners of lists who are not in the pool.
+func listsOf(pool *matching.Pool, matches []store.StoredMatch) ([][]matching.Entry, map[string]bool) {
+	lists := make([][]matching.Entry, pool.Len())
+	orphans := map[string]bool{}
+	for start := 0; start < len(matches); {
+		end := start + 1
+		for end < len(matches) && matches[end].UserID == matches[start].UserID {
+			end++
+		}
+		owner := matches[start].UserID
+		if i, ok := pool.Index(owner); ok {
+			lists[i] = entriesOf(pool, matches[start:end])
+		} else {
+			orphans[owner] = true
+		}
+		start = end
+	}
+	return lists, orphans
+}
+
+// entriesOf is one owner's stored rows, in rank order, as list entries.
+func entriesOf(pool *matching.Pool, rows []store.StoredMatch) []matching.Entry {
+	if len(rows) == 0 {
+		return nil
+	}
+	list := make([]matching.Entry, len(rows))
+	for k, m := range rows {
+		other, ok := pool.Index(m.MatchedUserID)
+		if !ok {
+			other = -1 // makes the list invalid, so Update recomputes it
+		}
+		list[k] = matching.Entry{Other: other, Score: m.Score}
+	}
+	return list
+}
+
+func cloneSet(s map[string]bool) map[string]bool {
+	c := make(map[string]bool, len(s)+1)
+	for k := range s {
+		c[k] = true
+	}
+	return c
+}
+
+// eventCache keeps each event's view between batches, so a batch reads only
+// what changed since the last one this worker scored.
+type eventCache struct {
 	mu      sync.Mutex
-	entries map[string]cachedPool
+	entries map[string]*eventView
 	// recent lists event IDs, least recently used first.
 	recent []string
 }
 
-type cachedPool struct {
-	membersVersion int64
-	pool           *matching.Pool
-}
-
-// get returns the cached pool of the event and the members_version it was
-// built at, or -1 and nil.
-func (c *poolCache) get(eventID string) (int64, *matching.Pool) {
+// get returns the cached view of the event, or nil.
+func (c *eventCache) get(eventID string) *eventView {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.entries[eventID]
+	v, ok := c.entries[eventID]
 	if !ok {
-		return -1, nil
+		return nil
 	}
 	c.touch(eventID)
-	return e.membersVersion, e.pool
+	return v
 }
 
-func (c *poolCache) put(eventID string, membersVersion int64, pool *matching.Pool) {
+// put keeps view unless a concurrent batch already cached a newer one.
+func (c *eventCache) put(eventID string, view *eventView) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.entries == nil {
-		c.entries = map[string]cachedPool{}
+		c.entries = map[string]*eventView{}
 	}
-	if cur, ok := c.entries[eventID]; ok && cur.membersVersion > membersVersion {
-		return // a concurrent batch already cached a newer one
+	if cur, ok := c.entries[eventID]; ok &&
+		(cur.membersVersion > view.membersVersion || cur.listsVersion > view.listsVersion) {
+		return
 	}
-	c.entries[eventID] = cachedPool{membersVersion: membersVersion, pool: pool}
+	c.entries[eventID] = view
 	c.touch(eventID)
 	for len(c.recent) > maxCachedEvents {
 		delete(c.entries, c.recent[0])
@@ -57,7 +226,15 @@ func (c *poolCache) put(eventID string, membersVersion int64, pool *matching.Poo
 	}
 }
 
-func (c *poolCache) touch(eventID string) {
+// drop forgets the event, so the next batch reads all of it.
+func (c *eventCache) drop(eventID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, eventID)
+	c.recent = slices.DeleteFunc(c.recent, func(id string) bool { return id == eventID })
+}
+
+func (c *eventCache) touch(eventID string) {
 	for i, id := range c.recent {
 		if id == eventID {
 			c.recent = append(c.recent[:i], c.recent[i+1:]...)
@@ -70,6 +247,10 @@ func (c *poolCache) touch(eventID string) {
 // poolOf builds the scoring pool of an event's members; it stops early
 // with ctx's error when the activity's attempt ends.
 func poolOf(ctx context.Context, members []store.Member) (*matching.Pool, error) {
+	return matching.NewPoolContext(ctx, profilesOf(members))
+}
+
+func profilesOf(members []store.Member) []matching.Profile {
 	profiles := make([]matching.Profile, len(members))
 	for i, m := range members {
 		profiles[i] = matching.Profile{
@@ -84,5 +265,5 @@ func poolOf(ctx context.Context, members []store.Member) (*matching.Pool, error)
 			Bio:         m.Bio,
 		}
 	}
-	return matching.NewPoolContext(ctx, profiles)
+	return profiles
 }

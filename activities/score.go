@@ -3,7 +3,9 @@ package activities
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 
 	"go.temporal.io/sdk/activity"
 
@@ -15,25 +17,16 @@ import (
 // applies the incremental rule to everyone else's list, and stages every list
 // that changed.
 func (a *Activities) ScoreBatch(ctx context.Context, in BatchRef) (ScoreResult, error) {
-	cachedVersion, pool := a.pools.get(in.EventID)
-	snap, err := a.Store.LoadSnapshot(ctx, in.EventID, in.Token, cachedVersion)
+	view, err := a.eventView(ctx, in)
 	if err != nil {
 		if isBatchNotFound(err) {
 			return ScoreResult{}, a.batchNotFound(ctx, in, err)
 		}
-		return ScoreResult{}, err
-	}
-	if snap.MembersLoaded {
-		if pool, err = poolOf(ctx, snap.Members); err != nil {
-			return ScoreResult{}, fmt.Errorf("score batch %s: %w", in.Token, err)
-		}
-		if snap.MembersVersion >= 0 {
-			a.pools.put(in.EventID, snap.MembersVersion, pool)
-		}
+		return ScoreResult{}, fmt.Errorf("score batch %s: %w", in.Token, err)
 	}
 	activity.RecordHeartbeat(ctx, "loaded")
 
-	plan, err := planBatch(ctx, pool, snap, a.TopN)
+	plan, err := planBatch(ctx, view.view, view.claimed, a.TopN)
 	if err != nil {
 		// The attempt ran out of time or was cancelled: stop scoring now
 		// rather than keep a core busy for a result nobody will take.
@@ -45,7 +38,7 @@ func (a *Activities) ScoreBatch(ctx context.Context, in BatchRef) (ScoreResult, 
 	}
 	activity.RecordHeartbeat(ctx, "scored")
 
-	if err := a.Store.StageMatches(ctx, in.Token, snap.Version, plan.viewerIDs(), rows); err != nil {
+	if err := a.Store.StageMatches(ctx, in.Token, view.view.listsVersion, plan.viewerIDs(), rows); err != nil {
 		return ScoreResult{}, err
 	}
 	res := ScoreResult{
@@ -53,48 +46,71 @@ func (a *Activities) ScoreBatch(ctx context.Context, in BatchRef) (ScoreResult, 
 		Scored:       len(plan.claimed),
 		ListsChanged: len(plan.viewers),
 		Rows:         len(rows),
+
+		ReadWholeEvent: view.wholeRead,
 	}
 	a.log(ctx).Info("scored batch", "event_id", in.EventID, "batch", in.Token,
-		"members", res.Members, "scored", res.Scored, "lists_changed", res.ListsChanged)
+		"members", res.Members, "scored", res.Scored, "lists_changed", res.ListsChanged,
+		"read_whole_event", res.ReadWholeEvent)
 	return res, nil
 }
 
-// batchPlan is the pure part of scoring: the snapshot turned into a pool, the
-// stored lists, and the result of the incremental update.
+// batchView is the event as a batch scores it, and the batch's members.
+type batchView struct {
+	view      *eventView
+	claimed   []string
+	wholeRead bool
+}
+
+// eventView reads what changed in the event since this worker's cached
+// view and applies it, or reads the whole event when there is no view or
+// the changes cannot be applied to it, and caches the result.
+func (a *Activities) eventView(ctx context.Context, in BatchRef) (batchView, error) {
+	cached := a.events.get(in.EventID)
+	snap, err := a.Store.LoadSnapshot(ctx, in.EventID, in.Token, cached.cached())
+	if err != nil {
+		return batchView{}, err
+	}
+	view, err := cached.advance(ctx, snap)
+	if errors.Is(err, errViewGap) {
+		a.log(ctx).Info("reading the whole event", "event_id", in.EventID, "reason", err)
+		a.events.drop(in.EventID)
+		if snap, err = a.Store.LoadSnapshot(ctx, in.EventID, in.Token, store.NoCache); err != nil {
+			return batchView{}, err
+		}
+		view, err = (*eventView)(nil).advance(ctx, snap)
+	}
+	if err != nil {
+		return batchView{}, err
+	}
+	// -1: no state row yet, so nothing may be cached against it.
+	if snap.MembersVersion >= 0 {
+		a.events.put(in.EventID, view)
+	}
+	return batchView{view: view, claimed: snap.ClaimedUsers, wholeRead: snap.MembersLoaded}, nil
+}
+
+// batchPlan is the pure part of scoring: the event's view and the result
+// of the incremental update.
 type batchPlan struct {
 	pool    *matching.Pool
 	lists   [][]matching.Entry
 	claimed []int
 	// viewers are the member indexes whose lists the batch rewrites.
 	viewers []int
-	// orphanViewers are stored lists whose owner left the event; they are
-	// rewritten as empty.
+	// orphanViewers are stored lists whose owner is not scored (left, or
+	// quarantined); they are rewritten as empty.
 	orphanViewers []string
 }
 
-// planBatch maps the snapshot's stored lists onto the pool (built from the
-// same members_version) and applies the incremental update.
-func planBatch(ctx context.Context, pool *matching.Pool, snap store.Snapshot, topN int) (*batchPlan, error) {
-	p := &batchPlan{pool: pool}
-	p.lists = make([][]matching.Entry, p.pool.Len())
-
-	orphans := map[string]bool{}
-	for _, m := range snap.Matches {
-		viewer, ok := p.pool.Index(m.UserID)
-		if !ok {
-			if !orphans[m.UserID] {
-				orphans[m.UserID] = true
-				p.orphanViewers = append(p.orphanViewers, m.UserID)
-			}
-			continue
-		}
-		other, ok := p.pool.Index(m.MatchedUserID)
-		if !ok {
-			other = -1 // makes the list invalid, so Update recomputes it
-		}
-		p.lists[viewer] = append(p.lists[viewer], matching.Entry{Other: other, Score: m.Score})
+// planBatch applies the incremental update to a copy of the view's lists.
+func planBatch(ctx context.Context, view *eventView, claimedUsers []string, topN int) (*batchPlan, error) {
+	p := &batchPlan{pool: view.pool, lists: slices.Clone(view.lists)}
+	for owner := range view.orphans {
+		p.orphanViewers = append(p.orphanViewers, owner)
 	}
-	for _, id := range snap.ClaimedUsers {
+	slices.Sort(p.orphanViewers)
+	for _, id := range claimedUsers {
 		if i, ok := p.pool.Index(id); ok {
 			p.claimed = append(p.claimed, i)
 		}

@@ -130,7 +130,12 @@ func TestPromptInjectionDoesNotChangeRanking(t *testing.T) {
 }
 
 func planOf(snap store.Snapshot, topN int) *batchPlan {
-	plan, err := planBatch(context.Background(), mustPool(snap.Members), snap, topN)
+	snap.MembersLoaded, snap.MatchesLoaded = true, true
+	view, err := (*eventView)(nil).advance(context.Background(), snap)
+	if err != nil {
+		panic(err) // a background context is never cancelled
+	}
+	plan, err := planBatch(context.Background(), view, snap.ClaimedUsers, topN)
 	if err != nil {
 		panic(err) // a background context is never cancelled
 	}

@@ -147,22 +147,51 @@ type StoredMatch struct {
 }
 
 // Snapshot is everything scoring a batch reads, taken in one repeatable-read
-// transaction so members, matches and versions agree.
+// transaction so members, matches and versions agree. It is the whole event,
+// or what changed since versions the caller holds (see Cached).
 type Snapshot struct {
 	Version        int64
 	MembersVersion int64
-	// MembersLoaded is false when the caller's cached members are still
-	// current (MembersVersion equals what it passed); Members is then empty.
+	ClaimedUsers   []string
+
+	// MembersLoaded: Members holds every member scoring sees (quarantined
+	// ones are left out). Otherwise Members holds the members that changed
+	// since the caller's members version and are still scored, MembersGone
+	// those that left or were quarantined; both are empty when nothing
+	// changed.
 	MembersLoaded bool
-	ClaimedUsers  []string
 	Members       []Member
+	MembersGone   []string
+
+	// MatchesLoaded: Matches holds every stored list. Otherwise Matches
+	// holds the current rows of the lists named in ListsChanged, the lists
+	// rewritten since the caller's version; one named there without rows
+	// has no list now.
+	MatchesLoaded bool
 	Matches       []StoredMatch
+	ListsChanged  []string
 }
 
-// LoadSnapshot reads the batch's claimed users, the event's matches and,
-// unless cachedMembersVersion is still the event's members_version, its
-// members. Pass -1 to always load the members.
-func (s *Store) LoadSnapshot(ctx context.Context, eventID, token string, cachedMembersVersion int64) (Snapshot, error) {
+// Cached names the versions of an event's members and lists a caller keeps
+// in memory; -1 means none.
+type Cached struct {
+	MembersVersion int64
+	ListsVersion   int64
+}
+
+// NoCache makes LoadSnapshot read the whole event.
+var NoCache = Cached{MembersVersion: -1, ListsVersion: -1}
+
+// changeLogHorizon is how many versions of each counter the change log
+// keeps per event. A cache further behind than this reads the whole event.
+const changeLogHorizon = 10_000
+
+// LoadSnapshot reads the batch's claimed users and the event's members and
+// matches: in full, or as the changes since the versions in cached when the
+// change log covers every version since (see migrations/006_change_log.sql).
+// Members read in full mean matches are read in full too, since a caller
+// that lost its members has nothing to apply list changes to.
+func (s *Store) LoadSnapshot(ctx context.Context, eventID, token string, cached Cached) (Snapshot, error) {
 	var snap Snapshot
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx,
@@ -180,46 +209,132 @@ func (s *Store) LoadSnapshot(ctx context.Context, eventID, token string, cachedM
 		if err != nil {
 			return err
 		}
+
+		var changedMembers []string
+		membersDelta := false
 		// -1: no state row yet, so nothing may be cached against it.
-		if snap.MembersVersion < 0 || snap.MembersVersion != cachedMembersVersion {
-			rows, err := tx.Query(ctx, `
-				SELECT `+memberColumns("m", 2)+`
-				FROM all_events_members m
-				WHERE m.event_id = $1
-				  AND NOT EXISTS (SELECT 1 FROM matchmaking_quarantine q
-				                  WHERE q.event_id = m.event_id AND q.user_id = m.user_id)
-				ORDER BY m.user_id`, append([]any{eventID}, memberCapArgs...)...)
+		if snap.MembersVersion >= 0 {
+			changedMembers, membersDelta, err = changesSince(ctx, tx, eventID, "members", cached.MembersVersion, snap.MembersVersion)
 			if err != nil {
 				return err
 			}
-			snap.Members, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Member, error) {
-				var m Member
-				err := row.Scan(m.scanTargets()...)
-				return m, err
-			})
-			if err != nil {
+		}
+		if !membersDelta {
+			if snap.Members, err = loadMembers(ctx, tx, eventID, nil); err != nil {
 				return err
 			}
 			snap.MembersLoaded = true
+		} else if len(changedMembers) > 0 {
+			if snap.Members, err = loadMembers(ctx, tx, eventID, changedMembers); err != nil {
+				return err
+			}
+			snap.MembersGone = missingFrom(changedMembers, snap.Members)
 		}
-		rows, err := tx.Query(ctx, `
-			SELECT user_id::text, matched_user_id::text, rank, score
-			FROM matches WHERE event_id = $1
-			ORDER BY user_id, rank`, eventID)
-		if err != nil {
+
+		listsDelta := false
+		if membersDelta {
+			snap.ListsChanged, listsDelta, err = changesSince(ctx, tx, eventID, "lists", cached.ListsVersion, snap.Version)
+			if err != nil {
+				return err
+			}
+		}
+		if !listsDelta {
+			snap.ListsChanged = nil
+			snap.MatchesLoaded = true
+		}
+		if snap.MatchesLoaded || len(snap.ListsChanged) > 0 {
+			// Separate statements rather than "$2 IS NULL OR ...", which a
+			// generic plan could only answer by reading every row.
+			const columns = `SELECT user_id::text, matched_user_id::text, rank, score FROM matches `
+			query, args := columns+`WHERE event_id = $1 ORDER BY user_id, rank`, []any{eventID}
+			if !snap.MatchesLoaded {
+				query = columns + `WHERE event_id = $1 AND user_id = ANY ($2::uuid[]) ORDER BY user_id, rank`
+				args = append(args, snap.ListsChanged)
+			}
+			rows, err := tx.Query(ctx, query, args...)
+			if err != nil {
+				return err
+			}
+			snap.Matches, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (StoredMatch, error) {
+				var m StoredMatch
+				err := row.Scan(&m.UserID, &m.MatchedUserID, &m.Rank, &m.Score)
+				return m, err
+			})
 			return err
 		}
-		snap.Matches, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (StoredMatch, error) {
-			var m StoredMatch
-			err := row.Scan(&m.UserID, &m.MatchedUserID, &m.Rank, &m.Score)
-			return m, err
-		})
-		return err
+		return nil
 	})
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("load event %s for batch %s: %w", eventID, token, err)
 	}
 	return snap, nil
+}
+
+// changesSince returns the users the change log names for counter's versions
+// after since, up to current, and whether the log holds every one of those
+// versions; only then are the users all that changed.
+func changesSince(ctx context.Context, tx pgx.Tx, eventID, counter string, since, current int64) (users []string, complete bool, err error) {
+	if since < 0 || since > current || current-since > changeLogHorizon {
+		return nil, false, nil
+	}
+	if since == current {
+		return nil, true, nil
+	}
+	var logged int64
+	err = tx.QueryRow(ctx, `
+		SELECT count(*), coalesce((SELECT array_agg(DISTINCT u::text)
+		                           FROM matchmaking_change_log l, unnest(l.user_ids) AS u
+		                           WHERE l.event_id = $1 AND l.counter = $2 AND l.version > $3 AND l.version <= $4), '{}')
+		FROM matchmaking_change_log
+		WHERE event_id = $1 AND counter = $2 AND version > $3 AND version <= $4`,
+		eventID, counter, since, current).Scan(&logged, &users)
+	if err != nil {
+		return nil, false, fmt.Errorf("read the %s change log: %w", counter, err)
+	}
+	if logged != current-since {
+		return nil, false, nil
+	}
+	return users, true, nil
+}
+
+// loadMembers reads the event's members that scoring sees (not
+// quarantined), all of them when only is nil, else those in only.
+func loadMembers(ctx context.Context, tx pgx.Tx, eventID string, only []string) ([]Member, error) {
+	which, args := "", []any{eventID}
+	if only != nil {
+		// A statement of its own, so its plan always uses the primary key.
+		which, args = "AND m.user_id = ANY ($2::uuid[])", append(args, only)
+	}
+	rows, err := tx.Query(ctx, `
+		SELECT `+memberColumns("m", len(args)+1)+`
+		FROM all_events_members m
+		WHERE m.event_id = $1 `+which+`
+		  AND NOT EXISTS (SELECT 1 FROM matchmaking_quarantine q
+		                  WHERE q.event_id = m.event_id AND q.user_id = m.user_id)
+		ORDER BY m.user_id`, append(args, memberCapArgs...)...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Member, error) {
+		var m Member
+		err := row.Scan(m.scanTargets()...)
+		return m, err
+	})
+}
+
+// missingFrom returns the IDs of ids with no member in members.
+func missingFrom(ids []string, members []Member) []string {
+	found := make(map[string]bool, len(members))
+	for _, m := range members {
+		found[m.UserID] = true
+	}
+	var missing []string
+	for _, id := range ids {
+		if !found[id] {
+			missing = append(missing, id)
+		}
+	}
+	return missing
 }
 
 // StagedMatch is one row of a new list, before its insight is written.
@@ -511,8 +626,22 @@ func (s *Store) CommitBatch(ctx context.Context, eventID, token string) (CommitR
 		}
 		res.UsersRequeued = int(tag.RowsAffected())
 
-		if _, err := tx.Exec(ctx,
-			`UPDATE matchmaking_event_state SET version = version + 1 WHERE event_id = $1`, eventID); err != nil {
+		// The new version logs the lists it rewrote, for workers that keep
+		// the event's lists in memory; entries past the horizon go.
+		if _, err := tx.Exec(ctx, `
+			WITH bumped AS (
+				UPDATE matchmaking_event_state SET version = version + 1 WHERE event_id = $1
+				RETURNING version, members_version
+			), logged AS (
+				INSERT INTO matchmaking_change_log (event_id, counter, version, user_ids)
+				SELECT $1, 'lists', bumped.version, coalesce(b.viewers, '{}')
+				FROM bumped, matchmaking_batches b WHERE b.token = $2
+			)
+			DELETE FROM matchmaking_change_log l USING bumped
+			WHERE l.event_id = $1
+			  AND ((l.counter = 'lists' AND l.version <= bumped.version - $3)
+			       OR (l.counter = 'members' AND l.version <= bumped.members_version - $3))`,
+			eventID, token, changeLogHorizon); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `

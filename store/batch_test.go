@@ -27,7 +27,7 @@ func TestBatchHappyPath(t *testing.T) {
 	if n := e.claim(event, "t", 3); n != 3 {
 		t.Fatalf("claim: got %d, want 3", n)
 	}
-	snap, err := e.st.LoadSnapshot(e.Ctx, event, "t", -1)
+	snap, err := e.st.LoadSnapshot(e.Ctx, event, "t", store.NoCache)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestBatchHappyPath(t *testing.T) {
 	if !reflect.DeepEqual(snap.Matches, wantMatches) {
 		t.Errorf("snapshot matches %+v, want %+v", snap.Matches, wantMatches)
 	}
-	if _, err := e.st.LoadSnapshot(e.Ctx, event, "nope", -1); !errors.Is(err, store.ErrBatchNotFound) {
+	if _, err := e.st.LoadSnapshot(e.Ctx, event, "nope", store.NoCache); !errors.Is(err, store.ErrBatchNotFound) {
 		t.Errorf("LoadSnapshot of an unknown token: %v, want ErrBatchNotFound", err)
 	}
 
@@ -147,7 +147,7 @@ func TestCommitMissingInsightFails(t *testing.T) {
 	e.queue(event, 1, 0, 0)
 	e.match(event, 1, 3, 1)
 	e.claim(event, "t", 10)
-	snap, err := e.st.LoadSnapshot(e.Ctx, event, "t", -1)
+	snap, err := e.st.LoadSnapshot(e.Ctx, event, "t", store.NoCache)
 	if err != nil {
 		t.Fatal(err)
 	}

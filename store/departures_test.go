@@ -77,7 +77,7 @@ func TestSnapshotReadsHostileProfiles(t *testing.T) {
 	}
 	e.queue(event, 1, 0, 0)
 	e.claim(event, "t", 10)
-	snap, err := e.st.LoadSnapshot(e.Ctx, event, "t", -1)
+	snap, err := e.st.LoadSnapshot(e.Ctx, event, "t", store.NoCache)
 	if err != nil {
 		t.Fatalf("LoadSnapshot: %v", err)
 	}

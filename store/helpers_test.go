@@ -120,7 +120,7 @@ func (e *env) claim(event, token string, limit int) int {
 // appearance per viewer) for viewers, then writes an "ai" insight for each.
 func (e *env) stageAll(event, token string, viewers []int, pairs ...[2]int) store.Snapshot {
 	e.T.Helper()
-	snap, err := e.st.LoadSnapshot(e.Ctx, event, token, -1)
+	snap, err := e.st.LoadSnapshot(e.Ctx, event, token, store.NoCache)
 	if err != nil {
 		e.T.Fatalf("LoadSnapshot: %v", err)
 	}

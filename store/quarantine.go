@@ -253,8 +253,7 @@ func (s *Store) QuarantineMembers(ctx context.Context, eventID string, members [
 			DELETE FROM matchmaking_queue WHERE event_id = $1 AND user_id = ANY ($2::uuid[])`, eventID, ids); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `
-			UPDATE matchmaking_event_state SET members_version = members_version + 1 WHERE event_id = $1`, eventID); err != nil {
+		if err := bumpMembersVersion(ctx, tx, eventID, ids); err != nil {
 			return err
 		}
 		return tx.QueryRow(ctx, `SELECT count(*) FROM matchmaking_quarantine WHERE event_id = $1`, eventID).Scan(&total)
@@ -288,8 +287,7 @@ func (s *Store) RetryQuarantined(ctx context.Context, eventID string) (int, erro
 		if retried == 0 {
 			return nil
 		}
-		if _, err := tx.Exec(ctx, `
-			UPDATE matchmaking_event_state SET members_version = members_version + 1 WHERE event_id = $1`, eventID); err != nil {
+		if err := bumpMembersVersion(ctx, tx, eventID, ids); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `SELECT matchmaking_enqueue_rows($1, $2::uuid[], 2)`, eventID, ids)
@@ -325,4 +323,21 @@ func (s *Store) QuarantinedMembers(ctx context.Context, eventID string) ([]Quara
 		return nil, fmt.Errorf("list quarantined members of event %s: %w", eventID, err)
 	}
 	return out, nil
+}
+
+// bumpMembersVersion moves the event's members_version and logs the members
+// it was for, so cached pools take them in or out (the state row is locked
+// already).
+func bumpMembersVersion(ctx context.Context, tx pgx.Tx, eventID string, userIDs []string) error {
+	_, err := tx.Exec(ctx, `
+		WITH bumped AS (
+			UPDATE matchmaking_event_state SET members_version = members_version + 1 WHERE event_id = $1
+			RETURNING members_version
+		)
+		INSERT INTO matchmaking_change_log (event_id, counter, version, user_ids)
+		SELECT $1, 'members', members_version, $2::uuid[] FROM bumped`, eventID, userIDs)
+	if err != nil {
+		return fmt.Errorf("log the member change: %w", err)
+	}
+	return nil
 }

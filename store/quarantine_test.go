@@ -50,7 +50,7 @@ func TestRefusedOwnerIsQuarantined(t *testing.T) {
 		t.Fatalf("QuarantineMembers: %d, %v", total, err)
 	}
 	wantStrings(t, "queue", sorted(e.queueRows(event)), "1:0*t", "2:0*t", "4:0*t", "5:0*t")
-	snap, err := e.st.LoadSnapshot(e.Ctx, event, "t", -1)
+	snap, err := e.st.LoadSnapshot(e.Ctx, event, "t", store.NoCache)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,232 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/eventmatch/matchmaker/demodata"
+	"github.com/eventmatch/matchmaker/internal/testenv"
+	"github.com/eventmatch/matchmaker/store"
+)
+
+// TestCachedViewEqualsAWholeRead runs an event through rounds of joins,
+// profile edits, departures, quarantine and retries, matching it with one
+// Activities (so one cached view) in small batches. After every batch the
+// cached view must equal one read from scratch, and at the end every stored
+// list must be its owner's true top-N. It also checks that the cache was
+// used: only the first batch may read the whole event.
+func TestCachedViewEqualsAWholeRead(t *testing.T) {
+	testenv.RequireIntegration(t)
+	t.Parallel()
+	ctx := context.Background()
+	_, pool := testenv.Database(t)
+	st := store.New(pool)
+	acts := &Activities{Store: st, TopN: 3, Lease: time.Minute}
+	everyone := demodata.Generate(23, 400)
+	ev, err := st.EnsureEvent(ctx, "view", "View test event")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.InsertMembers(ctx, ev.ID, demodata.StoreMembers(everyone[:150])); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.EnableEvent(ctx, ev.ID); err != nil {
+		t.Fatal(err)
+	}
+	joined := 150
+	present := func() []string {
+		var ids []string
+		rows, err := pool.Query(ctx, `SELECT user_id::text FROM all_events_members WHERE event_id = $1 ORDER BY user_id`, ev.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		return ids
+	}
+
+	var suite testsuite.WorkflowTestSuite
+	rng := rand.New(rand.NewPCG(5, 8))
+	batches, wholeReads := 0, 0
+	run := func(fn any, arg any, out any) {
+		t.Helper()
+		env := suite.NewTestActivityEnvironment()
+		env.RegisterActivity(acts)
+		v, err := env.ExecuteActivity(fn, arg)
+		if err != nil {
+			t.Fatalf("activity: %v", err)
+		}
+		if out != nil {
+			if err := v.Get(out); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	drain := func() {
+		t.Helper()
+		for {
+			batches++
+			token := fmt.Sprintf("view/%d", batches)
+			var claim ClaimResult
+			run(acts.ClaimBatch, ClaimInput{EventID: ev.ID, Token: token, Limit: 1 + rng.IntN(25)}, &claim)
+			if claim.Claimed == 0 {
+				return
+			}
+			ref := BatchRef{EventID: ev.ID, Token: token}
+			var score ScoreResult
+			run(acts.ScoreBatch, ref, &score)
+			if score.ReadWholeEvent {
+				wholeReads++
+			}
+			assertViewIsWholeRead(t, acts, st, ref)
+			run(acts.WriteInsights, ref, nil)
+			var commit CommitResult
+			run(acts.CommitBatch, ref, &commit)
+			if commit.Stale {
+				t.Fatalf("batch %s stale", token)
+			}
+		}
+	}
+
+	drain()
+	for round := range 20 {
+		ids := present()
+		switch {
+		case round%7 == 6: // quarantine someone, or let them all back
+			if round%2 == 0 {
+				if _, err := st.QuarantineMembers(ctx, ev.ID, []store.RefusedMember{{UserID: ids[rng.IntN(len(ids))], Reason: "test"}}); err != nil {
+					t.Fatal(err)
+				}
+			} else if _, err := st.RetryQuarantined(ctx, ev.ID); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			n := 1 + rng.IntN(8)
+			if _, err := st.InsertMembers(ctx, ev.ID, demodata.StoreMembers(everyone[joined:joined+n])); err != nil {
+				t.Fatal(err)
+			}
+			joined += n
+			for range 1 + rng.IntN(4) {
+				donor := everyone[rng.IntN(len(everyone))]
+				if _, err := pool.Exec(ctx, `
+					UPDATE all_events_members SET interests = $3, offering = $4, bio = $5
+					WHERE event_id = $1 AND user_id = $2`,
+					ev.ID, ids[rng.IntN(len(ids))], donor.Interests, donor.Offering, donor.Bio); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range rng.IntN(4) {
+				if _, err := pool.Exec(ctx, `DELETE FROM all_events_members WHERE event_id = $1 AND user_id = $2`,
+					ev.ID, ids[rng.IntN(len(ids))]); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		drain()
+	}
+	if wholeReads != 1 {
+		t.Errorf("%d of %d batches read the whole event, want only the first", wholeReads, batches)
+	}
+	assertTrueTopN(t, st, ev.ID, 3)
+}
+
+// assertViewIsWholeRead compares the worker's cached view of the batch's
+// event with one built from a whole read.
+func assertViewIsWholeRead(t *testing.T, acts *Activities, st *store.Store, ref BatchRef) {
+	t.Helper()
+	cached := acts.events.get(ref.EventID)
+	snap, err := st.LoadSnapshot(context.Background(), ref.EventID, ref.Token, store.NoCache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := (*eventView)(nil).advance(context.Background(), snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cached.membersVersion != whole.membersVersion || cached.listsVersion != whole.listsVersion {
+		t.Fatalf("%s: cached at %d/%d, event at %d/%d", ref.Token,
+			cached.membersVersion, cached.listsVersion, whole.membersVersion, whole.listsVersion)
+	}
+	describe := func(v *eventView) (members []string, lists map[string]string) {
+		lists = map[string]string{}
+		for i := range v.pool.Len() {
+			p := v.pool.Profile(i)
+			members = append(members, fmt.Sprintf("%s %v %v %q", p.UserID, p.Interests, p.Offering, p.Bio))
+			var entries []string
+			for _, e := range v.lists[i] {
+				other := "gone"
+				if e.Other >= 0 {
+					other = v.pool.Profile(e.Other).UserID
+				}
+				entries = append(entries, fmt.Sprintf("%s:%v", other, e.Score))
+			}
+			if len(entries) > 0 {
+				lists[p.UserID] = fmt.Sprint(entries)
+			}
+		}
+		for owner := range v.orphans {
+			lists[owner] = "orphan"
+		}
+		slices.Sort(members)
+		return members, lists
+	}
+	cachedMembers, cachedLists := describe(cached)
+	wholeMembers, wholeLists := describe(whole)
+	if !slices.Equal(cachedMembers, wholeMembers) {
+		t.Fatalf("%s: cached pool differs from the event's members:\n cached %v\n whole  %v", ref.Token, cachedMembers, wholeMembers)
+	}
+	if fmt.Sprint(cachedLists) != fmt.Sprint(wholeLists) {
+		t.Fatalf("%s: cached lists differ from the stored ones:\n cached %v\n whole  %v", ref.Token, cachedLists, wholeLists)
+	}
+}
+
+// assertTrueTopN checks every stored list against a pool built from scratch.
+func assertTrueTopN(t *testing.T, st *store.Store, eventID string, topN int) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := st.Pool().Exec(ctx, `INSERT INTO matchmaking_batches (token, event_id, claimed_users) VALUES ('check', $1, '{}')`, eventID); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := st.LoadSnapshot(ctx, eventID, "check", store.NoCache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := poolOf(ctx, snap.Members)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := map[string][]store.StoredMatch{}
+	for _, m := range snap.Matches {
+		stored[m.UserID] = append(stored[m.UserID], m)
+	}
+	for i := range pool.Len() {
+		owner := pool.Profile(i).UserID
+		want := pool.TopN(i, topN)
+		got := stored[owner]
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d stored matches, want %d", owner, len(got), len(want))
+		}
+		for k, e := range want {
+			if got[k].MatchedUserID != pool.Profile(e.Other).UserID || got[k].Score != e.Score {
+				t.Fatalf("%s rank %d: stored %s (%v), want %s (%v)", owner, k+1,
+					got[k].MatchedUserID, got[k].Score, pool.Profile(e.Other).UserID, e.Score)
+			}
+		}
+		delete(stored, owner)
+	}
+	for owner := range stored {
+		t.Errorf("%s is not scored but has a stored list", owner)
+	}
+}
