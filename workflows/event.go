@@ -161,6 +161,10 @@ func EventMatchmaking(ctx workflow.Context, in Input) error {
 		return err
 	}
 
+	// Runs started before local steps existed keep regular activities to
+	// the end; their continuations take the new version.
+	r.localSteps = workflow.GetVersion(ctx, localStepsChange, workflow.DefaultVersion, localStepsVersion) >= localStepsVersion
+
 	var a *activities.Activities
 	var event activities.EventInfo
 	err := workflow.ExecuteActivity(r.quickOptions(ctx, "look up the event"), a.DescribeEvent, in.EventID).Get(ctx, &event)
@@ -265,6 +269,8 @@ type run struct {
 	wakes      int
 	disabled   bool
 	logger     log.Logger
+	// localSteps: this run runs short steps as local activities.
+	localSteps bool
 
 	pauseCh, resumeCh, wakeCh, disableCh workflow.ReceiveChannel
 	// published is what the search attributes last said, to upsert only
@@ -421,7 +427,7 @@ func (r *run) runBatch(ctx workflow.Context, token string, n int) (int, error) {
 
 	r.phase = "claiming"
 	var claim activities.ClaimResult
-	if err := workflow.ExecuteActivity(r.quickOptions(ctx, fmt.Sprintf("claim batch %d (up to %d members)", n, r.s.BatchSize)),
+	if err := r.quickStep(ctx, fmt.Sprintf("claim batch %d (up to %d members)", n, r.s.BatchSize),
 		a.ClaimBatch, activities.ClaimInput{EventID: r.eventID, Token: token, Limit: r.s.BatchSize}).Get(ctx, &claim); err != nil {
 		return 0, fmt.Errorf("claim: %w", err)
 	}
@@ -435,20 +441,19 @@ func (r *run) runBatch(ctx workflow.Context, token string, n int) (int, error) {
 	for {
 		r.phase = "scoring"
 		var scored activities.ScoreResult
-		err := workflow.ExecuteActivity(r.longOptions(ctx, fmt.Sprintf("score batch %d: %d members against the event", n, claim.Claimed)),
+		err := r.batchStep(ctx, claim.Claimed, fmt.Sprintf("score batch %d: %d members against the event", n, claim.Claimed),
 			a.ScoreBatch, ref).Get(ctx, &scored)
 		if err == nil {
 			r.phase = "insights"
 			var insights activities.InsightResult
-			err = workflow.ExecuteActivity(r.longOptions(ctx, fmt.Sprintf("insights for batch %d: %d lists", n, scored.ListsChanged)),
+			err = r.batchStep(ctx, claim.Claimed, fmt.Sprintf("insights for batch %d: %d lists", n, scored.ListsChanged),
 				a.WriteInsights, ref).Get(ctx, &insights)
 			r.state.Insights.add(insights)
 		}
 		var commit activities.CommitResult
 		if err == nil {
 			r.phase = "committing"
-			err = workflow.ExecuteActivity(r.quickOptions(ctx, fmt.Sprintf("commit batch %d", n)),
-				a.CommitBatch, ref).Get(ctx, &commit)
+			err = r.quickStep(ctx, fmt.Sprintf("commit batch %d", n), a.CommitBatch, ref).Get(ctx, &commit)
 		}
 		if err != nil {
 			return claim.Claimed, r.giveUp(ctx, token, err)
@@ -481,6 +486,54 @@ func (r *run) runBatch(ctx workflow.Context, token string, n int) (int, error) {
 		r.state.LastBatchAt = workflow.Now(ctx)
 		return claim.Claimed, nil
 	}
+}
+
+// Local steps. Each activity a batch runs costs a round trip through the
+// server (schedule, dispatch, complete, a new workflow task), some 15–35 ms
+// each on an idle worker, most of a newcomer's wait. From localStepsVersion
+// on, claim and commit always run as local activities, and so do score and
+// insights for batches of at most localBatchLimit members, whose scoring
+// is milliseconds: a newcomer's whole batch then fits in one workflow task.
+// Larger batches keep regular activities, which any worker may take and
+// which survive the worker that runs them. Every step is idempotent under
+// the batch's token, so a local activity run again after a crash is
+// harmless.
+//
+// Changing localBatchLimit changes the commands of batches near the limit,
+// so it takes a new version too.
+const (
+	localStepsChange  = "local-short-steps"
+	localStepsVersion = 1
+	localBatchLimit   = 50
+)
+
+// quickStep runs a short database step: claim or commit.
+func (r *run) quickStep(ctx workflow.Context, summary string, activity, arg any) workflow.Future {
+	if r.localSteps {
+		return workflow.ExecuteLocalActivity(r.localOptions(ctx, minDuration(r.s.MaxRuntime, 30*time.Second), summary), activity, arg)
+	}
+	return workflow.ExecuteActivity(r.quickOptions(ctx, summary), activity, arg)
+}
+
+// batchStep runs a step whose cost grows with the batch: score or insights.
+func (r *run) batchStep(ctx workflow.Context, claimed int, summary string, activity, arg any) workflow.Future {
+	if r.localSteps && claimed <= localBatchLimit {
+		return workflow.ExecuteLocalActivity(r.localOptions(ctx, r.s.MaxRuntime, summary), activity, arg)
+	}
+	return workflow.ExecuteActivity(r.longOptions(ctx, summary), activity, arg)
+}
+
+func (r *run) localOptions(ctx workflow.Context, attempt time.Duration, summary string) workflow.Context {
+	policy := retryPolicy()
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: attempt,
+		// Local activities stop retrying at ScheduleToClose, which
+		// defaults to one attempt's timeout; allow every attempt the
+		// policy grants, with its backoff.
+		ScheduleToCloseTimeout: time.Duration(policy.MaximumAttempts) * (attempt + policy.MaximumInterval),
+		RetryPolicy:            policy,
+		Summary:                summary,
+	})
 }
 
 func (r *run) quickOptions(ctx workflow.Context, summary string) workflow.Context {

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Records one workflow history of the current worker for the replay tests:
+# a dev server of its own, a 250-member event matched in batches of 100,
+# newcomers one at a time (small batches), a profile edit, two deletes,
+# pause and resume, disable. Writes workflows/testdata/$1.json.
+#
+#   scripts/record-history.sh v2-local-steps-newcomers-edit-delete-pause-disable
+set -euo pipefail
+cd "$(dirname "$0")/.."
+name="${1:?usage: $0 <file name without .json>}"
+out="workflows/testdata/$name.json"
+
+work=$(mktemp -d)
+port=7299
+db=matchmaking_record_$$
+export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db?sslmode=disable"
+export TEMPORAL_ADDRESS="127.0.0.1:$port"
+export TEMPORAL_TASK_QUEUE=record-history
+cleanup() {
+	[ -n "${worker:-}" ] && kill "$worker" 2>/dev/null || true
+	[ -n "${server:-}" ] && kill "$server" 2>/dev/null || true
+	wait 2>/dev/null || true
+	psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" postgres >/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+make -s build
+bin/temporal server start-dev --ip 127.0.0.1 --port "$port" --headless --log-level warn >"$work/temporal.log" 2>&1 &
+server=$!
+for _ in $(seq 150); do bin/temporal operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1 && break; sleep 0.2; done
+
+bin/starter migrate --create-database
+bin/starter load-demo --code record --members 250 --seed 3
+BATCH_SIZE=100 bin/worker >"$work/worker.log" 2>&1 &
+worker=$!
+bin/starter enable record --wait --timeout 2m
+
+sql() { psql -h 127.0.0.1 -U postgres -d "$db" -v ON_ERROR_STOP=1 -qAt -c "$1"; }
+event=$(sql "SELECT id FROM events WHERE code = 'record'")
+drained() {
+	for _ in $(seq 100); do
+		[ "$(sql "SELECT count(*) FROM matchmaking_queue WHERE event_id = '$event'")" = 0 ] && return 0
+		sleep 0.1
+	done
+	echo "queue not drained"; exit 1
+}
+for k in 1 2 3; do
+	sql "INSERT INTO all_events_members (event_id, user_id, display_name, interests, looking_for, offering)
+	     VALUES ('$event', gen_random_uuid(), 'Newcomer $k', ARRAY['ai','climate'], ARRAY['hiring'], ARRAY['mentoring'])"
+	sleep 0.3
+	drained
+done
+sql "UPDATE all_events_members SET interests = ARRAY['robotics'] WHERE event_id = '$event'
+     AND user_id = (SELECT user_id FROM all_events_members WHERE event_id = '$event' ORDER BY user_id LIMIT 1)"
+sleep 0.3
+drained
+sql "DELETE FROM all_events_members WHERE event_id = '$event'
+     AND user_id IN (SELECT user_id FROM all_events_members WHERE event_id = '$event' ORDER BY user_id DESC LIMIT 2)"
+sleep 0.3
+drained
+bin/starter pause record
+bin/starter resume record
+bin/starter disable record
+sleep 1
+
+bin/temporal workflow show --address "$TEMPORAL_ADDRESS" --workflow-id "matchmaking-$event" --output json >"$out"
+# Histories carry IDs and counts only.
+if grep -qi "newcomer\|robotics\|climate" "$out"; then
+	echo "$out holds profile text"; exit 1
+fi
+echo "wrote $out ($(grep -c '"eventType"' "$out") events)"
