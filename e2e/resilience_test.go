@@ -353,7 +353,10 @@ const (
 )
 
 func churnScenario(t *testing.T, row *scenarioRow, p churnParams) {
-	e := newEnv(t, map[string]string{"BATCH_SIZE": "10000"}) // the worker's default
+	// The worker's defaults: a 10,000-member batch of a 20,000-member event
+	// takes ~5 s to score on two idle cores, so the harness's 5 s budget
+	// would time it out whenever anything else runs.
+	e := newEnv(t, map[string]string{"BATCH_SIZE": "10000", "MAX_RUNTIME_MS": "45000"})
 	pool := observerPool(t, e.dbURL)
 	gen := demodata.Generate(int64(p.seed), p.members)
 	eventID := loadEvent(t, pool, "churn", gen)
