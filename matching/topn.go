@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -89,56 +90,78 @@ func (p *Pool) Update(lists [][]Entry, claimed []int, n int) (changed []int) {
 // the end next to its retry. It then returns an error wrapping ctx.Err()
 // and leaves lists untouched; otherwise it behaves exactly like Update.
 func (p *Pool) UpdateContext(ctx context.Context, lists [][]Entry, claimed []int, n int) (changed []int, err error) {
+	u, err := p.prepareUpdate(ctx, lists, claimed, n)
+	if err != nil {
+		return nil, err
+	}
+	offers, err := p.scoreOffers(ctx, u.freshIDs, u.fresh, u.isClaimed, n)
+	if err != nil {
+		return stopped(err)
+	}
+	return p.finishUpdate(ctx, lists, u, offers, n)
+}
+
+func stopped(err error) ([]int, error) {
+	return nil, fmt.Errorf("matching: update stopped: %w", err)
+}
+
+// update is what step 1 of Update found: which lists are rebuilt from
+// every candidate (fresh), and which members were claimed.
+type update struct {
+	isClaimed, fresh []bool
+	// freshIDs are the fresh members in UserID order, the order shards
+	// split them in.
+	freshIDs []int
+}
+
+func (p *Pool) prepareUpdate(ctx context.Context, lists [][]Entry, claimed []int, n int) (*update, error) {
 	if len(lists) != p.Len() {
 		panic(fmt.Sprintf("matching: Update got %d lists for a pool of %d", len(lists), p.Len()))
 	}
-	stopped := func(err error) ([]int, error) {
-		return nil, fmt.Errorf("matching: update stopped: %w", err)
-	}
 	if err := ctx.Err(); err != nil {
-		return stopped(err)
+		_, err = stopped(err)
+		return nil, err
 	}
 	size := p.Len()
-	isClaimed := make([]bool, size)
-	for _, u := range claimed {
-		isClaimed[u] = true
+	u := &update{isClaimed: make([]bool, size), fresh: make([]bool, size)}
+	for _, c := range claimed {
+		u.isClaimed[c] = true
 	}
-	// fresh lists are rebuilt from every candidate: the claimed members'
-	// and those that fail validation (step 1).
-	fresh := make([]bool, size)
-	err = parallel(ctx, size, func(v int) {
-		fresh[v] = isClaimed[v] || !p.isValidList(v, lists[v], n)
+	err := parallel(ctx, size, func(v int) {
+		u.fresh[v] = u.isClaimed[v] || !p.isValidList(v, lists[v], n)
 	})
 	if err != nil {
-		return stopped(err)
+		_, err = stopped(err)
+		return nil, err
 	}
-	var freshIDs []int
-	for v, yes := range fresh {
+	for v, yes := range u.fresh {
 		if yes {
-			freshIDs = append(freshIDs, v)
+			u.freshIDs = append(u.freshIDs, v)
 		}
 	}
+	slices.SortFunc(u.freshIDs, func(a, b int) int { return int(p.userIDRank[a] - p.userIDRank[b]) })
+	return u, nil
+}
 
-	offers, err := p.scoreOffers(ctx, freshIDs, fresh, isClaimed, n)
-	if err != nil {
-		return stopped(err)
-	}
-
-	// Every other list keeps its entries and takes the claimed members that
-	// beat its last one (step 2); the result is the same as inserting them
-	// one by one, since a top-N of a union does not depend on the order its
-	// parts arrive in. New lists go to updated, and only into lists once
-	// nothing can stop the update any more.
+// finishUpdate is steps 2 and 3 once every pair is scored: every list
+// keeps its entries and takes the offers that beat its last one; fresh
+// lists are made of offers alone.
+func (p *Pool) finishUpdate(ctx context.Context, lists [][]Entry, u *update, offers *offerTable, n int) ([]int, error) {
+	// The result is the same as inserting offers one by one, since a top-N
+	// of a union does not depend on the order its parts arrive in. New
+	// lists go to updated, and only into lists once nothing can stop the
+	// update any more.
+	size := p.Len()
 	isChanged := make([]bool, size)
 	updated := make([][]Entry, size)
-	err = parallel(ctx, size, func(v int) {
-		if fresh[v] {
+	err := parallel(ctx, size, func(v int) {
+		if u.fresh[v] {
 			updated[v] = offers.best(p, v, nil, n)
 			isChanged[v] = true
 			return
 		}
 		for _, e := range lists[v] {
-			if isClaimed[e.Other] {
+			if u.isClaimed[e.Other] {
 				isChanged[v] = true // its rows show a claimed member's profile
 			}
 		}
@@ -151,7 +174,7 @@ func (p *Pool) UpdateContext(ctx context.Context, lists [][]Entry, claimed []int
 	if err != nil {
 		return stopped(err)
 	}
-
+	var changed []int
 	for v, yes := range isChanged {
 		if yes {
 			lists[v] = updated[v]
@@ -159,6 +182,88 @@ func (p *Pool) UpdateContext(ctx context.Context, lists [][]Entry, claimed []int
 		}
 	}
 	return changed, nil
+}
+
+// Offers are one shard's part of an update: for every member, the best
+// entries its share of the pairs offers to that member's list. They name
+// members by UserID, so shards scored by workers whose pools hold the same
+// profiles in another order merge correctly.
+type Offers struct {
+	// Rows are (viewer, other, score), at most n per viewer.
+	Rows []Offer
+}
+
+// Offer is one candidate for Viewer's list.
+type Offer struct {
+	ViewerID, OtherID string
+	Score             float32
+}
+
+// ShardOffers scores shard's share (of shards) of an update's pairs: the
+// fresh members (claimed, or with a list that fails validation) are split
+// in UserID order, every k-th to shard k, and each shard scores its fresh
+// members against everyone, a pair of two fresh members once over all
+// shards. UpdateWithOffers merges the shards' offers into exactly the lists
+// UpdateContext computes. lists are not modified.
+func (p *Pool) ShardOffers(ctx context.Context, lists [][]Entry, claimed []int, n, shard, shards int) (*Offers, error) {
+	if shards < 1 || shard < 0 || shard >= shards {
+		panic(fmt.Sprintf("matching: shard %d of %d", shard, shards))
+	}
+	u, err := p.prepareUpdate(ctx, lists, claimed, n)
+	if err != nil {
+		return nil, err
+	}
+	var mine []int
+	for k, id := range u.freshIDs {
+		if k%shards == shard {
+			mine = append(mine, id)
+		}
+	}
+	table, err := p.scoreOffers(ctx, mine, u.fresh, u.isClaimed, n)
+	if err != nil {
+		_, err = stopped(err)
+		return nil, err
+	}
+	out := &Offers{}
+	for v := range p.Len() {
+		for _, e := range table.best(p, v, nil, n) {
+			out.Rows = append(out.Rows, Offer{ViewerID: p.profiles[v].UserID, OtherID: p.profiles[e.Other].UserID, Score: e.Score})
+		}
+	}
+	return out, nil
+}
+
+// UpdateWithOffers is UpdateContext with the pairs scored by ShardOffers,
+// over every shard of the same update (same profiles, lists, claimed
+// members and n). It returns an error if an offer names a member the pool
+// does not hold or carries a score the pool does not give the pair: the
+// shard was scored on other profiles.
+func (p *Pool) UpdateWithOffers(ctx context.Context, lists [][]Entry, claimed []int, n int, shards []*Offers) (changed []int, err error) {
+	u, err := p.prepareUpdate(ctx, lists, claimed, n)
+	if err != nil {
+		return nil, err
+	}
+	size := p.Len()
+	table := &offerTable{n: n, lists: make([][]Entry, len(shards)), counts: make([][]int8, len(shards))}
+	for w, shard := range shards {
+		table.lists[w] = make([]Entry, size*n)
+		table.counts[w] = make([]int8, size)
+		for _, o := range shard.Rows {
+			viewer, okViewer := p.index[o.ViewerID]
+			other, okOther := p.index[o.OtherID]
+			if !okViewer || !okOther {
+				return nil, fmt.Errorf("matching: a shard offers %s to %s, who are not both in the pool", o.OtherID, o.ViewerID)
+			}
+			if o.Score != p.Score(viewer, other) || !p.Eligible(viewer, other) {
+				return nil, fmt.Errorf("matching: a shard scores %s for %s at %v, the pool at %v", o.OtherID, o.ViewerID, o.Score, p.Score(viewer, other))
+			}
+			if int(table.counts[w][viewer]) == n {
+				return nil, fmt.Errorf("matching: a shard offers more than %d entries to %s", n, o.ViewerID)
+			}
+			table.offer(p, w, viewer, Entry{Other: other, Score: o.Score})
+		}
+	}
+	return p.finishUpdate(ctx, lists, u, table, n)
 }
 
 // offerTable holds, per worker goroutine, each viewer's best n offers so
@@ -205,8 +310,8 @@ func (p *Pool) scoreOffers(ctx context.Context, freshIDs []int, fresh, isClaimed
 				i := freshIDs[k]
 				for j := range size {
 					// A pair of two fresh members is scored by the one
-					// with the smaller index only.
-					if j == i || (fresh[j] && j < i) || !p.Eligible(i, j) {
+					// first in UserID order only, which shards agree on.
+					if j == i || (fresh[j] && p.userIDRank[j] < p.userIDRank[i]) || !p.Eligible(i, j) {
 						continue
 					}
 					s := p.Score(i, j)
