@@ -64,6 +64,23 @@ type ClaimInput struct {
 type BatchRef struct {
 	EventID string
 	Token   string
+	// Shards is, for ScoreBatch, how many ScoreShard results to merge;
+	// 0 scores the whole batch in ScoreBatch itself.
+	Shards int
+}
+
+// ShardRef names one shard of a batch scored across workers.
+type ShardRef struct {
+	EventID string
+	Token   string
+	Shard   int
+	Shards  int
+}
+
+// ShardResult counts what a shard left for the merge.
+type ShardResult struct {
+	Scored int // the shard's fresh members, scored against the event
+	Offers int // offers staged for the merge
 }
 
 // ClaimResult reports how many members the batch holds.
@@ -80,6 +97,10 @@ type ScoreResult struct {
 	// ReadWholeEvent: the worker read every member and list rather than
 	// what changed since its cached copy of the event.
 	ReadWholeEvent bool
+	// ShardsMerged: the shards' offers were merged; false with Shards set
+	// means they were scored on another version of the event and the
+	// batch was scored here instead.
+	ShardsMerged bool
 }
 
 // InsightResult counts insights by source, and what the AI step cost.

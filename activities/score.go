@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/eventmatch/matchmaker/matching"
 	"github.com/eventmatch/matchmaker/store"
@@ -26,7 +27,16 @@ func (a *Activities) ScoreBatch(ctx context.Context, in BatchRef) (ScoreResult, 
 	}
 	activity.RecordHeartbeat(ctx, "loaded")
 
-	plan, err := planBatch(ctx, view.view, view.claimed, a.TopN)
+	offers, err := a.shardOffers(ctx, in, view.view)
+	if err != nil {
+		return ScoreResult{}, fmt.Errorf("score batch %s: %w", in.Token, err)
+	}
+	plan, err := planBatch(ctx, view.view, view.claimed, a.TopN, offers)
+	if errors.Is(err, errForeignOffers) {
+		a.log(ctx).Warn("shards do not fit this worker's copy of the event; scoring the batch here", "batch", in.Token, "error", err)
+		offers = nil
+		plan, err = planBatch(ctx, view.view, view.claimed, a.TopN, nil)
+	}
 	if err != nil {
 		// The attempt ran out of time or was cancelled: stop scoring now
 		// rather than keep a core busy for a result nobody will take.
@@ -48,6 +58,7 @@ func (a *Activities) ScoreBatch(ctx context.Context, in BatchRef) (ScoreResult, 
 		Rows:         len(rows),
 
 		ReadWholeEvent: view.wholeRead,
+		ShardsMerged:   offers != nil,
 	}
 	a.log(ctx).Info("scored batch", "event_id", in.EventID, "batch", in.Token,
 		"members", res.Members, "scored", res.Scored, "lists_changed", res.ListsChanged,
@@ -103,23 +114,112 @@ type batchPlan struct {
 	orphanViewers []string
 }
 
-// planBatch applies the incremental update to a copy of the view's lists.
-func planBatch(ctx context.Context, view *eventView, claimedUsers []string, topN int) (*batchPlan, error) {
+// ScoreShard scores one shard of a large batch on whichever worker takes
+// it: every shards-th fresh member against the whole event (see
+// matching.Pool.ShardOffers), leaving each list's best offers for the
+// ScoreBatch that merges them.
+func (a *Activities) ScoreShard(ctx context.Context, in ShardRef) (ShardResult, error) {
+	if in.Shards < 1 || in.Shard < 0 || in.Shard >= in.Shards {
+		return ShardResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("shard %d of %d does not exist", in.Shard, in.Shards), "BadInput", nil)
+	}
+	ref := BatchRef{EventID: in.EventID, Token: in.Token}
+	view, err := a.eventView(ctx, ref)
+	if err != nil {
+		if isBatchNotFound(err) {
+			return ShardResult{}, a.batchNotFound(ctx, ref, err)
+		}
+		return ShardResult{}, fmt.Errorf("score shard %d of batch %s: %w", in.Shard, in.Token, err)
+	}
+	activity.RecordHeartbeat(ctx, "loaded")
+	plan := &batchPlan{pool: view.view.pool}
+	plan.claim(view.claimed)
+	offers, err := plan.pool.ShardOffers(ctx, view.view.lists, plan.claimed, a.TopN, in.Shard, in.Shards)
+	if err != nil {
+		return ShardResult{}, fmt.Errorf("score shard %d of batch %s: %w", in.Shard, in.Token, err)
+	}
+	encoded, err := offers.MarshalBinary()
+	if err != nil {
+		return ShardResult{}, fmt.Errorf("score shard %d of batch %s: %w", in.Shard, in.Token, err)
+	}
+	err = a.Store.StageShard(ctx, in.Token, in.Shard, in.Shards, store.Shard{
+		MembersVersion: view.view.membersVersion, ListsVersion: view.view.listsVersion, Offers: encoded,
+	})
+	if err != nil {
+		if isBatchNotFound(err) {
+			return ShardResult{}, a.batchNotFound(ctx, ref, err)
+		}
+		return ShardResult{}, err
+	}
+	a.log(ctx).Info("scored shard", "event_id", in.EventID, "batch", in.Token, "shard", in.Shard, "shards", in.Shards,
+		"scored", offers.Scored, "offers", len(offers.Rows), "read_whole_event", view.wholeRead)
+	return ShardResult{Scored: offers.Scored, Offers: len(offers.Rows)}, nil
+}
+
+// errForeignOffers: the shards were scored on another version of the
+// event than the merging worker's.
+var errForeignOffers = errors.New("shard offers from another version of the event")
+
+// shardOffers reads the shards ScoreBatch merges: nil when the batch was
+// not sharded; errForeignOffers (wrapped) when a shard saw other versions.
+func (a *Activities) shardOffers(ctx context.Context, in BatchRef, view *eventView) ([]*matching.Offers, error) {
+	if in.Shards <= 0 {
+		return nil, nil
+	}
+	shards, err := a.Store.Shards(ctx, in.Token, in.Shards)
+	if err != nil {
+		return nil, err
+	}
+	offers := make([]*matching.Offers, len(shards))
+	for k, shard := range shards {
+		if shard.MembersVersion != view.membersVersion || shard.ListsVersion != view.listsVersion {
+			a.log(ctx).Warn("a shard saw another version of the event; scoring the batch here", "batch", in.Token,
+				"shard", k, "shard_versions", fmt.Sprintf("%d/%d", shard.MembersVersion, shard.ListsVersion),
+				"versions", fmt.Sprintf("%d/%d", view.membersVersion, view.listsVersion))
+			return nil, nil
+		}
+		o := &matching.Offers{}
+		if err := o.UnmarshalBinary(shard.Offers); err != nil {
+			return nil, fmt.Errorf("shard %d: %w", k, err)
+		}
+		offers[k] = o
+	}
+	return offers, nil
+}
+
+// planBatch applies the incremental update to a copy of the view's lists,
+// merging the shards' offers when there are any.
+func planBatch(ctx context.Context, view *eventView, claimedUsers []string, topN int, offers []*matching.Offers) (*batchPlan, error) {
 	p := &batchPlan{pool: view.pool, lists: slices.Clone(view.lists)}
 	for owner := range view.orphans {
 		p.orphanViewers = append(p.orphanViewers, owner)
 	}
 	slices.Sort(p.orphanViewers)
+	p.claim(claimedUsers)
+	var err error
+	if offers != nil {
+		p.viewers, err = p.pool.UpdateWithOffers(ctx, p.lists, p.claimed, topN, offers)
+		if err != nil && ctx.Err() == nil {
+			return nil, fmt.Errorf("%w: %w", errForeignOffers, err)
+		}
+	} else {
+		p.viewers, err = p.pool.UpdateContext(ctx, p.lists, p.claimed, topN)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// claim sets p.claimed to the pool indexes of the claimed members still
+// scored, in ascending order.
+func (p *batchPlan) claim(claimedUsers []string) {
 	for _, id := range claimedUsers {
 		if i, ok := p.pool.Index(id); ok {
 			p.claimed = append(p.claimed, i)
 		}
 	}
-	var err error
-	if p.viewers, err = p.pool.UpdateContext(ctx, p.lists, p.claimed, topN); err != nil {
-		return nil, err
-	}
-	return p, nil
+	slices.Sort(p.claimed)
 }
 
 func (p *batchPlan) viewerIDs() []string {

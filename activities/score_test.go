@@ -135,7 +135,7 @@ func planOf(snap store.Snapshot, topN int) *batchPlan {
 	if err != nil {
 		panic(err) // a background context is never cancelled
 	}
-	plan, err := planBatch(context.Background(), view, snap.ClaimedUsers, topN)
+	plan, err := planBatch(context.Background(), view, snap.ClaimedUsers, topN, nil)
 	if err != nil {
 		panic(err) // a background context is never cancelled
 	}

@@ -196,7 +196,7 @@ func assertViewIsWholeRead(t *testing.T, acts *Activities, st *store.Store, ref 
 func assertTrueTopN(t *testing.T, st *store.Store, eventID string, topN int) {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := st.Pool().Exec(ctx, `INSERT INTO matchmaking_batches (token, event_id, claimed_users) VALUES ('check', $1, '{}')`, eventID); err != nil {
+	if _, err := st.Pool().Exec(ctx, `INSERT INTO matchmaking_batches (token, event_id, claimed_users) VALUES ('check', $1, '{}') ON CONFLICT DO NOTHING`, eventID); err != nil {
 		t.Fatal(err)
 	}
 	snap, err := st.LoadSnapshot(ctx, eventID, "check", store.NoCache)

@@ -63,7 +63,16 @@ func TestShardedUpdateEqualsUpdate(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				offers = append(offers, o)
+				// Through the encoding the database carries.
+				data, err := o.MarshalBinary()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var decoded matching.Offers
+				if err := decoded.UnmarshalBinary(data); err != nil {
+					t.Fatal(err)
+				}
+				offers = append(offers, &decoded)
 			}
 			got := loadListsLenient(pool, stored)
 			gotChanged, err := pool.UpdateWithOffers(context.Background(), got, claimed, n, offers)
@@ -83,7 +92,8 @@ func TestShardedUpdateEqualsUpdate(t *testing.T) {
 	}
 }
 
-// A shard scored on other profiles must not merge silently.
+// A shard scored on other profiles, or on other members, must not merge
+// silently.
 func TestUpdateWithOffersRefusesForeignScores(t *testing.T) {
 	t.Parallel()
 	profiles := randomProfiles(rand.New(rand.NewPCG(2, 2)), 40)
@@ -99,6 +109,14 @@ func TestUpdateWithOffersRefusesForeignScores(t *testing.T) {
 	}
 	if _, err := pool.UpdateWithOffers(context.Background(), make([][]matching.Entry, pool.Len()), claimed, 3, []*matching.Offers{offers}); err == nil {
 		t.Fatal("offers scored on an edited profile were merged")
+	}
+	fewer := matching.NewPool(profiles[1:])
+	offers, err = fewer.ShardOffers(context.Background(), make([][]matching.Entry, fewer.Len()), []int{0}, 3, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.UpdateWithOffers(context.Background(), make([][]matching.Entry, pool.Len()), claimed, 3, []*matching.Offers{offers}); err == nil {
+		t.Fatal("offers scored without a member were merged")
 	}
 }
 

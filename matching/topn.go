@@ -2,7 +2,10 @@ package matching
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"sort"
@@ -184,19 +187,73 @@ func (p *Pool) finishUpdate(ctx context.Context, lists [][]Entry, u *update, off
 	return changed, nil
 }
 
-// Offers are one shard's part of an update: for every member, the best
-// entries its share of the pairs offers to that member's list. They name
-// members by UserID, so shards scored by workers whose pools hold the same
-// profiles in another order merge correctly.
+// Offers are one shard's part of an update: for every member, the
+// entries its share of the pairs brings into that member's list. Members
+// are named by their position in UserID order, which every pool of the
+// same profiles shares whatever its own order, so shards scored by other
+// workers merge correctly; Members fingerprints that set.
 type Offers struct {
-	// Rows are (viewer, other, score), at most n per viewer.
-	Rows []Offer
+	Members uint64 // fingerprint of the pool's UserIDs (see fingerprint)
+	Rows    []Offer
+	// Scored is how many fresh members the shard scored against everyone.
+	Scored int
 }
 
-// Offer is one candidate for Viewer's list.
+// Offer is one candidate for a list, by UserID rank.
 type Offer struct {
-	ViewerID, OtherID string
-	Score             float32
+	Viewer, Other uint32
+	Score         float32
+}
+
+// fingerprint hashes the pool's UserIDs in UserID order (FNV-1a).
+func (p *Pool) fingerprint() uint64 {
+	byRank := make([]int, p.Len())
+	for i, r := range p.userIDRank {
+		byRank[r] = i
+	}
+	h := uint64(14695981039346656037)
+	for _, i := range byRank {
+		h = (h ^ fnv1a(p.profiles[i].UserID)) * 1099511628211
+	}
+	return h
+}
+
+// MarshalBinary encodes the offers compactly (12 bytes an offer), for a
+// shard to hand them to the merge through the database.
+func (o *Offers) MarshalBinary() ([]byte, error) {
+	out := make([]byte, 0, 16+12*len(o.Rows))
+	out = binary.LittleEndian.AppendUint64(out, o.Members)
+	out = binary.LittleEndian.AppendUint32(out, uint32(o.Scored))
+	out = binary.LittleEndian.AppendUint32(out, uint32(len(o.Rows)))
+	for _, r := range o.Rows {
+		out = binary.LittleEndian.AppendUint32(out, r.Viewer)
+		out = binary.LittleEndian.AppendUint32(out, r.Other)
+		out = binary.LittleEndian.AppendUint32(out, math.Float32bits(r.Score))
+	}
+	return out, nil
+}
+
+// UnmarshalBinary decodes what MarshalBinary wrote.
+func (o *Offers) UnmarshalBinary(data []byte) error {
+	if len(data) < 16 {
+		return errors.New("matching: offers too short")
+	}
+	o.Members = binary.LittleEndian.Uint64(data)
+	o.Scored = int(binary.LittleEndian.Uint32(data[8:]))
+	rows := int(binary.LittleEndian.Uint32(data[12:]))
+	data = data[16:]
+	if len(data) != 12*rows {
+		return fmt.Errorf("matching: offers hold %d bytes for %d rows", len(data), rows)
+	}
+	o.Rows = make([]Offer, rows)
+	for k := range o.Rows {
+		o.Rows[k] = Offer{
+			Viewer: binary.LittleEndian.Uint32(data[12*k:]),
+			Other:  binary.LittleEndian.Uint32(data[12*k+4:]),
+			Score:  math.Float32frombits(binary.LittleEndian.Uint32(data[12*k+8:])),
+		}
+	}
+	return nil
 }
 
 // ShardOffers scores shard's share (of shards) of an update's pairs: the
@@ -224,10 +281,21 @@ func (p *Pool) ShardOffers(ctx context.Context, lists [][]Entry, claimed []int, 
 		_, err = stopped(err)
 		return nil, err
 	}
-	out := &Offers{}
+	// A list that is not fresh keeps its stored entries unless an offer
+	// beats them, so only offers that enter the list against the stored
+	// entries and this shard's other offers can enter it against every
+	// shard's: the rest are left out, and most lists send nothing.
+	out := &Offers{Members: p.fingerprint(), Scored: len(mine)}
 	for v := range p.Len() {
-		for _, e := range table.best(p, v, nil, n) {
-			out.Rows = append(out.Rows, Offer{ViewerID: p.profiles[v].UserID, OtherID: p.profiles[e.Other].UserID, Score: e.Score})
+		var kept []Entry
+		if !u.fresh[v] {
+			kept = lists[v]
+		}
+		for _, e := range table.best(p, v, kept, n) {
+			if kept != nil && listsOther(kept, e.Other) {
+				continue
+			}
+			out.Rows = append(out.Rows, Offer{Viewer: uint32(p.userIDRank[v]), Other: uint32(p.userIDRank[e.Other]), Score: e.Score})
 		}
 	}
 	return out, nil
@@ -244,21 +312,29 @@ func (p *Pool) UpdateWithOffers(ctx context.Context, lists [][]Entry, claimed []
 		return nil, err
 	}
 	size := p.Len()
+	byRank := make([]int, size)
+	for i, r := range p.userIDRank {
+		byRank[r] = i
+	}
+	members := p.fingerprint()
 	table := &offerTable{n: n, lists: make([][]Entry, len(shards)), counts: make([][]int8, len(shards))}
 	for w, shard := range shards {
+		if shard.Members != members {
+			return nil, errors.New("matching: a shard was scored on other members")
+		}
 		table.lists[w] = make([]Entry, size*n)
 		table.counts[w] = make([]int8, size)
 		for _, o := range shard.Rows {
-			viewer, okViewer := p.index[o.ViewerID]
-			other, okOther := p.index[o.OtherID]
-			if !okViewer || !okOther {
-				return nil, fmt.Errorf("matching: a shard offers %s to %s, who are not both in the pool", o.OtherID, o.ViewerID)
+			if int(o.Viewer) >= size || int(o.Other) >= size {
+				return nil, fmt.Errorf("matching: a shard offers member %d of %d", max(o.Viewer, o.Other), size)
 			}
+			viewer, other := byRank[o.Viewer], byRank[o.Other]
 			if o.Score != p.Score(viewer, other) || !p.Eligible(viewer, other) {
-				return nil, fmt.Errorf("matching: a shard scores %s for %s at %v, the pool at %v", o.OtherID, o.ViewerID, o.Score, p.Score(viewer, other))
+				return nil, fmt.Errorf("matching: a shard scores %s for %s at %v, the pool at %v",
+					p.profiles[other].UserID, p.profiles[viewer].UserID, o.Score, p.Score(viewer, other))
 			}
 			if int(table.counts[w][viewer]) == n {
-				return nil, fmt.Errorf("matching: a shard offers more than %d entries to %s", n, o.ViewerID)
+				return nil, fmt.Errorf("matching: a shard offers more than %d entries to %s", n, p.profiles[viewer].UserID)
 			}
 			table.offer(p, w, viewer, Entry{Other: other, Score: o.Score})
 		}

@@ -163,3 +163,19 @@ BEGIN
     RETURN NULL;
 END;
 $$;
+
+-- A large batch is scored in shards, on whichever workers take them
+-- (ScoreShard), then merged by one (ScoreBatch). Each shard leaves the
+-- offers its pairs bring into the event's lists (matching.Offers, binary)
+-- and the versions of the event it scored; the merge uses them only when
+-- they match its own.
+CREATE TABLE matchmaking_batch_shards (
+    token           text NOT NULL REFERENCES matchmaking_batches (token) ON DELETE CASCADE,
+    shard           integer NOT NULL,
+    shards          integer NOT NULL CHECK (shard >= 0 AND shard < shards),
+    members_version bigint NOT NULL,
+    lists_version   bigint NOT NULL,
+    offers          bytea NOT NULL,
+    scored_at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (token, shard)
+);

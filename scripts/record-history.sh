@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Records one workflow history of the current worker for the replay tests:
-# a dev server of its own, a 250-member event matched in batches of 100,
-# newcomers one at a time (small batches), a profile edit, two deletes,
+# a dev server of its own, a 2,500-member event matched in a batch of 2,100
+# (scored in shards) and one of 400 (regular activities), newcomers one at
+# a time (small batches, local activities), a profile edit, two deletes,
 # pause and resume, disable. Writes workflows/testdata/$1.json.
 #
-#   scripts/record-history.sh v2-local-steps-newcomers-edit-delete-pause-disable
+#   scripts/record-history.sh v2-fanout-local-steps-newcomers-edit-delete-pause-disable
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name="${1:?usage: $0 <file name without .json>}"
@@ -31,8 +32,8 @@ server=$!
 for _ in $(seq 150); do bin/temporal operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1 && break; sleep 0.2; done
 
 bin/starter migrate --create-database
-bin/starter load-demo --code record --members 250 --seed 3
-BATCH_SIZE=100 bin/worker >"$work/worker.log" 2>&1 &
+bin/starter load-demo --code record --members 2500 --seed 3
+BATCH_SIZE=2100 MAX_RUNTIME_MS=45000 bin/worker >"$work/worker.log" 2>&1 &
 worker=$!
 bin/starter enable record --wait --timeout 2m
 

@@ -652,6 +652,9 @@ func (s *Store) CommitBatch(ctx context.Context, eventID, token string) (CommitR
 		if _, err := tx.Exec(ctx, `DELETE FROM matchmaking_staged_matches WHERE token = $1`, token); err != nil {
 			return err
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM matchmaking_batch_shards WHERE token = $1`, token); err != nil {
+			return err
+		}
 		_, err = tx.Exec(ctx, `
 			UPDATE matchmaking_batches
 			SET committed_at = now(), users_committed = $2, users_requeued = $3,
@@ -792,6 +795,9 @@ func (s *Store) ReleaseBatch(ctx context.Context, token, reason string) (int, er
 		}
 		released = int(tag.RowsAffected())
 		if _, err := tx.Exec(ctx, `DELETE FROM matchmaking_staged_matches WHERE token = $1`, token); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM matchmaking_batch_shards WHERE token = $1`, token); err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, `

@@ -28,6 +28,10 @@ import (
 	"github.com/eventmatch/matchmaker/workflows"
 )
 
+// shardsAtOnce is how many shards of large batches one worker process
+// scores at a time.
+const shardsAtOnce = 1
+
 func main() {
 	if run, stdout, stderr, code := commandLine(os.Args[1:]); !run {
 		fmt.Fprint(os.Stdout, stdout)
@@ -99,8 +103,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		workerOpts.Interceptors = append(workerOpts.Interceptors, obs.app.ActivityInterceptor(activitySteps))
 	}
 	w := worker.New(temporalClient, cfg.TaskQueue, workerOpts)
-	w.RegisterWorkflow(workflows.EventMatchmaking)
-	w.RegisterActivity(&activities.Activities{
+	acts := &activities.Activities{
 		Store:      st,
 		Insights:   writer,
 		TopN:       cfg.TopN,
@@ -109,11 +112,25 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		Lease:      leaseFor(cfg),
 		Logger:     logger,
 		Metrics:    obs.app,
-	})
+	}
+	w.RegisterWorkflow(workflows.EventMatchmaking)
+	w.RegisterActivity(acts)
+	// The shards of large batches have a queue of their own, taken one at a
+	// time: a shard keeps every core busy, so a second one would only wait
+	// here while another worker process idles. The same Activities serve
+	// both queues, so shards and batches share the worker's cached events.
+	shardOpts := workerOpts
+	shardOpts.MaxConcurrentActivityExecutionSize = shardsAtOnce
+	shardWorker := worker.New(temporalClient, workflows.ShardTaskQueue(cfg.TaskQueue), shardOpts)
+	shardWorker.RegisterActivity(acts)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker on task queue %s: %w", cfg.TaskQueue, err)
 	}
 	defer w.Stop()
+	if err := shardWorker.Start(); err != nil {
+		return fmt.Errorf("start worker on task queue %s: %w", workflows.ShardTaskQueue(cfg.TaskQueue), err)
+	}
+	defer shardWorker.Stop()
 	logger.Info("worker started", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress,
 		"namespace", cfg.TemporalNamespace, "batch_size", cfg.BatchSize, "max_runtime_ms", cfg.MaxRuntimeMS,
 		"top_n", cfg.TopN, "insights", insightsMode, "metrics", obs.describe())

@@ -164,6 +164,7 @@ func EventMatchmaking(ctx workflow.Context, in Input) error {
 	// Runs started before local steps existed keep regular activities to
 	// the end; their continuations take the new version.
 	r.localSteps = workflow.GetVersion(ctx, localStepsChange, workflow.DefaultVersion, localStepsVersion) >= localStepsVersion
+	r.fanOut = workflow.GetVersion(ctx, fanOutChange, workflow.DefaultVersion, fanOutVersion) >= fanOutVersion
 
 	var a *activities.Activities
 	var event activities.EventInfo
@@ -271,6 +272,8 @@ type run struct {
 	logger     log.Logger
 	// localSteps: this run runs short steps as local activities.
 	localSteps bool
+	// fanOut: this run scores large batches in shards.
+	fanOut bool
 
 	pauseCh, resumeCh, wakeCh, disableCh workflow.ReceiveChannel
 	// published is what the search attributes last said, to upsert only
@@ -440,6 +443,13 @@ func (r *run) runBatch(ctx workflow.Context, token string, n int) (int, error) {
 	staleAttempts, quarantineRounds := 0, 0
 	for {
 		r.phase = "scoring"
+		ref.Shards = 0
+		if r.fanOut && claim.Claimed >= fanOutMinBatch {
+			ref.Shards = min(maxShards, (claim.Claimed+shardMembers-1)/shardMembers)
+			if err := r.scoreShards(ctx, ref, n); err != nil {
+				return claim.Claimed, r.giveUp(ctx, token, err)
+			}
+		}
 		var scored activities.ScoreResult
 		err := r.batchStep(ctx, claim.Claimed, fmt.Sprintf("score batch %d: %d members against the event", n, claim.Claimed),
 			a.ScoreBatch, ref).Get(ctx, &scored)
@@ -506,6 +516,50 @@ const (
 	localStepsVersion = 1
 	localBatchLimit   = 50
 )
+
+// Fan-out. From fanOutVersion on, a batch of at least fanOutMinBatch
+// members is scored in shards of about shardMembers fresh members (at most
+// maxShards), each a regular activity on the shard task queue, where every
+// worker takes one shard at a time: adding worker processes shortens a
+// large event. ScoreBatch then merges the shards, or scores the batch
+// itself if they saw another version of the event. Changing these
+// constants changes the commands of large batches: it takes a new version.
+const (
+	fanOutChange    = "fan-out-shards"
+	fanOutVersion   = 1
+	fanOutMinBatch  = 2000
+	shardMembers    = 1000
+	maxShards       = 8
+	shardQueueTrail = "-shards"
+)
+
+// ShardTaskQueue is the task queue of the shards of the workflows on
+// taskQueue; workers poll it with their own concurrency.
+func ShardTaskQueue(taskQueue string) string { return taskQueue + shardQueueTrail }
+
+// scoreShards runs every shard of the batch in parallel and waits for all
+// of them; the first failure fails the batch.
+func (r *run) scoreShards(ctx workflow.Context, ref activities.BatchRef, n int) error {
+	var a *activities.Activities
+	futures := make([]workflow.Future, ref.Shards)
+	for k := range futures {
+		opts := workflow.ActivityOptions{
+			TaskQueue:           ShardTaskQueue(workflow.GetInfo(ctx).TaskQueueName),
+			StartToCloseTimeout: r.s.MaxRuntime,
+			RetryPolicy:         retryPolicy(),
+			Summary:             fmt.Sprintf("score batch %d, shard %d of %d", n, k+1, ref.Shards),
+		}
+		futures[k] = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.ScoreShard,
+			activities.ShardRef{EventID: ref.EventID, Token: ref.Token, Shard: k, Shards: ref.Shards})
+	}
+	var first error
+	for k, f := range futures {
+		if err := f.Get(ctx, nil); err != nil && first == nil {
+			first = fmt.Errorf("shard %d of %d: %w", k+1, ref.Shards, err)
+		}
+	}
+	return first
+}
 
 // quickStep runs a short database step: claim or commit.
 func (r *run) quickStep(ctx workflow.Context, summary string, activity, arg any) workflow.Future {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	sdkpb "go.temporal.io/api/sdk/v1"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -40,6 +41,7 @@ const (
 	actInsights = "WriteInsights"
 	actCommit   = "CommitBatch"
 	actRelease  = "ReleaseBatch"
+	actShard    = "ScoreShard"
 )
 
 // tok is the batch token of the run's n-th loop iteration.
@@ -63,6 +65,8 @@ type call struct {
 	Token    string
 	Limit    int
 	Reason   string
+	// Shard and Shards: ScoreShard's shard; ScoreBatch's shards to merge.
+	Shard, Shards int
 }
 
 // fakeActivities records every activity call and answers it. By default a
@@ -172,13 +176,18 @@ func (f *fakeActivities) claim(_ context.Context, in activities.ClaimInput) (act
 }
 
 func (f *fakeActivities) score(_ context.Context, ref activities.BatchRef) (activities.ScoreResult, error) {
-	n := f.record(call{Activity: actScore, EventID: ref.EventID, Token: ref.Token})
+	n := f.record(call{Activity: actScore, EventID: ref.EventID, Token: ref.Token, Shards: ref.Shards})
 	if f.onScore != nil {
 		if err := f.onScore(n, ref); err != nil {
 			return activities.ScoreResult{}, err
 		}
 	}
 	return activities.ScoreResult{Members: 50, Scored: 5, ListsChanged: 7, Rows: 70}, nil
+}
+
+func (f *fakeActivities) shard(_ context.Context, in activities.ShardRef) (activities.ShardResult, error) {
+	f.record(call{Activity: actShard, EventID: in.EventID, Token: in.Token, Shard: in.Shard, Shards: in.Shards})
+	return activities.ShardResult{Scored: 1000, Offers: 3000}, nil
 }
 
 func (f *fakeActivities) insights(_ context.Context, ref activities.BatchRef) (activities.InsightResult, error) {
@@ -267,6 +276,7 @@ func (h *harness) run() {
 		{actInsights, h.env.OnActivity(a.WriteInsights, mock.Anything, mock.Anything).Return(f.insights)},
 		{actCommit, h.env.OnActivity(a.CommitBatch, mock.Anything, mock.Anything).Return(f.commit)},
 		{actRelease, h.env.OnActivity(a.ReleaseBatch, mock.Anything, mock.Anything).Return(f.release)},
+		{actShard, h.env.OnActivity(a.ScoreShard, mock.Anything, mock.Anything).Return(f.shard)},
 	}
 	h.env.OnActivity(a.DescribeEvent, mock.Anything, mock.Anything).Return(
 		func(context.Context, string) (activities.EventInfo, error) { return f.event, f.eventErr })
@@ -917,4 +927,29 @@ func TestCurrentDetailsAndSearchAttributesFollowProgress(t *testing.T) {
 		h.env.CancelWorkflow()
 	})
 	h.run()
+}
+
+// A batch of at least fanOutMinBatch members is scored in shards, each its
+// own activity, and merged by ScoreBatch; a small batch is scored whole.
+func TestLargeBatchFansOutToShards(t *testing.T) {
+	f := newFakeActivities(3500, 10)
+	s := testSettings()
+	s.BatchSize = 5000
+	h := newHarness(t, s, f)
+	h.at(time.Hour, h.env.CancelWorkflow)
+	h.run()
+	h.requireCanceled()
+
+	shards := f.callsTo(actShard)
+	require.Len(t, shards, 4, "3,500 members in shards of 1,000")
+	slices.SortFunc(shards, func(a, b call) int { return a.Shard - b.Shard }) // they run in parallel
+	for k, c := range shards {
+		assert.Equal(t, tok(1), c.Token)
+		assert.Equal(t, k, c.Shard)
+		assert.Equal(t, 4, c.Shards)
+	}
+	scores := f.callsTo(actScore)
+	require.Len(t, scores, 2)
+	assert.Equal(t, 4, scores[0].Shards, "the large batch merges its shards")
+	assert.Equal(t, 0, scores[1].Shards, "the small batch is scored whole")
 }
