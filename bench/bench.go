@@ -87,6 +87,18 @@ func run(ctx context.Context, opts options) error {
 		}
 	}
 
+	if opts.scaleOut > 0 {
+		for r := 1; r <= opts.runs; r++ {
+			for _, workers := range []int{1, 2} {
+				res, err := b.measureRun(ctx, runSpec{members: opts.scaleOut, seed: int64(r), run: r, workers: workers, oneCore: true})
+				if err != nil {
+					return err
+				}
+				rep.scaleRuns = append(rep.scaleRuns, res)
+			}
+		}
+	}
+
 	if opts.ai {
 		progress(fmt.Sprintf("starting the fake model server (%s per call)", aiLatency))
 		fake, url, err := b.startFakeModel(ctx)

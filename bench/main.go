@@ -34,9 +34,12 @@ const (
 	defaultRuns      = 3
 	defaultAI        = true
 	defaultNewcomers = 50
-	defaultTimeout   = 5 * time.Minute
-	defaultAdminURL  = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-	defaultDoc       = "docs/PERFORMANCE.md"
+	// defaultScaleOut is the event of the scale-out rows: one worker, then
+	// two, each limited to one core.
+	defaultScaleOut = 20000
+	defaultTimeout  = 5 * time.Minute
+	defaultAdminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	defaultDoc      = "docs/PERFORMANCE.md"
 	// minMembers keeps every member's list fillable.
 	minMembers = 10
 )
@@ -57,6 +60,7 @@ type options struct {
 	runs       int
 	ai         bool
 	newcomers  int
+	scaleOut   int
 	runTimeout time.Duration
 	adminURL   string
 	doc        string
@@ -90,6 +94,7 @@ func parseOptions(args []string) (options, error) {
 	runs := fs.Int("runs", env.int("BENCH_RUNS", defaultRuns), "runs per size; the report quotes medians (BENCH_RUNS)")
 	ai := fs.Bool("ai", env.bool("BENCH_AI", defaultAI), "also run the AI row: 500 members, fake model at 300 ms (BENCH_AI)")
 	newcomers := fs.Int("newcomers", env.int("BENCH_NEWCOMERS", defaultNewcomers), "newcomers inserted one at a time into the largest event (BENCH_NEWCOMERS)")
+	scaleOut := fs.Int("scale-out", env.int("BENCH_SCALEOUT", defaultScaleOut), "members of the scale-out rows (one worker vs two, one core each); 0 skips them (BENCH_SCALEOUT)")
 	timeout := fs.Duration("timeout", env.duration("BENCH_TIMEOUT", defaultTimeout), "a run not fully matched after this long fails the bench (BENCH_TIMEOUT)")
 	adminURL := fs.String("db", env.str("BENCH_DATABASE_URL", defaultAdminURL), "PostgreSQL server to create the run databases on (BENCH_DATABASE_URL)")
 	doc := fs.String("doc", env.str("BENCH_DOC", defaultDoc), "file to write the report into; - for none (BENCH_DOC)")
@@ -101,7 +106,7 @@ func parseOptions(args []string) (options, error) {
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
-	o := options{runs: *runs, ai: *ai, newcomers: *newcomers, runTimeout: *timeout,
+	o := options{runs: *runs, ai: *ai, newcomers: *newcomers, scaleOut: *scaleOut, runTimeout: *timeout,
 		adminURL: *adminURL, doc: *doc, binDir: *binDir, goCmd: env.str("GO", "go"), keepLogs: *keepLogs}
 	for _, f := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(strings.ReplaceAll(f, "_", "")))
@@ -118,6 +123,8 @@ func parseOptions(args []string) (options, error) {
 		return options{}, fmt.Errorf("BENCH_RUNS must be at least 1, got %d", o.runs)
 	case o.newcomers < 0:
 		return options{}, fmt.Errorf("BENCH_NEWCOMERS must not be negative, got %d", o.newcomers)
+	case o.scaleOut != 0 && o.scaleOut < minMembers:
+		return options{}, fmt.Errorf("BENCH_SCALEOUT must be 0 or at least %d members, got %d", minMembers, o.scaleOut)
 	case o.runTimeout <= 0:
 		return options{}, fmt.Errorf("BENCH_TIMEOUT must be positive, got %s", o.runTimeout)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -25,12 +26,19 @@ type runSpec struct {
 	run       int    // 1-based, for messages
 	newcomers int    // inserted one at a time once the event is matched
 	aiBaseURL string // the fake model's URL for the AI row; empty otherwise
+	// workers > 1 runs that many worker processes; oneCore limits each to
+	// one core (GOMAXPROCS=1). Scale-out rows skip the lower bound.
+	workers int
+	oneCore bool
 }
 
 func (s runSpec) String() string {
 	kind := ""
 	if s.aiBaseURL != "" {
 		kind = " with AI"
+	}
+	if s.oneCore {
+		kind += fmt.Sprintf(" on %s of one core each", plural(max(1, s.workers), "worker", "workers"))
 	}
 	return fmt.Sprintf("%d members%s, run %d (seed %d)", s.members, kind, s.run, s.seed)
 }
@@ -105,17 +113,30 @@ func (b *bench) measureRun(ctx context.Context, spec runSpec) (runResult, error)
 		return fail(fmt.Errorf("find the loaded event: %w", err))
 	}
 
-	if spec.aiBaseURL == "" {
+	if spec.aiBaseURL == "" && !spec.oneCore {
 		if res.lower, err = measureLowerBound(ctx, conn, eventID, spec, b.engine.TopN); err != nil {
 			return fail(err)
 		}
 	}
 
-	worker, metricsURL, err := b.startWorker(ctx, name, env)
+	workerEnv := env
+	if spec.oneCore {
+		workerEnv = append(slices.Clone(env), "GOMAXPROCS=1")
+	}
+	worker, metricsURL, err := b.startWorker(ctx, name, workerEnv)
 	if err != nil {
 		return fail(err)
 	}
 	defer worker.stop()
+	// More workers are measured through the first one's metrics; they
+	// share the event's batches, which only the shards spread.
+	for k := 2; k <= spec.workers; k++ {
+		more, _, err := b.startWorker(ctx, fmt.Sprintf("%s-%d", name, k), workerEnv)
+		if err != nil {
+			return fail(err)
+		}
+		defer more.stop()
+	}
 	keep := func(stage string) string { return filepath.Join(b.workDir, name+"-metrics-"+stage+".txt") }
 	before, err := scrape(ctx, metricsURL, keep("before"))
 	if err != nil {
