@@ -86,6 +86,11 @@ type ShardResult struct {
 // ClaimResult reports how many members the batch holds.
 type ClaimResult struct {
 	Claimed int
+	// Finished: the token's batch was committed or released by an earlier
+	// attempt whose progress the workflow's history did not keep (its
+	// worker died inside a chain of local activities); the run goes on to
+	// its next batch.
+	Finished bool
 }
 
 // ScoreResult reports what scoring staged.
@@ -152,6 +157,10 @@ func (a *Activities) ClaimBatch(ctx context.Context, in ClaimInput) (ClaimResult
 			fmt.Sprintf("batch limit must be positive, got %d", limit), "BadInput", nil)
 	}
 	n, err := a.Store.ClaimBatch(ctx, in.EventID, in.Token, limit, a.Lease)
+	if errors.Is(err, store.ErrBatchFinished) {
+		a.log(ctx).Info("batch finished by an earlier attempt of this run", "event_id", in.EventID, "batch", in.Token)
+		return ClaimResult{Claimed: n, Finished: true}, nil
+	}
 	if err != nil {
 		return ClaimResult{}, err
 	}

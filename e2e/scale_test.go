@@ -10,12 +10,15 @@ import (
 )
 
 // TestTwoWorkersMatchLikeOne runs the same event once with one worker and
-// once with two on the same task queue, in small batches so both workers
-// take activities, and requires identical lists.
+// once with two on the same task queue, in batches of 60 (above the 50 that
+// run wholly as local activities, so scoring and insights are regular
+// activities either worker may take), and requires identical lists. Which
+// worker takes which activity is Temporal's choice; that the shards of a
+// large batch do spread is TestOneEventAcrossThreeWorkers.
 func TestTwoWorkersMatchLikeOne(t *testing.T) {
 	members := demodata.Generate(83, 300)
 	run := func(workers int) (map[string]string, []string) {
-		e := newEnv(t, map[string]string{"BATCH_SIZE": "25"})
+		e := newEnv(t, map[string]string{"BATCH_SIZE": "60"})
 		pool := openPool(t, e.dbURL)
 		eventID := loadEvent(t, pool, "scale", members)
 		var procs []*workerProcess
@@ -32,8 +35,7 @@ func TestTwoWorkersMatchLikeOne(t *testing.T) {
 		for i, w := range procs {
 			w.stop(syscall.SIGTERM)
 			logs := w.logs.String()
-			n := strings.Count(logs, `msg="claimed batch"`) + strings.Count(logs, `msg="scored batch"`) +
-				strings.Count(logs, `msg="committed batch"`)
+			n := strings.Count(logs, `msg="scored batch"`) + strings.Count(logs, `msg="wrote insights"`)
 			if n > 0 {
 				busy = append(busy, fmt.Sprintf("worker %d: %d activities", i+1, n))
 			}
@@ -42,9 +44,6 @@ func TestTwoWorkersMatchLikeOne(t *testing.T) {
 	}
 	one, _ := run(1)
 	two, busy := run(2)
-	if len(busy) < 2 {
-		t.Errorf("only one worker committed batches (%v); the event's activities were not spread", busy)
-	}
 	t.Logf("two workers: %v", busy)
 	if len(one) != len(two) {
 		t.Fatalf("%d lists with one worker, %d with two", len(one), len(two))

@@ -13,17 +13,29 @@ import (
 	"github.com/eventmatch/matchmaker/profiletext"
 )
 
+// ErrBatchFinished: the token's batch was committed or released already, by
+// an earlier attempt of the same workflow run whose progress Temporal did
+// not record (a worker that died inside a chain of local activities).
+var ErrBatchFinished = errors.New("batch already finished")
+
 // ClaimBatch leases up to limit queued members of the event to the batch
 // token, in claim order (priority desc, then oldest first). Rows whose lease
 // ran out count as free. Calling it again with the same token returns the
-// first claim instead of taking more rows, so a retried activity is harmless.
+// first claim instead of taking more rows, so a retried activity is harmless;
+// if that batch has been committed or released since, it returns its count
+// with ErrBatchFinished.
 func (s *Store) ClaimBatch(ctx context.Context, eventID, token string, limit int, lease time.Duration) (claimed int, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var existing int
-		err := tx.QueryRow(ctx,
-			`SELECT cardinality(claimed_users) FROM matchmaking_batches WHERE token = $1`, token).Scan(&existing)
+		var finished bool
+		err := tx.QueryRow(ctx, `
+			SELECT cardinality(claimed_users), committed_at IS NOT NULL OR released_at IS NOT NULL
+			FROM matchmaking_batches WHERE token = $1`, token).Scan(&existing, &finished)
 		if err == nil {
 			claimed = existing
+			if finished {
+				return fmt.Errorf("%w: %s", ErrBatchFinished, token)
+			}
 			return nil
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
@@ -68,6 +80,9 @@ func (s *Store) ClaimBatch(ctx context.Context, eventID, token string, limit int
 			token, eventID, users)
 		return err
 	})
+	if errors.Is(err, ErrBatchFinished) {
+		return claimed, fmt.Errorf("claim batch %s of event %s: %w", token, eventID, err)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("claim batch %s of event %s: %w", token, eventID, err)
 	}

@@ -1,8 +1,10 @@
 package store_test
 
 import (
+	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/eventmatch/matchmaker/store"
 )
@@ -158,5 +160,27 @@ func TestCommitPrunesTheChangeLog(t *testing.T) {
 	}
 	if n := e.Int(`SELECT count(*) FROM matchmaking_change_log WHERE event_id = $1 AND counter = 'lists'`, event); n != 1 {
 		t.Errorf("%d lists log rows after one commit, want 1", n)
+	}
+}
+
+// Claiming again with the token of a committed or released batch says so,
+// rather than handing back rows the batch no longer holds.
+func TestClaimOfAFinishedBatch(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	event := e.event(1, true)
+	e.members(event, 1, 2, 3)
+	e.claim(event, "a", 2)
+	e.stageAll(event, "a", []int{1}, [2]int{1, 2})
+	e.commit(event, "a")
+	e.claim(event, "b", 2)
+	if _, err := e.st.ReleaseBatch(e.Ctx, "b", "test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, token := range []string{"a", "b"} {
+		n, err := e.st.ClaimBatch(e.Ctx, event, token, 10, time.Minute)
+		if !errors.Is(err, store.ErrBatchFinished) || n == 0 {
+			t.Errorf("claim again with finished batch %s: %d, %v; want its count and ErrBatchFinished", token, n, err)
+		}
 	}
 }

@@ -437,6 +437,12 @@ func (r *run) runBatch(ctx workflow.Context, token string, n int) (int, error) {
 	if claim.Claimed == 0 {
 		return 0, nil
 	}
+	if claim.Finished {
+		// Its commit (or release) is in the database, not in this history;
+		// the counters miss it, the lists do not.
+		r.logger.Info("batch finished by an earlier attempt of this run; going on", "batch", token)
+		return claim.Claimed, nil
+	}
 
 	// Quarantine rounds are bounded by the batch's members; the bound only
 	// stops a database that blames a new member on every try.

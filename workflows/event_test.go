@@ -953,3 +953,26 @@ func TestLargeBatchFansOutToShards(t *testing.T) {
 	assert.Equal(t, 4, scores[0].Shards, "the large batch merges its shards")
 	assert.Equal(t, 0, scores[1].Shards, "the small batch is scored whole")
 }
+
+// A claim whose batch an earlier attempt of the run already committed (its
+// worker died before the history kept the local activities) is skipped: no
+// scoring, no commit, and the run goes straight on to its next batch.
+func TestFinishedBatchIsSkipped(t *testing.T) {
+	f := newFakeActivities()
+	f.onClaim = func(n int, in activities.ClaimInput) (activities.ClaimResult, error) {
+		switch n {
+		case 1:
+			return activities.ClaimResult{Claimed: 20, Finished: true}, nil
+		case 2:
+			return activities.ClaimResult{Claimed: 5}, nil
+		}
+		return activities.ClaimResult{}, nil
+	}
+	h := newHarness(t, testSettings(), f)
+	h.at(time.Hour, h.env.CancelWorkflow)
+	h.run()
+	h.requireCanceled()
+	assert.Equal(t, []string{tok(2)}, f.tokens(actScore), "only the unfinished batch is scored")
+	assert.Equal(t, []string{tok(2)}, f.tokens(actCommit))
+	assert.Equal(t, 0, f.count(actRelease), "a finished batch is not released again")
+}
