@@ -19,7 +19,14 @@ import (
 // Config is read once at start. Names match the environment variables the
 // Edge Function used where one existed (BATCH_SIZE, MAX_RUNTIME_MS).
 type Config struct {
-	DatabaseURL       string `env:"DATABASE_URL" envDefault:"postgres://postgres@127.0.0.1:5432/matchmaking?sslmode=disable"`
+	// DatabaseURL is what every query uses. It may go through a
+	// transaction-mode pooler (pgbouncer=true, or Supabase's port 6543).
+	DatabaseURL string `env:"DATABASE_URL" envDefault:"postgres://postgres@127.0.0.1:5432/matchmaking?sslmode=disable"`
+	// DatabaseListenURL is what needs a session of its own: the worker's
+	// LISTEN and `starter migrate` (tern's advisory lock) and grant-worker.
+	// It must be a direct connection or a session-mode pooler. Unset means
+	// DatabaseURL.
+	DatabaseListenURL string `env:"DATABASE_LISTEN_URL"`
 	TemporalAddress   string `env:"TEMPORAL_ADDRESS" envDefault:"localhost:7233"`
 	TemporalNamespace string `env:"TEMPORAL_NAMESPACE" envDefault:"default"`
 	TaskQueue         string `env:"TEMPORAL_TASK_QUEUE" envDefault:"matchmaking"`
@@ -89,6 +96,22 @@ func Load() (Config, error) {
 	return c, nil
 }
 
+// ListenURL is DATABASE_LISTEN_URL, or DATABASE_URL when it is unset.
+func (c Config) ListenURL() string {
+	if c.DatabaseListenURL != "" {
+		return c.DatabaseListenURL
+	}
+	return c.DatabaseURL
+}
+
+// ListenVar names the variable ListenURL came from, for messages.
+func (c Config) ListenVar() string {
+	if c.DatabaseListenURL != "" {
+		return "DATABASE_LISTEN_URL"
+	}
+	return "DATABASE_URL"
+}
+
 // MaxRuntime is MAX_RUNTIME_MS as a duration.
 func (c Config) MaxRuntime() time.Duration {
 	return time.Duration(c.MaxRuntimeMS) * time.Millisecond
@@ -107,6 +130,9 @@ func (c Config) validate() error {
 		check(strings.TrimSpace(value) != "", "%s must not be empty or blank, got %q", name, value)
 	}
 	notBlank("DATABASE_URL", c.DatabaseURL)
+	// Unset is "" (env cannot tell it from an empty value): only blanks.
+	check(c.DatabaseListenURL == "" || strings.TrimSpace(c.DatabaseListenURL) != "",
+		"DATABASE_LISTEN_URL must not be blank, got %q; unset it to use DATABASE_URL", c.DatabaseListenURL)
 	notBlank("TEMPORAL_ADDRESS", c.TemporalAddress)
 	notBlank("TEMPORAL_NAMESPACE", c.TemporalNamespace)
 	notBlank("TEMPORAL_TASK_QUEUE", c.TaskQueue)

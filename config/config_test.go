@@ -154,3 +154,25 @@ func TestAPIKeyUnsetOrSet(t *testing.T) {
 		})
 	}
 }
+
+func TestListenURL(t *testing.T) {
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ListenURL() != c.DatabaseURL || c.ListenVar() != "DATABASE_URL" {
+		t.Fatalf("unset DATABASE_LISTEN_URL: %q from %s, want DATABASE_URL's %q", c.ListenURL(), c.ListenVar(), c.DatabaseURL)
+	}
+	t.Setenv("DATABASE_URL", "postgres://u@pooler:6543/db")
+	t.Setenv("DATABASE_LISTEN_URL", "postgres://u@db:5432/db")
+	if c, err = Load(); err != nil {
+		t.Fatal(err)
+	}
+	if c.ListenURL() != "postgres://u@db:5432/db" || c.ListenVar() != "DATABASE_LISTEN_URL" || c.DatabaseURL != "postgres://u@pooler:6543/db" {
+		t.Fatalf("DATABASE_LISTEN_URL set: listen %q from %s, queries %q", c.ListenURL(), c.ListenVar(), c.DatabaseURL)
+	}
+	t.Setenv("DATABASE_LISTEN_URL", " \t")
+	if _, err := Load(); err == nil || !strings.Contains(err.Error(), "DATABASE_LISTEN_URL") {
+		t.Fatalf("blank DATABASE_LISTEN_URL: %v", err)
+	}
+}

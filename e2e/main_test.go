@@ -5,8 +5,11 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
@@ -86,18 +90,64 @@ func runWithInfrastructure(m *testing.M) int {
 }
 
 // env is one test's database, task queue and settings for the binaries.
+//
+// The starter runs as the database's owner (the role that migrated: the
+// operator). The worker runs as a role of its own, made for the env: it can
+// log in, is neither superuser nor owner, and has only what `starter
+// grant-worker` gave it, as in production. A test whose worker logs
+// "permission denied" fails.
 type env struct {
 	t         *testing.T
 	dbURL     string
 	taskQueue string
 	vars      map[string]string
+	// workerRole is the worker's role, and workerURL dbURL as that role.
+	workerRole string
+	workerURL  string
+	// workerVars are settings of the worker alone, over vars and
+	// workerURL (the pooler test's DATABASE_URL and DATABASE_LISTEN_URL).
+	workerVars map[string]string
 }
 
 var envCount atomic.Int64
 
 func newEnv(t *testing.T, overrides map[string]string) *env {
 	t.Helper()
+	role := newRoleName(t)
 	url, _ := testenv.Database(t)
+	return setUpEnv(t, url, role, overrides)
+}
+
+// newRoleName names a worker role for the test and drops it when the test
+// ends. Call it before the test's database is made: cleanups run last-in
+// first-out, so the role goes after the database, and with it its grants.
+func newRoleName(t *testing.T) string {
+	t.Helper()
+	testenv.RequireIntegration(t)
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	role := fmt.Sprintf("mm_e2e_worker_%s", hex.EncodeToString(b))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		admin, err := pgx.Connect(ctx, testenv.AdminURL())
+		if err != nil {
+			t.Logf("drop role %s: %v", role, err)
+			return
+		}
+		defer admin.Close(ctx)
+		if _, err := admin.Exec(ctx, "DROP ROLE IF EXISTS "+role); err != nil {
+			t.Logf("drop role %s: %v", role, err)
+		}
+	})
+	return role
+}
+
+// setUpEnv makes the env of a migrated database: the worker's role,
+// created with LOGIN (the test server trusts local connections) and given
+// its grants by `starter grant-worker`.
+func setUpEnv(t *testing.T, url, role string, overrides map[string]string) *env {
+	t.Helper()
 	e := &env{
 		t:     t,
 		dbURL: url,
@@ -111,11 +161,46 @@ func newEnv(t *testing.T, overrides map[string]string) *env {
 			"WAKE_DEBOUNCE":  "50ms",
 			"METRICS_ADDR":   "127.0.0.1:0",
 		},
+		workerRole: role,
+		workerURL:  asUser(t, url, role),
+		workerVars: map[string]string{},
 	}
 	for k, v := range overrides {
 		e.vars[k] = v
 	}
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE ROLE "+role+" LOGIN"); err != nil {
+		t.Fatalf("create the worker's role: %v", err)
+	}
+	if out, errOut, code := e.starter("grant-worker", role); code != 0 {
+		t.Fatalf("starter grant-worker %s exited %d: %s%s", role, code, out, errOut)
+	}
 	return e
+}
+
+// asUser is url with its user replaced.
+func asUser(t *testing.T, raw, user string) string {
+	t.Helper()
+	u, err := neturl.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = neturl.User(user)
+	return u.String()
+}
+
+// workerEnviron is the worker's environment: the env's, as its own role.
+func (e *env) workerEnviron() []string {
+	vars := append(e.environ(), "DATABASE_URL="+e.workerURL)
+	for k, v := range e.workerVars {
+		vars = append(vars, k+"="+v)
+	}
+	return vars // for a repeated name, exec uses the last value
 }
 
 func (e *env) environ() []string {
@@ -141,7 +226,7 @@ type workerProcess struct {
 func (e *env) startWorker() *workerProcess {
 	e.t.Helper()
 	w := &workerProcess{cmd: exec.Command(suite.workerBin), logs: &syncBuffer{}, done: make(chan struct{})}
-	w.cmd.Env = e.environ()
+	w.cmd.Env = e.workerEnviron()
 	w.cmd.Stdout, w.cmd.Stderr = w.logs, w.logs
 	if err := w.cmd.Start(); err != nil {
 		e.t.Fatalf("start worker: %v", err)
@@ -149,6 +234,11 @@ func (e *env) startWorker() *workerProcess {
 	go func() { _ = w.cmd.Wait(); close(w.done) }()
 	e.t.Cleanup(func() {
 		w.stop(syscall.SIGTERM)
+		// The worker runs with only what grant-worker gives it: anything
+		// it needs and was not given shows here.
+		if strings.Contains(w.logs.String(), "permission denied") {
+			e.t.Errorf("the worker (role %s, granted by starter grant-worker) logged \"permission denied\"", e.workerRole)
+		}
 		if e.t.Failed() {
 			e.t.Logf("worker log:\n%s", w.logs.String())
 		}

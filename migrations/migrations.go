@@ -15,7 +15,9 @@ import (
 var files embed.FS
 
 // versionTable records the applied version. tern takes an advisory lock
-// around it, so two migrators started at once apply each file once.
+// around it, so two migrators started at once apply each file once. The lock
+// is a session lock: migrate over a direct or session-mode connection, never
+// through a transaction-mode pooler.
 const versionTable = "public.matchmaking_schema_version"
 
 // Apply brings the database up to the newest migration. It is idempotent.

@@ -13,7 +13,6 @@ import (
 
 	"github.com/eventmatch/matchmaker/config"
 	"github.com/eventmatch/matchmaker/demodata"
-	"github.com/eventmatch/matchmaker/internal/connect"
 	"github.com/eventmatch/matchmaker/migrations"
 	"github.com/eventmatch/matchmaker/store"
 	"github.com/eventmatch/matchmaker/workflows"
@@ -33,8 +32,18 @@ func cmdMigrate(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// tern holds a session advisory lock for the whole migration, which a
+	// transaction-mode pooler cannot keep: migrate over a session.
+	pooler, err := store.DetectPooler(cfg.ListenURL())
+	if err != nil {
+		return fmt.Errorf("%s: %w", cfg.ListenVar(), err)
+	}
+	if pooler.Transaction {
+		return fmt.Errorf("%s goes through a transaction-mode pooler (%s), and migrate needs a session of its own: "+
+			"set DATABASE_LISTEN_URL to a direct connection or a session-mode pooler", cfg.ListenVar(), pooler.Reason)
+	}
 	if *createDB {
-		created, err := createDatabase(ctx, cfg.DatabaseURL)
+		created, err := createDatabase(ctx, cfg.ListenVar(), cfg.ListenURL())
 		if err != nil {
 			return err
 		}
@@ -42,7 +51,7 @@ func cmdMigrate(ctx context.Context, args []string, out io.Writer) error {
 			fmt.Fprintln(out, "created database")
 		}
 	}
-	pool, err := connect.Database(ctx, cfg)
+	pool, err := store.ConnectEnv(ctx, cfg.ListenVar(), cfg.ListenURL(), "matchmaker-starter")
 	if err != nil {
 		return err
 	}
@@ -67,12 +76,13 @@ func cmdMigrate(ctx context.Context, args []string, out io.Writer) error {
 var safeDatabaseName = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
 
 // createDatabase connects to the server's postgres database and creates the
-// one DATABASE_URL names, if missing.
-func createDatabase(ctx context.Context, databaseURL string) (bool, error) {
+// one the URL (read from variable) names, if missing.
+func createDatabase(ctx context.Context, variable, databaseURL string) (bool, error) {
 	cfg, err := pgx.ParseConfig(databaseURL)
 	if err != nil {
-		return false, fmt.Errorf("DATABASE_URL is not a valid PostgreSQL URL")
+		return false, fmt.Errorf("%s is not a valid PostgreSQL URL", variable)
 	}
+	delete(cfg.RuntimeParams, "pgbouncer") // ours, not the server's
 	name := cfg.Database
 	if !safeDatabaseName.MatchString(name) {
 		return false, fmt.Errorf("will not create database %q: only letters, digits and _ are allowed", name)

@@ -19,7 +19,10 @@ import (
 const usage = `usage: starter <command> [arguments]
 
 commands:
-  migrate [--create-database]       apply the schema to DATABASE_URL (idempotent)
+  migrate [--create-database]       apply the schema over DATABASE_LISTEN_URL (default DATABASE_URL;
+                                    a direct or session connection, as the role that will own it)
+  grant-worker <role>               give an existing role exactly what the worker needs (run as
+                                    the role that migrated) and print what it may do
   enable <event code or uuid> [--wait [--timeout 30m]] [--rematch]
                                     turn matchmaking on and start or wake the event's workflow;
                                     --wait shows progress until the queue is drained, giving up
@@ -38,8 +41,9 @@ commands:
   matches <event code or uuid> [--members 5]
                                     print some members' matches (--members 1 to 1000) with their insights
 
-configuration comes from the environment: DATABASE_URL, TEMPORAL_ADDRESS,
-TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, BATCH_SIZE, MAX_RUNTIME_MS, TOP_N
+configuration comes from the environment: DATABASE_URL, DATABASE_LISTEN_URL,
+TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, BATCH_SIZE,
+MAX_RUNTIME_MS, TOP_N
 `
 
 func main() {
@@ -74,6 +78,8 @@ func dispatch(ctx context.Context, cmd string, rest []string, out io.Writer) err
 	switch cmd {
 	case "migrate":
 		return cmdMigrate(ctx, rest, out)
+	case "grant-worker":
+		return cmdGrantWorker(ctx, rest, out)
 	case "enable":
 		return cmdEnable(ctx, rest, out)
 	case "pause", "resume":

@@ -241,3 +241,26 @@ func clip(s string, limit int) string {
 	}
 	return s
 }
+
+// maxRoleBytes is PostgreSQL's limit on a name; a longer one would be cut
+// short by the server and name another role.
+const maxRoleBytes = 63
+
+// exactlyOneRole checks a command's one role argument. Any name PostgreSQL
+// allows is accepted (it is always quoted); the role must exist, which the
+// command checks once connected.
+func exactlyOneRole(cmd string, positional []string) (string, error) {
+	if len(positional) != 1 {
+		return "", fmt.Errorf("%s takes one role name, got %d arguments", cmd, len(positional))
+	}
+	role := positional[0]
+	switch {
+	case strings.TrimSpace(role) == "":
+		return "", errors.New("the role name must not be blank")
+	case !utf8.ValidString(role) || strings.ContainsFunc(role, unicode.IsControl):
+		return "", fmt.Errorf("the role name %q contains a control character or invalid UTF-8", role)
+	case len(role) > maxRoleBytes:
+		return "", fmt.Errorf("the role name is too long: PostgreSQL names are at most %d bytes, got %d", maxRoleBytes, len(role))
+	}
+	return role, nil
+}

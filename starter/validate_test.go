@@ -71,6 +71,13 @@ func TestBadInputIsRefusedBeforeConnecting(t *testing.T) {
 		// migrate
 		{[]string{"migrate", "now"}, `migrate takes no arguments, got "now"`},
 		{[]string{"migrate", "--create-database=perhaps"}, `migrate: invalid value "perhaps" for --create-database: want true or false`},
+		// grant-worker
+		{[]string{"grant-worker"}, "grant-worker takes one role name, got 0 arguments"},
+		{[]string{"grant-worker", "a", "b"}, "grant-worker takes one role name, got 2 arguments"},
+		{[]string{"grant-worker", " \t"}, "the role name must not be blank"},
+		{[]string{"grant-worker", "w\x00rker"}, `the role name "w\x00rker" contains a control character or invalid UTF-8`},
+		{[]string{"grant-worker", strings.Repeat("w", 64)}, "the role name is too long: PostgreSQL names are at most 63 bytes, got 64"},
+		{[]string{"grant-worker", "worker", "--all"}, "grant-worker: flag provided but not defined: -all (grant-worker takes no flags)"},
 		// per-event commands
 		{[]string{"disable", ""}, "the event code or uuid must not be blank"},
 		{[]string{"disable", "demo", "--yes"}, "disable: flag provided but not defined: -yes (disable takes no flags)"},
@@ -126,6 +133,10 @@ func TestGoodInputReachesTheConnection(t *testing.T) {
 		{"status", "demo", "--json"},
 		{"pause", "--all"},
 		{"clear-queue", "demo"},
+		{"grant-worker", "mm_worker"},
+		{"grant-worker", `Odd "Role"; DROP TABLE x`},
+		{"grant-worker", strings.Repeat("w", 63)},
+		{"migrate"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			err := run(context.Background(), args, &bytes.Buffer{})
@@ -276,5 +287,33 @@ func TestClipKeepsOneLine(t *testing.T) {
 	}
 	if got := clip(strings.Repeat("é", 10), 5); got != "éééé…" {
 		t.Errorf("clip = %q", got)
+	}
+}
+
+// TestMigrateNeedsASession: migrate refuses, before connecting, a URL that
+// goes through a transaction-mode pooler, and takes DATABASE_LISTEN_URL
+// over DATABASE_URL.
+func TestMigrateNeedsASession(t *testing.T) {
+	unreachable(t)
+	for _, tc := range []struct {
+		name, url, listen, want string
+	}{
+		{"DATABASE_URL on Supabase's transaction pooler", "postgres://u@127.0.0.1:6543/db?connect_timeout=1", "",
+			"DATABASE_URL goes through a transaction-mode pooler (port 6543"},
+		{"DATABASE_URL marked pgbouncer=true", "postgres://u@127.0.0.1:1/db?pgbouncer=true", "",
+			"DATABASE_URL goes through a transaction-mode pooler (pgbouncer=true in the URL)"},
+		{"DATABASE_LISTEN_URL pooled too", "postgres://u@127.0.0.1:1/db", "postgres://u@127.0.0.1:1/db?pgbouncer=true",
+			"DATABASE_LISTEN_URL goes through a transaction-mode pooler"},
+		{"DATABASE_LISTEN_URL direct", "postgres://u@127.0.0.1:6543/db", "postgres://nobody@127.0.0.1:1/none?sslmode=disable&connect_timeout=1",
+			"database server unreachable at 127.0.0.1:1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("DATABASE_URL", tc.url)
+			t.Setenv("DATABASE_LISTEN_URL", tc.listen)
+			err := run(context.Background(), []string{"migrate", "--create-database"}, &bytes.Buffer{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
 	}
 }

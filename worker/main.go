@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
@@ -72,6 +73,18 @@ func run(cfg config.Config, logger *slog.Logger) error {
 	defer pool.Close()
 	if err := connect.RequireSchema(ctx, pool); err != nil {
 		return err
+	}
+	if err := checkPooledSession(ctx, cfg, pool, logger); err != nil {
+		return err
+	}
+	// The LISTEN connection needs a session of its own; DATABASE_URL may be
+	// a transaction-mode pooler, which cannot give one.
+	listenPool := pool
+	if cfg.ListenURL() != cfg.DatabaseURL {
+		if listenPool, err = store.ConnectEnv(ctx, cfg.ListenVar(), cfg.ListenURL(), "matchmaker-worker-listener"); err != nil {
+			return err
+		}
+		defer listenPool.Close()
 	}
 	temporalClient, err := connect.Temporal(ctx, cfg, logger)
 	if err != nil {
@@ -137,8 +150,9 @@ func run(cfg config.Config, logger *slog.Logger) error {
 
 	settings := workflows.SettingsFromConfig(cfg)
 	l := &listener.Listener{
-		Pool:  pool,
-		Store: st,
+		Pool:    listenPool,
+		Store:   st,
+		Metrics: obs.app,
 		Wake: func(ctx context.Context, eventID string) error {
 			ref := workflows.EventRef{ID: eventID}
 			// The code and name only label a workflow this call starts.
@@ -156,6 +170,36 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	logger.Info("shutting down: finishing running activities")
+	return nil
+}
+
+// checkPooledSession says how DATABASE_URL is reached and, through a
+// transaction-mode pooler, whether the session timeouts still hold: there
+// they cannot be startup parameters and come from the role's settings,
+// which `starter grant-worker` makes.
+func checkPooledSession(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, logger *slog.Logger) error {
+	p, err := store.DetectPooler(cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	listen := "DATABASE_URL"
+	if cfg.DatabaseListenURL != "" {
+		listen = "DATABASE_LISTEN_URL"
+	}
+	if !p.Transaction {
+		logger.Info("database", "queries", "direct or session pooler", "listen", listen)
+		return nil
+	}
+	logger.Info("database", "queries", "transaction-mode pooler ("+p.Reason+"): unnamed statements, no statement cache",
+		"listen", listen)
+	var timeout string
+	if err := pool.QueryRow(ctx, `SELECT current_setting('statement_timeout')`).Scan(&timeout); err != nil {
+		return fmt.Errorf("read statement_timeout: %w", err)
+	}
+	if timeout == "0" {
+		logger.Warn("through the pooler this role has no statement_timeout, lock_timeout or idle_in_transaction_session_timeout: " +
+			"run `starter grant-worker <this role>`, which sets them on the role, so that a stuck session cannot hold a batch's locks")
+	}
 	return nil
 }
 
@@ -266,8 +310,8 @@ Runs the matchmaking engine's Temporal worker, and the queue listener that
 wakes each event's workflow when its members change, until SIGINT or SIGTERM.
 
 It takes no arguments: its configuration comes from environment variables
-(DATABASE_URL, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ...), described in the
-Configuration table of README.md.
+(DATABASE_URL, DATABASE_LISTEN_URL, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ...),
+described in the Configuration table of README.md.
 `
 	for _, a := range args {
 		switch a {

@@ -30,12 +30,14 @@ const (
 	svcTemporalSchema = "temporal-schema"
 	svcTemporalSetup  = "temporal-setup"
 	svcMigrate        = "migrate"
+	svcGrantWorker    = "grant-worker"
+	svcAppGrants      = "app-grants"
 	svcWorker         = "worker"
 	svcStarter        = "starter"
 )
 
 // repoBuilt are the services that run this repository's binaries.
-var repoBuilt = []string{svcMigrate, svcWorker, svcStarter}
+var repoBuilt = []string{svcMigrate, svcGrantWorker, svcWorker, svcStarter}
 
 // wantSearchAttributes is what temporal-setup must register: the workflow's
 // custom search attributes, no more and no fewer.
@@ -311,16 +313,30 @@ func TestComposeSettingsExist(t *testing.T) {
 		t.Errorf("starter service runs %v, want /usr/local/bin/starter", got)
 	}
 
-	// All three talk to the same Temporal namespace and task queue.
+	// All talk to the same database (each as its role: TestComposeRoles),
+	// Temporal namespace and task queue.
 	want := c.Services[svcWorker].env(t)
 	for _, name := range repoBuilt {
 		env := c.Services[name].env(t)
-		for _, key := range []string{"DATABASE_URL", "TEMPORAL_NAMESPACE", "TEMPORAL_TASK_QUEUE"} {
+		if a, b := databaseOf(t, env["DATABASE_URL"]), databaseOf(t, want["DATABASE_URL"]); a != b {
+			t.Errorf("service %s uses database %s, the worker %s", name, a, b)
+		}
+		for _, key := range []string{"TEMPORAL_NAMESPACE", "TEMPORAL_TASK_QUEUE"} {
 			if env[key] != want[key] {
 				t.Errorf("service %s: %s=%q, the worker has %q", name, key, env[key], want[key])
 			}
 		}
 	}
+}
+
+// databaseOf is a URL's host:port/database, without the user.
+func databaseOf(t *testing.T, raw string) string {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatalf("DATABASE_URL %q: %v", raw, err)
+	}
+	return u.Host + u.Path
 }
 
 func TestComposeWorker(t *testing.T) {
@@ -406,8 +422,10 @@ func TestComposeDependencies(t *testing.T) {
 	needs := map[string][]string{
 		svcTemporal:      {svcTemporalSchema},
 		svcTemporalSetup: {svcTemporal},
-		svcWorker:        {svcMigrate, svcTemporalSetup},
+		svcWorker:        {svcMigrate, svcGrantWorker, svcTemporalSetup},
 		svcMigrate:       {svcPostgres},
+		svcGrantWorker:   {svcMigrate},
+		svcAppGrants:     {svcMigrate},
 	}
 	for name, targets := range needs {
 		deps := c.service(t, name).dependencies(t)

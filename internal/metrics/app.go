@@ -34,6 +34,7 @@ type App struct {
 	aiTokens     *prometheus.CounterVec
 	quarantined  *prometheus.GaugeVec
 	deferred     *prometheus.CounterVec
+	receiving    prometheus.Gauge
 }
 
 // NewApp creates the engine's metrics and registers them with reg.
@@ -83,10 +84,16 @@ func NewApp(reg prometheus.Registerer) (*App, error) {
 			Help: "Lists a commit set aside because they named a member who left the event while the batch ran; " +
 				"their owners go round again.",
 		}, []string{"event_id"}),
+		receiving: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "matchmaking_listener_receiving",
+			Help: "1 once the queue listener's connection has received a notification (it sends itself one after every " +
+				"connect), 0 until then: wake-ups then come from a poll every few seconds. A 0 that stays means LISTEN " +
+				"goes through a transaction-mode pooler; point DATABASE_LISTEN_URL at a direct or session-mode connection.",
+		}),
 	}
 	var errs []error
 	for _, c := range []prometheus.Collector{a.batches, a.usersMatched, a.queueDepth, a.stepDuration,
-		a.aiCalls, a.aiCacheHits, a.fallbacks, a.aiTokens, a.quarantined, a.deferred} {
+		a.aiCalls, a.aiCacheHits, a.fallbacks, a.aiTokens, a.quarantined, a.deferred, a.receiving} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}
@@ -128,6 +135,19 @@ func (a *App) ListsDeferred(eventID string, n int) {
 		return
 	}
 	addInt(a.deferred.WithLabelValues(eventID), n)
+}
+
+// SetListenerReceiving records whether the queue listener's connection has
+// shown that notifications reach it.
+func (a *App) SetListenerReceiving(ok bool) {
+	if a == nil {
+		return
+	}
+	if ok {
+		a.receiving.Set(1)
+	} else {
+		a.receiving.Set(0)
+	}
 }
 
 // ObserveStep records how long one attempt of a batch step took.

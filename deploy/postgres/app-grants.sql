@@ -1,0 +1,13 @@
+-- What the web app's role may do, run by the Compose service app-grants as
+-- the owner once `starter migrate` has made the tables: its own tables in
+-- full, and reading matches. Nothing of the engine: the member triggers
+-- enqueue with their owner's rights. Re-running it changes nothing.
+GRANT USAGE ON SCHEMA public TO matchmaker_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON public.events, public.all_events_members TO matchmaker_app;
+GRANT SELECT ON public.matches TO matchmaker_app;
+
+-- matches has row level security (migration 007): without a policy a role
+-- that does not own it reads no rows. The app's server reads every list and
+-- shows each member theirs.
+DROP POLICY IF EXISTS matchmaker_app_reads_matches ON public.matches;
+CREATE POLICY matchmaker_app_reads_matches ON public.matches FOR SELECT TO matchmaker_app USING (true);
