@@ -200,7 +200,8 @@ func (r *report) markdown() string {
 		n := run.spec.members
 		w("%d members of the same generator (members N…N+%d, prefix-stable) inserted one at a time into the fully matched %s-member event of the last run, "+
 			"as the web app does (one INSERT, committed); each timed from the COMMIT to its matches being persisted (polled every %s); "+
-			"the next goes in once the queue is empty. Nearest-rank percentiles. The listener's WAKE_DEBOUNCE (%s) is part of every figure.\n\n",
+			"the next goes in once the queue is empty. Nearest-rank percentiles. A lone INSERT's notification wakes the workflow at once "+
+			"(WAKE_DEBOUNCE, %s, only groups the notifications that follow within it).\n\n",
 			len(lat), len(lat)-1, thousands(n), ms(newcomerPoll.Seconds()), ms(r.engine.WakeDebounce.Seconds()))
 		w("| event | newcomers | p50 | p95 | max | batches | mean time in steps per newcomer | mean Temporal schedule-to-start per newcomer | worker peak RSS afterwards |\n")
 		w("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")

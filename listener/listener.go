@@ -280,19 +280,29 @@ func (l *Listener) pollOnce(ctx context.Context, out chan<- string) bool {
 	return true
 }
 
-// dispatchLoop collects event IDs for one debounce interval, then wakes each
-// distinct event once.
+// dispatchLoop wakes an event's workflow at its first notification, at
+// once: a lone newcomer should not wait out the window. Further
+// notifications for that event within Debounce of the last wake are
+// collected and make one more wake-up when the window ends, so a burst of
+// a thousand inserts costs a few signals, not a thousand.
 func (l *Listener) dispatchLoop(ctx context.Context, in chan string) {
 	poll := time.NewTicker(l.pollInterval())
 	defer poll.Stop()
 	pending := map[string]bool{}
+	// woken holds the events woken within the current window.
+	woken := map[string]bool{}
 	var flush <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case id := <-in:
-			pending[id] = true
+			if !woken[id] {
+				woken[id] = true
+				l.wake(ctx, id)
+			} else {
+				pending[id] = true
+			}
 			if flush == nil {
 				flush = time.After(l.Debounce)
 			}
@@ -302,14 +312,24 @@ func (l *Listener) dispatchLoop(ctx context.Context, in chan string) {
 			go l.pollOnce(ctx, in)
 		case <-flush:
 			flush = nil
+			clear(woken)
 			for id := range pending {
 				delete(pending, id)
-				if err := l.Wake(ctx, id); err != nil && ctx.Err() == nil {
-					l.Logger.Warn("could not wake event workflow", "event_id", id, "error", err)
-				} else if err == nil {
-					l.Logger.Debug("woke event workflow", "event_id", id)
-				}
+				woken[id] = true
+				l.wake(ctx, id)
+			}
+			// Events woken just now keep a window of their own.
+			if len(woken) > 0 {
+				flush = time.After(l.Debounce)
 			}
 		}
+	}
+}
+
+func (l *Listener) wake(ctx context.Context, id string) {
+	if err := l.Wake(ctx, id); err != nil && ctx.Err() == nil {
+		l.Logger.Warn("could not wake event workflow", "event_id", id, "error", err)
+	} else if err == nil {
+		l.Logger.Debug("woke event workflow", "event_id", id)
 	}
 }
