@@ -49,6 +49,9 @@ type Activities struct {
 	// Metrics records batches, queue depth and AI usage; nil records
 	// nothing (and skips the queue count after a commit).
 	Metrics *metrics.App
+	// ShardWorkers counts the worker processes polling the shard queue;
+	// nil counts none, so no batch is scored in shards.
+	ShardWorkers func(ctx context.Context) (int, error)
 
 	events eventCache
 }
@@ -58,6 +61,10 @@ type ClaimInput struct {
 	EventID string
 	Token   string
 	Limit   int
+	// FanOutMin: a claim of at least this many members (0: never) also
+	// counts the worker processes polling the shard queue, for the
+	// workflow to decide whether to score the batch in shards.
+	FanOutMin int
 }
 
 // BatchRef names a claimed batch.
@@ -91,6 +98,10 @@ type ClaimResult struct {
 	// worker died inside a chain of local activities); the run goes on to
 	// its next batch.
 	Finished bool
+	// ShardWorkers is how many worker processes poll the shard queue, when
+	// the claim reached ClaimInput.FanOutMin; 0 otherwise. Shards only pay
+	// off with more than one.
+	ShardWorkers int
 }
 
 // ScoreResult reports what scoring staged.
@@ -164,10 +175,18 @@ func (a *Activities) ClaimBatch(ctx context.Context, in ClaimInput) (ClaimResult
 	if err != nil {
 		return ClaimResult{}, err
 	}
-	if n > 0 {
-		a.log(ctx).Info("claimed batch", "event_id", in.EventID, "batch", in.Token, "users", n)
+	res := ClaimResult{Claimed: n}
+	if in.FanOutMin > 0 && n >= in.FanOutMin && a.ShardWorkers != nil {
+		// A failed count only means no fan-out: the batch is scored whole.
+		if res.ShardWorkers, err = a.ShardWorkers(ctx); err != nil {
+			a.log(ctx).Warn("could not count the workers on the shard queue; scoring the batch whole", "error", err)
+			res.ShardWorkers = 0
+		}
 	}
-	return ClaimResult{Claimed: n}, nil
+	if n > 0 {
+		a.log(ctx).Info("claimed batch", "event_id", in.EventID, "batch", in.Token, "users", n, "shard_workers", res.ShardWorkers)
+	}
+	return res, nil
 }
 
 // WriteInsights gives every staged match of the batch an insight.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Records one workflow history of the current worker for the replay tests:
-# a dev server of its own, a 2,500-member event matched in a batch of 2,100
-# (scored in shards) and one of 400 (regular activities), newcomers one at
+# a dev server of its own and two workers, a 2,500-member event matched in
+# a batch of 2,100 (scored in shards) and one of 400 (regular activities), newcomers one at
 # a time (small batches, local activities), a profile edit, two deletes,
 # pause and resume, disable. Writes workflows/testdata/$1.json.
 #
@@ -19,6 +19,7 @@ export TEMPORAL_ADDRESS="127.0.0.1:$port"
 export TEMPORAL_TASK_QUEUE=record-history
 cleanup() {
 	[ -n "${worker:-}" ] && kill "$worker" 2>/dev/null || true
+	[ -n "${worker2:-}" ] && kill "$worker2" 2>/dev/null || true
 	[ -n "${server:-}" ] && kill "$server" 2>/dev/null || true
 	wait 2>/dev/null || true
 	psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" postgres >/dev/null || true
@@ -33,8 +34,12 @@ for _ in $(seq 150); do bin/temporal operator cluster health --address "$TEMPORA
 
 bin/starter migrate --create-database
 bin/starter load-demo --code record --members 2500 --seed 3
+# Two workers: shards are used only when more than one polls their queue.
 BATCH_SIZE=2100 MAX_RUNTIME_MS=45000 bin/worker >"$work/worker.log" 2>&1 &
 worker=$!
+BATCH_SIZE=2100 MAX_RUNTIME_MS=45000 bin/worker >"$work/worker2.log" 2>&1 &
+worker2=$!
+sleep 2
 bin/starter enable record --wait --timeout 2m
 
 sql() { psql -h 127.0.0.1 -U postgres -d "$db" -v ON_ERROR_STOP=1 -qAt -c "$1"; }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
@@ -125,6 +126,9 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		Lease:      leaseFor(cfg),
 		Logger:     logger,
 		Metrics:    obs.app,
+		ShardWorkers: func(ctx context.Context) (int, error) {
+			return shardWorkers(ctx, temporalClient, workflows.ShardTaskQueue(cfg.TaskQueue))
+		},
 	}
 	w.RegisterWorkflow(workflows.EventMatchmaking)
 	w.RegisterActivity(acts)
@@ -324,4 +328,25 @@ described in the Configuration table of README.md.
 		return false, usage, "", 0
 	}
 	return true, "", "", 0
+}
+
+// shardPollerHorizon is how recently a worker must have polled the shard
+// queue to count; Temporal remembers pollers for some minutes after they
+// stop.
+const shardPollerHorizon = time.Minute
+
+// shardWorkers counts the worker processes that polled the shard queue
+// within shardPollerHorizon.
+func shardWorkers(ctx context.Context, c client.Client, queue string) (int, error) {
+	resp, err := c.DescribeTaskQueue(ctx, queue, enumspb.TASK_QUEUE_TYPE_ACTIVITY)
+	if err != nil {
+		return 0, fmt.Errorf("describe task queue %s: %w", queue, err)
+	}
+	workers := map[string]bool{}
+	for _, p := range resp.GetPollers() {
+		if time.Since(p.GetLastAccessTime().AsTime()) <= shardPollerHorizon {
+			workers[p.GetIdentity()] = true
+		}
+	}
+	return len(workers), nil
 }

@@ -929,10 +929,21 @@ func TestCurrentDetailsAndSearchAttributesFollowProgress(t *testing.T) {
 	h.run()
 }
 
-// A batch of at least fanOutMinBatch members is scored in shards, each its
-// own activity, and merged by ScoreBatch; a small batch is scored whole.
+// A batch of at least fanOutMinBatch members, claimed while several workers
+// poll the shard queue, is scored in shards, each its own activity, and
+// merged by ScoreBatch; with one worker, or a small batch, it is scored
+// whole.
 func TestLargeBatchFansOutToShards(t *testing.T) {
-	f := newFakeActivities(3500, 10)
+	f := newFakeActivities()
+	claims := []int{3500, 3500, 10}
+	f.onClaim = func(n int, in activities.ClaimInput) (activities.ClaimResult, error) {
+		if n > len(claims) {
+			return activities.ClaimResult{}, nil
+		}
+		assert.Equal(t, fanOutMinBatch, in.FanOutMin)
+		// The second large batch finds a single worker on the shard queue.
+		return activities.ClaimResult{Claimed: claims[n-1], ShardWorkers: map[int]int{1: 3, 2: 1}[n]}, nil
+	}
 	s := testSettings()
 	s.BatchSize = 5000
 	h := newHarness(t, s, f)
@@ -949,9 +960,10 @@ func TestLargeBatchFansOutToShards(t *testing.T) {
 		assert.Equal(t, 4, c.Shards)
 	}
 	scores := f.callsTo(actScore)
-	require.Len(t, scores, 2)
+	require.Len(t, scores, 3)
 	assert.Equal(t, 4, scores[0].Shards, "the large batch merges its shards")
-	assert.Equal(t, 0, scores[1].Shards, "the small batch is scored whole")
+	assert.Equal(t, 0, scores[1].Shards, "with one worker a large batch is scored whole")
+	assert.Equal(t, 0, scores[2].Shards, "the small batch is scored whole")
 }
 
 // A claim whose batch an earlier attempt of the run already committed (its
