@@ -14,7 +14,8 @@ import (
 	"github.com/eventmatch/matchmaker/store"
 )
 
-// ScoreBatch scores the batch's claimed members against the whole event,
+// ScoreBatch scores the batch's claimed members against the whole event (or,
+// with in.Shards, merges what the batch's ScoreShard activities scored),
 // applies the incremental rule to everyone else's list, and stages every list
 // that changed.
 func (a *Activities) ScoreBatch(ctx context.Context, in BatchRef) (ScoreResult, error) {
