@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/testsuite"
-
 	"github.com/eventmatch/matchmaker/demodata"
 	"github.com/eventmatch/matchmaker/internal/testenv"
 	"github.com/eventmatch/matchmaker/store"
@@ -22,57 +20,35 @@ func TestShardedBatchMatchesTrueTopN(t *testing.T) {
 	testenv.RequireIntegration(t)
 	t.Parallel()
 	ctx := context.Background()
-	_, pool := testenv.Database(t)
-	st := store.New(pool)
 	everyone := demodata.Generate(31, 260)
-	ev, err := st.EnsureEvent(ctx, "shards", "Shard test event")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.InsertMembers(ctx, ev.ID, demodata.StoreMembers(everyone[:200])); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.EnableEvent(ctx, ev.ID); err != nil {
-		t.Fatal(err)
-	}
+	st, eventID := newEnabledEvent(t, "shards", everyone[:200])
 	workers := make([]*Activities, 4)
 	for k := range workers {
 		workers[k] = &Activities{Store: st, TopN: 3, Lease: time.Minute}
 	}
-	var suite testsuite.WorkflowTestSuite
 	run := func(acts *Activities, fn, arg, out any) {
 		t.Helper()
-		env := suite.NewTestActivityEnvironment()
-		env.RegisterActivity(acts)
-		v, err := env.ExecuteActivity(fn, arg)
-		if err != nil {
-			t.Fatalf("activity: %v", err)
-		}
-		if out != nil {
-			if err := v.Get(out); err != nil {
-				t.Fatal(err)
-			}
-		}
+		runActivity(t, acts, fn, arg, out)
 	}
 	batch := func(token string, between func()) ScoreResult {
 		t.Helper()
 		merger := workers[3]
 		var claim ClaimResult
-		run(merger, merger.ClaimBatch, ClaimInput{EventID: ev.ID, Token: token, Limit: 1000}, &claim)
+		run(merger, merger.ClaimBatch, ClaimInput{EventID: eventID, Token: token, Limit: 1000}, &claim)
 		if claim.Claimed == 0 {
 			t.Fatalf("%s claimed nobody", token)
 		}
 		scored := 0
 		for k := range 3 {
 			var res ShardResult
-			run(workers[k], workers[k].ScoreShard, ShardRef{EventID: ev.ID, Token: token, Shard: k, Shards: 3}, &res)
+			run(workers[k], workers[k].ScoreShard, ShardRef{EventID: eventID, Token: token, Shard: k, Shards: 3}, &res)
 			scored += res.Scored
 		}
 		if scored < claim.Claimed {
 			t.Errorf("%s: shards scored %d members, the batch claimed %d", token, scored, claim.Claimed)
 		}
 		between()
-		ref := BatchRef{EventID: ev.ID, Token: token, Shards: 3}
+		ref := BatchRef{EventID: eventID, Token: token, Shards: 3}
 		var score ScoreResult
 		run(merger, merger.ScoreBatch, ref, &score)
 		run(merger, merger.WriteInsights, ref, nil)
@@ -87,13 +63,13 @@ func TestShardedBatchMatchesTrueTopN(t *testing.T) {
 	if res := batch("shards/1", func() {}); !res.ShardsMerged {
 		t.Errorf("the first batch's shards were not merged")
 	}
-	assertTrueTopN(t, st, ev.ID, 3)
+	assertTrueTopN(t, st, eventID, 3)
 
-	if _, err := st.InsertMembers(ctx, ev.ID, demodata.StoreMembers(everyone[200:240])); err != nil {
+	if _, err := st.InsertMembers(ctx, eventID, demodata.StoreMembers(everyone[200:240])); err != nil {
 		t.Fatal(err)
 	}
 	res := batch("shards/2", func() {
-		if _, err := st.InsertMembers(ctx, ev.ID, demodata.StoreMembers(everyone[240:241])); err != nil {
+		if _, err := st.InsertMembers(ctx, eventID, demodata.StoreMembers(everyone[240:241])); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -103,16 +79,16 @@ func TestShardedBatchMatchesTrueTopN(t *testing.T) {
 	for k := 3; ; k++ { // the late member's own batch
 		var claim ClaimResult
 		token := fmt.Sprintf("shards/%d", k)
-		run(workers[3], workers[3].ClaimBatch, ClaimInput{EventID: ev.ID, Token: token, Limit: 1000}, &claim)
+		run(workers[3], workers[3].ClaimBatch, ClaimInput{EventID: eventID, Token: token, Limit: 1000}, &claim)
 		if claim.Claimed == 0 {
 			break
 		}
-		ref := BatchRef{EventID: ev.ID, Token: token}
+		ref := BatchRef{EventID: eventID, Token: token}
 		run(workers[3], workers[3].ScoreBatch, ref, nil)
 		run(workers[3], workers[3].WriteInsights, ref, nil)
 		run(workers[3], workers[3].CommitBatch, ref, nil)
 	}
-	assertTrueTopN(t, st, ev.ID, 3)
+	assertTrueTopN(t, st, eventID, 3)
 	if n := countRows(t, st, `SELECT count(*) FROM matchmaking_batch_shards`); n != 0 {
 		t.Errorf("%d shards left after the commits", n)
 	}

@@ -25,24 +25,14 @@ func TestCachedViewEqualsAWholeRead(t *testing.T) {
 	testenv.RequireIntegration(t)
 	t.Parallel()
 	ctx := context.Background()
-	_, pool := testenv.Database(t)
-	st := store.New(pool)
-	acts := &Activities{Store: st, TopN: 3, Lease: time.Minute}
 	everyone := demodata.Generate(23, 400)
-	ev, err := st.EnsureEvent(ctx, "view", "View test event")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.InsertMembers(ctx, ev.ID, demodata.StoreMembers(everyone[:150])); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.EnableEvent(ctx, ev.ID); err != nil {
-		t.Fatal(err)
-	}
+	st, eventID := newEnabledEvent(t, "view", everyone[:150])
+	pool := st.Pool()
+	acts := &Activities{Store: st, TopN: 3, Lease: time.Minute}
 	joined := 150
 	present := func() []string {
 		var ids []string
-		rows, err := pool.Query(ctx, `SELECT user_id::text FROM all_events_members WHERE event_id = $1 ORDER BY user_id`, ev.ID)
+		rows, err := pool.Query(ctx, `SELECT user_id::text FROM all_events_members WHERE event_id = $1 ORDER BY user_id`, eventID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,22 +47,11 @@ func TestCachedViewEqualsAWholeRead(t *testing.T) {
 		return ids
 	}
 
-	var suite testsuite.WorkflowTestSuite
 	rng := rand.New(rand.NewPCG(5, 8))
 	batches, wholeReads := 0, 0
 	run := func(fn any, arg any, out any) {
 		t.Helper()
-		env := suite.NewTestActivityEnvironment()
-		env.RegisterActivity(acts)
-		v, err := env.ExecuteActivity(fn, arg)
-		if err != nil {
-			t.Fatalf("activity: %v", err)
-		}
-		if out != nil {
-			if err := v.Get(out); err != nil {
-				t.Fatal(err)
-			}
-		}
+		runActivity(t, acts, fn, arg, out)
 	}
 	drain := func() {
 		t.Helper()
@@ -80,11 +59,11 @@ func TestCachedViewEqualsAWholeRead(t *testing.T) {
 			batches++
 			token := fmt.Sprintf("view/%d", batches)
 			var claim ClaimResult
-			run(acts.ClaimBatch, ClaimInput{EventID: ev.ID, Token: token, Limit: 1 + rng.IntN(25)}, &claim)
+			run(acts.ClaimBatch, ClaimInput{EventID: eventID, Token: token, Limit: 1 + rng.IntN(25)}, &claim)
 			if claim.Claimed == 0 {
 				return
 			}
-			ref := BatchRef{EventID: ev.ID, Token: token}
+			ref := BatchRef{EventID: eventID, Token: token}
 			var score ScoreResult
 			run(acts.ScoreBatch, ref, &score)
 			if score.ReadWholeEvent {
@@ -106,15 +85,15 @@ func TestCachedViewEqualsAWholeRead(t *testing.T) {
 		switch {
 		case round%7 == 6: // quarantine someone, or let them all back
 			if round%2 == 0 {
-				if _, err := st.QuarantineMembers(ctx, ev.ID, []store.RefusedMember{{UserID: ids[rng.IntN(len(ids))], Reason: "test"}}); err != nil {
+				if _, err := st.QuarantineMembers(ctx, eventID, []store.RefusedMember{{UserID: ids[rng.IntN(len(ids))], Reason: "test"}}); err != nil {
 					t.Fatal(err)
 				}
-			} else if _, err := st.RetryQuarantined(ctx, ev.ID); err != nil {
+			} else if _, err := st.RetryQuarantined(ctx, eventID); err != nil {
 				t.Fatal(err)
 			}
 		default:
 			n := 1 + rng.IntN(8)
-			if _, err := st.InsertMembers(ctx, ev.ID, demodata.StoreMembers(everyone[joined:joined+n])); err != nil {
+			if _, err := st.InsertMembers(ctx, eventID, demodata.StoreMembers(everyone[joined:joined+n])); err != nil {
 				t.Fatal(err)
 			}
 			joined += n
@@ -123,13 +102,13 @@ func TestCachedViewEqualsAWholeRead(t *testing.T) {
 				if _, err := pool.Exec(ctx, `
 					UPDATE all_events_members SET interests = $3, offering = $4, bio = $5
 					WHERE event_id = $1 AND user_id = $2`,
-					ev.ID, ids[rng.IntN(len(ids))], donor.Interests, donor.Offering, donor.Bio); err != nil {
+					eventID, ids[rng.IntN(len(ids))], donor.Interests, donor.Offering, donor.Bio); err != nil {
 					t.Fatal(err)
 				}
 			}
 			for range rng.IntN(4) {
 				if _, err := pool.Exec(ctx, `DELETE FROM all_events_members WHERE event_id = $1 AND user_id = $2`,
-					ev.ID, ids[rng.IntN(len(ids))]); err != nil {
+					eventID, ids[rng.IntN(len(ids))]); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -139,7 +118,7 @@ func TestCachedViewEqualsAWholeRead(t *testing.T) {
 	if wholeReads != 1 {
 		t.Errorf("%d of %d batches read the whole event, want only the first", wholeReads, batches)
 	}
-	assertTrueTopN(t, st, ev.ID, 3)
+	assertTrueTopN(t, st, eventID, 3)
 }
 
 // assertViewIsWholeRead compares the worker's cached view of the batch's
@@ -228,5 +207,42 @@ func assertTrueTopN(t *testing.T, st *store.Store, eventID string, topN int) {
 	}
 	for owner := range stored {
 		t.Errorf("%s is not scored but has a stored list", owner)
+	}
+}
+
+// newEnabledEvent is a fresh database holding one enabled event of members.
+func newEnabledEvent(t *testing.T, code string, members []demodata.Member) (*store.Store, string) {
+	t.Helper()
+	ctx := context.Background()
+	_, pool := testenv.Database(t)
+	st := store.New(pool)
+	ev, err := st.EnsureEvent(ctx, code, "Test event "+code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.InsertMembers(ctx, ev.ID, demodata.StoreMembers(members)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.EnableEvent(ctx, ev.ID); err != nil {
+		t.Fatal(err)
+	}
+	return st, ev.ID
+}
+
+// runActivity runs one activity of acts in Temporal's activity test
+// environment and decodes its result into out (nil: ignored).
+func runActivity(t *testing.T, acts *Activities, fn, arg, out any) {
+	t.Helper()
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(acts)
+	v, err := env.ExecuteActivity(fn, arg)
+	if err != nil {
+		t.Fatalf("activity: %v", err)
+	}
+	if out != nil {
+		if err := v.Get(out); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
