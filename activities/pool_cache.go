@@ -115,6 +115,14 @@ func (v *eventView) applyMembers(ctx context.Context, snap store.Snapshot) (*mat
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if !slices.Contains(moved, -1) {
+		// Nobody left: every member kept its index and newcomers come
+		// last, so the lists stand as they are (a list naming an edited
+		// member fails validation on its stale score).
+		lists := make([][]matching.Entry, pool.Len())
+		copy(lists, v.lists)
+		return pool, lists, v.orphans, nil
+	}
 	lists := make([][]matching.Entry, pool.Len())
 	orphans, orphansCloned := v.orphans, false
 	for old, list := range v.lists {
