@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -20,42 +18,6 @@ import (
 	"github.com/eventmatch/matchmaker/demodata"
 	"github.com/eventmatch/matchmaker/internal/testenv"
 )
-
-// emptyDatabase creates a database without the schema, dropped when the
-// test ends, and returns its URL (as the admin user).
-func emptyDatabase(t *testing.T) string {
-	t.Helper()
-	ctx := context.Background()
-	adminCfg, err := pgx.ParseConfig(testenv.AdminURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := pgx.ConnectConfig(ctx, adminCfg)
-	if err != nil {
-		t.Fatalf("connect to PostgreSQL: %v", err)
-	}
-	defer admin.Close(ctx)
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "mm_e2e_" + hex.EncodeToString(b)
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.ConnectConfig(ctx, adminCfg)
-		if err != nil {
-			t.Logf("drop %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Logf("drop %s: %v", name, err)
-		}
-	})
-	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", adminCfg.User, adminCfg.Host, adminCfg.Port, name)
-}
 
 // asRole runs sql in a transaction as role, signed in as user sub ("" for
 // nobody: request.jwt.claim.sub as PostgREST sets it), and returns its rows,
@@ -118,7 +80,7 @@ const webAppRLS = `
 func TestSupabase(t *testing.T) {
 	ctx := context.Background()
 	role := newRoleName(t)
-	url := emptyDatabase(t)
+	url := testenv.URL(testenv.EmptyDatabase(t))
 	pool := openPool(t, url)
 	setup, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "deploy", "postgres", "supabase-like.sql"))
 	if err != nil {

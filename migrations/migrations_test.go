@@ -2,12 +2,9 @@ package migrations_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -23,45 +20,6 @@ func migrationFiles(t *testing.T) int32 {
 		t.Fatalf("no migration files found: %v", err)
 	}
 	return int32(len(files))
-}
-
-// emptyDatabase creates a database without the schema, dropped at the end,
-// and returns its connection config.
-func emptyDatabase(t *testing.T) *pgx.ConnConfig {
-	t.Helper()
-	testenv.RequireIntegration(t)
-	ctx := t.Context()
-	adminCfg, err := pgx.ParseConfig(testenv.AdminURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := pgx.ConnectConfig(ctx, adminCfg)
-	if err != nil {
-		t.Fatalf("connect to PostgreSQL: %v", err)
-	}
-	defer admin.Close(ctx)
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "mm_test_empty_" + hex.EncodeToString(b)
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.ConnectConfig(ctx, adminCfg)
-		if err != nil {
-			t.Logf("drop %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Logf("drop %s: %v", name, err)
-		}
-	})
-	cfg := adminCfg.Copy()
-	cfg.Database = name
-	return cfg
 }
 
 func connect(t *testing.T, cfg *pgx.ConnConfig) *pgx.Conn {
@@ -104,7 +62,7 @@ func schemaObjects(t *testing.T, conn *pgx.Conn) (tables, functions, triggers in
 
 func TestApplyFreshThenNoop(t *testing.T) {
 	n := migrationFiles(t)
-	conn := connect(t, emptyDatabase(t))
+	conn := connect(t, testenv.EmptyDatabase(t))
 
 	from, to, err := migrations.Apply(t.Context(), conn)
 	if err != nil {
@@ -155,7 +113,7 @@ func TestApplyOnMigratedDatabaseIsNoop(t *testing.T) {
 
 func TestApplyConcurrently(t *testing.T) {
 	n := migrationFiles(t)
-	cfg := emptyDatabase(t)
+	cfg := testenv.EmptyDatabase(t)
 	conns := []*pgx.Conn{connect(t, cfg), connect(t, cfg)}
 
 	var (

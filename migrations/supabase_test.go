@@ -30,7 +30,7 @@ var apiRoles = []string{"anon", "authenticated"}
 // roles, Supabase's default grants on public, auth.uid()), then migrated.
 func supabaseDatabase(t *testing.T) (*pgx.ConnConfig, *pgx.Conn) {
 	t.Helper()
-	cfg := emptyDatabase(t)
+	cfg := testenv.EmptyDatabase(t)
 	conn := connect(t, cfg)
 	setup, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "deploy", "postgres", "supabase-like.sql"))
 	if err != nil {
@@ -201,7 +201,7 @@ func checkEngineClosed(t *testing.T, conn *pgx.Conn) {
 // privileges open everything the migrating role creates.
 func TestEngineObjectsClosed(t *testing.T) {
 	t.Run("plain PostgreSQL", func(t *testing.T) {
-		cfg := emptyDatabase(t)
+		cfg := testenv.EmptyDatabase(t)
 		conn := connect(t, cfg)
 		if _, _, err := migrations.Apply(t.Context(), conn); err != nil {
 			t.Fatal(err)
@@ -395,7 +395,7 @@ func TestLeastPrivilegeWebApp(t *testing.T) {
 	// Registered before the database exists, so it runs after the database
 	// (and with it every grant to the role) is dropped.
 	t.Cleanup(func() { dropRole(role) })
-	cfg := emptyDatabase(t)
+	cfg := testenv.EmptyDatabase(t)
 	conn := connect(t, cfg)
 	ctx := t.Context()
 	if _, _, err := migrations.Apply(ctx, conn); err != nil {

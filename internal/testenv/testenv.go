@@ -40,9 +40,10 @@ func AdminURL() string {
 	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 }
 
-// Database creates an empty database with the schema applied and drops it
-// when the test ends. It returns the database's URL and a pool on it.
-func Database(t testing.TB) (string, *pgxpool.Pool) {
+// EmptyDatabase creates a database without the schema and drops it when
+// the test ends. It returns the database's connection config (as the admin
+// user).
+func EmptyDatabase(t testing.TB) *pgx.ConnConfig {
 	t.Helper()
 	RequireIntegration(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -75,14 +76,26 @@ func Database(t testing.TB) (string, *pgxpool.Pool) {
 			t.Logf("drop test database %s: %v", name, err)
 		}
 	})
-
 	dbCfg := adminCfg.Copy()
 	dbCfg.Database = name
-	url := fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", dbCfg.User, dbCfg.Host, dbCfg.Port, name)
-	if dbCfg.Password != "" {
-		url = fmt.Sprintf("postgres://%s:%s@%s:%d/%s?sslmode=disable", dbCfg.User, dbCfg.Password, dbCfg.Host, dbCfg.Port, name)
-	}
+	return dbCfg
+}
 
+// URL is the connection URL of cfg's user, host, port and database.
+func URL(cfg *pgx.ConnConfig) string {
+	if cfg.Password != "" {
+		return fmt.Sprintf("postgres://%s:%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Password, cfg.Host, cfg.Port, cfg.Database)
+	}
+	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, cfg.Database)
+}
+
+// Database creates an empty database with the schema applied and drops it
+// when the test ends. It returns the database's URL and a pool on it.
+func Database(t testing.TB) (string, *pgxpool.Pool) {
+	t.Helper()
+	dbCfg := EmptyDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	conn, err := pgx.ConnectConfig(ctx, dbCfg)
 	if err != nil {
 		t.Fatalf("connect to test database: %v", err)
@@ -92,6 +105,7 @@ func Database(t testing.TB) (string, *pgxpool.Pool) {
 	}
 	conn.Close(ctx)
 
+	url := URL(dbCfg)
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
 		t.Fatalf("open pool on test database: %v", err)
