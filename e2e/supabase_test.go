@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -56,19 +55,6 @@ func permissionDenied(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "42501"
 }
 
-// webAppRLS is the web app's own row level security, as a Supabase app has
-// it: signed-in users read events and members, and a member inserts and
-// updates only their own row.
-const webAppRLS = `
-	ALTER TABLE public.events ENABLE ROW LEVEL SECURITY;
-	CREATE POLICY events_read ON public.events FOR SELECT TO authenticated USING (true);
-	ALTER TABLE public.all_events_members ENABLE ROW LEVEL SECURITY;
-	CREATE POLICY members_read ON public.all_events_members FOR SELECT TO authenticated USING (true);
-	CREATE POLICY members_insert_own ON public.all_events_members FOR INSERT TO authenticated
-		WITH CHECK (user_id = (SELECT auth.uid()));
-	CREATE POLICY members_update_own ON public.all_events_members FOR UPDATE TO authenticated
-		USING (user_id = (SELECT auth.uid())) WITH CHECK (user_id = (SELECT auth.uid()));`
-
 // TestSupabase is the issue's Supabase project, tried as a new user would:
 // Supabase's roles and default grants exist before `starter migrate`, the
 // web app has its RLS, the worker runs as a role from grant-worker. Through
@@ -82,17 +68,14 @@ func TestSupabase(t *testing.T) {
 	role := newRoleName(t)
 	url := testenv.URL(testenv.EmptyDatabase(t))
 	pool := openPool(t, url)
-	setup, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "deploy", "postgres", "supabase-like.sql"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pool.Exec(ctx, string(setup)); err != nil {
+	setup := testenv.RepoFile(t, "deploy", "postgres", "supabase-like.sql")
+	if _, err := pool.Exec(ctx, setup); err != nil {
 		t.Fatalf("Supabase-like setup: %v", err)
 	}
 	if out, errOut, code := runStarter(append(os.Environ(), "DATABASE_URL="+url), "migrate"); code != 0 {
 		t.Fatalf("starter migrate exited %d: %s%s", code, out, errOut)
 	}
-	if _, err := pool.Exec(ctx, webAppRLS); err != nil {
+	if _, err := pool.Exec(ctx, testenv.RepoFile(t, "deploy", "postgres", "supabase-app-rls.sql")); err != nil {
 		t.Fatalf("the web app's RLS: %v", err)
 	}
 	e := setUpEnv(t, url, role, map[string]string{"BATCH_SIZE": "10000"})

@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -32,11 +30,8 @@ func supabaseDatabase(t *testing.T) (*pgx.ConnConfig, *pgx.Conn) {
 	t.Helper()
 	cfg := testenv.EmptyDatabase(t)
 	conn := connect(t, cfg)
-	setup, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "deploy", "postgres", "supabase-like.sql"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(t.Context(), string(setup)); err != nil {
+	setup := testenv.RepoFile(t, "deploy", "postgres", "supabase-like.sql")
+	if _, err := conn.Exec(t.Context(), setup); err != nil {
 		t.Fatalf("supabase-like setup: %v", err)
 	}
 	if _, _, err := migrations.Apply(t.Context(), conn); err != nil {
@@ -289,25 +284,13 @@ func TestSupabaseAPIRolesReachNothing(t *testing.T) {
 	}
 }
 
-// webAppRLS is the web app's own row level security, as a Supabase app has
-// it: members read the event's members and insert and update their own row.
-const webAppRLS = `
-	ALTER TABLE public.events ENABLE ROW LEVEL SECURITY;
-	CREATE POLICY events_read ON public.events FOR SELECT TO authenticated USING (true);
-	ALTER TABLE public.all_events_members ENABLE ROW LEVEL SECURITY;
-	CREATE POLICY members_read ON public.all_events_members FOR SELECT TO authenticated USING (true);
-	CREATE POLICY members_insert_own ON public.all_events_members FOR INSERT TO authenticated
-		WITH CHECK (user_id = (SELECT auth.uid()));
-	CREATE POLICY members_update_own ON public.all_events_members FOR UPDATE TO authenticated
-		USING (user_id = (SELECT auth.uid())) WITH CHECK (user_id = (SELECT auth.uid()));`
-
 // TestSupabaseSignedInJoinEnqueues is the sign-up that failed with "new row
 // violates row-level security policy for table matchmaking_queue": a member
 // joins and edits their profile under the web app's RLS.
 func TestSupabaseSignedInJoinEnqueues(t *testing.T) {
 	_, conn := supabaseDatabase(t)
 	ctx := t.Context()
-	exec(t, conn, webAppRLS)
+	exec(t, conn, testenv.RepoFile(t, "deploy", "postgres", "supabase-app-rls.sql"))
 	event := testenv.EventUUID(1)
 	exec(t, conn, `INSERT INTO events (id, code, name, matchmaking_enabled) VALUES ($1, 'ev', 'Event', true)`, event)
 	queue := func() []string {

@@ -128,6 +128,16 @@ func RepoRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
+// RepoFile reads a file of the repository, by its path from the root.
+func RepoFile(t testing.TB, path ...string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(append([]string{RepoRoot()}, path...)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
 // TemporalCLI is the dev server binary: $TEMPORAL_CLI or bin/temporal.
 func TemporalCLI(t testing.TB) string {
 	t.Helper()
