@@ -117,6 +117,10 @@ type ScoreResult struct {
 	// means they were scored on another version of the event and the
 	// batch was scored here instead.
 	ShardsMerged bool
+	// ListsRescored counts the lists scored against the whole event: the
+	// claimed members' and those that could not be repaired from the
+	// spares this worker kept (see matching.Reserve).
+	ListsRescored int
 }
 
 // InsightResult counts insights by source, and what the AI step cost.

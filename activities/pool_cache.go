@@ -29,6 +29,19 @@ type eventView struct {
 	// orphans own stored lists but are not in the pool (left, or
 	// quarantined); the next batch rewrites their lists as empty.
 	orphans map[string]bool
+	// reserves[v] are the spares this worker last computed past v's list
+	// (see matching.Reserve), or nil when it has computed none for this
+	// pool's lineage. They live only in memory: a whole read starts
+	// without them, and matching ignores a reserve whose list is not the
+	// stored one.
+	reserves []matching.Reserve
+}
+
+// withReserves is v with the reserves a batch computed on it.
+func (v *eventView) withReserves(reserves []matching.Reserve) *eventView {
+	next := *v
+	next.reserves = reserves
+	return &next
 }
 
 func (v *eventView) cached() store.Cached {
@@ -61,9 +74,9 @@ func (v *eventView) advance(ctx context.Context, snap store.Snapshot) (*eventVie
 		next.lists, next.orphans = listsOf(next.pool, snap.Matches)
 		return next, nil
 	case len(snap.Members) == 0 && len(snap.MembersGone) == 0:
-		next.pool, next.lists, next.orphans = v.pool, v.lists, v.orphans
+		next.pool, next.lists, next.orphans, next.reserves = v.pool, v.lists, v.orphans, v.reserves
 	default:
-		if next.pool, next.lists, next.orphans, err = v.applyMembers(ctx, snap); err != nil {
+		if next, err = v.applyMembers(ctx, snap, next); err != nil {
 			return nil, err
 		}
 	}
@@ -102,39 +115,49 @@ func (v *eventView) advance(ctx context.Context, snap store.Snapshot) (*eventVie
 	return next, nil
 }
 
-// applyMembers is advance's member step: the pool with snap's member
-// changes, and v's lists moved to the new pool's indexes.
-func (v *eventView) applyMembers(ctx context.Context, snap store.Snapshot) (*matching.Pool, [][]matching.Entry, map[string]bool, error) {
+// applyMembers is advance's member step: next with the pool after snap's
+// member changes, and v's lists and reserves moved to its indexes.
+func (v *eventView) applyMembers(ctx context.Context, snap store.Snapshot, next *eventView) (*eventView, error) {
 	upserts := profilesOf(snap.Members)
 	for _, p := range upserts {
 		if v.orphans[p.UserID] {
-			return nil, nil, nil, fmt.Errorf("%w: %s has a stored list and is back", errViewGap, p.UserID)
+			return nil, fmt.Errorf("%w: %s has a stored list and is back", errViewGap, p.UserID)
 		}
 	}
 	pool, moved, err := v.pool.Apply(ctx, upserts, snap.MembersGone)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
+	}
+	next.pool = pool
+	next.lists = make([][]matching.Entry, pool.Len())
+	if v.reserves != nil {
+		next.reserves = make([]matching.Reserve, pool.Len())
 	}
 	if !slices.Contains(moved, -1) {
 		// Nobody left: every member kept its index and newcomers come
 		// last, so the lists stand as they are (a list naming an edited
 		// member fails validation on its stale score).
-		lists := make([][]matching.Entry, pool.Len())
-		copy(lists, v.lists)
-		return pool, lists, v.orphans, nil
+		copy(next.lists, v.lists)
+		copy(next.reserves, v.reserves)
+		next.orphans = v.orphans
+		return next, nil
 	}
-	lists := make([][]matching.Entry, pool.Len())
 	orphans, orphansCloned := v.orphans, false
-	for old, list := range v.lists {
-		if len(list) == 0 {
+	for old, to := range moved {
+		if to < 0 {
+			if len(v.lists[old]) > 0 {
+				if !orphansCloned {
+					orphans, orphansCloned = cloneSet(orphans), true
+				}
+				orphans[v.pool.Profile(old).UserID] = true
+			}
 			continue
 		}
-		to := moved[old]
-		if to < 0 {
-			if !orphansCloned {
-				orphans, orphansCloned = cloneSet(orphans), true
-			}
-			orphans[v.pool.Profile(old).UserID] = true
+		if v.reserves != nil {
+			next.reserves[to] = v.reserves[old].Remap(moved)
+		}
+		list := v.lists[old]
+		if len(list) == 0 {
 			continue
 		}
 		remapped := make([]matching.Entry, len(list))
@@ -144,9 +167,10 @@ func (v *eventView) applyMembers(ctx context.Context, snap store.Snapshot) (*mat
 				remapped[k].Other = moved[e.Other]
 			}
 		}
-		lists[to] = remapped
+		next.lists[to] = remapped
 	}
-	return pool, lists, orphans, nil
+	next.orphans = orphans
+	return next, nil
 }
 
 // listsOf maps stored rows onto the pool: lists by pool index, and the

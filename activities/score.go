@@ -52,18 +52,26 @@ func (a *Activities) ScoreBatch(ctx context.Context, in BatchRef) (ScoreResult, 
 	if err := a.Store.StageMatches(ctx, in.Token, view.view.listsVersion, plan.viewerIDs(), rows); err != nil {
 		return ScoreResult{}, err
 	}
+	if plan.reserves != nil {
+		// Whether or not the commit lands, the reserves hold for this
+		// version of the event; matching uses one only while the stored
+		// list is the one it extends.
+		a.events.put(in.EventID, view.view.withReserves(plan.reserves))
+	}
 	res := ScoreResult{
 		Members:      plan.pool.Len(),
 		Scored:       len(plan.claimed),
 		ListsChanged: len(plan.viewers),
 		Rows:         len(rows),
 
+		ListsRescored: plan.rescored,
+
 		ReadWholeEvent: view.wholeRead,
 		ShardsMerged:   offers != nil,
 	}
 	a.log(ctx).Info("scored batch", "event_id", in.EventID, "batch", in.Token,
 		"members", res.Members, "scored", res.Scored, "lists_changed", res.ListsChanged,
-		"read_whole_event", res.ReadWholeEvent)
+		"lists_rescored", res.ListsRescored, "read_whole_event", res.ReadWholeEvent)
 	return res, nil
 }
 
@@ -113,6 +121,11 @@ type batchPlan struct {
 	// orphanViewers are stored lists whose owner is not scored (left, or
 	// quarantined); they are rewritten as empty.
 	orphanViewers []string
+	// reserves are every list's spares after the update, nil when the
+	// batch merged shards (which keep none); rescored counts the lists
+	// scored against the whole event.
+	reserves []matching.Reserve
+	rescored int
 }
 
 // ScoreShard scores one shard of a large batch on whichever worker takes
@@ -204,7 +217,14 @@ func planBatch(ctx context.Context, view *eventView, claimedUsers []string, topN
 			return nil, fmt.Errorf("%w: %w", errForeignOffers, err)
 		}
 	} else {
-		p.viewers, err = p.pool.UpdateContext(ctx, p.lists, p.claimed, topN)
+		// Lists that name a departed or edited member are repaired from
+		// the spares this worker kept, rather than scored against the
+		// whole event again.
+		p.reserves = slices.Clone(view.reserves)
+		if p.reserves == nil {
+			p.reserves = make([]matching.Reserve, p.pool.Len())
+		}
+		p.viewers, p.rescored, err = p.pool.UpdateReserved(ctx, p.lists, p.reserves, p.claimed, topN, matching.ReserveDepth)
 	}
 	if err != nil {
 		return nil, err

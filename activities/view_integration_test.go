@@ -246,3 +246,64 @@ func runActivity(t *testing.T, acts *Activities, fn, arg, out any) {
 		}
 	}
 }
+
+// TestEditsRepairListsFromReserves: after the first batch the worker keeps
+// spares past every list, so when members edit their profiles the lists
+// that name them are repaired from those spares; only the editors' own
+// lists are scored against the whole event, and every list ends as its
+// owner's true top-N.
+func TestEditsRepairListsFromReserves(t *testing.T) {
+	testenv.RequireIntegration(t)
+	t.Parallel()
+	ctx := context.Background()
+	everyone := demodata.Generate(31, 300)
+	st, eventID := newEnabledEvent(t, "reserves", everyone)
+	acts := &Activities{Store: st, TopN: 3, Lease: time.Minute}
+	batch := func(token string) ScoreResult {
+		t.Helper()
+		var claim ClaimResult
+		runActivity(t, acts, acts.ClaimBatch, ClaimInput{EventID: eventID, Token: token, Limit: 1000}, &claim)
+		ref := BatchRef{EventID: eventID, Token: token}
+		var score ScoreResult
+		runActivity(t, acts, acts.ScoreBatch, ref, &score)
+		runActivity(t, acts, acts.WriteInsights, ref, nil)
+		var commit CommitResult
+		runActivity(t, acts, acts.CommitBatch, ref, &commit)
+		if commit.Stale {
+			t.Fatalf("batch %s stale", token)
+		}
+		return score
+	}
+	batch("reserves/all")
+
+	// Edit the five most listed members: their listers' stored scores go
+	// stale, which without spares means scoring each of those lists again.
+	var editors []string
+	var listers int
+	err := st.Pool().QueryRow(ctx, `
+		WITH top AS (
+			SELECT matched_user_id, count(*) AS n FROM matches WHERE event_id = $1
+			GROUP BY matched_user_id ORDER BY n DESC, matched_user_id LIMIT 5
+		)
+		SELECT array_agg(matched_user_id::text), sum(n)::int FROM top`, eventID).Scan(&editors, &listers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, id := range editors {
+		donor := everyone[100+k]
+		if _, err := st.Pool().Exec(ctx, `
+			UPDATE all_events_members SET interests = $3, offering = $4 WHERE event_id = $1 AND user_id = $2`,
+			eventID, id, donor.Interests, donor.Offering); err != nil {
+			t.Fatal(err)
+		}
+	}
+	score := batch("reserves/edits")
+	t.Logf("%d editors listed %d times; %d lists rescored, %d changed", len(editors), listers, score.ListsRescored, score.ListsChanged)
+	if score.Scored != len(editors) {
+		t.Fatalf("the batch claimed %d members, want the %d editors", score.Scored, len(editors))
+	}
+	if score.ListsRescored >= len(editors)+listers/2 {
+		t.Errorf("%d lists rescored for %d editors listed %d times: the spares were not used", score.ListsRescored, len(editors), listers)
+	}
+	assertTrueTopN(t, st, eventID, 3)
+}

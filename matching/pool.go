@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/eventmatch/matchmaker/profiletext"
 )
@@ -82,7 +83,18 @@ type Pool struct {
 
 	// ids are shared by a pool and every pool derived from it with Apply.
 	ids *internedIDs
+
+	// lineage names a pool built by NewPool and every pool Apply derives
+	// from it; clock counts the Applys since, and revision[i] is the clock
+	// at which profile i was last set. Together they tell a Reserve which
+	// of its entries changed since it was made.
+	lineage  uint64
+	clock    uint64
+	revision []uint64
 }
+
+// lineages hands out pool lineages; 0 is never one.
+var lineages atomic.Uint64
 
 // internedIDs are the ID spaces of a pool's names and tags. They only
 // grow, so an ID means the same name or tag in every pool that shares them.
@@ -266,12 +278,16 @@ func NewPoolContext(ctx context.Context, profiles []Profile) (*Pool, error) {
 		bioSignature: make([]uint64, len(profiles)*bioSignatureWords),
 		bioTermCount: make([]int32, len(profiles)),
 		bioTerms:     make([][]string, len(profiles)),
+		lineage:      lineages.Add(1),
+		clock:        1,
+		revision:     make([]uint64, len(profiles)),
 		ids: &internedIDs{
 			companies:  map[string]int32{},
 			industries: map[string]int32{},
 		},
 	}
 	for i, profile := range profiles {
+		p.revision[i] = p.clock
 		if _, dup := p.index[profile.UserID]; dup {
 			panic(fmt.Sprintf("matching: duplicate UserID %q", profile.UserID))
 		}
@@ -482,6 +498,9 @@ func (p *Pool) Apply(ctx context.Context, upserts []Profile, removals []string) 
 		bioTerms:     slices.Clone(p.bioTerms),
 		tags:         slices.Clone(p.tags),
 		ids:          p.ids,
+		lineage:      p.lineage,
+		clock:        p.clock + 1,
+		revision:     slices.Clone(p.revision),
 	}
 	set := func(i, k int) {
 		text, ids := &texts[k], &idsOf[k]
@@ -495,6 +514,7 @@ func (p *Pool) Apply(ctx context.Context, upserts []Profile, removals []string) 
 		q.bioTermCount[i] = setBioSignature(signature, text.bioTerms)
 		q.bioTerms[i] = text.bioTerms
 		q.tags[i] = text.tags
+		q.revision[i] = q.clock
 	}
 	for i, k := range replacement {
 		set(i, k)
@@ -529,6 +549,7 @@ func (p *Pool) Apply(ctx context.Context, upserts []Profile, removals []string) 
 		q.bioTermCount = keepWhere(q.bioTermCount, keep)
 		q.bioTerms = keepWhere(q.bioTerms, keep)
 		q.tags = keepWhere(q.tags, keep)
+		q.revision = keepWhere(q.revision, keep)
 	}
 
 	for _, k := range added {
@@ -543,6 +564,7 @@ func (p *Pool) Apply(ctx context.Context, upserts []Profile, removals []string) 
 		q.bioTermCount = append(q.bioTermCount, 0)
 		q.bioTerms = append(q.bioTerms, nil)
 		q.tags = append(q.tags, cappedTags{})
+		q.revision = append(q.revision, 0)
 		set(i, k)
 	}
 	size := len(q.profiles)

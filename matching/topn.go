@@ -93,7 +93,7 @@ func (p *Pool) Update(lists [][]Entry, claimed []int, n int) (changed []int) {
 // the end next to its retry. It then returns an error wrapping ctx.Err()
 // and leaves lists untouched; otherwise it behaves exactly like Update.
 func (p *Pool) UpdateContext(ctx context.Context, lists [][]Entry, claimed []int, n int) (changed []int, err error) {
-	u, err := p.prepareUpdate(ctx, lists, claimed, n)
+	u, err := p.prepare(ctx, lists, nil, claimed, n)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +101,7 @@ func (p *Pool) UpdateContext(ctx context.Context, lists [][]Entry, claimed []int
 	if err != nil {
 		return stopped(err)
 	}
-	return p.finishUpdate(ctx, lists, u, offers, n)
+	return p.finishUpdate(ctx, lists, nil, u, offers, n)
 }
 
 func stopped(err error) ([]int, error) {
@@ -109,15 +109,25 @@ func stopped(err error) ([]int, error) {
 }
 
 // update is what step 1 of Update found: which lists are rebuilt from
-// every candidate (fresh), and which members were claimed.
+// every candidate (fresh), which are repaired from their reserves, and
+// which members were claimed.
 type update struct {
 	isClaimed, fresh []bool
 	// freshIDs are the fresh members in UserID order, the order shards
 	// split them in.
 	freshIDs []int
+	// With reserves: repaired[v] when v's list was repaired from its
+	// reserve; extended[v] is then the list and its spares, best first,
+	// and bounds[v] the reserve's bound. depth is the spares a new
+	// reserve keeps.
+	depth    int
+	repaired []bool
+	extended [][]Entry
+	bounds   []reserveBound
 }
 
-func (p *Pool) prepareUpdate(ctx context.Context, lists [][]Entry, claimed []int, n int) (*update, error) {
+// prepare is step 1 of an update; reserves may be nil.
+func (p *Pool) prepare(ctx context.Context, lists [][]Entry, reserves []Reserve, claimed []int, n int) (*update, error) {
 	if len(lists) != p.Len() {
 		panic(fmt.Sprintf("matching: Update got %d lists for a pool of %d", len(lists), p.Len()))
 	}
@@ -130,8 +140,21 @@ func (p *Pool) prepareUpdate(ctx context.Context, lists [][]Entry, claimed []int
 	for _, c := range claimed {
 		u.isClaimed[c] = true
 	}
+	if reserves != nil {
+		u.repaired, u.extended, u.bounds = make([]bool, size), make([][]Entry, size), make([]reserveBound, size)
+	}
 	err := parallel(ctx, size, func(v int) {
-		u.fresh[v] = u.isClaimed[v] || !p.isValidList(v, lists[v], n)
+		if u.isClaimed[v] {
+			u.fresh[v] = true
+			return
+		}
+		if reserves != nil {
+			if extended, ok := p.repair(v, lists[v], reserves[v], n); ok {
+				u.repaired[v], u.extended[v], u.bounds[v] = true, extended, reserves[v].bound
+				return
+			}
+		}
+		u.fresh[v] = !p.isValidList(v, lists[v], n)
 	})
 	if err != nil {
 		_, err = stopped(err)
@@ -148,8 +171,9 @@ func (p *Pool) prepareUpdate(ctx context.Context, lists [][]Entry, claimed []int
 
 // finishUpdate is steps 2 and 3 once every pair is scored: every list
 // keeps its entries and takes the offers that beat its last one; fresh
-// lists are made of offers alone.
-func (p *Pool) finishUpdate(ctx context.Context, lists [][]Entry, u *update, offers *offerTable, n int) ([]int, error) {
+// lists are made of offers alone. With reserves (non-nil), repaired lists
+// take offers into their spares too, and every list gets its new reserve.
+func (p *Pool) finishUpdate(ctx context.Context, lists [][]Entry, reserves []Reserve, u *update, offers *offerTable, n int) ([]int, error) {
 	// The result is the same as inserting offers one by one, since a top-N
 	// of a union does not depend on the order its parts arrive in. New
 	// lists go to updated, and only into lists once nothing can stop the
@@ -157,21 +181,30 @@ func (p *Pool) finishUpdate(ctx context.Context, lists [][]Entry, u *update, off
 	size := p.Len()
 	isChanged := make([]bool, size)
 	updated := make([][]Entry, size)
+	var newReserves []Reserve
+	if reserves != nil {
+		newReserves = make([]Reserve, size)
+	}
 	err := parallel(ctx, size, func(v int) {
-		if u.fresh[v] {
+		switch {
+		case u.fresh[v] && reserves != nil:
+			updated[v], newReserves[v] = p.newReserve(v, offers.best(p, v, nil, offers.n), reserveBound{}, n, u.depth)
+			isChanged[v] = true
+			return
+		case u.fresh[v]:
 			updated[v] = offers.best(p, v, nil, n)
 			isChanged[v] = true
 			return
+		case reserves != nil && u.repaired[v]:
+			updated[v], newReserves[v] = p.reserved(v, u, offers, n)
+		default:
+			updated[v] = offers.best(p, v, lists[v], n)
 		}
-		for _, e := range lists[v] {
+		isChanged[v] = !sameEntries(updated[v], lists[v])
+		for _, e := range updated[v] {
 			if u.isClaimed[e.Other] {
 				isChanged[v] = true // its rows show a claimed member's profile
 			}
-		}
-		updated[v] = lists[v]
-		if merged := offers.best(p, v, lists[v], n); !sameEntries(merged, lists[v]) {
-			updated[v] = merged
-			isChanged[v] = true
 		}
 	})
 	if err != nil {
@@ -184,6 +217,7 @@ func (p *Pool) finishUpdate(ctx context.Context, lists [][]Entry, u *update, off
 			changed = append(changed, v)
 		}
 	}
+	copy(reserves, newReserves)
 	return changed, nil
 }
 
@@ -266,7 +300,7 @@ func (p *Pool) ShardOffers(ctx context.Context, lists [][]Entry, claimed []int, 
 	if shards < 1 || shard < 0 || shard >= shards {
 		panic(fmt.Sprintf("matching: shard %d of %d", shard, shards))
 	}
-	u, err := p.prepareUpdate(ctx, lists, claimed, n)
+	u, err := p.prepare(ctx, lists, nil, claimed, n)
 	if err != nil {
 		return nil, err
 	}
@@ -307,7 +341,7 @@ func (p *Pool) ShardOffers(ctx context.Context, lists [][]Entry, claimed []int, 
 // does not hold or carries a score the pool does not give the pair: the
 // shard was scored on other profiles.
 func (p *Pool) UpdateWithOffers(ctx context.Context, lists [][]Entry, claimed []int, n int, shards []*Offers) (changed []int, err error) {
-	u, err := p.prepareUpdate(ctx, lists, claimed, n)
+	u, err := p.prepare(ctx, lists, nil, claimed, n)
 	if err != nil {
 		return nil, err
 	}
@@ -339,7 +373,7 @@ func (p *Pool) UpdateWithOffers(ctx context.Context, lists [][]Entry, claimed []
 			table.offer(p, w, viewer, Entry{Other: other, Score: o.Score})
 		}
 	}
-	return p.finishUpdate(ctx, lists, u, table, n)
+	return p.finishUpdate(ctx, lists, nil, u, table, n)
 }
 
 // offerTable holds, per worker goroutine, each viewer's best n offers so
