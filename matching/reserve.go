@@ -89,10 +89,22 @@ func (p *Pool) boundOf(e Entry) reserveBound {
 // repair returns v's list and spares as they stand in this pool, best
 // first, when r is v's usable reserve and still holds a full list; false
 // means v's list has to be scored against everyone (or validated as usual,
-// if r does not apply).
-func (p *Pool) repair(v int, list []Entry, r Reserve, n int) ([]Entry, bool) {
+// if r does not apply). A reserve nobody in it changed or left since it
+// was made comes back as intact, without a copy: most are, in a batch.
+func (p *Pool) repair(v int, list []Entry, r Reserve, n int) (extended []Entry, intact, ok bool) {
 	if r.lineage == 0 || r.lineage != p.lineage || p.revision[v] > r.clock || !sameEntries(list, r.top) {
-		return nil, false
+		return nil, false, false
+	}
+	intact = true
+	for _, part := range [2][]Entry{r.top, r.rest} {
+		for _, e := range part {
+			if e.Other < 0 || e.Other >= p.Len() || p.revision[e.Other] > r.clock {
+				intact = false
+			}
+		}
+	}
+	if intact {
+		return nil, true, true
 	}
 	out := make([]Entry, 0, len(r.top)+len(r.rest)+1)
 	rescored := false
@@ -102,7 +114,7 @@ func (p *Pool) repair(v int, list []Entry, r Reserve, n int) ([]Entry, bool) {
 				continue // left the event
 			}
 			if e.Other >= p.Len() || e.Other == v {
-				return nil, false // not a reserve of this pool: never trust it
+				return nil, false, false // not a reserve of this pool: never trust it
 			}
 			if p.revision[e.Other] > r.clock {
 				if !p.Eligible(v, e.Other) {
@@ -126,9 +138,9 @@ func (p *Pool) repair(v int, list []Entry, r Reserve, n int) ([]Entry, bool) {
 		})
 	}
 	if r.bound.set && len(out) < n {
-		return nil, false // too few spares left to know the top N
+		return nil, false, false // too few spares left to know the top N
 	}
-	return out, true
+	return out, false, true
 }
 
 // UpdateReserved is UpdateContext for a caller that keeps reserves between
@@ -158,11 +170,25 @@ func (p *Pool) UpdateReserved(ctx context.Context, lists [][]Entry, reserves []R
 	return changed, len(u.freshIDs), err
 }
 
-// reserved is finishUpdate for a list repaired from its reserve: the
+// reserved is finishUpdate for a list repaired from its reserve r: the
 // spares take the offers that beat the bound, the list is their first n,
-// and the rest (up to u.depth) make the new reserve.
-func (p *Pool) reserved(v int, u *update, offers *offerTable, n int) ([]Entry, Reserve) {
-	extended, bound := u.extended[v], u.bounds[v]
+// and the rest (up to u.depth) make the new reserve. An intact reserve that
+// no offer enters is kept as it is.
+func (p *Pool) reserved(v int, r Reserve, u *update, offers *offerTable, n int) ([]Entry, Reserve) {
+	extended, bound := u.extended[v], r.bound
+	enters := func(e Entry) bool {
+		return p.beatsBound(e, bound) && !listsOther(r.top, e.Other) && !listsOther(r.rest, e.Other)
+	}
+	if u.intact[v] {
+		taken := false
+		for w := range offers.lists {
+			taken = taken || slices.ContainsFunc(offers.offers(w, v), enters)
+		}
+		if !taken {
+			return r.top, r
+		}
+		extended = append(append(make([]Entry, 0, len(r.top)+len(r.rest)+1), r.top...), r.rest...)
+	}
 	for w := range offers.lists {
 		for _, e := range offers.offers(w, v) {
 			if p.beatsBound(e, bound) && !listsOther(extended, e.Other) {

@@ -118,12 +118,11 @@ type update struct {
 	freshIDs []int
 	// With reserves: repaired[v] when v's list was repaired from its
 	// reserve; extended[v] is then the list and its spares, best first,
-	// and bounds[v] the reserve's bound. depth is the spares a new
-	// reserve keeps.
-	depth    int
-	repaired []bool
-	extended [][]Entry
-	bounds   []reserveBound
+	// unless intact[v] says the reserve holds as it is. depth is the spares
+	// a new reserve keeps.
+	depth            int
+	repaired, intact []bool
+	extended         [][]Entry
 }
 
 // prepare is step 1 of an update; reserves may be nil.
@@ -141,7 +140,7 @@ func (p *Pool) prepare(ctx context.Context, lists [][]Entry, reserves []Reserve,
 		u.isClaimed[c] = true
 	}
 	if reserves != nil {
-		u.repaired, u.extended, u.bounds = make([]bool, size), make([][]Entry, size), make([]reserveBound, size)
+		u.repaired, u.intact, u.extended = make([]bool, size), make([]bool, size), make([][]Entry, size)
 	}
 	err := parallel(ctx, size, func(v int) {
 		if u.isClaimed[v] {
@@ -149,8 +148,8 @@ func (p *Pool) prepare(ctx context.Context, lists [][]Entry, reserves []Reserve,
 			return
 		}
 		if reserves != nil {
-			if extended, ok := p.repair(v, lists[v], reserves[v], n); ok {
-				u.repaired[v], u.extended[v], u.bounds[v] = true, extended, reserves[v].bound
+			if extended, intact, ok := p.repair(v, lists[v], reserves[v], n); ok {
+				u.repaired[v], u.intact[v], u.extended[v] = true, intact, extended
 				return
 			}
 		}
@@ -196,7 +195,7 @@ func (p *Pool) finishUpdate(ctx context.Context, lists [][]Entry, reserves []Res
 			isChanged[v] = true
 			return
 		case reserves != nil && u.repaired[v]:
-			updated[v], newReserves[v] = p.reserved(v, u, offers, n)
+			updated[v], newReserves[v] = p.reserved(v, reserves[v], u, offers, n)
 		default:
 			updated[v] = offers.best(p, v, lists[v], n)
 		}
@@ -351,13 +350,11 @@ func (p *Pool) UpdateWithOffers(ctx context.Context, lists [][]Entry, claimed []
 		byRank[r] = i
 	}
 	members := p.fingerprint()
-	table := &offerTable{n: n, lists: make([][]Entry, len(shards)), counts: make([][]int8, len(shards))}
+	table := newOfferTable(len(shards), size, n, func(int) int { return n })
 	for w, shard := range shards {
 		if shard.Members != members {
 			return nil, errors.New("matching: a shard was scored on other members")
 		}
-		table.lists[w] = make([]Entry, size*n)
-		table.counts[w] = make([]int8, size)
 		for _, o := range shard.Rows {
 			if int(o.Viewer) >= size || int(o.Other) >= size {
 				return nil, fmt.Errorf("matching: a shard offers member %d of %d", max(o.Viewer, o.Other), size)
@@ -367,7 +364,7 @@ func (p *Pool) UpdateWithOffers(ctx context.Context, lists [][]Entry, claimed []
 				return nil, fmt.Errorf("matching: a shard scores %s for %s at %v, the pool at %v",
 					p.profiles[other].UserID, p.profiles[viewer].UserID, o.Score, p.Score(viewer, other))
 			}
-			if int(table.counts[w][viewer]) == n {
+			if int(table.counts[w][viewer]) == table.capacity(viewer) {
 				return nil, fmt.Errorf("matching: a shard offers more than %d entries to %s", n, p.profiles[viewer].UserID)
 			}
 			table.offer(p, w, viewer, Entry{Other: other, Score: o.Score})
@@ -376,17 +373,36 @@ func (p *Pool) UpdateWithOffers(ctx context.Context, lists [][]Entry, claimed []
 	return p.finishUpdate(ctx, lists, nil, u, table, n)
 }
 
-// offerTable holds, per worker goroutine, each viewer's best n offers so
-// far; workers never share a row, and best merges them.
+// offerTable holds, per worker goroutine, each viewer's best offers so
+// far, up to the viewer's capacity; workers never share a row, and best
+// merges them.
 type offerTable struct {
-	n      int
-	lists  [][]Entry // [worker][viewer*n + k]
+	n      int       // the most any list takes: capacities never exceed it
+	start  []int     // viewer v's row is [start[v], start[v+1]) of each worker's lists
+	lists  [][]Entry // [worker][start[viewer] + k]
 	counts [][]int8  // [worker][viewer]
 }
 
+// newOfferTable makes a table of workers rows per viewer, capacity(v) <= n
+// entries each.
+func newOfferTable(workers, size, n int, capacity func(v int) int) *offerTable {
+	t := &offerTable{n: n, start: make([]int, size+1), lists: make([][]Entry, workers), counts: make([][]int8, workers)}
+	for v := range size {
+		t.start[v+1] = t.start[v] + min(n, capacity(v))
+	}
+	for w := range workers {
+		t.lists[w] = make([]Entry, t.start[size])
+		t.counts[w] = make([]int8, size)
+	}
+	return t
+}
+
+func (t *offerTable) capacity(viewer int) int { return t.start[viewer+1] - t.start[viewer] }
+
 // scoreOffers scores every pair with at least one fresh member, once, and
 // offers each side to the other's list where that list takes it: a fresh
-// list takes every eligible candidate, any other list only claimed ones.
+// list takes every eligible candidate (its best n), any other list only
+// claimed ones, so its row holds no more than there are claimed members.
 // Scoring each pair once, rather than once per direction, halves the work
 // of a large batch.
 //
@@ -395,11 +411,18 @@ type offerTable struct {
 func (p *Pool) scoreOffers(ctx context.Context, freshIDs []int, fresh, isClaimed []bool, n int) (*offerTable, error) {
 	size := p.Len()
 	workers := max(1, min(runtime.GOMAXPROCS(0), len(freshIDs)))
-	t := &offerTable{n: n, lists: make([][]Entry, workers), counts: make([][]int8, workers)}
-	for w := range workers {
-		t.lists[w] = make([]Entry, size*n)
-		t.counts[w] = make([]int8, size)
+	claimedCount := 0
+	for _, yes := range isClaimed {
+		if yes {
+			claimedCount++
+		}
 	}
+	t := newOfferTable(workers, size, n, func(v int) int {
+		if fresh[v] {
+			return n
+		}
+		return claimedCount
+	})
 	done := ctx.Done()
 	var next atomic.Int64
 	var stop atomic.Bool
@@ -440,11 +463,14 @@ func (p *Pool) scoreOffers(ctx context.Context, freshIDs []int, fresh, isClaimed
 	return t, nil
 }
 
-// offer keeps e if it is among viewer's best n offers of worker w.
+// offer keeps e if it is among viewer's best offers of worker w.
 func (t *offerTable) offer(p *Pool, w, viewer int, e Entry) {
-	row := t.lists[w][viewer*t.n : (viewer+1)*t.n]
+	row := t.lists[w][t.start[viewer]:t.start[viewer+1]]
 	count := int(t.counts[w][viewer])
-	if count == t.n {
+	if count == len(row) {
+		if count == 0 {
+			return
+		}
 		if worst := row[count-1]; e.Score < worst.Score || !p.Better(viewer, e, worst) {
 			return
 		}
@@ -506,7 +532,7 @@ func (t *offerTable) improves(p *Pool, viewer int, kept []Entry, n int) bool {
 }
 
 func (t *offerTable) offers(w, viewer int) []Entry {
-	return t.lists[w][viewer*t.n : viewer*t.n+int(t.counts[w][viewer])]
+	return t.lists[w][t.start[viewer] : t.start[viewer]+int(t.counts[w][viewer])]
 }
 
 func sameEntries(a, b []Entry) bool {
