@@ -195,6 +195,7 @@ func (a *Activities) ClaimBatch(ctx context.Context, in ClaimInput) (ClaimResult
 
 // WriteInsights gives every staged match of the batch an insight.
 func (a *Activities) WriteInsights(ctx context.Context, in BatchRef) (InsightResult, error) {
+	defer keepAlive(ctx)()
 	if a.Insights == nil {
 		n, err := a.Store.ApplyFallbackInsights(ctx, in.Token)
 		if err != nil {

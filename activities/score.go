@@ -19,6 +19,7 @@ import (
 // applies the incremental rule to everyone else's list, and stages every list
 // that changed.
 func (a *Activities) ScoreBatch(ctx context.Context, in BatchRef) (ScoreResult, error) {
+	defer keepAlive(ctx)()
 	view, err := a.eventView(ctx, in)
 	if err != nil {
 		if isBatchNotFound(err) {
@@ -137,6 +138,7 @@ func (a *Activities) ScoreShard(ctx context.Context, in ShardRef) (ShardResult, 
 		return ShardResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("shard %d of %d does not exist", in.Shard, in.Shards), "BadInput", nil)
 	}
+	defer keepAlive(ctx)()
 	ref := BatchRef{EventID: in.EventID, Token: in.Token}
 	view, err := a.eventView(ctx, ref)
 	if err != nil {

@@ -116,8 +116,8 @@ func eventOrAll(cmd string, args []string) (ref string, all bool, err error) {
 
 // cmdPauseResume sends the pause or resume update, which returns once the
 // workflow has taken it.
-func cmdPauseResume(ctx context.Context, update string, args []string, out io.Writer) error {
-	ref, all, err := eventOrAll(update, args)
+func cmdPauseResume(ctx context.Context, cmd, update string, args []string, out io.Writer) error {
+	ref, all, err := eventOrAll(cmd, args)
 	if err != nil {
 		return err
 	}
@@ -185,6 +185,13 @@ func (s *session) runningWorkflows(ctx context.Context) ([]string, error) {
 	}
 }
 
+// notRunningError: the event has no running workflow to update.
+type notRunningError struct{ workflowID string }
+
+func (e *notRunningError) Error() string {
+	return fmt.Sprintf("workflow %s is not running (is matchmaking enabled? `starter enable` starts it)", e.workflowID)
+}
+
 // update sends an update to a running event workflow and returns its status.
 func (s *session) update(ctx context.Context, workflowID, name string) (workflows.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, answerTimeout)
@@ -201,7 +208,7 @@ func (s *session) update(ctx context.Context, workflowID, name string) (workflow
 	var notFound *serviceerror.NotFound
 	switch {
 	case errors.As(err, &notFound):
-		return st, fmt.Errorf("workflow %s is not running (is matchmaking enabled? `starter enable` starts it)", workflowID)
+		return st, &notRunningError{workflowID: workflowID}
 	case ctx.Err() != nil:
 		return st, fmt.Errorf("workflow %s did not answer within %s: is a worker running on task queue %s?",
 			workflowID, answerTimeout, s.cfg.TaskQueue)
@@ -223,14 +230,14 @@ func cmdDisable(ctx context.Context, args []string, out io.Writer) error {
 	}
 	id := workflows.WorkflowID(ev.ID)
 	finished := "no workflow was running"
-	if _, err := s.update(ctx, id, workflows.SignalDisable); err == nil {
+	if _, err := s.update(ctx, id, workflows.UpdateDisable); err == nil {
 		waitCtx, cancel := context.WithTimeout(ctx, answerTimeout)
 		defer cancel()
 		if err := s.temporal.GetWorkflow(waitCtx, id, "").Get(waitCtx, nil); err != nil {
 			return fmt.Errorf("matchmaking is off for %s, but its workflow did not finish: %w", ev.Code, err)
 		}
 		finished = "its workflow finished"
-	} else if !strings.Contains(err.Error(), "is not running") {
+	} else if notRunning := (*notRunningError)(nil); !errors.As(err, &notRunning) {
 		return fmt.Errorf("matchmaking is off for %s, but: %w", ev.Code, err)
 	}
 	counts, err := s.st.MatchCounts(ctx, ev.ID)
@@ -554,7 +561,7 @@ func (s *session) statusRow(ctx context.Context, st store.EventStatus) statusRow
 		row.State = "running (no worker answered the status query)"
 		return row
 	}
-	row.State = wf.Phase
+	row.State = string(wf.Phase)
 	row.Errors = max(row.Errors, wf.Errors)
 	row.LastError = wf.LastError
 	row.ListsDeferred = wf.ListsDeferred

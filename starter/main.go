@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"strings"
 	"syscall"
+
+	"github.com/eventmatch/matchmaker/workflows"
 )
 
 const usage = `usage: starter <command> [arguments]
@@ -82,8 +84,10 @@ func dispatch(ctx context.Context, cmd string, rest []string, out io.Writer) err
 		return cmdGrantWorker(ctx, rest, out)
 	case "enable":
 		return cmdEnable(ctx, rest, out)
-	case "pause", "resume":
-		return cmdPauseResume(ctx, cmd, rest, out)
+	case "pause":
+		return cmdPauseResume(ctx, cmd, workflows.UpdatePause, rest, out)
+	case "resume":
+		return cmdPauseResume(ctx, cmd, workflows.UpdateResume, rest, out)
 	case "disable":
 		return cmdDisable(ctx, rest, out)
 	case "rematch":

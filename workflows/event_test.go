@@ -330,7 +330,7 @@ func TestDrainsQueueThenIdlesUntilWoken(t *testing.T) {
 	h.at(10*time.Minute, func() {
 		assert.Equal(t, wantDrain, f.sequence())
 		st := h.status()
-		assert.Equal(t, "idle", st.Phase)
+		assert.Equal(t, PhaseIdle, st.Phase)
 		assert.Equal(t, testEventID, st.EventID)
 		assert.False(t, st.Paused)
 		assert.Equal(t, 3, st.Batches)
@@ -405,7 +405,7 @@ func TestPauseAndResume(t *testing.T) {
 			} else {
 				h.at(pauseAt, func() {
 					if tt.scoreTakes > 0 {
-						assert.Equal(t, "scoring", h.status().Phase)
+						assert.Equal(t, PhaseScoring, h.status().Phase)
 					}
 					h.signal(SignalPause)
 				})
@@ -413,14 +413,14 @@ func TestPauseAndResume(t *testing.T) {
 			h.at(queryAt, func() {
 				st := h.status()
 				assert.True(t, st.Paused)
-				assert.Equal(t, "paused", st.Phase)
+				assert.Equal(t, PhasePaused, st.Phase)
 			})
 			h.at(wakeAt, func() { h.signal(SignalWake) })
 			h.at(checkAt, func() {
 				assert.Equal(t, 1, f.count(actClaim), "claimed while paused")
 				st := h.status()
 				assert.True(t, st.Paused)
-				assert.Equal(t, "paused", st.Phase)
+				assert.Equal(t, PhasePaused, st.Phase)
 				assert.Equal(t, tt.wantBatches, st.Batches, "a batch in flight when paused is finished")
 				h.signal(SignalResume)
 			})
@@ -431,7 +431,7 @@ func TestPauseAndResume(t *testing.T) {
 				}
 				st := h.status()
 				assert.False(t, st.Paused)
-				assert.NotEqual(t, "paused", st.Phase)
+				assert.NotEqual(t, PhasePaused, st.Phase)
 				h.env.CancelWorkflow()
 			})
 			h.run()
@@ -528,7 +528,7 @@ func TestContinuedRunStartsFromCarriedState(t *testing.T) {
 	h.at(time.Minute, func() {
 		assert.Zero(t, f.count(actClaim), "a run continued paused must not claim")
 		st := h.status()
-		assert.Equal(t, "paused", st.Phase)
+		assert.Equal(t, PhasePaused, st.Phase)
 		assert.True(t, st.Paused)
 		assert.False(t, st.WakePending, "a carried wake is consumed by the new run")
 		assert.Equal(t, 5, st.Runs)
@@ -676,14 +676,14 @@ func TestActivityFailures(t *testing.T) {
 				}
 				st := h.status()
 				if !failed {
-					assert.Equal(t, "idle", st.Phase)
+					assert.Equal(t, PhaseIdle, st.Phase)
 					assert.Equal(t, 1, st.Batches)
 					assert.Equal(t, 5, st.UsersMatched)
 					assert.Zero(t, st.Errors)
 					assert.Empty(t, st.LastError)
 					return
 				}
-				assert.Equal(t, "backing off", st.Phase)
+				assert.Equal(t, PhaseBackingOff, st.Phase)
 				assert.Zero(t, st.Batches)
 				assert.Zero(t, st.UsersMatched)
 				assert.Equal(t, 1, st.Errors)
@@ -693,7 +693,7 @@ func TestActivityFailures(t *testing.T) {
 				// The loop goes on after the backoff: the next claim ran and
 				// found the queue empty.
 				assert.Equal(t, []string{tok(1), tok(2)}, f.tokens(actClaim))
-				assert.Equal(t, "idle", h.status().Phase)
+				assert.Equal(t, PhaseIdle, h.status().Phase)
 				h.env.CancelWorkflow()
 			})
 			h.run()
@@ -795,7 +795,7 @@ func TestIdlePoll(t *testing.T) {
 	} {
 		h.at(check.at, func() {
 			assert.Equal(t, check.want, f.count(actClaim), "claims at check %d (%v)", i, check.at)
-			assert.Equal(t, "idle", h.status().Phase)
+			assert.Equal(t, PhaseIdle, h.status().Phase)
 		})
 	}
 	h.at(12*time.Minute, h.env.CancelWorkflow)
@@ -849,19 +849,19 @@ func TestPauseAndResumeUpdatesReturnTheNewState(t *testing.T) {
 	f := newFakeActivities()
 	h := newHarness(t, testSettings(), f)
 	var paused, resumed Status
-	h.at(time.Minute, func() { h.update(SignalPause, &paused) })
+	h.at(time.Minute, func() { h.update(UpdatePause, &paused) })
 	h.at(2*time.Minute, func() {
 		assert.Contains(t, h.currentDetails(), "Paused")
 		assert.Contains(t, h.currentDetails(), testEventCode)
 	})
-	h.at(3*time.Minute, func() { h.update(SignalResume, &resumed) })
+	h.at(3*time.Minute, func() { h.update(UpdateResume, &resumed) })
 	h.at(4*time.Minute, h.env.CancelWorkflow)
 	h.run()
 	assert.True(t, paused.Paused)
-	assert.Equal(t, "paused", paused.Phase)
+	assert.Equal(t, PhasePaused, paused.Phase)
 	assert.Equal(t, testEventCode, paused.EventCode)
 	assert.False(t, resumed.Paused)
-	assert.NotEqual(t, "paused", resumed.Phase)
+	assert.NotEqual(t, PhasePaused, resumed.Phase)
 }
 
 func TestDisableFinishesAfterTheCurrentBatch(t *testing.T) {
@@ -869,12 +869,36 @@ func TestDisableFinishesAfterTheCurrentBatch(t *testing.T) {
 	f.delays[actScore] = time.Minute
 	h := newHarness(t, testSettings(), f)
 	var got Status
-	h.at(30*time.Second, func() { h.update(SignalDisable, &got) })
+	h.at(30*time.Second, func() { h.update(UpdateDisable, &got) })
 	h.run()
 	require.NoError(t, h.env.GetWorkflowError(), "a disabled event's workflow completes cleanly")
-	assert.Equal(t, "disabled", got.Phase)
+	assert.Equal(t, PhaseDisabled, got.Phase)
 	assert.Equal(t, 1, f.count(actCommit), "the batch in flight is committed, no further one is claimed")
 	assert.Equal(t, 1, f.count(actClaim))
+}
+
+// TestPauseIsRefusedOnceDisabled: a run that is finishing after a disable
+// refuses pause and resume in the validator, with a typed error the
+// starter can show, and still finishes.
+func TestPauseIsRefusedOnceDisabled(t *testing.T) {
+	f := newFakeActivities(5, 5, 5)
+	f.delays[actScore] = time.Minute
+	h := newHarness(t, testSettings(), f)
+	var disabled Status
+	var refusal error
+	h.at(30*time.Second, func() { h.update(UpdateDisable, &disabled) })
+	h.at(40*time.Second, func() {
+		h.env.UpdateWorkflow(UpdatePause, "pause-after-disable", &testsuite.TestUpdateCallback{
+			OnAccept:   func() { t.Error("pause accepted after disable") },
+			OnReject:   func(err error) { refusal = err },
+			OnComplete: func(any, error) {},
+		})
+	})
+	h.run()
+	require.NoError(t, h.env.GetWorkflowError())
+	var appErr *temporal.ApplicationError
+	require.ErrorAs(t, refusal, &appErr)
+	assert.Equal(t, ErrTypeDisabled, appErr.Type())
 }
 
 func TestDisabledOrDeletedEventFinishesAtStart(t *testing.T) {
