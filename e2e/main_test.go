@@ -225,7 +225,14 @@ type workerProcess struct {
 
 func (e *env) startWorker() *workerProcess {
 	e.t.Helper()
-	w := &workerProcess{cmd: exec.Command(suite.workerBin), logs: &syncBuffer{}, done: make(chan struct{})}
+	return e.startWorkerFrom(suite.workerBin)
+}
+
+// startWorkerFrom starts the worker binary at bin (another release's, say)
+// with the env's settings.
+func (e *env) startWorkerFrom(bin string) *workerProcess {
+	e.t.Helper()
+	w := &workerProcess{cmd: exec.Command(bin), logs: &syncBuffer{}, done: make(chan struct{})}
 	w.cmd.Env = e.workerEnviron()
 	w.cmd.Stdout, w.cmd.Stderr = w.logs, w.logs
 	if err := w.cmd.Start(); err != nil {
