@@ -121,6 +121,11 @@ type ScoreResult struct {
 	// claimed members' and those that could not be repaired from the
 	// spares this worker kept (see matching.Reserve).
 	ListsRescored int
+	// Released: the batch went back to the queue before it was scored (its
+	// worker stopped, see inflight.go); nothing was staged, and the
+	// workflow's next claim takes its members again. False in every result
+	// recorded before the field existed, which is what it meant then.
+	Released bool
 }
 
 // InsightResult counts insights by source, and what the AI step cost.
@@ -133,6 +138,9 @@ type InsightResult struct {
 	PromptTokens     int
 	CompletionTokens int
 	AILatencyMS      int64 // summed over calls
+	// Released: the batch went back to the queue before its insights were
+	// written (its worker stopped); see ScoreResult.Released.
+	Released bool
 }
 
 // CommitResult reports a commit. Stale means nothing was written and the
@@ -153,6 +161,11 @@ type CommitResult struct {
 	// after a successful commit, so a retry shows in the Web UI).
 	Quarantined      int
 	QuarantinedTotal int
+	// Released: the batch went back to the queue before it could commit
+	// (its worker stopped, see inflight.go): nothing was written, and the
+	// workflow's next claim takes its members again. A workflow that does
+	// not read it counts a batch of no users.
+	Released bool
 }
 
 // ReleaseInput names a batch to give up and why.
@@ -173,7 +186,8 @@ func (a *Activities) ClaimBatch(ctx context.Context, in ClaimInput) (ClaimResult
 	}
 	n, err := a.Store.ClaimBatch(ctx, in.EventID, in.Token, limit, a.Lease)
 	if errors.Is(err, store.ErrBatchFinished) {
-		a.log(ctx).Info("batch finished by an earlier attempt of this run", "event_id", in.EventID, "batch", in.Token)
+		a.log(ctx).Info("batch already committed or released (by an earlier attempt of this run, or by a stopping worker); going on to the next",
+			"event_id", in.EventID, "batch", in.Token)
 		return ClaimResult{Claimed: n, Finished: true}, nil
 	}
 	if err != nil {
@@ -245,6 +259,13 @@ func (a *Activities) CommitBatch(ctx context.Context, in BatchRef) (CommitResult
 	case errors.Is(err, store.ErrRowsRefused):
 		return a.quarantineRefused(ctx, in, err)
 	case errors.Is(err, store.ErrLeaseLost):
+		// A released batch loses its lease too; only its own worker, when
+		// stopping, releases a batch that is still to commit.
+		if finished, probeErr := a.batchFinished(ctx, in.EventID, in.Token); probeErr == nil && finished {
+			a.log(ctx).Info("batch was released before its commit (its worker stopped); nothing written, the next claim takes its members",
+				"event_id", in.EventID, "batch", in.Token)
+			return a.releasedCommit(ctx, in.EventID), nil
+		}
 		return CommitResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeLeaseLost, err)
 	case errors.Is(err, store.ErrBatchNotFound):
 		return CommitResult{}, a.batchNotFound(ctx, in, err)

@@ -66,6 +66,11 @@ type Config struct {
 	// (host:port; port 0 picks a free one). Set it to the empty string to
 	// serve none.
 	MetricsAddr string `env:"METRICS_ADDR" envDefault:"127.0.0.1:9464"`
+	// WorkerStopTimeout is how long a stopping worker (SIGTERM) lets running
+	// activities finish before it cancels them; what cannot finish by then
+	// is released for another worker. Kubernetes' grace period must exceed
+	// it.
+	WorkerStopTimeout time.Duration `env:"WORKER_STOP_TIMEOUT" envDefault:"25s"`
 	// LogLevel is the lowest level logged: debug, info, warn or error.
 	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
 	// LogFormat is text (logfmt-like key=value) or json (one object a line).
@@ -142,6 +147,7 @@ func (c Config) validate() error {
 	check(c.IdlePoll >= time.Second, "IDLE_POLL must be at least 1s, got %s", c.IdlePoll)
 	check(c.SafetyPoll >= time.Second, "SAFETY_POLL must be at least 1s, got %s", c.SafetyPoll)
 	check(c.WakeDebounce >= 0 && c.WakeDebounce <= 10*time.Second, "WAKE_DEBOUNCE must be between 0 and 10s, got %s", c.WakeDebounce)
+	check(c.WorkerStopTimeout >= 0 && c.WorkerStopTimeout <= 10*time.Minute, "WORKER_STOP_TIMEOUT must be between 0 and 10m, got %s", c.WorkerStopTimeout)
 	notBlank("OPENAI_MODEL", c.OpenAIModel)
 	// A blank key would turn AI insights on and fail every model call.
 	check(c.OpenAIAPIKey == "" || strings.TrimSpace(c.OpenAIAPIKey) != "",

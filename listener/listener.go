@@ -61,7 +61,9 @@ type Listener struct {
 	// Metrics, when set, gets matchmaking_listener_receiving.
 	Metrics *metrics.App
 
-	deaf       atomic.Bool
+	deaf atomic.Bool
+	// listening: a connection holds LISTEN on Channel right now.
+	listening  atomic.Bool
 	pollChange chan struct{}
 	// sendProbe sends the probe; tests delay it.
 	sendProbe func(ctx context.Context, channel string) error
@@ -79,6 +81,14 @@ const (
 // channel of its own, so no other listener (an older worker reading
 // payloads as event IDs) ever sees the probe.
 const probeChannelPrefix = "matchmaking_listener_probe_"
+
+// Listening reports whether a connection holds LISTEN on Channel now: false
+// before Run has connected, while it reconnects, and after it returns. The
+// worker's readiness endpoint reports it. A connection through a
+// transaction-mode pooler holds LISTEN yet receives nothing; that shows in
+// matchmaking_listener_receiving and in the log, not here, since restarting
+// the worker would not change it.
+func (l *Listener) Listening() bool { return l.listening.Load() }
 
 // Run listens until ctx is cancelled. Connection losses are retried; only
 // ctx ends it.
@@ -161,6 +171,8 @@ func (l *Listener) listenOnce(ctx context.Context, out chan<- string) (healthy b
 	if _, err := conn.Exec(ctx, "LISTEN "+Channel+"; LISTEN "+probe); err != nil {
 		return false, fmt.Errorf("listen: %w", err)
 	}
+	l.listening.Store(true)
+	defer l.listening.Store(false)
 	l.Metrics.SetListenerReceiving(false)
 	// Rows enqueued before the LISTEN took effect would otherwise wait for
 	// the safety poll.

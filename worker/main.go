@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -35,7 +36,8 @@ import (
 const shardsAtOnce = 1
 
 func main() {
-	if run, stdout, stderr, code := commandLine(os.Args[1:]); !run {
+	mode, stdout, stderr, code := commandLine(os.Args[1:])
+	if mode == modeExit {
 		fmt.Fprint(os.Stdout, stdout)
 		fmt.Fprint(os.Stderr, stderr)
 		os.Exit(code)
@@ -44,6 +46,9 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		os.Exit(1)
+	}
+	if mode == modeHealthcheck {
+		os.Exit(healthcheck(cfg.MetricsAddr, healthcheckTimeout, os.Stdout, os.Stderr))
 	}
 	logger, err := logging.New(cfg.LogLevel, cfg.LogFormat, os.Stderr)
 	if err != nil { // config.Load has checked both already
@@ -61,7 +66,10 @@ func run(cfg config.Config, logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	obs, err := startMetrics(ctx, cfg, logger)
+	// The endpoint outlives the signal: during the drain /metrics still
+	// answers and /readyz says the worker is stopping.
+	ready := newReadiness(checkTimeout, checkDatabase, checkTemporal, checkListener)
+	obs, err := startEndpoint(cfg, ready, logger)
 	if err != nil {
 		return err
 	}
@@ -72,6 +80,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	defer pool.Close()
+	ready.set(checkDatabase, func(ctx context.Context) error { return pool.Ping(ctx) })
 	if err := connect.RequireSchema(ctx, pool); err != nil {
 		return err
 	}
@@ -106,17 +115,16 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		defer metricsClient.Close()
 		temporalClient = metricsClient
 	}
+	ready.set(checkTemporal, func(ctx context.Context) error {
+		_, err := temporalClient.CheckHealth(ctx, &client.CheckHealthRequest{})
+		return err
+	})
 
 	st := store.New(pool)
 	writer, insightsMode, err := insightWriter(cfg, st, logger)
 	if err != nil {
 		return err
 	}
-	var workerOpts worker.Options
-	if obs.app != nil {
-		workerOpts.Interceptors = append(workerOpts.Interceptors, obs.app.ActivityInterceptor(activitySteps))
-	}
-	w := worker.New(temporalClient, cfg.TaskQueue, workerOpts)
 	acts := &activities.Activities{
 		Store:      st,
 		Insights:   writer,
@@ -130,6 +138,15 @@ func run(cfg config.Config, logger *slog.Logger) error {
 			return shardWorkers(ctx, temporalClient, workflows.ShardTaskQueue(cfg.TaskQueue))
 		},
 	}
+	// Without WorkerStopTimeout the SDK cancels running activities the
+	// moment Stop is called; with it, they have that long to finish.
+	workerOpts := worker.Options{WorkerStopTimeout: cfg.WorkerStopTimeout}
+	if obs.app != nil {
+		workerOpts.Interceptors = append(workerOpts.Interceptors, obs.app.ActivityInterceptor(activitySteps))
+	}
+	drain := activities.NewDrain(acts)
+	workerOpts.Interceptors = append(workerOpts.Interceptors, drain.Interceptor())
+	w := worker.New(temporalClient, cfg.TaskQueue, workerOpts)
 	w.RegisterWorkflow(workflows.EventMatchmaking)
 	w.RegisterActivity(acts)
 	// The shards of large batches have a queue of their own, taken one at a
@@ -143,14 +160,16 @@ func run(cfg config.Config, logger *slog.Logger) error {
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker on task queue %s: %w", cfg.TaskQueue, err)
 	}
-	defer w.Stop()
 	if err := shardWorker.Start(); err != nil {
+		w.Stop()
 		return fmt.Errorf("start worker on task queue %s: %w", workflows.ShardTaskQueue(cfg.TaskQueue), err)
 	}
-	defer shardWorker.Stop()
+	// Every way out of run from here drains: a signal, or a listener error.
+	defer stopGracefully(cfg.WorkerStopTimeout, drain, ready, logger, w, shardWorker)
 	logger.Info("worker started", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress,
 		"namespace", cfg.TemporalNamespace, "batch_size", cfg.BatchSize, "max_runtime_ms", cfg.MaxRuntimeMS,
-		"top_n", cfg.TopN, "insights", insightsMode, "metrics", obs.describe())
+		"top_n", cfg.TopN, "insights", insightsMode, "stop_timeout", cfg.WorkerStopTimeout,
+		"metrics", obs.describe(), "health", obs.describeHealth())
 
 	settings := workflows.SettingsFromConfig(cfg)
 	l := &listener.Listener{
@@ -170,11 +189,56 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		SafetyPoll: cfg.SafetyPoll,
 		Logger:     logger,
 	}
+	ready.set(checkListener, func(context.Context) error {
+		if !l.Listening() {
+			return errNotListening
+		}
+		return nil
+	})
 	if err := l.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	logger.Info("shutting down: finishing running activities")
 	return nil
+}
+
+// errNotListening is the listener's readiness while it holds no LISTEN.
+var errNotListening = errors.New("holds no LISTEN: connecting or reconnecting to the database")
+
+// releaseWait bounds how long a stopped worker waits for the steps it
+// cancelled to release their batches (activities.releaseTimeout each).
+const releaseWait = 6 * time.Second
+
+// stopGracefully stops the Temporal workers, giving the running batch
+// steps stopTimeout (WORKER_STOP_TIMEOUT) to finish, and says what became
+// of them. Steps still running at activities.StopDeadline are cancelled
+// and their batches released, so the next claim takes their members at
+// once rather than after their lease.
+func stopGracefully(stopTimeout time.Duration, drain *activities.Drain, ready *readiness, logger *slog.Logger, workers ...worker.Worker) {
+	start := time.Now()
+	ready.setStopping()
+	running, deadline := drain.StartStopping(stopTimeout)
+	if running == 0 {
+		logger.Info("shutting down: no batch step is running; stopping the Temporal workers", "stop_timeout", stopTimeout)
+	} else {
+		logger.Info(fmt.Sprintf("shutting down: letting %d running batch steps finish; a step still running after %s is cancelled and its batch released to the queue",
+			running, deadline), "stop_timeout", stopTimeout)
+	}
+	// Each worker waits up to stopTimeout; stopped together, they take
+	// that long at most, not that long each.
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Go(w.Stop)
+	}
+	wg.Wait()
+	waitCtx, cancel := context.WithTimeout(context.Background(), releaseWait)
+	defer cancel()
+	sum := drain.WaitStopped(waitCtx)
+	logger.Info("worker stopped", "steps_finished", sum.Finished, "batches_released", sum.Released,
+		"steps_handed_back", sum.HandedBack, "took", time.Since(start).Round(time.Millisecond))
+	if sum.Running > 0 {
+		logger.Warn("exiting with batch steps still running: Temporal retries them on another worker after their start-to-close timeout",
+			"steps", sum.Running)
+	}
 }
 
 // checkPooledSession says how DATABASE_URL is reached and, through a
@@ -217,20 +281,19 @@ var activitySteps = map[string]string{
 	"ReleaseBatch":  "release",
 }
 
-// observability is the worker's metrics: all nil when METRICS_ADDR is
-// empty or its port could not be had.
+// observability is the worker's HTTP endpoint (metrics and health) and
+// metrics: all nil when METRICS_ADDR is empty or its port could not be had.
 type observability struct {
-	cancel context.CancelFunc
-	server *metrics.Server
-	app    *metrics.App
-	sdk    client.MetricsHandler
+	endpoint *endpoint
+	app      *metrics.App
+	sdk      client.MetricsHandler
 }
 
-// startMetrics serves /metrics on METRICS_ADDR until ctx ends or stop is
-// called. A port that
-// cannot be had is logged, not fatal: matching goes on without metrics
-// (as when a second worker runs on the same host with the default port).
-func startMetrics(ctx context.Context, cfg config.Config, logger *slog.Logger) (*observability, error) {
+// startEndpoint serves /metrics, /healthz and /readyz on METRICS_ADDR
+// until stop is called. A port that cannot be had is logged, not fatal:
+// matching goes on without metrics or health endpoints (as when a second
+// worker runs on the same host with the default port).
+func startEndpoint(cfg config.Config, ready *readiness, logger *slog.Logger) (*observability, error) {
 	if cfg.MetricsAddr == "" {
 		return &observability{}, nil
 	}
@@ -239,32 +302,36 @@ func startMetrics(ctx context.Context, cfg config.Config, logger *slog.Logger) (
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	srv, err := metrics.Serve(ctx, cfg.MetricsAddr, reg, logger)
+	ep, err := serveEndpoint(cfg.MetricsAddr, endpointMux(reg, ready), logger)
 	if err != nil {
-		cancel()
-		logger.Error("running without metrics: set METRICS_ADDR to a free host:port, or to empty to silence this",
+		logger.Error("running without metrics and health endpoints: set METRICS_ADDR to a free host:port, or to empty to silence this",
 			"metrics_addr", cfg.MetricsAddr, "error", err)
 		return &observability{}, nil
 	}
-	return &observability{cancel: cancel, server: srv, app: app, sdk: metrics.NewTemporalHandler(reg)}, nil
+	return &observability{endpoint: ep, app: app, sdk: metrics.NewTemporalHandler(reg)}, nil
 }
 
 func (o *observability) describe() string {
-	if o.server == nil {
+	if o.endpoint == nil {
 		return "off"
 	}
-	return o.server.URL()
+	return "http://" + o.endpoint.addr() + metrics.Path
 }
 
-// stop shuts the endpoint down, letting a scrape in flight finish.
+func (o *observability) describeHealth() string {
+	if o.endpoint == nil {
+		return "off"
+	}
+	return "http://" + o.endpoint.addr() + pathReadyz
+}
+
+// stop shuts the endpoint down, letting a request in flight finish.
 func (o *observability) stop(logger *slog.Logger) {
-	if o.server == nil {
+	if o.endpoint == nil {
 		return
 	}
-	o.cancel()
-	if err := o.server.Wait(); err != nil {
-		logger.Warn("metrics endpoint", "error", err)
+	if err := o.endpoint.shutdown(); err != nil {
+		logger.Warn("metrics and health endpoint", "error", err)
 	}
 }
 
@@ -304,30 +371,57 @@ func leaseFor(cfg config.Config) time.Duration {
 	return 4*cfg.MaxRuntime() + time.Minute
 }
 
-// commandLine decides what the arguments ask for. The worker takes none:
-// without any it runs; a request for help gets the usage on stdout and exit
-// status 0; anything else gets an error and the usage on stderr and 2.
-func commandLine(args []string) (run bool, stdout, stderr string, code int) {
+// mode is what the command line asks for.
+type mode int
+
+const (
+	// modeExit: print the given output and exit with the given status.
+	modeExit mode = iota
+	// modeRun: run the worker.
+	modeRun
+	// modeHealthcheck: ask a running worker's /readyz and exit 0 or 1.
+	modeHealthcheck
+)
+
+// commandLine decides what the arguments ask for. Without any the worker
+// runs; `healthcheck` alone asks a running worker whether it is ready; a
+// request for help gets the usage on stdout and exit status 0; anything
+// else gets an error and the usage on stderr and 2.
+func commandLine(args []string) (m mode, stdout, stderr string, code int) {
 	const usage = `Usage: worker
+       worker healthcheck
 
 Runs the matchmaking engine's Temporal worker, and the queue listener that
 wakes each event's workflow when its members change, until SIGINT or SIGTERM.
+On either it lets running batch steps finish for WORKER_STOP_TIMEOUT and
+gives the batches of those that cannot back to the queue.
 
-It takes no arguments: its configuration comes from environment variables
-(DATABASE_URL, DATABASE_LISTEN_URL, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ...),
-described in the Configuration table of README.md.
+worker healthcheck asks the worker running with the same METRICS_ADDR for
+its /readyz and exits 0 when it is ready (database, Temporal and LISTEN all
+answer), 1 when it is not or cannot be reached: a container healthcheck
+for images without a shell or HTTP client.
+
+Its configuration comes from environment variables (DATABASE_URL,
+DATABASE_LISTEN_URL, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, METRICS_ADDR,
+WORKER_STOP_TIMEOUT, ...), described in the Configuration table of README.md.
 `
+	if len(args) > 0 && args[0] == "healthcheck" {
+		if len(args) > 1 {
+			return modeExit, "", fmt.Sprintf("worker: healthcheck takes no arguments, got %q\n%s", args[1], usage), 2
+		}
+		return modeHealthcheck, "", "", 0
+	}
 	for _, a := range args {
 		switch a {
 		case "-h", "-help", "--help", "help":
 		default:
-			return false, "", fmt.Sprintf("worker: unexpected argument %q\n%s", a, usage), 2
+			return modeExit, "", fmt.Sprintf("worker: unexpected argument %q\n%s", a, usage), 2
 		}
 	}
 	if len(args) > 0 {
-		return false, usage, "", 0
+		return modeExit, usage, "", 0
 	}
-	return true, "", "", 0
+	return modeRun, "", "", 0
 }
 
 // shardPollerHorizon is how recently a worker must have polled the shard

@@ -6,14 +6,18 @@ import (
 )
 
 func TestCommandLine(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		args     []string
-		run      bool
+		mode     mode
 		code     int
 		toStdout bool   // the usage goes to stdout, else to stderr
 		first    string // the first line of the output
 	}{
-		{args: nil, run: true},
+		{args: nil, mode: modeRun},
+		{args: []string{"healthcheck"}, mode: modeHealthcheck},
+		{args: []string{"healthcheck", "--verbose"}, code: 2, first: `worker: healthcheck takes no arguments, got "--verbose"`},
+		{args: []string{"help", "healthcheck"}, code: 2, first: `worker: unexpected argument "healthcheck"`},
 		{args: []string{"--help"}, toStdout: true, first: "Usage: worker"},
 		{args: []string{"-h"}, toStdout: true, first: "Usage: worker"},
 		{args: []string{"help"}, toStdout: true, first: "Usage: worker"},
@@ -23,11 +27,11 @@ func TestCommandLine(t *testing.T) {
 		{args: []string{""}, code: 2, first: `worker: unexpected argument ""`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			run, stdout, stderr, code := commandLine(tc.args)
-			if run != tc.run || code != tc.code {
-				t.Fatalf("run=%v code=%d, want run=%v code=%d", run, code, tc.run, tc.code)
+			m, stdout, stderr, code := commandLine(tc.args)
+			if m != tc.mode || code != tc.code {
+				t.Fatalf("mode=%d code=%d, want mode=%d code=%d", m, code, tc.mode, tc.code)
 			}
-			if tc.run {
+			if tc.mode != modeExit {
 				if stdout != "" || stderr != "" {
 					t.Fatalf("running prints nothing first, got stdout %q stderr %q", stdout, stderr)
 				}
@@ -43,8 +47,10 @@ func TestCommandLine(t *testing.T) {
 			if first, _, _ := strings.Cut(out, "\n"); first != tc.first {
 				t.Fatalf("first line %q, want %q", first, tc.first)
 			}
-			if !strings.Contains(out, "environment") || !strings.Contains(out, "README") {
-				t.Fatalf("usage does not point at the environment and README:\n%s", out)
+			for _, want := range []string{"environment", "README", "worker healthcheck", "WORKER_STOP_TIMEOUT"} {
+				if !strings.Contains(out, want) {
+					t.Fatalf("usage does not mention %q:\n%s", want, out)
+				}
 			}
 		})
 	}

@@ -243,6 +243,13 @@ func (r *run) runBatch(ctx workflow.Context, token string, n int) (int, error) {
 			}
 			continue
 		}
+		if commit.Released {
+			// A stopping worker gave the batch back; the next claim takes
+			// its members. Not a batch done, and not an error.
+			r.logger.Info("batch released by a stopping worker; its members are back in the queue", "batch", token)
+			r.state.QueueDepth = commit.QueueDepth
+			return claim.Claimed, nil
+		}
 		r.state.Batches++
 		r.state.UsersMatched += commit.UsersCommitted
 		r.state.Requeued += commit.UsersRequeued

@@ -1012,3 +1012,26 @@ func TestFinishedBatchIsSkipped(t *testing.T) {
 	assert.Equal(t, []string{tok(2)}, f.tokens(actCommit))
 	assert.Equal(t, 0, f.count(actRelease), "a finished batch is not released again")
 }
+
+// TestReleasedBatchIsNeitherCountedNorAnError: a batch a stopping worker
+// gave back commits nothing; the run neither counts it nor records an
+// error, and goes straight on to its next claim.
+func TestReleasedBatchIsNeitherCountedNorAnError(t *testing.T) {
+	f := newFakeActivities(3, 3)
+	f.onCommit = func(n int, ref activities.BatchRef) (activities.CommitResult, error) {
+		if n == 1 {
+			return activities.CommitResult{Released: true, QueueDepth: 3}, nil
+		}
+		return f.defaultCommit(ref), nil
+	}
+	h := newHarness(t, testSettings(), f)
+	h.at(10*time.Minute, func() {
+		st := h.status()
+		assert.Equal(t, 1, st.Batches, "only the committed batch counts")
+		assert.Equal(t, 0, st.Errors)
+		assert.Empty(t, st.LastError)
+	})
+	h.at(11*time.Minute, h.env.CancelWorkflow)
+	h.run()
+	assert.Equal(t, []string{tok(1), tok(2)}, f.tokens(actCommit))
+}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -60,11 +61,18 @@ type service struct {
 	Volumes     []any        `yaml:"volumes"`
 	Profiles    []string     `yaml:"profiles"`
 	Healthcheck *healthcheck `yaml:"healthcheck"`
+	// StopGracePeriod is how long Compose waits after SIGTERM before
+	// SIGKILL; unset means 10s.
+	StopGracePeriod string `yaml:"stop_grace_period"`
 }
 
 type healthcheck struct {
-	Test    any  `yaml:"test"`
-	Disable bool `yaml:"disable"`
+	Test        any    `yaml:"test"`
+	Disable     bool   `yaml:"disable"`
+	Interval    string `yaml:"interval"`
+	Timeout     string `yaml:"timeout"`
+	StartPeriod string `yaml:"start_period"`
+	Retries     int    `yaml:"retries"`
 }
 
 type compose struct {
@@ -222,6 +230,28 @@ func configEnvVars() map[string]bool {
 	return known
 }
 
+// configDefault is the envDefault of the config.Config field read from
+// the environment variable name, and whether there is one.
+func configDefault(name string) (string, bool) {
+	var find func(reflect.Type, string) (string, bool)
+	find = func(typ reflect.Type, prefix string) (string, bool) {
+		for i := 0; i < typ.NumField(); i++ {
+			f := typ.Field(i)
+			if f.Type.Kind() == reflect.Struct && f.Tag.Get("env") == "" {
+				if v, ok := find(f.Type, prefix+f.Tag.Get("envPrefix")); ok {
+					return v, true
+				}
+				continue
+			}
+			if n, _, _ := strings.Cut(f.Tag.Get("env"), ","); n != "" && prefix+n == name {
+				return f.Tag.Lookup("envDefault")
+			}
+		}
+		return "", false
+	}
+	return find(reflect.TypeOf(config.Config{}), "")
+}
+
 var versionTag = regexp.MustCompile(`^v?\d+\.\d+(\.\d+)?([-.][0-9A-Za-z.-]+)?$`)
 
 // splitImage returns an image reference's name, tag and digest.
@@ -362,6 +392,81 @@ func TestComposeWorker(t *testing.T) {
 	}
 	if !published {
 		t.Errorf("worker: metrics port %s is not published (ports %v)", port, worker.Ports)
+	}
+}
+
+// composeDefaultStopGrace is how long Compose waits between SIGTERM and
+// SIGKILL when a service sets no stop_grace_period.
+const composeDefaultStopGrace = 10 * time.Second
+
+// workerHealthcheckClientTimeout is `worker healthcheck`'s own request
+// timeout (worker/health.go, healthcheckTimeout); the healthcheck's
+// timeout must leave it room to report.
+const workerHealthcheckClientTimeout = 4 * time.Second
+
+// TestComposeWorkerHealthAndStop: the image has no shell, so the
+// healthcheck is the worker binary's own subcommand, run in exec form, on
+// the fixed METRICS_ADDR port; and Compose must not SIGKILL the worker
+// before WORKER_STOP_TIMEOUT has let its running steps finish.
+func TestComposeWorkerHealthAndStop(t *testing.T) {
+	c := loadCompose(t)
+	worker := c.service(t, svcWorker)
+	if !worker.hasHealthcheck() {
+		t.Fatal("worker has no healthcheck; use [\"CMD\", \"/usr/local/bin/worker\", \"healthcheck\"]")
+	}
+	hc := worker.Healthcheck
+	test := words(hc.Test)
+	if want := []string{"CMD", "/usr/local/bin/worker", "healthcheck"}; !slices.Equal(test, want) {
+		t.Errorf("worker healthcheck test %v, want %v: exec form (the image has no shell for CMD-SHELL) "+
+			"running the binary the Dockerfile installs", test, want)
+	}
+	durations := map[string]string{"interval": hc.Interval, "timeout": hc.Timeout, "start_period": hc.StartPeriod}
+	parsed := map[string]time.Duration{}
+	for key, v := range durations {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			t.Errorf("worker healthcheck %s %q: want a positive duration", key, v)
+		}
+		parsed[key] = d
+	}
+	if parsed["timeout"] <= workerHealthcheckClientTimeout {
+		t.Errorf("worker healthcheck timeout %s must exceed the subcommand's own %s, or Docker kills it before it reports",
+			hc.Timeout, workerHealthcheckClientTimeout)
+	}
+	if parsed["interval"] < parsed["timeout"] {
+		t.Errorf("worker healthcheck interval %s is shorter than its timeout %s", hc.Interval, hc.Timeout)
+	}
+	if hc.Retries < 1 {
+		t.Errorf("worker healthcheck retries %d, want at least 1", hc.Retries)
+	}
+
+	env := worker.env(t)
+	// The subcommand reads METRICS_ADDR: it needs a fixed port.
+	if addr := env["METRICS_ADDR"]; addr == "" || strings.HasSuffix(addr, ":0") {
+		t.Errorf("worker: METRICS_ADDR=%q; the healthcheck needs the endpoint on a fixed port", addr)
+	}
+
+	stopTimeout, ok := env["WORKER_STOP_TIMEOUT"]
+	if !ok {
+		if stopTimeout, ok = configDefault("WORKER_STOP_TIMEOUT"); !ok {
+			t.Fatal("config.Config has no WORKER_STOP_TIMEOUT default")
+		}
+	}
+	stop, err := time.ParseDuration(stopTimeout)
+	if err != nil {
+		t.Fatalf("worker: WORKER_STOP_TIMEOUT=%q: %v", stopTimeout, err)
+	}
+	grace := composeDefaultStopGrace
+	if worker.StopGracePeriod != "" {
+		if grace, err = time.ParseDuration(worker.StopGracePeriod); err != nil {
+			t.Fatalf("worker: stop_grace_period %q: %v", worker.StopGracePeriod, err)
+		}
+	}
+	// The worker exits at most a few seconds after WORKER_STOP_TIMEOUT
+	// (stopping the workers, releasing what could not finish).
+	if grace < stop+5*time.Second {
+		t.Errorf("worker: stop_grace_period %s (Compose SIGKILLs after it) must exceed WORKER_STOP_TIMEOUT %s by at least 5s, "+
+			"or a drain in progress is killed", grace, stop)
 	}
 }
 

@@ -1,0 +1,267 @@
+package e2e
+
+// What a worker does with its running batch when it is told to stop
+// (SIGTERM, as in a deploy), and its health endpoints (issue 10).
+//
+// Two workers share an event whose one batch takes several seconds: its
+// insights come from a fake model answering every call after
+// drainAILatency. The worker running the insights step is sent SIGTERM
+// and the test measures how long the batch waits before the other worker
+// takes it up, against the claim's lease (which is what a batch waited for
+// when nobody gave it back).
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/eventmatch/matchmaker/demodata"
+	"github.com/eventmatch/matchmaker/internal/fakeopenai"
+)
+
+const (
+	// drainMembers all fit in one batch of more than 50, so scoring and
+	// insights are regular activities, which either worker may run, and
+	// fewer than 2,000, so the batch is not scored in shards.
+	drainMembers = 200
+	// drainAILatency × ~2.3 calls a member / drainAIConcurrency is how
+	// long the insights step takes: about 10 s.
+	drainAILatency     = 100 * time.Millisecond
+	drainAIConcurrency = 4
+	drainMaxRuntime    = 30 * time.Second
+)
+
+// drainLease is the lease the worker gives a claim (worker/main.go
+// leaseFor): 4 × MAX_RUNTIME_MS + 1 min.
+const drainLease = 4*drainMaxRuntime + time.Minute
+
+// TestStoppedWorkerReleasesABatchItCannotFinish: WORKER_STOP_TIMEOUT is
+// shorter than what is left of the batch, so the stopping worker releases
+// it and the other worker claims it again at once.
+func TestStoppedWorkerReleasesABatchItCannotFinish(t *testing.T) {
+	r := runDrain(t, 3*time.Second)
+	// The deadline (2.4 s for 3 s), then the workflow moving to the other
+	// worker and claiming: seconds, not the lease.
+	if bound := 15 * time.Second; r.takenUp > bound {
+		t.Errorf("the batch was taken up %s after SIGTERM, want under %s (the lease is %s)", r.takenUp, bound, drainLease)
+	}
+	if !r.released {
+		t.Errorf("the batch was not released although the stop timeout was too short for it")
+	}
+	if !strings.Contains(r.runnerLog, "released its batch") || !regexp.MustCompile(`batches_released=1\b`).MatchString(r.runnerLog) {
+		t.Errorf("the stopped worker does not say it released the batch:\n%s", tail(r.runnerLog, 20))
+	}
+}
+
+// TestStoppedWorkerFinishesItsRunningBatch: WORKER_STOP_TIMEOUT is long
+// enough, so the stopping worker finishes the step it runs and the batch
+// commits without going round again.
+func TestStoppedWorkerFinishesItsRunningBatch(t *testing.T) {
+	r := runDrain(t, 25*time.Second)
+	if r.released {
+		t.Errorf("the batch was released although the stop timeout left it time to finish")
+	}
+	if !r.committed {
+		t.Errorf("the batch the stopped worker ran was not committed")
+	}
+	if !regexp.MustCompile(`steps_finished=[1-9]`).MatchString(r.runnerLog) {
+		t.Errorf("the stopped worker does not say it finished its step:\n%s", tail(r.runnerLog, 20))
+	}
+}
+
+// drainResult is what runDrain saw after SIGTERM.
+type drainResult struct {
+	takenUp   time.Duration // until the other worker took the batch up (or it committed)
+	how       string        // how it was taken up
+	exited    time.Duration // until the stopped worker's process ended
+	matched   time.Duration // until the event was fully matched
+	released  bool          // the batch was released
+	committed bool          // the batch itself was committed
+	runnerLog string
+}
+
+func runDrain(t *testing.T, stopTimeout time.Duration) drainResult {
+	fake := fakeopenai.New(t, func(call int, req fakeopenai.Request) fakeopenai.Response {
+		return fakeopenai.Echo(call, req).After(drainAILatency)
+	})
+	e := newEnv(t, map[string]string{
+		"BATCH_SIZE":             fmt.Sprint(drainMembers),
+		"MAX_RUNTIME_MS":         fmt.Sprint(drainMaxRuntime.Milliseconds()),
+		"OPENAI_BASE_URL":        fake.URL(),
+		"AI_CONCURRENCY":         fmt.Sprint(drainAIConcurrency),
+		"AI_REQUESTS_PER_MINUTE": "0",
+		"WORKER_STOP_TIMEOUT":    stopTimeout.String(),
+	})
+	pool := observerPool(t, e.dbURL)
+	eventID := loadEvent(t, pool, "drain", demodata.Generate(61, drainMembers))
+
+	// Each worker has a key of its own, so the fake model tells who calls.
+	keys := []string{"sk-drain-worker-a", "sk-drain-worker-b"}
+	workers := make([]*workerProcess, len(keys))
+	for i, key := range keys {
+		e.workerVars["OPENAI_API_KEY"] = key
+		workers[i] = e.startWorker()
+	}
+	for _, w := range workers {
+		waitFor(t, 30*time.Second, "the worker to start", func() bool { return strings.Contains(w.logs.String(), "worker started") })
+	}
+	e.mustStarter("enable", "drain")
+
+	// Wait until one worker is well into the insights step.
+	callsBy := func(key string) int {
+		n := 0
+		for _, r := range fake.Requests() {
+			if r.Authorization == "Bearer "+key {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, 60*time.Second, "the insights step to call the model", func() bool { return fake.Calls() >= 40 })
+	runner, other := 0, 1
+	if callsBy(keys[1]) > callsBy(keys[0]) {
+		runner, other = 1, 0
+	}
+	var token string
+	var claimed int
+	if err := pool.QueryRow(context.Background(), `
+		SELECT token, cardinality(claimed_users) FROM matchmaking_batches
+		WHERE event_id = $1 AND committed_at IS NULL AND released_at IS NULL
+		ORDER BY claimed_at DESC LIMIT 1`, eventID).Scan(&token, &claimed); err != nil {
+		t.Fatalf("find the running batch: %v", err)
+	}
+	otherCalls := callsBy(keys[other])
+	runnerCalls := callsBy(keys[runner])
+
+	stopped := time.Now()
+	if err := workers[runner].cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	var r drainResult
+	for time.Since(stopped) < drainLease {
+		since := time.Since(stopped)
+		if r.exited == 0 && !workers[runner].alive() {
+			r.exited = since
+		}
+		if r.takenUp == 0 {
+			switch {
+			case callsBy(keys[other]) > otherCalls:
+				r.takenUp, r.how = since, "the other worker called the model for it"
+			case tryInt(pool, `SELECT count(*) FROM matchmaking_queue WHERE event_id = $1 AND claim_token <> $2`, eventID, token) > 0:
+				r.takenUp, r.how = since, "its members were claimed by another batch"
+			case tryInt(pool, `SELECT count(*) FROM matchmaking_batches WHERE token = $1 AND committed_at IS NOT NULL`, token) > 0:
+				r.takenUp, r.how = since, "it was committed"
+			}
+		}
+		if r.matched == 0 && fullyMatched(pool, eventID) {
+			r.matched = since
+		}
+		if r.exited > 0 && r.matched > 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.released = tryInt(pool, `SELECT count(*) FROM matchmaking_batches WHERE token = $1 AND released_at IS NOT NULL`, token) > 0
+	r.committed = tryInt(pool, `SELECT count(*) FROM matchmaking_batches WHERE token = $1 AND committed_at IS NOT NULL`, token) > 0
+	r.runnerLog = workers[runner].logs.String()
+
+	t.Logf("WORKER_STOP_TIMEOUT=%s, lease %s; batch %s of %d members, %d model calls made by the stopped worker before SIGTERM",
+		stopTimeout, drainLease, token, claimed, runnerCalls)
+	t.Logf("after SIGTERM: taken up by the other worker %s (%s); stopped worker exited %s; event fully matched %s; batch released=%v committed=%v",
+		orNever(r.takenUp), r.how, orNever(r.exited), orNever(r.matched), r.released, r.committed)
+
+	var shutdown []string
+	for _, line := range strings.Split(r.runnerLog, "\n") {
+		if after, ok := strings.CutPrefix(line, "time="); ok && strings.Contains(after, "level=") && shutdownLine.MatchString(line) {
+			shutdown = append(shutdown, line)
+		}
+	}
+	t.Logf("the stopped worker's shutdown log:\n%s", strings.Join(shutdown, "\n"))
+
+	if r.exited == 0 {
+		t.Fatalf("the stopped worker was still running %s after SIGTERM", drainLease)
+	}
+	if code := workers[runner].cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("the stopped worker exited %d, want 0", code)
+	}
+	if limit := stopTimeout + 5*time.Second; r.exited > limit {
+		t.Errorf("the stopped worker took %s to exit with WORKER_STOP_TIMEOUT=%s, want under %s", r.exited, stopTimeout, limit)
+	}
+	if r.takenUp == 0 {
+		t.Fatalf("nobody took the batch up within the lease (%s)", drainLease)
+	}
+	if r.takenUp > drainLease/4 {
+		t.Errorf("the batch was taken up %s after SIGTERM: not well under the lease (%s)", r.takenUp, drainLease)
+	}
+	if r.matched == 0 {
+		t.Fatalf("the event was not fully matched within %s of SIGTERM", drainLease)
+	}
+	checkInvariants(t, pool, eventID, topN)
+	return r
+}
+
+// shutdownLine picks the worker's own lines about stopping.
+var shutdownLine = regexp.MustCompile(`shutting down|stop deadline|worker stopping|released|worker stopped`)
+
+func orNever(d time.Duration) string {
+	if d == 0 {
+		return "never"
+	}
+	return d.Round(10 * time.Millisecond).String()
+}
+
+var healthURL = regexp.MustCompile(`health=(http://(\S+)/readyz)`)
+
+// TestWorkerHealthEndpoints: /healthz and /readyz on METRICS_ADDR, and
+// `worker healthcheck` asking them, for a real worker.
+func TestWorkerHealthEndpoints(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	w := e.startWorker()
+	var readyz, addr string
+	waitFor(t, 30*time.Second, "the worker to log its health endpoint", func() bool {
+		m := healthURL.FindStringSubmatch(w.logs.String())
+		if m != nil {
+			readyz, addr = m[1], m[2]
+		}
+		return m != nil
+	})
+	get := func(url string) int {
+		resp, err := http.Get(url)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// Ready once the listener holds its LISTEN, a moment after start.
+	waitFor(t, 15*time.Second, "/readyz to answer 200", func() bool { return get(readyz) == http.StatusOK })
+	if code := get(strings.TrimSuffix(readyz, "/readyz") + "/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz answered %d, want 200", code)
+	}
+	healthcheck := func() (int, string) {
+		cmd := exec.Command(suite.workerBin, "healthcheck")
+		cmd.Env = append(e.workerEnviron(), "METRICS_ADDR="+addr)
+		out, err := cmd.CombinedOutput()
+		if exitErr, ok := err.(*exec.ExitError); ok {
+			return exitErr.ExitCode(), string(out)
+		} else if err != nil {
+			t.Fatalf("run worker healthcheck: %v", err)
+		}
+		return 0, string(out)
+	}
+	if code, out := healthcheck(); code != 0 {
+		t.Errorf("worker healthcheck exited %d with a ready worker:\n%s", code, out)
+	}
+
+	w.stop(syscall.SIGTERM)
+	if code, out := healthcheck(); code != 1 || !strings.Contains(out, "worker healthcheck:") {
+		t.Errorf("worker healthcheck exited %d after the worker stopped, want 1:\n%s", code, out)
+	}
+}
