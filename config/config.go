@@ -3,8 +3,10 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"reflect"
@@ -13,7 +15,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/BurntSushi/toml"
 	"github.com/caarlos0/env/v10"
+	"go.temporal.io/sdk/contrib/envconfig"
 )
 
 // Config is read once at start. Names match the environment variables the
@@ -27,9 +31,24 @@ type Config struct {
 	// It must be a direct connection or a session-mode pooler. Unset means
 	// DatabaseURL.
 	DatabaseListenURL string `env:"DATABASE_LISTEN_URL"`
-	TemporalAddress   string `env:"TEMPORAL_ADDRESS" envDefault:"localhost:7233"`
-	TemporalNamespace string `env:"TEMPORAL_NAMESPACE" envDefault:"default"`
-	TaskQueue         string `env:"TEMPORAL_TASK_QUEUE" envDefault:"matchmaking"`
+	// TemporalAddress and TemporalNamespace are where both binaries
+	// connect. Like every Temporal tool they come from TEMPORAL_ADDRESS and
+	// TEMPORAL_NAMESPACE, else from the profile of Temporal's client config
+	// file (TEMPORAL_PROFILE in TEMPORAL_CONFIG_FILE; see
+	// go.temporal.io/sdk/contrib/envconfig), else localhost:7233 and
+	// default. Load resolves them, so what is logged and dialled agree.
+	// TLS and the API key are read by internal/connect alone, from the same
+	// variables and profile: they stay out of Config, which is printed.
+	TemporalAddress   string `env:"TEMPORAL_ADDRESS"`
+	TemporalNamespace string `env:"TEMPORAL_NAMESPACE"`
+	// TemporalConfigFile is Temporal's client config file (TOML); unset
+	// means the default, os.UserConfigDir()/temporalio/temporal.toml, when
+	// it exists.
+	TemporalConfigFile string `env:"TEMPORAL_CONFIG_FILE"`
+	// TemporalProfile names the profile in that file; unset means
+	// "default" when the file has one.
+	TemporalProfile string `env:"TEMPORAL_PROFILE"`
+	TaskQueue       string `env:"TEMPORAL_TASK_QUEUE" envDefault:"matchmaking"`
 
 	// BatchSize is the number of queued members one batch claims.
 	BatchSize int `env:"BATCH_SIZE" envDefault:"10000"`
@@ -95,10 +114,87 @@ func Load() (Config, error) {
 	if v, ok := os.LookupEnv("METRICS_ADDR"); ok && strings.TrimSpace(v) == "" {
 		c.MetricsAddr = ""
 	}
+	// Before validate: the profile may name the address and namespace.
+	if err := c.resolveTemporal(); err != nil {
+		return Config{}, fmt.Errorf("configuration: %w", err)
+	}
 	if err := c.validate(); err != nil {
 		return Config{}, fmt.Errorf("configuration: %w", err)
 	}
 	return c, nil
+}
+
+// Temporal's own defaults, for when neither the environment nor a profile
+// names an address or namespace.
+const (
+	DefaultTemporalAddress   = "localhost:7233"
+	DefaultTemporalNamespace = "default"
+)
+
+// resolveTemporal fills TemporalAddress and TemporalNamespace the way
+// Temporal's tools do: the variable when set (not empty), else the
+// profile's value, else the default. A profile's address is therefore
+// never hidden behind this package's default.
+func (c *Config) resolveTemporal() error {
+	prof, err := c.TemporalClientProfile(nil)
+	if err != nil {
+		return err
+	}
+	if c.TemporalAddress == "" {
+		c.TemporalAddress = cmp.Or(prof.Address, DefaultTemporalAddress)
+	}
+	if c.TemporalNamespace == "" {
+		c.TemporalNamespace = cmp.Or(prof.Namespace, DefaultTemporalNamespace)
+	}
+	return nil
+}
+
+// TemporalClientProfile reads the Temporal client profile that
+// TEMPORAL_CONFIG_FILE and TEMPORAL_PROFILE name (the default file and
+// profile when unset, and nothing when the default file does not exist),
+// and applies Temporal's environment variables (TEMPORAL_ADDRESS,
+// TEMPORAL_API_KEY, TEMPORAL_TLS_*, ...) from env on top, unless env is
+// nil. Errors name the variable or file to fix, and never quote the
+// file's content, which may hold an API key.
+func (c Config) TemporalClientProfile(env envconfig.EnvLookup) (envconfig.ClientConfigProfile, error) {
+	file, fileVar := c.TemporalConfigFile, "TEMPORAL_CONFIG_FILE "+c.TemporalConfigFile
+	if file != "" {
+		// envconfig skips a missing file, which suits its default path but
+		// not a file named on purpose: a typo would silently connect to
+		// localhost instead.
+		if _, err := os.Stat(file); err != nil {
+			return envconfig.ClientConfigProfile{}, fmt.Errorf("TEMPORAL_CONFIG_FILE: %w", err)
+		}
+	} else {
+		file, fileVar = envconfig.DefaultConfigFilePath(), "Temporal config file "+envconfig.DefaultConfigFilePath()
+	}
+	var conf envconfig.ClientConfig
+	if file != "" { // "" when the system has no user config directory
+		var err error
+		if conf, err = envconfig.LoadClientConfig(envconfig.LoadClientConfigOptions{ConfigFilePath: file}); err != nil {
+			var pe toml.ParseError
+			if errors.As(err, &pe) {
+				// pe.Message may quote the offending text.
+				return envconfig.ClientConfigProfile{}, fmt.Errorf("%s is not valid TOML: line %d (after key %q)", fileVar, pe.Position.Line, pe.LastKey)
+			}
+			return envconfig.ClientConfigProfile{}, fmt.Errorf("%s: %w", fileVar, err)
+		}
+	}
+	var prof envconfig.ClientConfigProfile
+	name := cmp.Or(c.TemporalProfile, envconfig.DefaultConfigFileProfile)
+	if p := conf.Profiles[name]; p != nil {
+		prof = *p
+	} else if c.TemporalProfile != "" {
+		profiles := slices.Sorted(maps.Keys(conf.Profiles))
+		return envconfig.ClientConfigProfile{}, fmt.Errorf("TEMPORAL_PROFILE %q: %s has no such profile (it has: %s)",
+			c.TemporalProfile, fileVar, cmp.Or(strings.Join(profiles, ", "), "none"))
+	}
+	if env != nil {
+		if err := prof.ApplyEnvVars(env); err != nil {
+			return envconfig.ClientConfigProfile{}, fmt.Errorf("Temporal environment variables: %w", err)
+		}
+	}
+	return prof, nil
 }
 
 // ListenURL is DATABASE_LISTEN_URL, or DATABASE_URL when it is unset.

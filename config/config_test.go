@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -8,11 +10,12 @@ import (
 )
 
 func TestLoadDefaults(t *testing.T) {
+	noTemporalFile(t)
 	c, err := Load()
 	if err != nil {
 		t.Fatalf("Load with defaults: %v", err)
 	}
-	if c.TaskQueue != "matchmaking" || c.TopN != 3 || c.TemporalAddress != "localhost:7233" {
+	if c.TaskQueue != "matchmaking" || c.TopN != 3 || c.TemporalAddress != "localhost:7233" || c.TemporalNamespace != "default" {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
 	if c.MaxRuntime() != 45*time.Second {
@@ -174,5 +177,99 @@ func TestListenURL(t *testing.T) {
 	t.Setenv("DATABASE_LISTEN_URL", " \t")
 	if _, err := Load(); err == nil || !strings.Contains(err.Error(), "DATABASE_LISTEN_URL") {
 		t.Fatalf("blank DATABASE_LISTEN_URL: %v", err)
+	}
+}
+
+// noTemporalFile hides the developer's own Temporal client config file
+// (os.UserConfigDir()/temporalio/temporal.toml) from the test.
+func noTemporalFile(t *testing.T) {
+	t.Helper()
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("HOME", t.TempDir())
+	for _, v := range []string{"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_CONFIG_FILE", "TEMPORAL_PROFILE"} {
+		t.Setenv(v, "") // env and envconfig both take "" as unset here
+	}
+}
+
+func writeTemporalFile(t *testing.T, content string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "temporal.toml")
+	if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// The address and namespace follow Temporal's tools: the variable, else
+// the profile, else localhost:7233 and default. A profile's address is
+// never replaced by the default.
+func TestTemporalAddressAndNamespacePrecedence(t *testing.T) {
+	file := writeTemporalFile(t, `
+[profile.default]
+address = "profile-default:7233"
+namespace = "ns-default"
+
+[profile.cloud]
+address = "ns1.a2b3c.tmprl.cloud:7233"
+namespace = "ns1.a2b3c"
+api_key = "secret-key-never-in-config"
+
+[profile.addressonly]
+address = "addressonly:7233"
+`)
+	for _, tc := range []struct {
+		name        string
+		env         map[string]string
+		address, ns string
+	}{
+		{"no file", map[string]string{}, "localhost:7233", "default"},
+		{"default profile", map[string]string{"TEMPORAL_CONFIG_FILE": file}, "profile-default:7233", "ns-default"},
+		{"named profile", map[string]string{"TEMPORAL_CONFIG_FILE": file, "TEMPORAL_PROFILE": "cloud"}, "ns1.a2b3c.tmprl.cloud:7233", "ns1.a2b3c"},
+		{"profile without namespace", map[string]string{"TEMPORAL_CONFIG_FILE": file, "TEMPORAL_PROFILE": "addressonly"}, "addressonly:7233", "default"},
+		{"variables beat the profile", map[string]string{"TEMPORAL_CONFIG_FILE": file, "TEMPORAL_PROFILE": "cloud",
+			"TEMPORAL_ADDRESS": "other:7233", "TEMPORAL_NAMESPACE": "other"}, "other:7233", "other"},
+		{"empty variables are unset", map[string]string{"TEMPORAL_CONFIG_FILE": file, "TEMPORAL_ADDRESS": "", "TEMPORAL_NAMESPACE": ""},
+			"profile-default:7233", "ns-default"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			noTemporalFile(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			c, err := Load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.TemporalAddress != tc.address || c.TemporalNamespace != tc.ns {
+				t.Errorf("address %q namespace %q, want %q and %q", c.TemporalAddress, c.TemporalNamespace, tc.address, tc.ns)
+			}
+		})
+	}
+}
+
+func TestTemporalProfileErrors(t *testing.T) {
+	file := writeTemporalFile(t, "[profile.default]\naddress = \"x:1\"\n")
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"file missing", map[string]string{"TEMPORAL_CONFIG_FILE": "/nonexistent/temporal.toml"},
+			"configuration: TEMPORAL_CONFIG_FILE: stat /nonexistent/temporal.toml: no such file or directory"},
+		{"profile missing", map[string]string{"TEMPORAL_CONFIG_FILE": file, "TEMPORAL_PROFILE": "prod"},
+			`configuration: TEMPORAL_PROFILE "prod": TEMPORAL_CONFIG_FILE ` + file + " has no such profile (it has: default)"},
+		{"profile with no file", map[string]string{"TEMPORAL_PROFILE": "prod"}, `TEMPORAL_PROFILE "prod"`},
+		{"blank address", map[string]string{"TEMPORAL_ADDRESS": " "}, "TEMPORAL_ADDRESS must not be empty or blank"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			noTemporalFile(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			_, err := Load()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
 	}
 }

@@ -29,6 +29,7 @@ const previousRelease = "9662217"
 // workflow run (replaying the old worker's history) and finishes the event,
 // whose lists then equal a from-scratch top-N.
 func TestUpgradeFromThePreviousRelease(t *testing.T) {
+	testenv.RequireIntegration(t)
 	t.Parallel()
 	oldWorker := buildWorkerAt(t, previousRelease)
 

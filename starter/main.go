@@ -44,8 +44,8 @@ commands:
                                     print some members' matches (--members 1 to 1000) with their insights
 
 configuration comes from the environment: DATABASE_URL, DATABASE_LISTEN_URL,
-TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, BATCH_SIZE,
-MAX_RUNTIME_MS, TOP_N
+TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*,
+TEMPORAL_PROFILE, TEMPORAL_TASK_QUEUE, BATCH_SIZE, MAX_RUNTIME_MS, TOP_N
 `
 
 func main() {

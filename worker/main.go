@@ -402,8 +402,9 @@ answer), 1 when it is not or cannot be reached: a container healthcheck
 for images without a shell or HTTP client.
 
 Its configuration comes from environment variables (DATABASE_URL,
-DATABASE_LISTEN_URL, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, METRICS_ADDR,
-WORKER_STOP_TIMEOUT, ...), described in the Configuration table of README.md.
+DATABASE_LISTEN_URL, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY,
+TEMPORAL_TLS_*, TEMPORAL_PROFILE, METRICS_ADDR, WORKER_STOP_TIMEOUT, ...),
+described in the Configuration table of README.md.
 `
 	if len(args) > 0 && args[0] == "healthcheck" {
 		if len(args) > 1 {

@@ -12,8 +12,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/contrib/envconfig"
 	tlog "go.temporal.io/sdk/log"
+	"google.golang.org/grpc/codes"
 
 	"github.com/eventmatch/matchmaker/config"
 	"github.com/eventmatch/matchmaker/store"
@@ -41,22 +44,28 @@ func RequireSchema(ctx context.Context, pool *pgxpool.Pool) error {
 	return nil
 }
 
-// Temporal dials the Temporal frontend and checks that it answers.
+// Temporal dials the Temporal frontend with the settings ClientOptions
+// builds (address, namespace, TLS, mTLS, API key, profile), checks that it
+// answers and that the namespace has the workflow's search attributes.
+// Every failure is one line naming the address, namespace and how the
+// client connected, never the API key.
 func Temporal(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.Client, error) {
-	dialCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	opts := client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.TemporalNamespace,
+	opts, sec, err := ClientOptions(cfg, envconfig.EnvLookupOS)
+	if err != nil {
+		return nil, fmt.Errorf("Temporal connection settings: %w", err)
 	}
 	if logger != nil {
 		opts.Logger = tlog.NewStructuredLogger(logger)
+		logger.Info("connecting to Temporal", "address", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace,
+			"security", sec.String())
 	} else {
 		opts.Logger = tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))
 	}
+	dialCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	c, err := client.DialContext(dialCtx, opts)
 	if err != nil {
-		return nil, fmt.Errorf("Temporal unreachable at %s (namespace %s): %w", cfg.TemporalAddress, cfg.TemporalNamespace, err)
+		return nil, dialError(cfg, sec, err)
 	}
 	// The dial checks the server, not the namespace: a wrong one would
 	// otherwise surface as a search-attribute failure.
@@ -65,10 +74,25 @@ func Temporal(ctx context.Context, cfg config.Config, logger *slog.Logger) (clie
 		return nil, err
 	}
 	// The workflow upserts these; a namespace without them would fail its
-	// workflow tasks, so register them before anything starts.
+	// workflow tasks, so they must exist before anything starts.
 	if err := EnsureSearchAttributes(dialCtx, c, cfg.TemporalNamespace); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("search attributes: %w (register them once with `temporal operator search-attribute create`, see README)", err)
+		return nil, fmt.Errorf("search attributes: %w", err)
 	}
 	return c, nil
+}
+
+// dialError says whether the server refused the client's credentials or
+// could not be reached, with how the client connected, which is what an
+// operator checks first (a TLS handshake refused for want of a client
+// certificate reaches the SDK as Unavailable: the description shows
+// "client certificate none").
+func dialError(cfg config.Config, sec Security, err error) error {
+	switch serviceerror.ToStatus(err).Code() {
+	case codes.Unauthenticated, codes.PermissionDenied:
+		return fmt.Errorf("Temporal at %s refused this client's credentials (namespace %s; %s): %w; check TEMPORAL_API_KEY or the client certificate",
+			cfg.TemporalAddress, cfg.TemporalNamespace, sec, err)
+	default:
+		return fmt.Errorf("Temporal unreachable at %s (namespace %s; %s): %w", cfg.TemporalAddress, cfg.TemporalNamespace, sec, err)
+	}
 }

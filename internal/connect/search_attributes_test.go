@@ -18,6 +18,9 @@ import (
 type fakeTemporal struct {
 	client.Client
 	describeErr, listErr, addErr error
+	// countErr answers CountWorkflowExecutions by the query's first word
+	// (the attribute's name); a name not in it exists.
+	countErr map[string]error
 }
 
 type fakeWorkflowService struct {
@@ -40,6 +43,11 @@ func (f *fakeTemporal) OperatorService() operatorservice.OperatorServiceClient {
 
 func (f fakeWorkflowService) DescribeNamespace(context.Context, *workflowservice.DescribeNamespaceRequest, ...grpc.CallOption) (*workflowservice.DescribeNamespaceResponse, error) {
 	return &workflowservice.DescribeNamespaceResponse{}, f.describeErr
+}
+
+func (f fakeWorkflowService) CountWorkflowExecutions(_ context.Context, req *workflowservice.CountWorkflowExecutionsRequest, _ ...grpc.CallOption) (*workflowservice.CountWorkflowExecutionsResponse, error) {
+	name, _, _ := strings.Cut(req.GetQuery(), " ")
+	return &workflowservice.CountWorkflowExecutionsResponse{}, f.countErr[name]
 }
 
 func (f fakeOperatorService) ListSearchAttributes(context.Context, *operatorservice.ListSearchAttributesRequest, ...grpc.CallOption) (*operatorservice.ListSearchAttributesResponse, error) {
@@ -82,6 +90,7 @@ func TestRequireNamespace(t *testing.T) {
 }
 
 func TestSearchAttributeErrors(t *testing.T) {
+	t.Parallel()
 	denied := serviceerror.NewPermissionDenied("Request unauthorized.", "")
 	for _, tc := range []struct {
 		name          string
@@ -89,14 +98,16 @@ func TestSearchAttributeErrors(t *testing.T) {
 		want          string
 		permissionErr bool
 	}{
-		{"list refused", &fakeTemporal{listErr: denied},
-			"Temporal refused OperatorService.ListSearchAttributes for namespace foo: permission denied: Request unauthorized.", true},
-		{"add refused", &fakeTemporal{addErr: denied},
-			"Temporal refused OperatorService.AddSearchAttributes for namespace foo: permission denied: Request unauthorized.", true},
 		{"list failed", &fakeTemporal{listErr: serviceerror.NewInternal("boom")},
 			"OperatorService.ListSearchAttributes for namespace foo: boom", false},
+		{"add failed", &fakeTemporal{addErr: serviceerror.NewUnavailable("down")},
+			"OperatorService.AddSearchAttributes for namespace foo: down", false},
+		{"list refused, visibility fails too", &fakeTemporal{listErr: denied, countErr: map[string]error{"MatchmakingPaused": serviceerror.NewUnavailable("down")}},
+			"Temporal refused OperatorService.ListSearchAttributes for namespace foo: permission denied: Request unauthorized.; " +
+				"checking them through visibility instead failed too: WorkflowService.CountWorkflowExecutions for namespace foo: down", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			err := EnsureSearchAttributes(t.Context(), tc.fake, "foo")
 			if err == nil || err.Error() != tc.want {
 				t.Fatalf("error %v, want %q", err, tc.want)
@@ -105,9 +116,66 @@ func TestSearchAttributeErrors(t *testing.T) {
 			if errors.As(err, &pd) != tc.permissionErr {
 				t.Fatalf("errors.As PermissionDenied = %v, want %v", !tc.permissionErr, tc.permissionErr)
 			}
+			var missing *MissingSearchAttributesError
+			if errors.As(err, &missing) {
+				t.Fatalf("a failure, not a refusal, reported as missing attributes: %v", err)
+			}
 		})
 	}
 	if err := EnsureSearchAttributes(t.Context(), &fakeTemporal{}, "foo"); err != nil {
 		t.Fatalf("all calls succeed: %v", err)
+	}
+}
+
+// Where the OperatorService is refused (an API key on Temporal Cloud), the
+// attributes are checked through visibility: present, the worker starts;
+// missing, the error names each with its type and the commands.
+func TestSearchAttributesWhereOperatorServiceIsRefused(t *testing.T) {
+	t.Parallel()
+	denied := serviceerror.NewPermissionDenied("Request unauthorized.", "")
+	unknown := serviceerror.NewInvalidArgument("invalid query: column name is not a valid search attribute")
+	for _, tc := range []struct {
+		name string
+		fake *fakeTemporal
+		want string // "" means no error
+	}{
+		{"list refused, all exist", &fakeTemporal{listErr: denied}, ""},
+		{"list unimplemented, all exist", &fakeTemporal{listErr: serviceerror.NewUnimplemented("no operator service")}, ""},
+		{"list refused, two missing", &fakeTemporal{listErr: denied, countErr: map[string]error{
+			"MatchmakingEventCode": unknown, "MatchmakingQueueDepth": unknown,
+		}}, "namespace foo lacks the search attributes MatchmakingEventCode (Keyword), MatchmakingQueueDepth (Int), " +
+			"and this client may not create them (Temporal refused OperatorService.ListSearchAttributes for namespace foo: permission denied: Request unauthorized.); " +
+			"an administrator creates them once: on Temporal Cloud " +
+			"`tcld namespace search-attributes add --namespace foo --search-attribute MatchmakingEventCode=Keyword --search-attribute MatchmakingQueueDepth=Int`, " +
+			"on other servers `temporal operator search-attribute create --namespace foo --name MatchmakingEventCode --type Keyword && " +
+			"temporal operator search-attribute create --namespace foo --name MatchmakingQueueDepth --type Int`"},
+		{"list allowed, add refused", &fakeTemporal{addErr: denied}, "namespace foo lacks the search attributes MatchmakingEventCode (Keyword), " +
+			"MatchmakingPaused (Bool), MatchmakingUsersMatched (Int), MatchmakingQueueDepth (Int), and this client may not create them " +
+			"(Temporal refused OperatorService.AddSearchAttributes for namespace foo: permission denied: Request unauthorized.); " +
+			"an administrator creates them once: on Temporal Cloud `tcld namespace search-attributes add --namespace foo " +
+			"--search-attribute MatchmakingEventCode=Keyword --search-attribute MatchmakingPaused=Bool " +
+			"--search-attribute MatchmakingUsersMatched=Int --search-attribute MatchmakingQueueDepth=Int`, on other servers " +
+			"`temporal operator search-attribute create --namespace foo --name MatchmakingEventCode --type Keyword && " +
+			"temporal operator search-attribute create --namespace foo --name MatchmakingPaused --type Bool && " +
+			"temporal operator search-attribute create --namespace foo --name MatchmakingUsersMatched --name MatchmakingQueueDepth --type Int`"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := EnsureSearchAttributes(t.Context(), tc.fake, "foo")
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("error\n%v\nwant\n%s", err, tc.want)
+			}
+			var missing *MissingSearchAttributesError
+			var pd *serviceerror.PermissionDenied
+			if !errors.As(err, &missing) || !errors.As(err, &pd) {
+				t.Fatalf("error is not a *MissingSearchAttributesError wrapping the refusal: %T", err)
+			}
+		})
 	}
 }
