@@ -191,7 +191,7 @@ func (c Config) TemporalClientProfile(env envconfig.EnvLookup) (envconfig.Client
 	}
 	if env != nil {
 		if err := prof.ApplyEnvVars(env); err != nil {
-			return envconfig.ClientConfigProfile{}, fmt.Errorf("Temporal environment variables: %w", err)
+			return envconfig.ClientConfigProfile{}, fmt.Errorf("the Temporal environment variables: %w", err)
 		}
 	}
 	return prof, nil

@@ -134,11 +134,11 @@ func TestOperatorCommands(t *testing.T) {
 		!strings.Contains(out, fmt.Sprintf("%d match rows kept", rowsBefore)) {
 		t.Errorf("disable printed %q", out)
 	}
-	desc, err := suite.temporal.DescribeWorkflowExecution(context.Background(), workflows.WorkflowID(opsID), "")
+	desc, err := suite.temporal.DescribeWorkflow(context.Background(), workflows.WorkflowID(opsID), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := desc.GetWorkflowExecutionInfo().GetStatus(); st != enums.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+	if st := desc.RawResponse.GetWorkflowExecutionInfo().GetStatus(); st != enums.WORKFLOW_EXECUTION_STATUS_COMPLETED {
 		t.Errorf("workflow after disable: %s, want completed", st)
 	}
 	if n := queryInt(t, pool, `SELECT count(*) FROM matches WHERE event_id = $1`, opsID); n != rowsBefore {

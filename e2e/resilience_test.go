@@ -604,7 +604,7 @@ func workerSettingsScenario(t *testing.T, row *scenarioRow) {
 		done <- result{out, errOut, code}
 	}()
 	waitFor(t, 30*time.Second, "the starter to start the event's workflow", func() bool {
-		_, err := suite.temporal.DescribeWorkflowExecution(context.Background(), workflows.WorkflowID(eventID), "")
+		_, err := suite.temporal.DescribeWorkflow(context.Background(), workflows.WorkflowID(eventID), "")
 		return err == nil
 	})
 	e.startWorker()

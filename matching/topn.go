@@ -634,16 +634,3 @@ func listsOther(list []Entry, other int) bool {
 	}
 	return false
 }
-
-// withEntry returns a new list with e inserted and cut to n entries. It
-// copies rather than inserting in place because the stored slices belong to
-// the caller and may share backing arrays with data it still uses.
-func (p *Pool) withEntry(viewer int, list []Entry, e Entry, n int) []Entry {
-	out := make([]Entry, len(list), len(list)+1)
-	copy(out, list)
-	out = p.insert(viewer, out, e)
-	if len(out) > n {
-		out = out[:n]
-	}
-	return out
-}

@@ -536,7 +536,7 @@ func (s *session) statusRow(ctx context.Context, st store.EventStatus) statusRow
 		OldestWaiting: st.OldestWaiting, LastBatchAt: st.LastBatchAt, Errors: st.FailedBatches24h,
 		AIInsights: st.AIInsights, FallbackInsights: st.FallbackInsights,
 	}
-	desc, err := s.temporal.DescribeWorkflowExecution(ctx, row.Workflow, "")
+	desc, err := s.temporal.DescribeWorkflow(ctx, row.Workflow, "")
 	var notFound *serviceerror.NotFound
 	switch {
 	case errors.As(err, &notFound):
@@ -546,7 +546,7 @@ func (s *session) statusRow(ctx context.Context, st store.EventStatus) statusRow
 		row.State = "unknown: " + oneLine(err)
 		return row
 	}
-	if status := desc.GetWorkflowExecutionInfo().GetStatus(); status != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
+	if status := desc.RawResponse.GetWorkflowExecutionInfo().GetStatus(); status != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		row.State = "workflow " + strings.ToLower(strings.TrimPrefix(status.String(), "WORKFLOW_EXECUTION_STATUS_"))
 		return row
 	}

@@ -110,7 +110,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 			MetricsHandler: obs.sdk,
 		})
 		if err != nil {
-			return fmt.Errorf("Temporal client with metrics: %w", err)
+			return fmt.Errorf("a Temporal client with metrics: %w", err)
 		}
 		defer metricsClient.Close()
 		temporalClient = metricsClient

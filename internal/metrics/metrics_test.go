@@ -168,7 +168,7 @@ func TestTemporalHandlerAsClientOption(t *testing.T) {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	if _, err := c.DescribeWorkflowExecution(ctx, "wf", ""); err == nil {
+	if _, err := c.DescribeWorkflow(ctx, "wf", ""); err == nil {
 		t.Fatal("a request to a closed port succeeded")
 	}
 	text := scrape(t, reg)
