@@ -140,23 +140,26 @@ func (r *run) publish(ctx workflow.Context) {
 	workflow.SetCurrentDetails(ctx, currentDetails(st))
 }
 
+// currentDetails is the Markdown of the Web UI's details. It formats with
+// Sprintf, which workflowcheck knows to be deterministic (it cannot tell
+// that of Fprintf into a Builder).
 func currentDetails(st Status) string {
 	var b strings.Builder
 	// The state line comes first: the Web UI shows only the top of the
 	// details without scrolling.
-	fmt.Fprintf(&b, "**State:** %s · %d users matched · queue %d · %d batches · %d errors · insights %d AI / %d fallback",
+	b.WriteString(fmt.Sprintf("**State:** %s · %d users matched · queue %d · %d batches · %d errors · insights %d AI / %d fallback",
 		strings.ToUpper(string(st.Phase[:1]))+string(st.Phase[1:]), st.UsersMatched, st.QueueDepth, st.Batches, st.Errors,
-		st.Insights.AI, st.Insights.Fallback)
+		st.Insights.AI, st.Insights.Fallback))
 	if st.Quarantined > 0 {
-		fmt.Fprintf(&b, " · **%d quarantined** (`starter status %s`)", st.Quarantined, markdownText(st.EventCode))
+		b.WriteString(fmt.Sprintf(" · **%d quarantined** (`starter status %s`)", st.Quarantined, markdownText(st.EventCode)))
 	}
 	b.WriteString("\n\n")
-	fmt.Fprintf(&b, "## Event %s\n\n", markdownText(st.EventCode))
+	b.WriteString(fmt.Sprintf("## Event %s\n\n", markdownText(st.EventCode)))
 	if st.EventName != "" {
-		fmt.Fprintf(&b, "%s\n\n", markdownText(st.EventName))
+		b.WriteString(fmt.Sprintf("%s\n\n", markdownText(st.EventName)))
 	}
 	if st.LastError != "" {
-		fmt.Fprintf(&b, "Last error: `%s`\n", strings.ReplaceAll(st.LastError, "`", "'"))
+		b.WriteString(fmt.Sprintf("Last error: `%s`\n", strings.ReplaceAll(st.LastError, "`", "'")))
 	}
 	return b.String()
 }
