@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Records a run that continues as new, for the replay tests: a dev server of
+# its own and one worker with BATCH_SIZE=1 on a 230-member event, so the
+# first run reaches its 200-batch limit (Settings.MaxBatchesPerRun) and
+# continues as new; the history written is that first run's, ending in
+# the continue-as-new. Writes workflows/testdata/$1.json.
+#
+#   scripts/record-can-history.sh v3-heartbeats-validators-continue-as-new
+set -euo pipefail
+cd "$(dirname "$0")/.."
+name="${1:?usage: $0 <file name without .json>}"
+out="workflows/testdata/$name.json"
+
+work=$(mktemp -d)
+port=7298
+db=matchmaking_record_can_$$
+export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db?sslmode=disable"
+export TEMPORAL_ADDRESS="127.0.0.1:$port"
+export TEMPORAL_TASK_QUEUE=record-history
+cleanup() {
+	[ -n "${worker:-}" ] && kill "$worker" 2>/dev/null || true
+	[ -n "${server:-}" ] && kill "$server" 2>/dev/null || true
+	wait 2>/dev/null || true
+	psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" postgres >/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+make -s build
+bin/temporal server start-dev --ip 127.0.0.1 --port "$port" --headless --log-level warn >"$work/temporal.log" 2>&1 &
+server=$!
+for _ in $(seq 150); do bin/temporal operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1 && break; sleep 0.2; done
+
+bin/starter migrate --create-database
+bin/starter load-demo --code record --members 230 --seed 5
+BATCH_SIZE=1 bin/worker >"$work/worker.log" 2>&1 &
+worker=$!
+sleep 2
+bin/starter enable record --wait --timeout 5m
+bin/starter pause record
+bin/starter resume record
+bin/starter disable record
+sleep 1
+
+sql() { psql -h 127.0.0.1 -U postgres -d "$db" -v ON_ERROR_STOP=1 -qAt -c "$1"; }
+event=$(sql "SELECT id FROM events WHERE code = 'record'")
+first=$(bin/temporal workflow list --address "$TEMPORAL_ADDRESS" \
+	--query "WorkflowId = 'matchmaking-$event' AND ExecutionStatus = 'ContinuedAsNew'" --output json |
+	grep -o '"runId": *"[^"]*"' | head -1 | sed 's/.*"\([^"]*\)"$/\1/')
+if [ -z "$first" ]; then
+	echo "the run did not continue as new"; exit 1
+fi
+bin/temporal workflow show --address "$TEMPORAL_ADDRESS" --workflow-id "matchmaking-$event" --run-id "$first" --output json >"$out"
+echo "wrote $out ($(grep -c '"eventType"' "$out") events, $(du -h "$out" | cut -f1))"
