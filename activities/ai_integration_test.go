@@ -180,7 +180,7 @@ func TestAIInsightsUnderFaults(t *testing.T) {
 				}
 				return fakeopenai.Echo(call, req)
 			}},
-		{name: "answers that fail validation", wantFallback: true, wantReason: "invalid_answer",
+		{name: "answers that fail validation", wantFallback: true, wantReason: "invalid_format",
 			behave: func(call int, req fakeopenai.Request) fakeopenai.Response {
 				return fakeopenai.Answer("**Great match!** See https://example.com", "# Heading\nmore")
 			}},

@@ -331,7 +331,7 @@ func TestWritePairInvalidAnswerNotRetried(t *testing.T) {
 			srv := fakeopenai.New(t, sequence(resp, fakeopenai.Answer(forAlice, forBob)))
 			res, err := newClient(t, srv, nil).WritePair(context.Background(), pair)
 			var inv *insight.InvalidAnswerError
-			if !errors.As(err, &inv) || insight.Classify(err) != "invalid_answer" {
+			if !errors.As(err, &inv) || !strings.HasPrefix(insight.Classify(err), "invalid_") {
 				t.Fatalf("err = %v, want *InvalidAnswerError", err)
 			}
 			if srv.Calls() != 1 || res.Attempts != 1 {
@@ -518,6 +518,7 @@ func TestClassify(t *testing.T) {
 		"timeout":        &insight.TransientError{Kind: "timeout"},
 		"server_error":   &insight.TransientError{Kind: "server_error"},
 		"invalid_answer": &insight.InvalidAnswerError{Reason: "x"},
+		"invalid_name":   &insight.InvalidAnswerError{Rule: insight.RuleName, Reason: "x"},
 		"permanent":      &insight.PermanentError{StatusCode: http.StatusUnauthorized},
 		"budget":         fmt.Errorf("x: %w", context.DeadlineExceeded),
 		"canceled":       context.Canceled,

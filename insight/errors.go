@@ -59,9 +59,27 @@ func (e *PermanentError) Error() string {
 // InvalidAnswerError is an answer that arrived but is unusable: not the
 // expected JSON, or a text that fails validation. It is not retried.
 type InvalidAnswerError struct {
-	Field  string // "for_first", "for_second", or "" for the whole answer
+	Field string // "for_first", "for_second", or "" for the whole answer
+	// Rule is which check the answer failed, one of the Rule constants:
+	// what an operator counts to see whether a model's rejected answers
+	// are too long, miss the name, or are not JSON.
+	Rule   string
 	Reason string
 }
+
+// The rules an answer can break, as Classify's labels show them
+// ("invalid_" + rule).
+const (
+	RuleEmpty        = "empty"        // no choices in the response
+	RuleRefused      = "refused"      // the model refused
+	RuleCutOff       = "cut_off"      // finish_reason length
+	RuleJSON         = "json"         // not the expected JSON object
+	RuleLength       = "length"       // a text too short or too long
+	RuleFormat       = "format"       // more than one line, or markdown
+	RuleContent      = "content"      // a URL, an email address or an ID
+	RuleInstructions = "instructions" // talks about instructions
+	RuleName         = "name"         // does not mention the person by first name
+)
 
 func (e *InvalidAnswerError) Error() string {
 	if e.Field == "" {
@@ -107,8 +125,10 @@ type otherError struct{ msg string }
 func (e *otherError) Error() string { return e.msg }
 
 // Classify returns a short reason label for an error returned by WritePair:
-// "rate_limited", "timeout", "server_error", "invalid_answer", "permanent",
-// "budget" (the context's deadline passed), "canceled" or "other"; "" for nil.
+// "rate_limited", "timeout", "server_error", "invalid_" + the rule an answer
+// broke (see InvalidAnswerError.Rule; "invalid_answer" when it names none),
+// "permanent", "budget" (the context's deadline passed), "canceled" or
+// "other"; "" for nil.
 func Classify(err error) string {
 	if err == nil {
 		return ""
@@ -120,6 +140,8 @@ func Classify(err error) string {
 		netErr    net.Error
 	)
 	switch {
+	case errors.As(err, &invalid) && invalid.Rule != "":
+		return "invalid_" + invalid.Rule
 	case errors.As(err, &invalid):
 		return "invalid_answer"
 	case errors.As(err, &permanent):

@@ -207,13 +207,15 @@ func truncate(s string, max int) string {
 	return strings.TrimSpace(string(r[:cut]))
 }
 
-// firstName is the name the insight about this person must contain: the
-// first word of the name as sent, skipping a leading honorific.
-func firstName(name string) string {
+// FirstName is the name an insight about this person must contain: the
+// first word of the name as sent that holds a letter, without the
+// punctuation, emoji or symbols around it, skipping a leading honorific.
+// "🦄 Zoë Ångström" is Zoë, "Dr. (Sam) Lee" is Sam.
+func FirstName(name string) string {
 	words := strings.Fields(name)
 	for i, w := range words {
-		w = strings.Trim(w, `.,;:"'()`)
-		if w == "" {
+		w = strings.TrimFunc(w, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) && !unicode.IsMark(r) })
+		if !strings.ContainsFunc(w, unicode.IsLetter) {
 			continue
 		}
 		if i < len(words)-1 && honorifics[strings.ToLower(w)] {

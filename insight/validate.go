@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	openai "github.com/sashabaranov/go-openai"
+	"golang.org/x/text/unicode/norm"
 )
 
 const (
@@ -24,14 +25,14 @@ var tells = regexp.MustCompile(`(?i)ignore\s+(all\s+)?(the\s+)?(previous|prior|a
 // parseAnswer extracts and validates the two texts of a completion.
 func parseAnswer(resp openai.ChatCompletionResponse, d promptData) (forFirst, forSecond string, err error) {
 	if len(resp.Choices) == 0 {
-		return "", "", &InvalidAnswerError{Reason: "no choices in the response"}
+		return "", "", &InvalidAnswerError{Rule: RuleEmpty, Reason: "no choices in the response"}
 	}
 	ch := resp.Choices[0]
 	if ch.Message.Refusal != "" {
-		return "", "", &InvalidAnswerError{Reason: "the model refused"}
+		return "", "", &InvalidAnswerError{Rule: RuleRefused, Reason: "the model refused"}
 	}
 	if ch.FinishReason == openai.FinishReasonLength {
-		return "", "", &InvalidAnswerError{Reason: "the answer was cut off (finish_reason length)"}
+		return "", "", &InvalidAnswerError{Rule: RuleCutOff, Reason: "the answer was cut off (finish_reason length)"}
 	}
 	var a struct {
 		ForFirst  *string `json:"for_first"`
@@ -40,20 +41,20 @@ func parseAnswer(resp openai.ChatCompletionResponse, d promptData) (forFirst, fo
 	dec := json.NewDecoder(strings.NewReader(ch.Message.Content))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&a); err != nil {
-		return "", "", &InvalidAnswerError{Reason: "content is not the expected JSON object: " + shortJSONError(err)}
+		return "", "", &InvalidAnswerError{Rule: RuleJSON, Reason: "content is not the expected JSON object: " + shortJSONError(err)}
 	}
 	if dec.More() || trailingData(dec) {
-		return "", "", &InvalidAnswerError{Reason: "content has data after the JSON object"}
+		return "", "", &InvalidAnswerError{Rule: RuleJSON, Reason: "content has data after the JSON object"}
 	}
 	if a.ForFirst == nil || a.ForSecond == nil {
-		return "", "", &InvalidAnswerError{Reason: "content lacks for_first or for_second"}
+		return "", "", &InvalidAnswerError{Rule: RuleJSON, Reason: "content lacks for_first or for_second"}
 	}
 	forFirst, forSecond = strings.TrimSpace(*a.ForFirst), strings.TrimSpace(*a.ForSecond)
-	if reason := checkText(forFirst, firstName(d.Second.Name)); reason != "" {
-		return "", "", &InvalidAnswerError{Field: "for_first", Reason: reason}
+	if rule, reason := checkText(forFirst, FirstName(d.Second.Name)); reason != "" {
+		return "", "", &InvalidAnswerError{Field: "for_first", Rule: rule, Reason: reason}
 	}
-	if reason := checkText(forSecond, firstName(d.First.Name)); reason != "" {
-		return "", "", &InvalidAnswerError{Field: "for_second", Reason: reason}
+	if rule, reason := checkText(forSecond, FirstName(d.First.Name)); reason != "" {
+		return "", "", &InvalidAnswerError{Field: "for_second", Rule: rule, Reason: reason}
 	}
 	return forFirst, forSecond, nil
 }
@@ -72,31 +73,39 @@ func shortJSONError(err error) string {
 	return s
 }
 
-// checkText returns why an insight text is unusable, or "" when it is fine.
-// mustName, when not empty, must appear in the text (case-insensitive).
-func checkText(text, mustName string) string {
+// checkText returns which rule an insight text breaks and why, or "" when
+// it is fine. mustName, when not empty, must appear in the text, compared
+// case-insensitively in Unicode's composed form (a model writes "Zoë" as
+// one rune where the profile may hold e and a combining diaeresis).
+func checkText(text, mustName string) (rule, reason string) {
 	n := utf8.RuneCountInString(text)
 	switch {
 	case n < minInsightChars:
-		return fmt.Sprintf("too short (%d characters, minimum %d)", n, minInsightChars)
+		return RuleLength, fmt.Sprintf("too short (%d characters, minimum %d)", n, minInsightChars)
 	case n > maxInsightChars:
-		return fmt.Sprintf("too long (%d characters, maximum %d)", n, maxInsightChars)
+		return RuleLength, fmt.Sprintf("too long (%d characters, maximum %d)", n, maxInsightChars)
 	case strings.ContainsAny(text, "\n\r\u2028\u2029"):
-		return "more than one line"
+		return RuleFormat, "more than one line"
 	case hasMarkdown(text):
-		return "contains markdown"
+		return RuleFormat, "contains markdown"
 	case urlRe.MatchString(text) || strings.Contains(text, "://"):
-		return "contains a URL"
+		return RuleContent, "contains a URL"
 	case emailRe.MatchString(text):
-		return "contains an email address"
+		return RuleContent, "contains an email address"
 	case uuidRe.MatchString(text) || hasHexID(text):
-		return "contains an ID"
+		return RuleContent, "contains an ID"
 	case tells.MatchString(text):
-		return "reads as following or discussing instructions"
-	case mustName != "" && !strings.Contains(strings.ToLower(text), strings.ToLower(mustName)):
-		return fmt.Sprintf("does not mention %q", mustName)
+		return RuleInstructions, "reads as following or discussing instructions"
+	case mustName != "" && !strings.Contains(foldName(text), foldName(mustName)):
+		return RuleName, fmt.Sprintf("does not mention %q", mustName)
 	}
-	return ""
+	return "", ""
+}
+
+// foldName is s in Unicode's composed form and lower case, for comparing
+// names.
+func foldName(s string) string {
+	return strings.ToLower(norm.NFC.String(s))
 }
 
 // hasMarkdown spots markdown: '*', backticks, links, a leading list dash or

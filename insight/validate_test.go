@@ -94,8 +94,8 @@ func TestParseAnswerInvalid(t *testing.T) {
 			if inv.Field != c.field || !strings.Contains(err.Error(), c.contain) {
 				t.Fatalf("err = %q (field %q), want field %q and %q", err, inv.Field, c.field, c.contain)
 			}
-			if Classify(err) != "invalid_answer" {
-				t.Fatalf("Classify = %q", Classify(err))
+			if label := Classify(err); !strings.HasPrefix(label, "invalid_") || inv.Rule == "" {
+				t.Fatalf("Classify = %q, rule %q: want invalid_ and the rule broken", label, inv.Rule)
 			}
 		})
 	}
@@ -105,9 +105,44 @@ func TestFirstName(t *testing.T) {
 	for in, want := range map[string]string{
 		"Alice Moreau": "Alice", "Dr. Bob Okafor": "Bob", "Prof Ng": "Ng", "Dr.": "Dr",
 		"  \"Zoë\" K.": "Zoë", "": "", "Mr": "Mr",
+		"🦄 Zoë Ångström": "Zoë", "🦄Zoë": "Zoë", "✨ ✨ Kai": "Kai", "Dr. (Sam) Lee": "Sam", "🦄": "",
+		"李 小龙": "李", "O'Brien Pat": "O'Brien",
 	} {
-		if got := firstName(in); got != want {
-			t.Errorf("firstName(%q) = %q, want %q", in, got, want)
+		if got := FirstName(in); got != want {
+			t.Errorf("FirstName(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
+
+// TestAnswerAboutAnEmojiNameIsAccepted: the name rule reads past a leading
+// emoji, and compares names in composed form, so a model that writes Zoë
+// as one rune passes for a profile that spells it with a combining mark.
+func TestAnswerAboutAnEmojiNameIsAccepted(t *testing.T) {
+	pair := validatePair
+	pair.Second.Name = "🦄 Zoe\u0308 Ångström" // decomposed ë
+	text := "You and Zoë both build robots, so compare notes on grippers."
+	if _, _, err := parseAnswer(completion(answerJSON(text, "You and Alice both build robots, so swap notes on grippers.")), pair); err != nil {
+		t.Fatalf("a valid answer about %q was rejected: %v", pair.Second.Name, err)
+	}
+}
+
+// TestRejectedAnswersNameTheirRule: an operator sees which rule a model's
+// answers break, not just that they were invalid.
+func TestRejectedAnswersNameTheirRule(t *testing.T) {
+	goodSecond := "You and Alice both build robots; compare notes with her."
+	for resp, want := range map[*openai.ChatCompletionResponse]string{
+		ptr(completion("Bob is great.")): "invalid_json",
+		ptr(completion(answerJSON("You should meet Bob. "+strings.Repeat("He is great. ", 25), goodSecond))):                                                     "invalid_length",
+		ptr(completion(answerJSON("You both love robots; you should compare notes.", goodSecond))):                                                               "invalid_name",
+		ptr(completion(answerJSON("You should meet **Bob**, who builds robots.", goodSecond))):                                                                   "invalid_format",
+		ptr(completion(answerJSON("Meet Bob at https://bob.example/robots today.", goodSecond))):                                                                 "invalid_content",
+		{Choices: []openai.ChatCompletionChoice{{Message: openai.ChatCompletionMessage{Content: `{"for_first":"You`}, FinishReason: openai.FinishReasonLength}}}: "invalid_cut_off",
+	} {
+		_, _, err := parseAnswer(*resp, validatePair)
+		if got := Classify(err); got != want {
+			t.Errorf("Classify(%v) = %q, want %q", err, got, want)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

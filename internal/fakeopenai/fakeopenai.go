@@ -31,6 +31,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode"
 )
 
 // Message is one chat message of a request.
@@ -409,9 +410,15 @@ type echoProfile struct {
 	Name string `json:"name"`
 }
 
+// firstName is the first word of the name that holds a letter, trimmed of
+// emoji and punctuation, as a real model would address the person (and as
+// insight.FirstName, which the engine checks answers against, reads it).
 func (p echoProfile) firstName() string {
-	if f := strings.Fields(p.Name); len(f) > 0 {
-		return f[0]
+	for _, w := range strings.Fields(p.Name) {
+		w = strings.TrimFunc(w, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) && !unicode.IsMark(r) })
+		if strings.ContainsFunc(w, unicode.IsLetter) {
+			return w
+		}
 	}
 	return "your match"
 }
