@@ -51,8 +51,9 @@ type pairJob struct {
 	first, second         insight.Profile
 	firstHash, secondHash string
 	facts                 insight.Facts
-	// needs are the pending matches this pair answers: viewer first and/or
-	// viewer second.
+	// forFirst and forSecond are the pending matches this pair answers:
+	// the one whose viewer is first, the one whose viewer is second, or
+	// both (nil where that direction is not pending).
 	forFirst, forSecond *store.PendingInsight
 
 	answer   insight.Result

@@ -44,8 +44,8 @@ func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 // messages that must say which one; it never includes credentials.
 func (s *Store) Describe() string { return describeTarget(s.pool.Config().ConnConfig) }
 
-// Pool exposes the pool for callers that need a raw connection (the
-// listener's LISTEN).
+// Pool exposes the pool for tests and checks that run their own SQL; the
+// engine's queries all go through Store's methods.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // Connect opens a pool on DATABASE_URL and checks that the database
