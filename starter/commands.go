@@ -146,7 +146,7 @@ func cmdEnable(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 	}
-	runID, err := workflows.Wake(ctx, s.temporal, s.cfg.TaskQueue, eventRef(ev), workflows.SettingsFromConfig(s.cfg))
+	runID, err := workflows.Wake(ctx, s.temporal, s.cfg.TaskQueue, eventRef(ev), workflows.NewSettings(s.cfg.BatchSize, s.cfg.MaxRuntime(), s.cfg.IdlePoll))
 	if err != nil {
 		return err
 	}

@@ -51,7 +51,7 @@ func openSession(ctx context.Context, withTemporal bool) (*session, error) {
 		return nil, err
 	}
 	if withTemporal {
-		if s.temporal, err = connect.Temporal(ctx, cfg, nil); err != nil {
+		if s.temporal, err = connect.Temporal(ctx, cfg, nil, workflows.SearchAttributes); err != nil {
 			s.close()
 			return nil, err
 		}
@@ -278,7 +278,7 @@ func cmdRematch(ctx context.Context, args []string, out io.Writer) error {
 		}
 		events = []store.Event{ev}
 	}
-	settings := workflows.SettingsFromConfig(s.cfg)
+	settings := workflows.NewSettings(s.cfg.BatchSize, s.cfg.MaxRuntime(), s.cfg.IdlePoll)
 	for _, ev := range events {
 		queued, err := s.st.EnqueueEvent(ctx, ev.ID, store.PriorityEventEnable)
 		if err != nil {
@@ -336,7 +336,7 @@ func cmdRetryQuarantined(ctx context.Context, args []string, out io.Writer) erro
 		return nil
 	}
 	fmt.Fprintf(out, "event %s: %s enqueued again\n", ev.Code, plural(n, "quarantined member", "quarantined members"))
-	if _, err := workflows.Wake(ctx, s.temporal, s.cfg.TaskQueue, eventRef(ev), workflows.SettingsFromConfig(s.cfg)); err != nil {
+	if _, err := workflows.Wake(ctx, s.temporal, s.cfg.TaskQueue, eventRef(ev), workflows.NewSettings(s.cfg.BatchSize, s.cfg.MaxRuntime(), s.cfg.IdlePoll)); err != nil {
 		return fmt.Errorf("the members are queued, but the workflow was not woken (the worker's safety poll will find them): %w", err)
 	}
 	return nil

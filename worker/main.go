@@ -96,7 +96,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		}
 		defer listenPool.Close()
 	}
-	temporalClient, err := connect.Temporal(ctx, cfg, logger)
+	temporalClient, err := connect.Temporal(ctx, cfg, logger, workflows.SearchAttributes)
 	if err != nil {
 		return err
 	}
@@ -171,7 +171,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		"top_n", cfg.TopN, "insights", insightsMode, "stop_timeout", cfg.WorkerStopTimeout,
 		"metrics", obs.describe(), "health", obs.describeHealth())
 
-	settings := workflows.SettingsFromConfig(cfg)
+	settings := workflows.NewSettings(cfg.BatchSize, cfg.MaxRuntime(), cfg.IdlePoll)
 	l := &listener.Listener{
 		Pool:    listenPool,
 		Store:   st,

@@ -148,7 +148,7 @@ const (
 
 // defaultSettings fill what an input leaves unset: runs started before a
 // setting existed, and tests. The worker's own values come from config
-// (SettingsFromConfig, DescribeEvent), whose defaults are the same.
+// (NewSettings, DescribeEvent), whose defaults are the same.
 var defaultSettings = Settings{
 	BatchSize:        10000,
 	MaxRuntime:       45 * time.Second,

@@ -3,20 +3,17 @@ package workflows
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
-
-	"github.com/eventmatch/matchmaker/config"
 )
 
-// SettingsFromConfig maps the environment's settings onto the workflow's.
-func SettingsFromConfig(c config.Config) Settings {
-	return withDefaults(Settings{
-		BatchSize:  c.BatchSize,
-		MaxRuntime: c.MaxRuntime(),
-		IdlePoll:   c.IdlePoll,
-	})
+// NewSettings are the workflow's settings from the environment's (the
+// binaries pass config's BATCH_SIZE, MAX_RUNTIME_MS and IDLE_POLL), with
+// defaults for whatever is zero.
+func NewSettings(batchSize int, maxRuntime, idlePoll time.Duration) Settings {
+	return withDefaults(Settings{BatchSize: batchSize, MaxRuntime: maxRuntime, IdlePoll: idlePoll})
 }
 
 // EventRef names an event for the Web UI; Code and Name may be empty when

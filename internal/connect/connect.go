@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
 	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
 	"google.golang.org/grpc/codes"
 
 	"github.com/eventmatch/matchmaker/config"
@@ -46,10 +47,11 @@ func RequireSchema(ctx context.Context, pool *pgxpool.Pool) error {
 
 // Temporal dials the Temporal frontend with the settings ClientOptions
 // builds (address, namespace, TLS, mTLS, API key, profile), checks that it
-// answers and that the namespace has the workflow's search attributes.
+// answers and that the namespace has attrs, the workflow's search
+// attributes (see EnsureSearchAttributes).
 // Every failure is one line naming the address, namespace and how the
 // client connected, never the API key.
-func Temporal(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.Client, error) {
+func Temporal(ctx context.Context, cfg config.Config, logger *slog.Logger, attrs []temporal.SearchAttributeKey) (client.Client, error) {
 	opts, sec, err := ClientOptions(cfg, envconfig.EnvLookupOS)
 	if err != nil {
 		return nil, fmt.Errorf("Temporal connection settings: %w", err)
@@ -75,7 +77,7 @@ func Temporal(ctx context.Context, cfg config.Config, logger *slog.Logger) (clie
 	}
 	// The workflow upserts these; a namespace without them would fail its
 	// workflow tasks, so they must exist before anything starts.
-	if err := EnsureSearchAttributes(dialCtx, c, cfg.TemporalNamespace); err != nil {
+	if err := EnsureSearchAttributes(dialCtx, c, cfg.TemporalNamespace, attrs); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("search attributes: %w", err)
 	}

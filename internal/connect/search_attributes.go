@@ -13,8 +13,6 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"google.golang.org/grpc/codes"
-
-	"github.com/eventmatch/matchmaker/workflows"
 )
 
 // RequireNamespace fails with a hint when the namespace does not exist. A
@@ -35,8 +33,8 @@ func RequireNamespace(ctx context.Context, c client.Client, address, namespace s
 	}
 }
 
-// EnsureSearchAttributes registers the workflow's custom search attributes
-// in the namespace when they are missing, so a plain `temporal server
+// EnsureSearchAttributes registers attrs (the workflow's custom search
+// attributes) in the namespace when they are missing, so a plain `temporal server
 // start-dev` needs no extra flags.
 //
 // Where the OperatorService is refused (an API key on Temporal Cloud, where
@@ -44,13 +42,13 @@ func RequireNamespace(ctx context.Context, c client.Client, address, namespace s
 // visibility instead and lets the caller start when every attribute exists;
 // otherwise the error is a *MissingSearchAttributesError naming each one
 // and the commands that create them.
-func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
+func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string, attrs []temporal.SearchAttributeKey) error {
 	existing, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
 	if err != nil {
 		if !refused(err) {
 			return callError("ListSearchAttributes", namespace, err)
 		}
-		missing, verr := missingByVisibility(ctx, c, namespace)
+		missing, verr := missingByVisibility(ctx, c, namespace, attrs)
 		if verr != nil {
 			return fmt.Errorf("%w; checking them through visibility instead failed too: %w",
 				callError("ListSearchAttributes", namespace, err), verr)
@@ -62,7 +60,7 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 	}
 	var missing []temporal.SearchAttributeKey
 	request := map[string]enums.IndexedValueType{}
-	for _, key := range workflows.SearchAttributes {
+	for _, key := range attrs {
 		if _, ok := existing.GetCustomAttributes()[key.GetName()]; !ok {
 			missing = append(missing, key)
 			request[key.GetName()] = key.GetValueType()
@@ -96,9 +94,9 @@ func refused(err error) bool {
 // without the OperatorService: a visibility query naming an attribute the
 // namespace does not have fails with InvalidArgument. It cannot see an
 // attribute's type.
-func missingByVisibility(ctx context.Context, c client.Client, namespace string) ([]temporal.SearchAttributeKey, error) {
+func missingByVisibility(ctx context.Context, c client.Client, namespace string, attrs []temporal.SearchAttributeKey) ([]temporal.SearchAttributeKey, error) {
 	var missing []temporal.SearchAttributeKey
-	for _, key := range workflows.SearchAttributes {
+	for _, key := range attrs {
 		_, err := c.WorkflowService().CountWorkflowExecutions(ctx, &workflowservice.CountWorkflowExecutionsRequest{
 			Namespace: namespace,
 			Query:     key.GetName() + " IS NOT NULL",

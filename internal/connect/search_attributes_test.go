@@ -11,6 +11,8 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"google.golang.org/grpc"
+
+	"github.com/eventmatch/matchmaker/workflows"
 )
 
 // fakeTemporal answers DescribeNamespace and the two search-attribute calls
@@ -108,7 +110,7 @@ func TestSearchAttributeErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			err := EnsureSearchAttributes(t.Context(), tc.fake, "foo")
+			err := EnsureSearchAttributes(t.Context(), tc.fake, "foo", workflows.SearchAttributes)
 			if err == nil || err.Error() != tc.want {
 				t.Fatalf("error %v, want %q", err, tc.want)
 			}
@@ -122,7 +124,7 @@ func TestSearchAttributeErrors(t *testing.T) {
 			}
 		})
 	}
-	if err := EnsureSearchAttributes(t.Context(), &fakeTemporal{}, "foo"); err != nil {
+	if err := EnsureSearchAttributes(t.Context(), &fakeTemporal{}, "foo", workflows.SearchAttributes); err != nil {
 		t.Fatalf("all calls succeed: %v", err)
 	}
 }
@@ -161,7 +163,7 @@ func TestSearchAttributesWhereOperatorServiceIsRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			err := EnsureSearchAttributes(t.Context(), tc.fake, "foo")
+			err := EnsureSearchAttributes(t.Context(), tc.fake, "foo", workflows.SearchAttributes)
 			if tc.want == "" {
 				if err != nil {
 					t.Fatalf("unexpected error: %v", err)
