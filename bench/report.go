@@ -262,7 +262,7 @@ func (r *report) markdown() string {
 
 	w("### Every run\n\n")
 	w("Σ steps is the time inside the batch steps; Temporal schedule-to-start is how long the worker's workflow and activity tasks waited to be picked up " +
-		"(the SDK's `temporal_*_schedule_to_start_latency`), summed — part of \"Temporal round trips and waits\".\n\n")
+		"(the SDK's `temporal_*_schedule_to_start_latency_seconds`), summed — part of \"Temporal round trips and waits\".\n\n")
 	w("| members | seed | fully matched | `starter enable` returned | batches | Σ steps | Temporal schedule-to-start | worker peak RSS | kernel, all pairs | COPY |\n")
 	w("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, run := range append(slices.Clone(r.runs), r.aiRuns...) {

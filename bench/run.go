@@ -200,7 +200,7 @@ func stepsBetween(before, after metrics) (map[string]float64, int) {
 // schedule-to-start latencies), summed, between two scrapes.
 func dispatchBetween(before, after metrics) float64 {
 	total := 0.0
-	for _, name := range []string{"temporal_workflow_task_schedule_to_start_latency_sum", "temporal_activity_schedule_to_start_latency_sum"} {
+	for _, name := range []string{"temporal_workflow_task_schedule_to_start_latency_seconds_sum", "temporal_activity_schedule_to_start_latency_seconds_sum"} {
 		total += after.sum(name) - before.sum(name)
 	}
 	return total

@@ -320,8 +320,11 @@ func TestRowsQueuedWhileNoWorkerRanArePickedUp(t *testing.T) {
 
 	// The worker's Prometheus endpoint carries the app's and the SDK's series.
 	scrape := scrapeMetrics(t, w)
+	// The temporal_ names are ones Temporal's SDK dashboards query.
 	for _, series := range []string{"matchmaking_batches_total", "matchmaking_users_matched_total", "matchmaking_queue_depth",
-		"matchmaking_batch_duration_seconds", "temporal_"} {
+		"matchmaking_batch_duration_seconds", "temporal_request_total{", "temporal_request_latency_seconds_bucket{",
+		"temporal_workflow_task_execution_latency_seconds_bucket{", "temporal_workflow_task_schedule_to_start_latency_seconds_bucket{",
+		"temporal_num_pollers{"} {
 		if !strings.Contains(scrape, series) {
 			t.Errorf("metrics lack %s", series)
 		}

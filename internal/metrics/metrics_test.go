@@ -94,26 +94,29 @@ func TestTemporalHandlerSeries(t *testing.T) {
 	h.WithTags(map[string]string{"bad-key": "v", "__reserved": "r", "9lives": "x"}).Counter("temporal.odd-name").Inc(1)
 	// A name first used as a counter cannot become a gauge: a no-op, and
 	// the scrape still works.
-	h.Gauge("temporal_request").Update(42)
+	h.Gauge("temporal_request_total").Update(42)
 	root.Counter("temporal_untagged").Inc(1)
+	// A name that already ends as Temporal's naming has it is kept.
+	h.Counter("temporal_already_total").Inc(1)
 
 	text := scrape(t, reg)
 	requireLines(t, text,
-		"# TYPE temporal_request counter",
-		`temporal_request{namespace="default",task_queue="mm"} 3`,
-		`temporal_request{namespace="default",operation="PollActivityTaskQueue",task_queue="mm"} 1`,
-		`temporal_request{namespace="default",task_queue="other"} 4`,
+		"# TYPE temporal_request_total counter",
+		`temporal_request_total{namespace="default",task_queue="mm"} 3`,
+		`temporal_request_total{namespace="default",operation="PollActivityTaskQueue",task_queue="mm"} 1`,
+		`temporal_request_total{namespace="default",task_queue="other"} 4`,
 		"# TYPE temporal_num_pollers gauge",
 		`temporal_num_pollers{namespace="default",task_queue="mm"} 2`,
-		"# TYPE temporal_request_latency histogram",
-		`temporal_request_latency_bucket{namespace="default",task_queue="mm",le="0.1"} 0`,
-		`temporal_request_latency_bucket{namespace="default",task_queue="mm",le="0.25"} 1`,
-		`temporal_request_latency_bucket{namespace="default",task_queue="mm",le="5"} 2`,
-		`temporal_request_latency_bucket{namespace="default",task_queue="mm",le="+Inf"} 2`,
-		`temporal_request_latency_sum{namespace="default",task_queue="mm"} 3.2`,
-		`temporal_request_latency_count{namespace="default",task_queue="mm"} 2`,
-		`temporal_odd_name{_9lives="x",bad_key="v",namespace="default",tag__reserved="r",task_queue="mm"} 1`,
-		`temporal_untagged 1`,
+		"# TYPE temporal_request_latency_seconds histogram",
+		`temporal_request_latency_seconds_bucket{namespace="default",task_queue="mm",le="0.1"} 0`,
+		`temporal_request_latency_seconds_bucket{namespace="default",task_queue="mm",le="0.25"} 1`,
+		`temporal_request_latency_seconds_bucket{namespace="default",task_queue="mm",le="5"} 2`,
+		`temporal_request_latency_seconds_bucket{namespace="default",task_queue="mm",le="+Inf"} 2`,
+		`temporal_request_latency_seconds_sum{namespace="default",task_queue="mm"} 3.2`,
+		`temporal_request_latency_seconds_count{namespace="default",task_queue="mm"} 2`,
+		`temporal_odd_name_total{_9lives="x",bad_key="v",namespace="default",tag__reserved="r",task_queue="mm"} 1`,
+		`temporal_untagged_total 1`,
+		`temporal_already_total{namespace="default",task_queue="mm"} 1`,
 	)
 	if strings.Contains(text, "42") {
 		t.Errorf("a gauge update to a counter's name was recorded:\n%s", text)
@@ -137,9 +140,9 @@ func TestTemporalHandlerConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 	requireLines(t, scrape(t, reg),
-		`temporal_concurrent{namespace="default",worker="0"} 400`,
-		`temporal_concurrent{namespace="default",worker="1"} 400`,
-		`temporal_concurrent_latency_count{namespace="default",worker="1"} 400`,
+		`temporal_concurrent_total{namespace="default",worker="0"} 400`,
+		`temporal_concurrent_total{namespace="default",worker="1"} 400`,
+		`temporal_concurrent_latency_seconds_count{namespace="default",worker="1"} 400`,
 	)
 }
 
@@ -173,9 +176,10 @@ func TestTemporalHandlerAsClientOption(t *testing.T) {
 	}
 	text := scrape(t, reg)
 	for _, want := range []string{
-		"# TYPE temporal_request counter",
-		"# TYPE temporal_request_failure counter",
-		"# TYPE temporal_request_latency histogram",
+		// The names Temporal's SDK dashboards query.
+		"# TYPE temporal_request_total counter",
+		"# TYPE temporal_request_failure_total counter",
+		"# TYPE temporal_request_latency_seconds histogram",
 		// The client's first call asks for the server's capabilities.
 		`operation="GetSystemInfo"`,
 		`status_code="UNAVAILABLE"`,
@@ -347,7 +351,7 @@ func TestServe(t *testing.T) {
 	text := get(t, srv.URL())
 	requireLines(t, text,
 		`matchmaking_batches_total{event_id="ev1"} 1`,
-		`temporal_request{namespace="default"} 1`,
+		`temporal_request_total{namespace="default"} 1`,
 	)
 	if !strings.Contains(text, "\ngo_goroutines ") || !strings.Contains(text, "\nprocess_start_time_seconds ") {
 		t.Fatalf("runtime or process metrics missing:\n%s", text)

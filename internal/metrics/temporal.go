@@ -21,6 +21,14 @@ var TimerBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 
 // seconds. Each metric's collector is created on first use, with the tag
 // keys as label names; names and keys are made valid for Prometheus.
 //
+// Names follow Temporal's Prometheus naming, the one the SDK's contrib/tally
+// gives with its Prometheus naming scope and Temporal's SDK dashboards
+// query: counters end in _total and timers in _seconds
+// (temporal_request_total, temporal_request_latency_seconds_bucket).
+// contrib/tally itself is not used: its Prometheus reporter wants one label
+// set per name, and the SDK tags some names differently from call to call,
+// which this handler merges into one family.
+//
 // The SDK does not always emit one metric name with the same tag keys, so
 // there is a collector per name and key set. They are registered unchecked
 // and the registry merges them into one metric family at scrape time.
@@ -77,7 +85,7 @@ func (h *temporalHandler) WithTags(tags map[string]string) client.MetricsHandler
 
 // Counter implements client.MetricsHandler.
 func (h *temporalHandler) Counter(name string) client.MetricsCounter {
-	vec, ok := h.vecs.get(kindCounter, name, h.keys, h.keyID).(*prometheus.CounterVec)
+	vec, ok := h.vecs.get(kindCounter, withSuffix(name, "_total"), h.keys, h.keyID).(*prometheus.CounterVec)
 	if !ok {
 		return client.MetricsNopHandler.Counter(name)
 	}
@@ -95,11 +103,20 @@ func (h *temporalHandler) Gauge(name string) client.MetricsGauge {
 
 // Timer implements client.MetricsHandler.
 func (h *temporalHandler) Timer(name string) client.MetricsTimer {
-	vec, ok := h.vecs.get(kindTimer, name, h.keys, h.keyID).(*prometheus.HistogramVec)
+	vec, ok := h.vecs.get(kindTimer, withSuffix(name, "_seconds"), h.keys, h.keyID).(*prometheus.HistogramVec)
 	if !ok {
 		return client.MetricsNopHandler.Timer(name)
 	}
 	return timer{vec.WithLabelValues(h.values...)}
+}
+
+// withSuffix is name ending in suffix, as Temporal's Prometheus naming
+// has it (contrib/tally's NewPrometheusNamingScope).
+func withSuffix(name, suffix string) string {
+	if strings.HasSuffix(name, suffix) {
+		return name
+	}
+	return name + suffix
 }
 
 type counter struct{ c prometheus.Counter }
