@@ -359,3 +359,20 @@ func scrapeMetrics(t *testing.T, w *workerProcess) string {
 	}
 	return string(body)
 }
+
+// TestDisabledEventLeavesTheMetrics: once an event is disabled, the
+// worker stops exporting its per-event series (within SAFETY_POLL).
+func TestDisabledEventLeavesTheMetrics(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, map[string]string{"SAFETY_POLL": "1s"})
+	pool := openPool(t, e.dbURL)
+	eventID := loadEvent(t, pool, "metrics-gone", demodata.Generate(41, 40))
+	w := e.startWorker()
+	e.mustStarter("enable", "metrics-gone", "--wait", "--timeout", "1m")
+	label := `event_id="` + eventID + `"`
+	waitFor(t, 10*time.Second, "the event's series", func() bool { return strings.Contains(scrapeMetrics(t, w), label) })
+	e.mustStarter("disable", "metrics-gone")
+	waitFor(t, 15*time.Second, "the disabled event's series to go", func() bool {
+		return !strings.Contains(scrapeMetrics(t, w), label)
+	})
+}

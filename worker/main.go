@@ -195,6 +195,9 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		}
 		return nil
 	})
+	if obs.app != nil {
+		go retainEnabledEvents(ctx, st, obs.app, cfg.SafetyPoll, logger)
+	}
 	if err := l.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
@@ -444,4 +447,34 @@ func shardWorkers(ctx context.Context, c client.Client, queue string) (int, erro
 		}
 	}
 	return len(workers), nil
+}
+
+// retainEnabledEvents drops, every interval, the per-event series of events
+// that are no longer enabled (disabled, or deleted), so the endpoint shows
+// only events being matched. A failed read keeps every series until the
+// next round.
+func retainEnabledEvents(ctx context.Context, st *store.Store, app *metrics.App, interval time.Duration, logger *slog.Logger) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		events, err := st.EnabledEvents(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				logger.Debug("could not read the enabled events for the metrics", "error", err)
+			}
+			continue
+		}
+		keep := make(map[string]bool, len(events))
+		for _, ev := range events {
+			keep[ev.ID] = true
+		}
+		if n := app.RetainEvents(keep); n > 0 {
+			logger.Info("dropped the metrics of events no longer enabled", "events", n)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +36,50 @@ type App struct {
 	quarantined  *prometheus.GaugeVec
 	deferred     *prometheus.CounterVec
 	receiving    prometheus.Gauge
+
+	// events are the event IDs that have series, so RetainEvents can drop
+	// those of events no longer matched.
+	mu     sync.Mutex
+	events map[string]bool
+}
+
+// forEvent records eventID's series with record, noting that the event has
+// series; under the lock, so RetainEvents never deletes an event's series
+// halfway through an update.
+func (a *App) forEvent(eventID string, record func()) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.events == nil {
+		a.events = map[string]bool{}
+	}
+	a.events[eventID] = true
+	record()
+}
+
+// RetainEvents deletes the series of every event not in keep (the enabled
+// events), so an event that was disabled or deleted stops being exported
+// instead of showing its last values for the life of the process. It
+// returns how many events' series it deleted.
+func (a *App) RetainEvents(keep map[string]bool) int {
+	if a == nil {
+		return 0
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	dropped := 0
+	for id := range a.events {
+		if keep[id] {
+			continue
+		}
+		for _, vec := range []interface{ DeleteLabelValues(...string) bool }{
+			a.batches, a.usersMatched, a.queueDepth, a.aiCalls, a.aiCacheHits, a.quarantined, a.deferred,
+		} {
+			vec.DeleteLabelValues(id)
+		}
+		delete(a.events, id)
+		dropped++
+	}
+	return dropped
 }
 
 // NewApp creates the engine's metrics and registers them with reg.
@@ -109,8 +154,10 @@ func (a *App) BatchCommitted(eventID string, users int) {
 	if a == nil {
 		return
 	}
-	a.batches.WithLabelValues(eventID).Inc()
-	addInt(a.usersMatched.WithLabelValues(eventID), users)
+	a.forEvent(eventID, func() {
+		a.batches.WithLabelValues(eventID).Inc()
+		addInt(a.usersMatched.WithLabelValues(eventID), users)
+	})
 }
 
 // SetQueueDepth records how many members the event has queued.
@@ -118,7 +165,7 @@ func (a *App) SetQueueDepth(eventID string, depth int) {
 	if a == nil {
 		return
 	}
-	a.queueDepth.WithLabelValues(eventID).Set(float64(depth))
+	a.forEvent(eventID, func() { a.queueDepth.WithLabelValues(eventID).Set(float64(depth)) })
 }
 
 // SetQuarantined records how many of the event's members are quarantined.
@@ -126,7 +173,7 @@ func (a *App) SetQuarantined(eventID string, n int) {
 	if a == nil {
 		return
 	}
-	a.quarantined.WithLabelValues(eventID).Set(float64(n))
+	a.forEvent(eventID, func() { a.quarantined.WithLabelValues(eventID).Set(float64(n)) })
 }
 
 // ListsDeferred counts lists a commit set aside because of departures.
@@ -134,7 +181,7 @@ func (a *App) ListsDeferred(eventID string, n int) {
 	if a == nil {
 		return
 	}
-	addInt(a.deferred.WithLabelValues(eventID), n)
+	a.forEvent(eventID, func() { addInt(a.deferred.WithLabelValues(eventID), n) })
 }
 
 // SetListenerReceiving records whether the queue listener's connection has
@@ -163,8 +210,10 @@ func (a *App) AIUsage(eventID string, calls, cacheHits, promptTokens, completion
 	if a == nil {
 		return
 	}
-	addInt(a.aiCalls.WithLabelValues(eventID), calls)
-	addInt(a.aiCacheHits.WithLabelValues(eventID), cacheHits)
+	a.forEvent(eventID, func() {
+		addInt(a.aiCalls.WithLabelValues(eventID), calls)
+		addInt(a.aiCacheHits.WithLabelValues(eventID), cacheHits)
+	})
 	addInt(a.aiTokens.WithLabelValues(TokensPrompt), promptTokens)
 	addInt(a.aiTokens.WithLabelValues(TokensCompletion), completionTokens)
 }

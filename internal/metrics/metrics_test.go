@@ -377,3 +377,39 @@ func TestServe(t *testing.T) {
 		t.Fatal("the endpoint still answers after shutdown")
 	}
 }
+
+// TestRetainEventsDropsDisabledEvents: an event no longer enabled stops
+// being exported; the others keep every series.
+func TestRetainEventsDropsDisabledEvents(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	app, err := NewApp(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"kept", "gone"} {
+		app.BatchCommitted(id, 3)
+		app.SetQueueDepth(id, 2)
+		app.SetQuarantined(id, 1)
+		app.ListsDeferred(id, 1)
+		app.AIUsage(id, 4, 1, 10, 5)
+	}
+	if n := app.RetainEvents(map[string]bool{"kept": true}); n != 1 {
+		t.Errorf("RetainEvents dropped %d events, want 1", n)
+	}
+	text := scrape(t, reg)
+	if strings.Contains(text, `event_id="gone"`) {
+		t.Errorf("the disabled event is still exported:\n%s", text)
+	}
+	requireLines(t, text,
+		`matchmaking_batches_total{event_id="kept"} 1`,
+		`matchmaking_queue_depth{event_id="kept"} 2`,
+		`matchmaking_quarantined_members{event_id="kept"} 1`,
+	)
+	// An event enabled again gets its series back.
+	app.SetQueueDepth("gone", 5)
+	requireLines(t, scrape(t, reg), `matchmaking_queue_depth{event_id="gone"} 5`)
+	var nilApp *App
+	if nilApp.RetainEvents(nil) != 0 {
+		t.Error("a nil App retained something")
+	}
+}
