@@ -12,9 +12,11 @@ STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.7.0
 
 .PHONY: build temporal-cli demo demo-stop test test-unit workflowcheck lint bench browser-check clean chaos
 
-# Go's build cache makes this cheap when nothing changed.
+# Go's build cache makes this cheap when nothing changed. -buildvcs=auto
+# stamps the git revision that --version prints wherever git can tell it
+# (and overrides a GOFLAGS=-buildvcs=false from the environment).
 build:
-	$(GO) build -o bin/ ./worker ./starter
+	$(GO) build -buildvcs=auto -o bin/ ./worker ./starter
 
 # Built once from the module proxy (about 7 minutes on 2 cores), then reused.
 $(TEMPORAL_CLI):

@@ -15,10 +15,12 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/eventmatch/matchmaker/internal/buildinfo"
 	"github.com/eventmatch/matchmaker/workflows"
 )
 
 const usage = `usage: starter <command> [arguments]
+       starter --version
 
 commands:
   migrate [--create-database]       apply the schema over DATABASE_LISTEN_URL (default DATABASE_URL;
@@ -68,6 +70,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return errUsage
 	}
 	cmd, rest := args[0], args[1:]
+	if cmd == "--version" || cmd == "version" {
+		fmt.Fprintln(out, buildinfo.String("starter"))
+		return nil
+	}
 	err := dispatch(ctx, cmd, rest, out)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(out, usage)

@@ -317,3 +317,12 @@ func TestMigrateNeedsASession(t *testing.T) {
 		})
 	}
 }
+
+func TestVersion(t *testing.T) {
+	for _, arg := range []string{"--version", "version"} {
+		var out bytes.Buffer
+		if err := run(context.Background(), []string{arg}, &out); err != nil || !strings.HasPrefix(out.String(), "starter github.com/eventmatch/matchmaker ") {
+			t.Errorf("%s: err %v, printed %q", arg, err, out.String())
+		}
+	}
+}

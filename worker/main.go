@@ -23,6 +23,7 @@ import (
 	"github.com/eventmatch/matchmaker/activities"
 	"github.com/eventmatch/matchmaker/config"
 	"github.com/eventmatch/matchmaker/insight"
+	"github.com/eventmatch/matchmaker/internal/buildinfo"
 	"github.com/eventmatch/matchmaker/internal/connect"
 	"github.com/eventmatch/matchmaker/internal/logging"
 	"github.com/eventmatch/matchmaker/internal/metrics"
@@ -393,6 +394,7 @@ const (
 func commandLine(args []string) (m mode, stdout, stderr string, code int) {
 	const usage = `Usage: worker
        worker healthcheck
+       worker --version
 
 Runs the matchmaking engine's Temporal worker, and the queue listener that
 wakes each event's workflow when its members change, until SIGINT or SIGTERM.
@@ -414,6 +416,9 @@ described in the Configuration table of README.md.
 			return modeExit, "", fmt.Sprintf("worker: healthcheck takes no arguments, got %q\n%s", args[1], usage), 2
 		}
 		return modeHealthcheck, "", "", 0
+	}
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "version") {
+		return modeExit, buildinfo.String("worker") + "\n", "", 0
 	}
 	for _, a := range args {
 		switch a {

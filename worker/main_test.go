@@ -55,3 +55,13 @@ func TestCommandLine(t *testing.T) {
 		})
 	}
 }
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	for _, arg := range []string{"--version", "version"} {
+		m, stdout, stderr, code := commandLine([]string{arg})
+		if m != modeExit || code != 0 || stderr != "" || !strings.HasPrefix(stdout, "worker github.com/eventmatch/matchmaker ") {
+			t.Errorf("%s: mode=%d code=%d stdout %q stderr %q", arg, m, code, stdout, stderr)
+		}
+	}
+}
