@@ -11,28 +11,9 @@ cd "$(dirname "$0")/.."
 name="${1:?usage: $0 <file name without .json>}"
 out="workflows/testdata/$name.json"
 
-work=$(mktemp -d)
 port=7299
-db=matchmaking_record_$$
-export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db?sslmode=disable"
-export TEMPORAL_ADDRESS="127.0.0.1:$port"
-export TEMPORAL_TASK_QUEUE=record-history
-cleanup() {
-	[ -n "${worker:-}" ] && kill "$worker" 2>/dev/null || true
-	[ -n "${worker2:-}" ] && kill "$worker2" 2>/dev/null || true
-	[ -n "${server:-}" ] && kill "$server" 2>/dev/null || true
-	wait 2>/dev/null || true
-	psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" postgres >/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-make -s build
-bin/temporal server start-dev --ip 127.0.0.1 --port "$port" --headless --log-level warn >"$work/temporal.log" 2>&1 &
-server=$!
-for _ in $(seq 150); do bin/temporal operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1 && break; sleep 0.2; done
-
-bin/starter migrate --create-database
+# shellcheck source=scripts/record-env.sh
+. scripts/record-env.sh
 bin/starter load-demo --code record --members 2500 --seed 3
 # Two workers: shards are used only when more than one polls their queue.
 BATCH_SIZE=2100 MAX_RUNTIME_MS=45000 bin/worker >"$work/worker.log" 2>&1 &
