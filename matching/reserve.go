@@ -149,9 +149,11 @@ func (p *Pool) repair(v int, list []Entry, r Reserve, n int) (extended []Entry, 
 // this one; len(reserves) must equal p.Len(). A list whose reserve applies
 // is repaired from it; every other list is handled exactly as
 // UpdateContext handles it, and lists scored against the whole pool come
-// with a reserve of up to depth spares. The lists are the same as
-// UpdateContext's. rescored is how many lists were scored against the
-// whole pool.
+// with a reserve of up to depth spares. Once every member who joined or
+// changed has been claimed, the lists are the same as UpdateContext's;
+// before that, a repaired list may lack a changed member not yet offered,
+// as any list kept from an earlier update may. rescored is how many lists
+// were scored against the whole pool.
 func (p *Pool) UpdateReserved(ctx context.Context, lists [][]Entry, reserves []Reserve, claimed []int, n, depth int) (changed []int, rescored int, err error) {
 	if len(reserves) != p.Len() || depth < 0 {
 		panic("matching: UpdateReserved needs one reserve per member and a depth of at least 0")
