@@ -261,7 +261,7 @@ func (a *Activities) CommitBatch(ctx context.Context, in BatchRef) (CommitResult
 	case errors.Is(err, store.ErrLeaseLost):
 		// A released batch loses its lease too; only its own worker, when
 		// stopping, releases a batch that is still to commit.
-		if finished, probeErr := a.batchFinished(ctx, in.EventID, in.Token); probeErr == nil && finished {
+		if finished, probeErr := a.Store.BatchFinished(ctx, in.Token); probeErr == nil && finished {
 			a.log(ctx).Info("batch was released before its commit (its worker stopped); nothing written, the next claim takes its members",
 				"event_id", in.EventID, "batch", in.Token)
 			return a.releasedCommit(ctx, in.EventID), nil

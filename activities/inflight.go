@@ -410,24 +410,11 @@ func (a *Activities) scoredReleasedBatch(ctx context.Context, eventID, token str
 	if !errors.Is(err, store.ErrBatchNotFound) {
 		return false
 	}
-	finished, probeErr := a.batchFinished(ctx, eventID, token)
+	finished, probeErr := a.Store.BatchFinished(ctx, token)
 	if probeErr != nil || !finished {
 		return false
 	}
 	a.log(ctx).Info("batch was released (or committed) while it was scored; nothing staged, the next claim takes its members",
 		"event_id", eventID, "batch", token)
 	return true
-}
-
-// batchFinished reports whether an existing batch was committed or
-// released. It asks ClaimBatch again with the batch's own token, which
-// returns the first claim, or ErrBatchFinished, and claims nothing: call it
-// only for a batch known to exist, since for an unknown token it would
-// claim.
-func (a *Activities) batchFinished(ctx context.Context, eventID, token string) (bool, error) {
-	_, err := a.Store.ClaimBatch(ctx, eventID, token, 1, a.Lease)
-	if errors.Is(err, store.ErrBatchFinished) {
-		return true, nil
-	}
-	return false, err
 }

@@ -89,6 +89,23 @@ func (s *Store) ClaimBatch(ctx context.Context, eventID, token string, limit int
 	return claimed, nil
 }
 
+// BatchFinished reports whether the token's batch was committed or released
+// already; ErrBatchNotFound when no such batch was ever claimed. It only
+// reads.
+func (s *Store) BatchFinished(ctx context.Context, token string) (bool, error) {
+	var finished bool
+	err := s.pool.QueryRow(ctx, `
+		SELECT committed_at IS NOT NULL OR released_at IS NOT NULL
+		FROM matchmaking_batches WHERE token = $1`, token).Scan(&finished)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, fmt.Errorf("batch %s: %w", token, ErrBatchNotFound)
+	}
+	if err != nil {
+		return false, fmt.Errorf("read batch %s: %w", token, err)
+	}
+	return finished, nil
+}
+
 // Member is a profile as the engine reads it: arrays flattened, NULL and
 // blank tags dropped, and tags and bio capped (see memberColumns).
 type Member struct {

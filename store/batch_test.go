@@ -495,3 +495,30 @@ func (e *env) waitForLockWaiters(n int64) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestBatchFinished: open, committed or released, and never claimed, read
+// without claiming anything.
+func TestBatchFinished(t *testing.T) {
+	e := newEnv(t)
+	event := e.event(1, false)
+	e.queue(event, 1, 0, time.Minute)
+	e.queue(event, 2, 0, time.Minute)
+	if n := e.claim(event, "open", 1); n != 1 {
+		t.Fatalf("claimed %d, want 1", n)
+	}
+	if finished, err := e.st.BatchFinished(e.Ctx, "open"); err != nil || finished {
+		t.Errorf("open batch: finished %v, err %v", finished, err)
+	}
+	if _, err := e.st.ReleaseBatch(e.Ctx, "open", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if finished, err := e.st.BatchFinished(e.Ctx, "open"); err != nil || !finished {
+		t.Errorf("released batch: finished %v, err %v", finished, err)
+	}
+	if _, err := e.st.BatchFinished(e.Ctx, "never"); !errors.Is(err, store.ErrBatchNotFound) {
+		t.Errorf("unknown token: err %v, want ErrBatchNotFound", err)
+	}
+	if n := e.Int(`SELECT count(*) FROM matchmaking_queue WHERE claim_token IS NOT NULL`); n != 0 {
+		t.Errorf("reading a batch claimed %d rows", n)
+	}
+}
