@@ -129,7 +129,7 @@ func TestSupabase(t *testing.T) {
 	// (service_role), matched by the least-privilege worker.
 	gen := demodata.Generate(21, 61)
 	eventID := loadEvent(t, pool, "supa", gen[:60])
-	w := e.startWorker()
+	e.startWorker()
 	if _, err := asRole(ctx, pool, "service_role", "", `UPDATE events SET matchmaking_enabled = true WHERE id = $1`, eventID); err != nil {
 		t.Fatalf("enable as service_role: %v", err)
 	}
@@ -204,7 +204,6 @@ func TestSupabase(t *testing.T) {
 	if n := queryInt(t, pool, `SELECT count(DISTINCT user_id) FROM matches WHERE event_id = $1`, eventID); n != 61 {
 		t.Errorf("%d members have matches after turning matchmaking off, want all 61 kept", n)
 	}
-	_ = w
 }
 
 func stringsOf(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) []string {
