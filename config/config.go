@@ -104,7 +104,25 @@ var (
 
 // Load reads the environment. A bad value is reported with the variable's
 // name so an operator knows what to fix.
-func Load() (Config, error) {
+func Load() (Config, error) { return LoadWith(Overrides{}) }
+
+// Overrides are connection settings given on a command line (the
+// binaries' --database-url, --address, --namespace and --task-queue). They
+// win over the environment and the Temporal profile; an empty field leaves
+// what those say.
+type Overrides struct {
+	// DatabaseURL replaces DATABASE_URL and DATABASE_LISTEN_URL alike: a
+	// command pointed at one database must not migrate or listen on
+	// another that the environment names.
+	DatabaseURL       string
+	TemporalAddress   string
+	TemporalNamespace string
+	TaskQueue         string
+}
+
+// LoadWith is Load with o applied over the environment, before the
+// Temporal profile is resolved and everything is checked.
+func LoadWith(o Overrides) (Config, error) {
 	var c Config
 	if err := env.Parse(&c); err != nil {
 		return Config{}, fmt.Errorf("configuration: %w", unwrapEnvError(err))
@@ -114,6 +132,12 @@ func Load() (Config, error) {
 	if v, ok := os.LookupEnv("METRICS_ADDR"); ok && strings.TrimSpace(v) == "" {
 		c.MetricsAddr = ""
 	}
+	if o.DatabaseURL != "" {
+		c.DatabaseURL, c.DatabaseListenURL = o.DatabaseURL, ""
+	}
+	c.TemporalAddress = cmp.Or(o.TemporalAddress, c.TemporalAddress)
+	c.TemporalNamespace = cmp.Or(o.TemporalNamespace, c.TemporalNamespace)
+	c.TaskQueue = cmp.Or(o.TaskQueue, c.TaskQueue)
 	// Before validate: the profile may name the address and namespace.
 	if err := c.resolveTemporal(); err != nil {
 		return Config{}, fmt.Errorf("configuration: %w", err)

@@ -273,3 +273,36 @@ func TestTemporalProfileErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadWithOverrides: a command line's settings win over the
+// environment, and --database-url replaces the LISTEN URL too; what it
+// leaves empty comes from the environment.
+func TestLoadWithOverrides(t *testing.T) {
+	noTemporalFile(t)
+	t.Setenv("DATABASE_URL", "postgres://env@db/env")
+	t.Setenv("DATABASE_LISTEN_URL", "postgres://env@db/listen")
+	t.Setenv("TEMPORAL_ADDRESS", "env:7233")
+	t.Setenv("TEMPORAL_NAMESPACE", "env-ns")
+	t.Setenv("TEMPORAL_TASK_QUEUE", "env-queue")
+
+	c, err := LoadWith(Overrides{DatabaseURL: "postgres://flag@db/flag", TemporalAddress: "flag:7233"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DatabaseURL != "postgres://flag@db/flag" || c.ListenURL() != "postgres://flag@db/flag" {
+		t.Errorf("database %q, listen %q; want the flag's for both", c.DatabaseURL, c.ListenURL())
+	}
+	if c.TemporalAddress != "flag:7233" || c.TemporalNamespace != "env-ns" || c.TaskQueue != "env-queue" {
+		t.Errorf("address %q, namespace %q, task queue %q; want the flag's address and the environment's rest",
+			c.TemporalAddress, c.TemporalNamespace, c.TaskQueue)
+	}
+
+	c, err = LoadWith(Overrides{TemporalNamespace: "flag-ns", TaskQueue: "flag-queue"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ListenURL() != "postgres://env@db/listen" || c.TemporalAddress != "env:7233" ||
+		c.TemporalNamespace != "flag-ns" || c.TaskQueue != "flag-queue" {
+		t.Errorf("%+v: want the environment's database and address, the flags' namespace and task queue", c)
+	}
+}
