@@ -11,24 +11,33 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/eventmatch/matchmaker/config"
 	"github.com/eventmatch/matchmaker/demodata"
 	"github.com/eventmatch/matchmaker/migrations"
 	"github.com/eventmatch/matchmaker/store"
 	"github.com/eventmatch/matchmaker/workflows"
 )
 
-func cmdMigrate(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("migrate")
-	createDB := fs.Bool("create-database", false, "create the database named in DATABASE_URL if it does not exist")
-	positional, err := fs.parse(args)
-	if err != nil {
+// migrateResult is what migrate did.
+type migrateResult struct {
+	CreatedDatabase bool  `json:"created_database"`
+	FromVersion     int32 `json:"from_version"`
+	ToVersion       int32 `json:"to_version"`
+}
+
+func (r migrateResult) writeText(w io.Writer) error {
+	if r.CreatedDatabase {
+		fmt.Fprintln(w, "created database")
+	}
+	if r.FromVersion == r.ToVersion {
+		_, err := fmt.Fprintf(w, "schema is up to date (version %d)\n", r.ToVersion)
 		return err
 	}
-	if err := noArguments("migrate", positional, ""); err != nil {
-		return err
-	}
-	cfg, err := config.Load()
+	_, err := fmt.Fprintf(w, "migrated schema from version %d to %d\n", r.FromVersion, r.ToVersion)
+	return err
+}
+
+func (a *app) migrate(ctx context.Context, createDB bool, format outputFormat) error {
+	cfg, err := a.loadConfig()
 	if err != nil {
 		return err
 	}
@@ -42,13 +51,10 @@ func cmdMigrate(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("%s goes through a transaction-mode pooler (%s), and migrate needs a session of its own: "+
 			"set DATABASE_LISTEN_URL to a direct connection or a session-mode pooler", cfg.ListenVar(), pooler.Reason)
 	}
-	if *createDB {
-		created, err := createDatabase(ctx, cfg.ListenVar(), cfg.ListenURL())
-		if err != nil {
+	var res migrateResult
+	if createDB {
+		if res.CreatedDatabase, err = createDatabase(ctx, cfg.ListenVar(), cfg.ListenURL()); err != nil {
 			return err
-		}
-		if created {
-			fmt.Fprintln(out, "created database")
 		}
 	}
 	pool, err := store.ConnectEnv(ctx, cfg.ListenVar(), cfg.ListenURL(), "matchmaker-starter")
@@ -61,16 +67,10 @@ func cmdMigrate(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("acquire connection: %w", err)
 	}
 	defer conn.Release()
-	from, to, err := migrations.Apply(ctx, conn.Conn())
-	if err != nil {
+	if res.FromVersion, res.ToVersion, err = migrations.Apply(ctx, conn.Conn()); err != nil {
 		return err
 	}
-	if from == to {
-		fmt.Fprintf(out, "schema is up to date (version %d)\n", to)
-	} else {
-		fmt.Fprintf(out, "migrated schema from version %d to %d\n", from, to)
-	}
-	return nil
+	return a.print(format, res)
 }
 
 var safeDatabaseName = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
@@ -119,18 +119,51 @@ func findEvent(ctx context.Context, st *store.Store, ref string) (store.Event, e
 	return ev, err
 }
 
-func cmdEnable(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("enable")
-	wait := fs.Bool("wait", false, "show progress until the event's queue is drained")
-	timeout := fs.durationBetween("timeout", 30*time.Minute, minWaitTimeout, maxWaitTimeout, "with --wait: give up after this long")
-	rematch := fs.Bool("rematch", false, "re-enqueue every member even if the event is already enabled")
-	fs.check(func() error {
-		if fs.isSet("timeout") && !*wait {
-			return errors.New("--timeout applies only with --wait")
-		}
-		return nil
-	})
-	s, ev, err := openEvent(ctx, fs, args, true)
+// enableOptions are enable's flags.
+type enableOptions struct {
+	wait    bool
+	timeout time.Duration
+	rematch bool
+	output  *outputFormat
+}
+
+// eventJSON names an event in a command's JSON result.
+type eventJSON struct {
+	ID   string `json:"id"`
+	Code string `json:"code"`
+}
+
+// enableResult is what enable did, and with --wait how the queue drained.
+type enableResult struct {
+	Event      eventJSON    `json:"event"`
+	Queued     int          `json:"queued"`
+	WorkflowID string       `json:"workflow_id"`
+	RunID      string       `json:"run_id"`
+	Drained    *drainResult `json:"drained,omitempty"`
+}
+
+func (r enableResult) writeText(w io.Writer) error {
+	_, err := fmt.Fprintf(w, "matchmaking enabled for %s (%s): %d members queued; workflow %s run %s\n",
+		r.Event.Code, r.Event.ID, r.Queued, r.WorkflowID, r.RunID)
+	return err
+}
+
+// drainResult is the event once its queue drained.
+type drainResult struct {
+	Seconds        float64 `json:"seconds"`
+	Members        int     `json:"members"`
+	MembersMatched int     `json:"members_matched"`
+	MatchRows      int     `json:"match_rows"`
+}
+
+func (r drainResult) writeText(w io.Writer) error {
+	_, err := fmt.Fprintf(w, "done in %.1fs: %d of %d members have matches (%d match rows)\n",
+		r.Seconds, r.MembersMatched, r.Members, r.MatchRows)
+	return err
+}
+
+func (a *app) enable(ctx context.Context, ref string, o enableOptions) error {
+	s, ev, err := a.openEvent(ctx, ref, true)
 	if err != nil {
 		return err
 	}
@@ -141,7 +174,7 @@ func cmdEnable(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *rematch {
+	if o.rematch {
 		if queued, err = st.EnqueueEvent(ctx, ev.ID, store.PriorityEventEnable); err != nil {
 			return err
 		}
@@ -150,12 +183,26 @@ func cmdEnable(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "matchmaking enabled for %s (%s): %d members queued; workflow %s run %s\n",
-		ev.Code, ev.ID, queued, workflows.WorkflowID(ev.ID), runID)
-	if !*wait {
-		return nil
+	res := enableResult{Event: eventJSON{ID: ev.ID, Code: ev.Code}, Queued: queued,
+		WorkflowID: workflows.WorkflowID(ev.ID), RunID: runID}
+	if !o.wait {
+		return a.print(*o.output, res)
 	}
-	return waitForDrain(ctx, st, ev, *timeout, out)
+	// As text, say at once that matchmaking is on: the wait may be long.
+	if *o.output == outputText {
+		if err := res.writeText(a.stdout); err != nil {
+			return err
+		}
+	}
+	drained, err := waitForDrain(ctx, st, ev, o.timeout, a.stderr)
+	if err != nil {
+		return err
+	}
+	if *o.output == outputText {
+		return drained.writeText(a.stdout)
+	}
+	res.Drained = &drained
+	return a.print(*o.output, res)
 }
 
 // The bounds of enable --timeout.
@@ -164,8 +211,9 @@ const (
 	maxWaitTimeout = 24 * time.Hour
 )
 
-// waitForDrain polls the event until its queue is empty.
-func waitForDrain(ctx context.Context, st *store.Store, ev store.Event, timeout time.Duration, out io.Writer) error {
+// waitForDrain polls the event until its queue is empty, writing its
+// progress to progress.
+func waitForDrain(ctx context.Context, st *store.Store, ev store.Event, timeout time.Duration, progress io.Writer) (drainResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
@@ -178,30 +226,29 @@ func waitForDrain(ctx context.Context, st *store.Store, ev store.Event, timeout 
 		c, err := st.MatchCounts(ctx, ev.ID)
 		if err != nil {
 			if ctx.Err() != nil {
-				return gaveUp(ctx, timeout, ev.Code, lastQueued)
+				return drainResult{}, gaveUp(ctx, timeout, ev.Code, lastQueued)
 			}
-			return err
+			return drainResult{}, err
 		}
 		if c.Queued == 0 {
-			fmt.Fprintf(out, "done in %.1fs: %d of %d members have matches (%d match rows)\n",
-				time.Since(start).Seconds(), c.MembersMatched, c.Members, c.Rows)
-			return nil
+			return drainResult{Seconds: time.Since(start).Seconds(), Members: c.Members,
+				MembersMatched: c.MembersMatched, MatchRows: c.Rows}, nil
 		}
 		if c.Queued != lastQueued {
 			lastQueued, lastChange = c.Queued, time.Now()
 		}
 		if time.Since(lastPrint) >= time.Second {
-			fmt.Fprintf(out, "  %5.1fs  queue %d, %d of %d members matched\n",
+			fmt.Fprintf(progress, "  %5.1fs  queue %d, %d of %d members matched\n",
 				time.Since(start).Seconds(), c.Queued, c.MembersMatched, c.Members)
 			lastPrint = time.Now()
 		}
 		if !warned && time.Since(lastChange) > 20*time.Second {
-			fmt.Fprintln(out, "  no progress for 20s: is a worker running on this task queue? (make worker, or bin/worker)")
+			fmt.Fprintln(progress, "  no progress for 20s: is a worker running on this task queue? (make worker, or bin/worker)")
 			warned = true
 		}
 		select {
 		case <-ctx.Done():
-			return gaveUp(ctx, timeout, ev.Code, lastQueued)
+			return drainResult{}, gaveUp(ctx, timeout, ev.Code, lastQueued)
 		case <-tick.C:
 		}
 	}
@@ -220,42 +267,81 @@ func gaveUp(ctx context.Context, timeout time.Duration, code string, lastQueued 
 	return fmt.Errorf("%s: the queue of %s still has %d members; matchmaking stays enabled", why, code, lastQueued)
 }
 
-func cmdLoadDemo(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("load-demo")
-	code := fs.String("code", "demo", "event code")
-	members := fs.intBetween("members", 300, 1, 1_000_000, "number of synthetic attendees")
-	seed := fs.int64Any("seed", 1, "generator seed")
-	fs.check(func() error { return checkNewEventCode(*code) })
-	positional, err := fs.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := noArguments("load-demo", positional, " (the event code is --code)"); err != nil {
-		return err
-	}
-	s, err := openSession(ctx, false)
+// loadDemoResult is the demo event and how many attendees load-demo added.
+type loadDemoResult struct {
+	Event        eventJSON `json:"event"`
+	Added        int       `json:"added"`
+	AlreadyThere int       `json:"already_there"`
+}
+
+func (r loadDemoResult) writeText(w io.Writer) error {
+	_, err := fmt.Fprintf(w, "event %s (%s): %d attendees added, %d were already there\n",
+		r.Event.Code, r.Event.ID, r.Added, r.AlreadyThere)
+	return err
+}
+
+func (a *app) loadDemo(ctx context.Context, code string, members int, seed int64, format outputFormat) error {
+	s, err := a.openSession(ctx, false)
 	if err != nil {
 		return err
 	}
 	defer s.close()
 	st := s.st
-	ev, err := st.EnsureEvent(ctx, *code, "Demo networking night")
+	ev, err := st.EnsureEvent(ctx, code, "Demo networking night")
 	if err != nil {
 		return err
 	}
-	inserted, err := st.InsertMembers(ctx, ev.ID, demodata.StoreMembers(demodata.Generate(*seed, *members)))
+	inserted, err := st.InsertMembers(ctx, ev.ID, demodata.StoreMembers(demodata.Generate(seed, members)))
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "event %s (%s): %d attendees added, %d were already there\n",
-		ev.Code, ev.ID, inserted, *members-inserted)
-	return nil
+	return a.print(format, loadDemoResult{Event: eventJSON{ID: ev.ID, Code: ev.Code}, Added: inserted, AlreadyThere: members - inserted})
 }
 
-func cmdMatches(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("matches")
-	members := fs.intBetween("members", 5, 1, 1000, "how many members' lists to show")
-	s, ev, err := openEvent(ctx, fs, args, false)
+// matchesResult is some members' lists of an event.
+type matchesResult struct {
+	Event          eventJSON   `json:"event"`
+	Name           string      `json:"name"`
+	Members        int         `json:"members"`
+	MembersMatched int         `json:"members_matched"`
+	Queued         int         `json:"queued"`
+	Matches        []matchJSON `json:"matches"`
+}
+
+// matchJSON is one line of a member's list.
+type matchJSON struct {
+	Member        string  `json:"member"`
+	Rank          int     `json:"rank"`
+	Meet          string  `json:"meet"`
+	MeetTitle     string  `json:"meet_title,omitempty"`
+	Score         float32 `json:"score"`
+	InsightSource string  `json:"insight_source"`
+	Insight       string  `json:"insight"`
+}
+
+func (r matchesResult) writeText(w io.Writer) error {
+	fmt.Fprintf(w, "%s — %d of %d members matched, %d still queued\n\n",
+		r.Name, r.MembersMatched, r.Members, r.Queued)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "MEMBER\t#\tMEET\tSCORE\tSOURCE\tINSIGHT")
+	prev := ""
+	for _, m := range r.Matches {
+		name := m.Member
+		if name == prev {
+			name = ""
+		}
+		prev = m.Member
+		meet := m.Meet
+		if m.MeetTitle != "" {
+			meet += " (" + m.MeetTitle + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%.2f\t%s\t%s\n", name, m.Rank, meet, m.Score, m.InsightSource, m.Insight)
+	}
+	return tw.Flush()
+}
+
+func (a *app) matches(ctx context.Context, ref string, members int, format outputFormat) error {
+	s, ev, err := a.openEvent(ctx, ref, false)
 	if err != nil {
 		return err
 	}
@@ -265,26 +351,15 @@ func cmdMatches(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	views, err := st.SampleMatches(ctx, ev.ID, *members)
+	views, err := st.SampleMatches(ctx, ev.ID, members)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%s — %d of %d members matched, %d still queued\n\n",
-		ev.Name, counts.MembersMatched, counts.Members, counts.Queued)
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "MEMBER\t#\tMEET\tSCORE\tSOURCE\tINSIGHT")
-	prev := ""
+	res := matchesResult{Event: eventJSON{ID: ev.ID, Code: ev.Code}, Name: ev.Name, Members: counts.Members,
+		MembersMatched: counts.MembersMatched, Queued: counts.Queued, Matches: make([]matchJSON, 0, len(views))}
 	for _, v := range views {
-		name := v.UserName
-		if name == prev {
-			name = ""
-		}
-		prev = v.UserName
-		meet := v.MatchedName
-		if v.MatchedTitle != "" {
-			meet += " (" + v.MatchedTitle + ")"
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%.2f\t%s\t%s\n", name, v.Rank, meet, v.Score, v.InsightSource, v.Insight)
+		res.Matches = append(res.Matches, matchJSON{Member: v.UserName, Rank: v.Rank, Meet: v.MatchedName,
+			MeetTitle: v.MatchedTitle, Score: v.Score, InsightSource: v.InsightSource, Insight: v.Insight})
 	}
-	return tw.Flush()
+	return a.print(format, res)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/eventmatch/matchmaker/config"
+	"github.com/eventmatch/matchmaker/internal/cli"
 	"github.com/eventmatch/matchmaker/internal/connect"
 	"github.com/eventmatch/matchmaker/store"
 	"github.com/eventmatch/matchmaker/workflows"
@@ -36,8 +36,8 @@ type session struct {
 	temporal client.Client
 }
 
-func openSession(ctx context.Context, withTemporal bool) (*session, error) {
-	cfg, err := config.Load()
+func (a *app) openSession(ctx context.Context, withTemporal bool) (*session, error) {
+	cfg, err := a.loadConfig()
 	if err != nil {
 		return nil, err
 	}
@@ -66,20 +66,11 @@ func (s *session) close() {
 	s.pool.Close()
 }
 
-// openEvent parses and checks a command's flags and its one event argument,
-// opens the session and finds the event: the start of every per-event
-// command. Bad input is refused before anything is connected. The caller
-// closes the session.
-func openEvent(ctx context.Context, fs *flagSet, args []string, withTemporal bool) (*session, store.Event, error) {
-	positional, err := fs.parse(args)
-	if err != nil {
-		return nil, store.Event{}, err
-	}
-	ref, err := exactlyOneEvent(fs.Name(), positional)
-	if err != nil {
-		return nil, store.Event{}, err
-	}
-	s, err := openSession(ctx, withTemporal)
+// openEvent opens the session and finds the event named by ref, which the
+// command's arguments check has passed: the start of every per-event
+// command. The caller closes the session.
+func (a *app) openEvent(ctx context.Context, ref string, withTemporal bool) (*session, store.Event, error) {
+	s, err := a.openSession(ctx, withTemporal)
 	if err != nil {
 		return nil, store.Event{}, err
 	}
@@ -95,46 +86,55 @@ func eventRef(ev store.Event) workflows.EventRef {
 	return workflows.EventRef{ID: ev.ID, Code: ev.Code, Name: ev.Name}
 }
 
-// eventOrAll parses `<event>` or `--all`, the shape of pause, resume and
-// rematch.
-func eventOrAll(cmd string, args []string) (ref string, all bool, err error) {
-	fs := newFlagSet(cmd)
-	allFlag := fs.Bool("all", false, "every event")
-	positional, err := fs.parse(args)
-	if err != nil {
-		return "", false, err
-	}
-	switch {
-	case *allFlag && len(positional) > 0:
-		return "", false, fmt.Errorf("%s takes an event or --all, not both", cmd)
-	case *allFlag:
-		return "", true, nil
-	}
-	ref, err = exactlyOneEvent(cmd, positional)
-	return ref, false, err
+// updateResults are the workflows pause or resume reached, and how each
+// answered.
+type updateResults struct {
+	// taskQueue is where --all looked, for the text when it found none.
+	taskQueue string
+	Workflows []updateResult `json:"workflows"`
 }
 
-// cmdPauseResume sends the pause or resume update, which returns once the
-// workflow has taken it.
-func cmdPauseResume(ctx context.Context, cmd, update string, args []string, out io.Writer) error {
-	ref, all, err := eventOrAll(cmd, args)
-	if err != nil {
+// updateResult is one workflow's answer to pause or resume: its new state,
+// or why it did not take the update.
+type updateResult struct {
+	WorkflowID   string `json:"workflow_id"`
+	EventCode    string `json:"event_code,omitempty"`
+	Phase        string `json:"phase,omitempty"`
+	Queue        int    `json:"queue"`
+	UsersMatched int    `json:"users_matched"`
+	Error        string `json:"error,omitempty"`
+}
+
+func (r updateResults) writeText(w io.Writer) error {
+	if len(r.Workflows) == 0 {
+		_, err := fmt.Fprintf(w, "no running matchmaking workflows on task queue %s\n", r.taskQueue)
 		return err
 	}
-	s, err := openSession(ctx, true)
+	for _, u := range r.Workflows {
+		if u.Error != "" {
+			fmt.Fprintf(w, "%s: %s\n", u.WorkflowID, u.Error)
+			continue
+		}
+		fmt.Fprintf(w, "%s: %s (queue %d, %d users matched)\n", u.EventCode, u.Phase, u.Queue, u.UsersMatched)
+	}
+	return nil
+}
+
+// pauseResume sends the pause or resume update to the event's workflow, or
+// with ref "" (--all) to every running one; it returns once the workflows
+// have taken it.
+func (a *app) pauseResume(ctx context.Context, update, ref string, format outputFormat) error {
+	s, err := a.openSession(ctx, true)
 	if err != nil {
 		return err
 	}
 	defer s.close()
 
+	all := ref == ""
 	var ids []string
 	if all {
 		if ids, err = s.runningWorkflows(ctx); err != nil {
 			return err
-		}
-		if len(ids) == 0 {
-			fmt.Fprintf(out, "no running matchmaking workflows on task queue %s\n", s.cfg.TaskQueue)
-			return nil
 		}
 	} else {
 		ev, err := findEvent(ctx, s.st, ref)
@@ -143,21 +143,26 @@ func cmdPauseResume(ctx context.Context, cmd, update string, args []string, out 
 		}
 		ids = []string{workflows.WorkflowID(ev.ID)}
 	}
-	var failed []string
+	res := updateResults{taskQueue: s.cfg.TaskQueue, Workflows: []updateResult{}}
+	failed := 0
 	for _, id := range ids {
 		st, err := s.update(ctx, id, update)
 		if err != nil {
 			if !all {
 				return err
 			}
-			fmt.Fprintf(out, "%s: %v\n", id, oneLine(err))
-			failed = append(failed, id)
+			res.Workflows = append(res.Workflows, updateResult{WorkflowID: id, Error: cli.OneLine(err.Error())})
+			failed++
 			continue
 		}
-		fmt.Fprintf(out, "%s: %s (queue %d, %d users matched)\n", st.EventCode, st.Phase, st.QueueDepth, st.UsersMatched)
+		res.Workflows = append(res.Workflows, updateResult{WorkflowID: id, EventCode: st.EventCode,
+			Phase: string(st.Phase), Queue: st.QueueDepth, UsersMatched: st.UsersMatched})
 	}
-	if len(failed) > 0 {
-		return fmt.Errorf("%s failed for %d of %d workflows", update, len(failed), len(ids))
+	if err := a.print(format, res); err != nil {
+		return err
+	}
+	if failed > 0 {
+		return fmt.Errorf("%s failed for %d of %d workflows", update, failed, len(ids))
 	}
 	return nil
 }
@@ -218,8 +223,27 @@ func (s *session) update(ctx context.Context, workflowID, name string) (workflow
 	return st, nil
 }
 
-func cmdDisable(ctx context.Context, args []string, out io.Writer) error {
-	s, ev, err := openEvent(ctx, newFlagSet("disable"), args, true)
+// disableResult is what disable did.
+type disableResult struct {
+	Event eventJSON `json:"event"`
+	// WorkflowFinished is false when no workflow was running.
+	WorkflowFinished bool `json:"workflow_finished"`
+	QueuedDropped    int  `json:"queued_dropped"`
+	MatchRowsKept    int  `json:"match_rows_kept"`
+}
+
+func (r disableResult) writeText(w io.Writer) error {
+	finished := "no workflow was running"
+	if r.WorkflowFinished {
+		finished = "its workflow finished"
+	}
+	_, err := fmt.Fprintf(w, "matchmaking disabled for %s: %s; %d queued members dropped; %d match rows kept\n",
+		r.Event.Code, finished, r.QueuedDropped, r.MatchRowsKept)
+	return err
+}
+
+func (a *app) disable(ctx context.Context, ref string, format outputFormat) error {
+	s, ev, err := a.openEvent(ctx, ref, true)
 	if err != nil {
 		return err
 	}
@@ -228,15 +252,15 @@ func cmdDisable(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	res := disableResult{Event: eventJSON{ID: ev.ID, Code: ev.Code}, QueuedDropped: dropped}
 	id := workflows.WorkflowID(ev.ID)
-	finished := "no workflow was running"
 	if _, err := s.update(ctx, id, workflows.UpdateDisable); err == nil {
 		waitCtx, cancel := context.WithTimeout(ctx, answerTimeout)
 		defer cancel()
 		if err := s.temporal.GetWorkflow(waitCtx, id, "").Get(waitCtx, nil); err != nil {
 			return fmt.Errorf("matchmaking is off for %s, but its workflow did not finish: %w", ev.Code, err)
 		}
-		finished = "its workflow finished"
+		res.WorkflowFinished = true
 	} else if notRunning := (*notRunningError)(nil); !errors.As(err, &notRunning) {
 		return fmt.Errorf("matchmaking is off for %s, but: %w", ev.Code, err)
 	}
@@ -244,29 +268,43 @@ func cmdDisable(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "matchmaking disabled for %s: %s; %d queued members dropped; %d match rows kept\n",
-		ev.Code, finished, dropped, counts.Rows)
+	res.MatchRowsKept = counts.Rows
+	return a.print(format, res)
+}
+
+// rematchResult is the events rematch queued again.
+type rematchResult struct {
+	Events []rematchedEvent `json:"events"`
+}
+
+type rematchedEvent struct {
+	eventJSON
+	Queued int `json:"queued"`
+}
+
+func (r rematchResult) writeText(w io.Writer) error {
+	if len(r.Events) == 0 {
+		_, err := fmt.Fprintln(w, "no event has matchmaking enabled")
+		return err
+	}
+	for _, ev := range r.Events {
+		fmt.Fprintf(w, "%s: %d members queued for re-matching\n", ev.Code, ev.Queued)
+	}
 	return nil
 }
 
-func cmdRematch(ctx context.Context, args []string, out io.Writer) error {
-	ref, all, err := eventOrAll("rematch", args)
-	if err != nil {
-		return err
-	}
-	s, err := openSession(ctx, true)
+// rematch re-enqueues every member of the event, or with ref "" (--all) of
+// every enabled event, and wakes their workflows.
+func (a *app) rematch(ctx context.Context, ref string, format outputFormat) error {
+	s, err := a.openSession(ctx, true)
 	if err != nil {
 		return err
 	}
 	defer s.close()
 	var events []store.Event
-	if all {
+	if ref == "" {
 		if events, err = s.st.EnabledEvents(ctx); err != nil {
 			return err
-		}
-		if len(events) == 0 {
-			fmt.Fprintln(out, "no event has matchmaking enabled")
-			return nil
 		}
 	} else {
 		ev, err := findEvent(ctx, s.st, ref)
@@ -279,28 +317,42 @@ func cmdRematch(ctx context.Context, args []string, out io.Writer) error {
 		events = []store.Event{ev}
 	}
 	settings := workflows.NewSettings(s.cfg.BatchSize, s.cfg.MaxRuntime(), s.cfg.IdlePoll)
+	res := rematchResult{Events: []rematchedEvent{}}
 	for _, ev := range events {
 		queued, err := s.st.EnqueueEvent(ctx, ev.ID, store.PriorityEventEnable)
+		if err == nil {
+			_, err = workflows.Wake(ctx, s.temporal, s.cfg.TaskQueue, eventRef(ev), settings)
+		}
 		if err != nil {
-			return err
+			// Say which events were queued before this one failed.
+			if printErr := a.print(format, res); printErr != nil {
+				return printErr
+			}
+			return fmt.Errorf("rematch %s: %w", ev.Code, err)
 		}
-		if _, err := workflows.Wake(ctx, s.temporal, s.cfg.TaskQueue, eventRef(ev), settings); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "%s: %d members queued for re-matching\n", ev.Code, queued)
+		res.Events = append(res.Events, rematchedEvent{eventJSON: eventJSON{ID: ev.ID, Code: ev.Code}, Queued: queued})
 	}
-	return nil
+	return a.print(format, res)
 }
 
-func cmdClearQueue(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("clear-queue")
-	yes := fs.Bool("yes", false, "really remove every queued member")
-	s, ev, err := openEvent(ctx, fs, args, false)
+// clearQueueResult is how many queued members clear-queue removed.
+type clearQueueResult struct {
+	Event   eventJSON `json:"event"`
+	Removed int       `json:"removed"`
+}
+
+func (r clearQueueResult) writeText(w io.Writer) error {
+	_, err := fmt.Fprintf(w, "removed %d queued members of %s\n", r.Removed, r.Event.Code)
+	return err
+}
+
+func (a *app) clearQueue(ctx context.Context, ref string, yes bool, format outputFormat) error {
+	s, ev, err := a.openEvent(ctx, ref, false)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	if !*yes {
+	if !yes {
 		n, err := s.st.QueueDepth(ctx, ev.ID)
 		if err != nil {
 			return err
@@ -311,15 +363,29 @@ func cmdClearQueue(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "removed %d queued members of %s\n", n, ev.Code)
-	return nil
+	return a.print(format, clearQueueResult{Event: eventJSON{ID: ev.ID, Code: ev.Code}, Removed: n})
 }
 
-// cmdRetryQuarantined takes the event's quarantined members out of
+// retryResult is how many quarantined members retry-quarantined enqueued.
+type retryResult struct {
+	Event    eventJSON `json:"event"`
+	Requeued int       `json:"requeued"`
+}
+
+func (r retryResult) writeText(w io.Writer) error {
+	if r.Requeued == 0 {
+		_, err := fmt.Fprintf(w, "event %s: no quarantined members\n", r.Event.Code)
+		return err
+	}
+	_, err := fmt.Fprintf(w, "event %s: %s enqueued again\n", r.Event.Code, plural(r.Requeued, "quarantined member", "quarantined members"))
+	return err
+}
+
+// retryQuarantined takes the event's quarantined members out of
 // quarantine, enqueues them and wakes the event's workflow, as enable and
 // rematch do, so they are matched at once.
-func cmdRetryQuarantined(ctx context.Context, args []string, out io.Writer) error {
-	s, ev, err := openEvent(ctx, newFlagSet("retry-quarantined"), args, true)
+func (a *app) retryQuarantined(ctx context.Context, ref string, format outputFormat) error {
+	s, ev, err := a.openEvent(ctx, ref, true)
 	if err != nil {
 		return err
 	}
@@ -331,11 +397,9 @@ func cmdRetryQuarantined(ctx context.Context, args []string, out io.Writer) erro
 	if err != nil {
 		return quarantineSchemaHint(err)
 	}
-	if n == 0 {
-		fmt.Fprintf(out, "event %s: no quarantined members\n", ev.Code)
-		return nil
+	if err := a.print(format, retryResult{Event: eventJSON{ID: ev.ID, Code: ev.Code}, Requeued: n}); err != nil || n == 0 {
+		return err
 	}
-	fmt.Fprintf(out, "event %s: %s enqueued again\n", ev.Code, plural(n, "quarantined member", "quarantined members"))
 	if _, err := workflows.Wake(ctx, s.temporal, s.cfg.TaskQueue, eventRef(ev), workflows.NewSettings(s.cfg.BatchSize, s.cfg.MaxRuntime(), s.cfg.IdlePoll)); err != nil {
 		return fmt.Errorf("the members are queued, but the workflow was not woken (the worker's safety poll will find them): %w", err)
 	}
@@ -397,24 +461,36 @@ type quarantinedRow struct {
 // statusMembersShown is how many quarantined members `status <event>` lists.
 const statusMembersShown = 10
 
-func cmdStatus(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("status")
-	asJSON := fs.Bool("json", false, "print JSON")
-	positional, err := fs.parse(args)
-	if err != nil {
-		return err
-	}
-	ref := ""
-	switch len(positional) {
-	case 0:
-	case 1:
-		if ref, err = checkEventRef(positional[0]); err != nil {
-			return err
-		}
-	default:
-		return fmt.Errorf("status takes at most one event code or uuid, got %d arguments", len(positional))
-	}
-	s, err := openSession(ctx, true)
+// statusTemporalTimeout bounds status's attempt to reach Temporal: past
+// it, status shows what the database knows rather than wait.
+const statusTemporalTimeout = 3 * time.Second
+
+// statusReport is `starter status`: whether Temporal answered, and the
+// events.
+type statusReport struct {
+	Temporal temporalReach `json:"temporal"`
+	Events   []statusRow   `json:"events"`
+	// single: one event was asked for, so its details are listed.
+	single bool
+}
+
+// temporalReach says whether status could ask Temporal for the workflows'
+// own state; without it the events' state is unknown and the rest comes
+// from the database alone.
+type temporalReach struct {
+	Reachable bool   `json:"reachable"`
+	Error     string `json:"error,omitempty"`
+}
+
+func (r statusReport) writeText(w io.Writer) error {
+	return writeStatus(w, r.Events, r.single, time.Now())
+}
+
+// status reads every event with matchmaking enabled or a queue, or the one
+// named by ref, from the database, and each workflow's state from Temporal
+// when it answers.
+func (a *app) status(ctx context.Context, ref string, format outputFormat) error {
+	s, err := a.openSession(ctx, false)
 	if err != nil {
 		return err
 	}
@@ -427,11 +503,24 @@ func cmdStatus(ctx context.Context, args []string, out io.Writer) error {
 		}
 		eventID = ev.ID
 	}
+	report := statusReport{single: ref != ""}
+	dialCtx, cancel := context.WithTimeout(ctx, statusTemporalTimeout)
+	s.temporal, err = connect.Temporal(dialCtx, s.cfg, nil, workflows.SearchAttributes)
+	cancel()
+	switch {
+	case err == nil:
+		report.Temporal.Reachable = true
+	case ctx.Err() != nil:
+		return ctx.Err()
+	default:
+		report.Temporal.Error = cli.OneLine(err.Error())
+		fmt.Fprintf(a.stderr, "starter: %s; showing what the database knows (the workflows' state is unknown)\n", report.Temporal.Error)
+	}
 	statuses, err := s.st.EventStatuses(ctx, eventID)
 	if err != nil {
 		return quarantineSchemaHint(err)
 	}
-	rows := make([]statusRow, 0, len(statuses))
+	report.Events = make([]statusRow, 0, len(statuses))
 	for _, st := range statuses {
 		row := s.statusRow(ctx, st)
 		row.Quarantined = st.Quarantined
@@ -444,14 +533,9 @@ func cmdStatus(ctx context.Context, args []string, out io.Writer) error {
 				row.QuarantinedMembers = append(row.QuarantinedMembers, quarantinedRow(m))
 			}
 		}
-		rows = append(rows, row)
+		report.Events = append(report.Events, row)
 	}
-	if *asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
-	}
-	return writeStatus(out, rows, ref != "", time.Now())
+	return a.print(format, report)
 }
 
 // writeStatus prints status as text: a table of the events, then for each
@@ -527,7 +611,8 @@ func shellWord(s string) string {
 }
 
 // statusRow joins the database's figures with the workflow's own state; a
-// workflow that is not running is said so, not treated as an error.
+// workflow that is not running is said so, not treated as an error, and
+// without Temporal (s.temporal nil) the state is unknown.
 func (s *session) statusRow(ctx context.Context, st store.EventStatus) statusRow {
 	row := statusRow{
 		EventID: st.ID, Code: st.Code, Name: st.Name, Enabled: st.MatchmakingEnabled,
@@ -536,6 +621,10 @@ func (s *session) statusRow(ctx context.Context, st store.EventStatus) statusRow
 		OldestWaiting: st.OldestWaiting, LastBatchAt: st.LastBatchAt, Errors: st.FailedBatches24h,
 		AIInsights: st.AIInsights, FallbackInsights: st.FallbackInsights,
 	}
+	if s.temporal == nil {
+		row.State = "unknown (Temporal unreachable)"
+		return row
+	}
 	desc, err := s.temporal.DescribeWorkflow(ctx, row.Workflow, "")
 	var notFound *serviceerror.NotFound
 	switch {
@@ -543,7 +632,7 @@ func (s *session) statusRow(ctx context.Context, st store.EventStatus) statusRow
 		row.State = "workflow not running"
 		return row
 	case err != nil:
-		row.State = "unknown: " + oneLine(err)
+		row.State = "unknown: " + cli.OneLine(err.Error())
 		return row
 	}
 	if status := desc.RawResponse.GetWorkflowExecutionInfo().GetStatus(); status != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {

@@ -8,26 +8,16 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/eventmatch/matchmaker/config"
 	"github.com/eventmatch/matchmaker/store"
 )
 
-// cmdGrantWorker gives an existing role exactly what the worker needs (see
+// grantWorker gives an existing role exactly what the worker needs (see
 // store.GrantWorker) and prints what the role may do afterwards, read back
 // from the catalog. It runs as the role that migrated, over
 // DATABASE_LISTEN_URL like migrate: the role that owns the engine's tables is
 // the one that may grant on them and add their policies.
-func cmdGrantWorker(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("grant-worker")
-	positional, err := fs.parse(args)
-	if err != nil {
-		return err
-	}
-	role, err := exactlyOneRole("grant-worker", positional)
-	if err != nil {
-		return err
-	}
-	cfg, err := config.Load()
+func (a *app) grantWorker(ctx context.Context, role string, format outputFormat) error {
+	cfg, err := a.loadConfig()
 	if err != nil {
 		return err
 	}
@@ -45,7 +35,21 @@ func cmdGrantWorker(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	printWorkerGrant(out, g)
+	return a.print(format, grantResult(g))
+}
+
+// grantResult is what a role may do after grant-worker.
+type grantResult struct {
+	Role      string              `json:"role"`
+	Tables    map[string][]string `json:"tables"`
+	Functions []string            `json:"functions"`
+	Policies  []string            `json:"policies"`
+	Settings  []string            `json:"settings"`
+	Notes     []string            `json:"notes"`
+}
+
+func (g grantResult) writeText(w io.Writer) error {
+	printWorkerGrant(w, store.WorkerGrant(g))
 	return nil
 }
 

@@ -5,121 +5,292 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"regexp"
-	"strings"
 	"syscall"
+	"time"
 
-	"github.com/eventmatch/matchmaker/internal/buildinfo"
+	"github.com/spf13/cobra"
+
+	"github.com/eventmatch/matchmaker/config"
+	"github.com/eventmatch/matchmaker/internal/cli"
 	"github.com/eventmatch/matchmaker/workflows"
 )
 
-const usage = `usage: starter <command> [arguments]
-       starter --version
-
-commands:
-  migrate [--create-database]       apply the schema over DATABASE_LISTEN_URL (default DATABASE_URL;
-                                    a direct or session connection, as the role that will own it)
-  grant-worker <role>               give an existing role exactly what the worker needs (run as
-                                    the role that migrated) and print what it may do
-  enable <event code or uuid> [--wait [--timeout 30m]] [--rematch]
-                                    turn matchmaking on and start or wake the event's workflow;
-                                    --wait shows progress until the queue is drained, giving up
-                                    after --timeout (1s to 24h);
-                                    --rematch re-enqueues every member of an enabled event
-  disable <event>                   matchmaking off; the workflow finishes, matches are kept
-  pause <event> | --all             stop claiming (returns once the workflow has taken it)
-  resume <event> | --all            claim again
-  rematch <event> | --all           re-match every member (enabled events only)
-  retry-quarantined <event>         enqueue the event's quarantined members again and wake its workflow
-  clear-queue <event> --yes         remove every queued member of the event
-  status [event] [--json]           queue, progress, errors, quarantined members and insights per event
-  load-demo [--code demo] [--members 300] [--seed 1]
-                                    create the demo event with synthetic attendees; --code is at most
-                                    64 letters, digits, '-', '_' or '.'; --members 1 to 1000000
-  matches <event code or uuid> [--members 5]
-                                    print some members' matches (--members 1 to 1000) with their insights
-
-configuration comes from the environment: DATABASE_URL, DATABASE_LISTEN_URL,
-TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*,
-TEMPORAL_PROFILE, TEMPORAL_TASK_QUEUE, BATCH_SIZE, MAX_RUNTIME_MS, TOP_N
-`
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout)
+	code := execute(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		if !errors.Is(err, errUsage) {
-			fmt.Fprintln(os.Stderr, "starter:", oneLine(err))
-		}
-		os.Exit(1)
-	}
+	os.Exit(code)
 }
 
-var errUsage = errors.New("usage")
+// execute runs the starter with args and returns its exit code: 0, 1 for a
+// runtime failure, 2 for a usage error (see cli.Execute).
+func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return cli.Execute(ctx, newRootCommand(&app{stdout: stdout, stderr: stderr}), args, stdout, stderr)
+}
 
-func run(ctx context.Context, args []string, out io.Writer) error {
+// app is what every command shares: where it writes, and the connection
+// settings given on the command line.
+type app struct {
+	// stdout takes a command's result only, one JSON document with
+	// --output json; progress and warnings go to stderr.
+	stdout, stderr io.Writer
+	overrides      config.Overrides
+}
+
+// loadConfig reads the environment with the command line's overrides.
+func (a *app) loadConfig() (config.Config, error) { return config.LoadWith(a.overrides) }
+
+const rootLong = `starter is the operator's tool of the matchmaking engine: it applies the
+schema, turns matchmaking on and off for an event (starting or waking its
+Temporal workflow), pauses, resumes and re-matches events, shows their
+status, and loads a demo event.
+
+Every event argument is an event code or UUID. Bad input is refused before
+anything is connected, so a refused command changes nothing.
+
+Exit status: 0 done, 1 failed (the database or Temporal unreachable, an
+unknown event, ...), 2 usage error (unknown command or flag, a missing,
+extra or bad argument). Errors are one line on stderr, "starter: ...".
+
+Configuration comes from the environment: DATABASE_URL, DATABASE_LISTEN_URL,
+TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*,
+TEMPORAL_PROFILE, TEMPORAL_TASK_QUEUE, BATCH_SIZE, MAX_RUNTIME_MS, TOP_N
+(see the Configuration table of README.md). --database-url, --address,
+--namespace and --task-queue override their variables for one command.`
+
+func newRootCommand(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "starter",
+		Short: "The operator's tool of the matchmaking engine",
+		Long:  rootLong,
+	}
+	cli.AddVersion(root, "starter")
+	cli.AddConnectionFlags(root.PersistentFlags(), &a.overrides)
+	root.AddCommand(
+		a.migrateCommand(),
+		a.grantWorkerCommand(),
+		a.enableCommand(),
+		a.disableCommand(),
+		a.pauseResumeCommand("pause", workflows.UpdatePause, "Stop claiming; returns once the workflow has taken it"),
+		a.pauseResumeCommand("resume", workflows.UpdateResume, "Claim again; returns once the workflow has taken it"),
+		a.rematchCommand(),
+		a.retryQuarantinedCommand(),
+		a.clearQueueCommand(),
+		a.statusCommand(),
+		a.loadDemoCommand(),
+		a.matchesCommand(),
+	)
+	return root
+}
+
+func (a *app) migrateCommand() *cobra.Command {
+	var createDB bool
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply the schema over DATABASE_LISTEN_URL (default DATABASE_URL)",
+		Long: `Apply the schema over DATABASE_LISTEN_URL (default DATABASE_URL): a direct
+or session connection, as the role that will own the tables. Safe to run
+again and concurrently.`,
+		Args: noArguments(""),
+	}
+	out := addOutputFlag(cmd)
+	cmd.Flags().BoolVar(&createDB, "create-database", false, "create the database named in the URL if it does not exist")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return a.migrate(cmd.Context(), createDB, *out)
+	}
+	return cmd
+}
+
+func (a *app) grantWorkerCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "grant-worker <role>",
+		Short: "Give an existing role exactly what the worker needs, and print what it may do",
+		Long: `Give an existing role exactly what the worker needs, and print what it may
+do afterwards. Run it as the role that migrated, over DATABASE_LISTEN_URL
+(default DATABASE_URL).`,
+		Args: oneRole,
+	}
+	out := addOutputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.grantWorker(cmd.Context(), args[0], *out)
+	}
+	return cmd
+}
+
+func (a *app) enableCommand() *cobra.Command {
+	var o enableOptions
+	cmd := &cobra.Command{
+		Use:   "enable <event>",
+		Short: "Turn matchmaking on and start or wake the event's workflow",
+		Long: `Turn matchmaking on for an event and start or wake its workflow.
+
+--wait shows progress on stderr until the event's queue is drained, then
+prints the result; it gives up after --timeout (1s to 24h), leaving
+matchmaking enabled. --rematch re-enqueues every member even if the event
+is already enabled.`,
+		Args: oneEvent,
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("timeout") && !o.wait {
+				return cli.Usagef("--timeout applies only with --wait")
+			}
+			return nil
+		},
+	}
+	o.output = addOutputFlag(cmd)
+	cmd.Flags().BoolVar(&o.wait, "wait", false, "show progress until the event's queue is drained")
+	cmd.Flags().Var(newDurationBetween(&o.timeout, 30*time.Minute, minWaitTimeout, maxWaitTimeout), "timeout",
+		"with --wait: give up after this long (1s to 24h)")
+	cmd.Flags().BoolVar(&o.rematch, "rematch", false, "re-enqueue every member even if the event is already enabled")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.enable(cmd.Context(), args[0], o)
+	}
+	return cmd
+}
+
+func (a *app) disableCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "disable <event>",
+		Short: "Matchmaking off: the queue is dropped, the workflow finishes, matches are kept",
+		Args:  oneEvent,
+	}
+	out := addOutputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.disable(cmd.Context(), args[0], *out)
+	}
+	return cmd
+}
+
+func (a *app) pauseResumeCommand(name, update, short string) *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   name + " <event> | --all",
+		Short: short,
+		Args:  eventOrAll(&all),
+	}
+	out := addOutputFlag(cmd)
+	cmd.Flags().BoolVar(&all, "all", false, "every running matchmaking workflow of the task queue")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.pauseResume(cmd.Context(), update, eventArg(args), *out)
+	}
+	return cmd
+}
+
+func (a *app) rematchCommand() *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "rematch <event> | --all",
+		Short: "Re-match every member (enabled events only)",
+		Args:  eventOrAll(&all),
+	}
+	out := addOutputFlag(cmd)
+	cmd.Flags().BoolVar(&all, "all", false, "every event with matchmaking enabled")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.rematch(cmd.Context(), eventArg(args), *out)
+	}
+	return cmd
+}
+
+func (a *app) retryQuarantinedCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "retry-quarantined <event>",
+		Short: "Enqueue the event's quarantined members again and wake its workflow",
+		Args:  oneEvent,
+	}
+	out := addOutputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.retryQuarantined(cmd.Context(), args[0], *out)
+	}
+	return cmd
+}
+
+func (a *app) clearQueueCommand() *cobra.Command {
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "clear-queue <event> --yes",
+		Short: "Remove every queued member of the event",
+		Args:  oneEvent,
+	}
+	out := addOutputFlag(cmd)
+	cmd.Flags().BoolVar(&yes, "yes", false, "really remove every queued member")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.clearQueue(cmd.Context(), args[0], yes, *out)
+	}
+	return cmd
+}
+
+func (a *app) statusCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status [event]",
+		Short: "Queue, progress, errors, quarantined members and insights per event",
+		Long: `Queue, progress, errors, quarantined members and insights per event: every
+event with matchmaking enabled or a queue, or the one named (with its
+quarantined members).
+
+When Temporal cannot be reached within a few seconds, status shows what the
+database knows, says so (a line on stderr; "temporal": {"reachable": false}
+in JSON) and still exits 0.`,
+		Args: atMostOneEvent,
+	}
+	out := addOutputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.status(cmd.Context(), eventArg(args), *out)
+	}
+	return cmd
+}
+
+func (a *app) loadDemoCommand() *cobra.Command {
+	var (
+		code    string
+		members int
+		seed    int64
+	)
+	cmd := &cobra.Command{
+		Use:   "load-demo",
+		Short: "Create the demo event with synthetic attendees",
+		Long: `Create the demo event with synthetic attendees. --code is at most 64
+letters, digits, '-', '_' or '.', and not UUID-shaped; --members is 1 to
+1000000. Attendees already there are kept.`,
+		Args: noArguments(" (the event code is --code)"),
+		PreRunE: func(*cobra.Command, []string) error {
+			if err := checkNewEventCode(code); err != nil {
+				return &cli.UsageError{Err: err}
+			}
+			return nil
+		},
+	}
+	out := addOutputFlag(cmd)
+	cmd.Flags().StringVar(&code, "code", "demo", "event code")
+	cmd.Flags().Var(newIntBetween(&members, 300, 1, 1_000_000), "members", "number of synthetic attendees (1 to 1000000)")
+	cmd.Flags().Int64Var(&seed, "seed", 1, "generator seed")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return a.loadDemo(cmd.Context(), code, members, seed, *out)
+	}
+	return cmd
+}
+
+func (a *app) matchesCommand() *cobra.Command {
+	var members int
+	cmd := &cobra.Command{
+		Use:   "matches <event>",
+		Short: "Print some members' matches with their insights",
+		Args:  oneEvent,
+	}
+	out := addOutputFlag(cmd)
+	cmd.Flags().Var(newIntBetween(&members, 5, 1, 1000), "members", "how many members' lists to show (1 to 1000)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.matches(cmd.Context(), args[0], members, *out)
+	}
+	return cmd
+}
+
+// eventArg is the optional event argument of a command that also takes
+// --all or nothing: "" when none was given.
+func eventArg(args []string) string {
 	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, usage)
-		return errUsage
+		return ""
 	}
-	cmd, rest := args[0], args[1:]
-	if cmd == "--version" || cmd == "version" {
-		fmt.Fprintln(out, buildinfo.String("starter"))
-		return nil
-	}
-	err := dispatch(ctx, cmd, rest, out)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(out, usage)
-		return nil
-	}
-	return err
-}
-
-func dispatch(ctx context.Context, cmd string, rest []string, out io.Writer) error {
-	switch cmd {
-	case "migrate":
-		return cmdMigrate(ctx, rest, out)
-	case "grant-worker":
-		return cmdGrantWorker(ctx, rest, out)
-	case "enable":
-		return cmdEnable(ctx, rest, out)
-	case "pause":
-		return cmdPauseResume(ctx, cmd, workflows.UpdatePause, rest, out)
-	case "resume":
-		return cmdPauseResume(ctx, cmd, workflows.UpdateResume, rest, out)
-	case "disable":
-		return cmdDisable(ctx, rest, out)
-	case "rematch":
-		return cmdRematch(ctx, rest, out)
-	case "retry-quarantined":
-		return cmdRetryQuarantined(ctx, rest, out)
-	case "clear-queue":
-		return cmdClearQueue(ctx, rest, out)
-	case "status":
-		return cmdStatus(ctx, rest, out)
-	case "load-demo":
-		return cmdLoadDemo(ctx, rest, out)
-	case "matches":
-		return cmdMatches(ctx, rest, out)
-	case "help", "-h", "--help":
-		fmt.Fprint(out, usage)
-		return nil
-	default:
-		fmt.Fprintf(os.Stderr, "starter: unknown command %q\n\n%s", cmd, usage)
-		return errUsage
-	}
-}
-
-var whitespace = regexp.MustCompile(`\s+`)
-
-// oneLine keeps an error on one line: operators read it, scripts grep it.
-func oneLine(err error) string {
-	return strings.TrimSpace(whitespace.ReplaceAllString(err.Error(), " "))
+	return args[0]
 }

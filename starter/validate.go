@@ -2,147 +2,69 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/spf13/cobra"
+
+	"github.com/eventmatch/matchmaker/internal/cli"
 	"github.com/eventmatch/matchmaker/store"
 )
 
 // Everything here is pure: a command parses and checks its input before it
 // reads the environment or connects to anything, so a refused command
-// changes nothing and says why in one line.
+// changes nothing and says why. What is refused here is a usage error
+// (exit 2): flag values through their pflag.Value, arguments through the
+// commands' cobra.PositionalArgs.
 
-// flagSet is a command's flags together with the bounds of its numeric
-// flags and any other check the command adds; parse refuses input that
-// fails one of them.
-type flagSet struct {
-	*flag.FlagSet
-	// want says what a flag's value must be, for parse errors.
-	want   map[string]string
-	checks []func() error
+// intBetween is an int flag that must lie in [lo, hi].
+type intBetween struct {
+	p      *int
+	lo, hi int
 }
 
-func newFlagSet(cmd string) *flagSet {
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	return &flagSet{FlagSet: fs, want: map[string]string{}}
+func newIntBetween(p *int, value, lo, hi int) *intBetween {
+	*p = value
+	return &intBetween{p: p, lo: lo, hi: hi}
 }
 
-// intBetween defines an int flag that must lie in [lo, hi].
-func (f *flagSet) intBetween(name string, value, lo, hi int, usage string) *int {
-	p := f.Int(name, value, usage)
-	f.want[name] = fmt.Sprintf("a whole number from %d to %d", lo, hi)
-	f.check(func() error { return checkIntFlag(name, *p, lo, hi) })
-	return p
-}
+func (v *intBetween) String() string { return strconv.Itoa(*v.p) }
+func (v *intBetween) Type() string   { return "int" }
 
-// durationBetween defines a duration flag that must lie in [lo, hi].
-func (f *flagSet) durationBetween(name string, value, lo, hi time.Duration, usage string) *time.Duration {
-	p := f.Duration(name, value, usage)
-	f.want[name] = fmt.Sprintf("a duration from %s to %s, such as 90s, 30m or 2h", fmtDuration(lo), fmtDuration(hi))
-	f.check(func() error { return checkDurationFlag(name, *p, lo, hi) })
-	return p
-}
-
-// int64Any defines an int64 flag for which every 64-bit value is valid.
-func (f *flagSet) int64Any(name string, value int64, usage string) *int64 {
-	f.want[name] = "a whole number"
-	return f.Int64(name, value, usage)
-}
-
-// check adds a check that runs after the flags are parsed.
-func (f *flagSet) check(fn func() error) { f.checks = append(f.checks, fn) }
-
-// isSet reports whether the flag was given on the command line.
-func (f *flagSet) isSet(name string) bool {
-	set := false
-	f.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
-	return set
-}
-
-// parse parses args, letting flags come before or after positional
-// arguments (`enable demo --wait` as well as `enable --wait demo`), and
-// runs the checks. It returns the positional arguments.
-func (f *flagSet) parse(args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := f.Parse(args); err != nil {
-			return nil, f.plainError(err)
-		}
-		args = f.Args()
-		if len(args) == 0 {
-			break
-		}
-		positional = append(positional, args[0])
-		args = args[1:]
+func (v *intBetween) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < v.lo || n > v.hi {
+		return fmt.Errorf("want a whole number from %d to %d", v.lo, v.hi)
 	}
-	for _, c := range f.checks {
-		if err := c(); err != nil {
-			return nil, err
-		}
-	}
-	return positional, nil
-}
-
-var (
-	invalidValue  = regexp.MustCompile(`^invalid (?:boolean )?value (".*") for (?:flag )?-([^\s:]+): `)
-	needsArgument = regexp.MustCompile(`^flag needs an argument: -(\S+)$`)
-	notDefined    = regexp.MustCompile(`^flag provided but not defined: -\S+$`)
-)
-
-// plainError rewords the flag package's errors so they say what was
-// wanted, keeping the flag package's own words that scripts may grep for.
-func (f *flagSet) plainError(err error) error {
-	if errors.Is(err, flag.ErrHelp) {
-		return flag.ErrHelp
-	}
-	msg := err.Error()
-	if m := invalidValue.FindStringSubmatch(msg); m != nil {
-		return fmt.Errorf("%s: invalid value %s for --%s: want %s", f.Name(), m[1], m[2], f.wanted(m[2]))
-	}
-	if m := needsArgument.FindStringSubmatch(msg); m != nil {
-		return fmt.Errorf("%s: flag needs an argument: --%s takes %s", f.Name(), m[1], f.wanted(m[1]))
-	}
-	if notDefined.MatchString(msg) {
-		var names []string
-		f.VisitAll(func(fl *flag.Flag) { names = append(names, "--"+fl.Name) })
-		if len(names) == 0 {
-			return fmt.Errorf("%s: %s (%s takes no flags)", f.Name(), msg, f.Name())
-		}
-		return fmt.Errorf("%s: %s (%s takes %s)", f.Name(), msg, f.Name(), strings.Join(names, ", "))
-	}
-	return fmt.Errorf("%s: %w", f.Name(), err)
-}
-
-func (f *flagSet) wanted(name string) string {
-	if w, ok := f.want[name]; ok {
-		return w
-	}
-	if fl := f.Lookup(name); fl != nil {
-		if b, ok := fl.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
-			return "true or false"
-		}
-	}
-	return "a value"
-}
-
-func checkIntFlag(name string, v, lo, hi int) error {
-	if v < lo || v > hi {
-		return fmt.Errorf("--%s must be between %d and %d, got %d", name, lo, hi, v)
-	}
+	*v.p = n
 	return nil
 }
 
-func checkDurationFlag(name string, v, lo, hi time.Duration) error {
-	if v < lo || v > hi {
-		return fmt.Errorf("--%s must be between %s and %s, got %s", name, fmtDuration(lo), fmtDuration(hi), fmtDuration(v))
+// durationBetween is a duration flag that must lie in [lo, hi].
+type durationBetween struct {
+	p      *time.Duration
+	lo, hi time.Duration
+}
+
+func newDurationBetween(p *time.Duration, value, lo, hi time.Duration) *durationBetween {
+	*p = value
+	return &durationBetween{p: p, lo: lo, hi: hi}
+}
+
+func (v *durationBetween) String() string { return fmtDuration(*v.p) }
+func (v *durationBetween) Type() string   { return "duration" }
+
+func (v *durationBetween) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil || d < v.lo || d > v.hi {
+		return fmt.Errorf("want a duration from %s to %s, such as 90s, 30m or 2h", fmtDuration(v.lo), fmtDuration(v.hi))
 	}
+	*v.p = d
 	return nil
 }
 
@@ -158,20 +80,50 @@ func fmtDuration(d time.Duration) string {
 	return s
 }
 
-// noArguments refuses positional arguments for a command that takes none.
-func noArguments(cmd string, positional []string, hint string) error {
-	if len(positional) == 0 {
-		return nil
+// noArguments refuses positional arguments for a command that takes
+// none; hint says where they belong instead.
+func noArguments(hint string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		return fmt.Errorf("%s takes no arguments%s, got %q", cmd.Name(), hint, strings.Join(args, " "))
 	}
-	return fmt.Errorf("%s takes no arguments%s, got %q", cmd, hint, strings.Join(positional, " "))
 }
 
-// exactlyOneEvent checks a command's one event argument; see checkEventRef.
-func exactlyOneEvent(cmd string, positional []string) (string, error) {
-	if len(positional) != 1 {
-		return "", fmt.Errorf("%s takes one event code or uuid, got %d arguments", cmd, len(positional))
+// oneEvent checks a command's one event argument; see checkEventRef.
+func oneEvent(cmd *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("%s takes one event code or uuid, got %d arguments", cmd.Name(), len(args))
 	}
-	return checkEventRef(positional[0])
+	_, err := checkEventRef(args[0])
+	return err
+}
+
+// atMostOneEvent checks status's optional event argument.
+func atMostOneEvent(cmd *cobra.Command, args []string) error {
+	if len(args) > 1 {
+		return fmt.Errorf("%s takes at most one event code or uuid, got %d arguments", cmd.Name(), len(args))
+	}
+	if len(args) == 1 {
+		_, err := checkEventRef(args[0])
+		return err
+	}
+	return nil
+}
+
+// eventOrAll checks `<event>` or `--all`, the shape of pause, resume and
+// rematch; *all is the --all flag.
+func eventOrAll(all *bool) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		switch {
+		case *all && len(args) > 0:
+			return fmt.Errorf("%s takes an event or --all, not both", cmd.Name())
+		case *all:
+			return nil
+		}
+		return oneEvent(cmd, args)
+	}
 }
 
 // maxEventRefChars bounds an event argument: codes are the web app's, so
@@ -235,7 +187,7 @@ func clip(s string, limit int) string {
 		}
 		return r
 	}, s)
-	s = strings.TrimSpace(whitespace.ReplaceAllString(s, " "))
+	s = cli.OneLine(s)
 	if utf8.RuneCountInString(s) > limit {
 		s = string([]rune(s)[:limit-1]) + "…"
 	}
@@ -246,21 +198,21 @@ func clip(s string, limit int) string {
 // short by the server and name another role.
 const maxRoleBytes = 63
 
-// exactlyOneRole checks a command's one role argument. Any name PostgreSQL
+// oneRole checks a command's one role argument. Any name PostgreSQL
 // allows is accepted (it is always quoted); the role must exist, which the
 // command checks once connected.
-func exactlyOneRole(cmd string, positional []string) (string, error) {
-	if len(positional) != 1 {
-		return "", fmt.Errorf("%s takes one role name, got %d arguments", cmd, len(positional))
+func oneRole(cmd *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("%s takes one role name, got %d arguments", cmd.Name(), len(args))
 	}
-	role := positional[0]
+	role := args[0]
 	switch {
 	case strings.TrimSpace(role) == "":
-		return "", errors.New("the role name must not be blank")
+		return errors.New("the role name must not be blank")
 	case !utf8.ValidString(role) || strings.ContainsFunc(role, unicode.IsControl):
-		return "", fmt.Errorf("the role name %q contains a control character or invalid UTF-8", role)
+		return fmt.Errorf("the role name %q contains a control character or invalid UTF-8", role)
 	case len(role) > maxRoleBytes:
-		return "", fmt.Errorf("the role name is too long: PostgreSQL names are at most %d bytes, got %d", maxRoleBytes, len(role))
+		return fmt.Errorf("the role name is too long: PostgreSQL names are at most %d bytes, got %d", maxRoleBytes, len(role))
 	}
-	return role, nil
+	return nil
 }

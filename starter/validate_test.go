@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eventmatch/matchmaker/internal/cli"
 )
 
 // unreachable points the starter at a database and a Temporal that refuse
@@ -18,22 +20,28 @@ func unreachable(t *testing.T) {
 }
 
 // TestBadInputIsRefusedBeforeConnecting runs every command with bad input
-// and wants one line naming the cause, nothing on stdout, and no attempt
-// to connect.
+// and wants a usage error: exit 2, one line naming the cause followed by
+// the command's usage on stderr, nothing on stdout, and no attempt to
+// connect.
 func TestBadInputIsRefusedBeforeConnecting(t *testing.T) {
 	unreachable(t)
 	long := strings.Repeat("x", 201)
+	const (
+		members1000    = "want a whole number from 1 to 1000"
+		members1000000 = "want a whole number from 1 to 1000000"
+		timeout        = "want a duration from 1s to 24h, such as 90s, 30m or 2h"
+	)
 	cases := []struct {
 		args []string
 		want string
 	}{
 		// matches
-		{[]string{"matches", "demo", "--members", "-5"}, "--members must be between 1 and 1000, got -5"},
-		{[]string{"matches", "demo", "--members", "0"}, "--members must be between 1 and 1000, got 0"},
-		{[]string{"matches", "--members", "1001", "demo"}, "--members must be between 1 and 1000, got 1001"},
-		{[]string{"matches", "demo", "--members", "abc"}, `matches: invalid value "abc" for --members: want a whole number from 1 to 1000`},
-		{[]string{"matches", "demo", "--members", "99999999999999999999"}, `matches: invalid value "99999999999999999999" for --members: want a whole number from 1 to 1000`},
-		{[]string{"matches", "demo", "--members"}, "matches: flag needs an argument: --members takes a whole number from 1 to 1000"},
+		{[]string{"matches", "demo", "--members", "-5"}, `invalid argument "-5" for "--members" flag: ` + members1000},
+		{[]string{"matches", "demo", "--members", "0"}, `invalid argument "0" for "--members" flag: ` + members1000},
+		{[]string{"matches", "--members", "1001", "demo"}, `invalid argument "1001" for "--members" flag: ` + members1000},
+		{[]string{"matches", "demo", "--members", "abc"}, `invalid argument "abc" for "--members" flag: ` + members1000},
+		{[]string{"matches", "demo", "--members", "99999999999999999999"}, `invalid argument "99999999999999999999" for "--members" flag: ` + members1000},
+		{[]string{"matches", "demo", "--members"}, "flag needs an argument: --members"},
 		{[]string{"matches"}, "matches takes one event code or uuid, got 0 arguments"},
 		{[]string{"matches", ""}, "the event code or uuid must not be blank"},
 		// load-demo
@@ -46,20 +54,21 @@ func TestBadInputIsRefusedBeforeConnecting(t *testing.T) {
 		{[]string{"load-demo", "--code", strings.Repeat("d", 65)}, "--code must be at most 64 characters, got 65"},
 		{[]string{"load-demo", "--code", "6f1c2e7a-1111-4222-8333-944455556666"}, `--code must not look like a UUID (it would be taken for an event id), got "6f1c2e7a-1111-4222-8333-944455556666"`},
 		{[]string{"load-demo", "--code", "6f1c2e7a-1111-4222-8333-94445555666"}, `--code must not look like a UUID (it would be taken for an event id), got "6f1c2e7a-1111-4222-8333-94445555666"`},
-		{[]string{"load-demo", "--members", "-5"}, "--members must be between 1 and 1000000, got -5"},
-		{[]string{"load-demo", "--members", "0"}, "--members must be between 1 and 1000000, got 0"},
-		{[]string{"load-demo", "--members", "1000001"}, "--members must be between 1 and 1000000, got 1000001"},
-		{[]string{"load-demo", "--seed", "x"}, `load-demo: invalid value "x" for --seed: want a whole number`},
+		{[]string{"load-demo", "--members", "-5"}, `invalid argument "-5" for "--members" flag: ` + members1000000},
+		{[]string{"load-demo", "--members", "0"}, `invalid argument "0" for "--members" flag: ` + members1000000},
+		{[]string{"load-demo", "--members", "1000001"}, `invalid argument "1000001" for "--members" flag: ` + members1000000},
+		{[]string{"load-demo", "--seed", "x"}, `invalid argument "x" for "--seed" flag: strconv.ParseInt: parsing "x": invalid syntax`},
 		{[]string{"load-demo", "demo"}, `load-demo takes no arguments (the event code is --code), got "demo"`},
 		// enable
-		{[]string{"enable", "demo", "--wait", "--timeout", "-5s"}, "--timeout must be between 1s and 24h, got -5s"},
-		{[]string{"enable", "demo", "--wait", "--timeout", "0"}, "--timeout must be between 1s and 24h, got 0s"},
-		{[]string{"enable", "demo", "--wait", "--timeout", "500ms"}, "--timeout must be between 1s and 24h, got 500ms"},
-		{[]string{"enable", "demo", "--wait", "--timeout", "25h"}, "--timeout must be between 1s and 24h, got 25h"},
-		{[]string{"enable", "demo", "--wait", "--timeout", "soon"}, `enable: invalid value "soon" for --timeout: want a duration from 1s to 24h, such as 90s, 30m or 2h`},
+		{[]string{"enable", "demo", "--wait", "--timeout", "-5s"}, `invalid argument "-5s" for "--timeout" flag: ` + timeout},
+		{[]string{"enable", "demo", "--wait", "--timeout", "0"}, `invalid argument "0" for "--timeout" flag: ` + timeout},
+		{[]string{"enable", "demo", "--wait", "--timeout", "0s"}, `invalid argument "0s" for "--timeout" flag: ` + timeout},
+		{[]string{"enable", "demo", "--wait", "--timeout", "500ms"}, `invalid argument "500ms" for "--timeout" flag: ` + timeout},
+		{[]string{"enable", "demo", "--wait", "--timeout", "25h"}, `invalid argument "25h" for "--timeout" flag: ` + timeout},
+		{[]string{"enable", "demo", "--wait", "--timeout", "soon"}, `invalid argument "soon" for "--timeout" flag: ` + timeout},
 		{[]string{"enable", "demo", "--timeout", "5m"}, "--timeout applies only with --wait"},
-		{[]string{"enable", "demo", "--wait=maybe"}, `enable: invalid value "maybe" for --wait: want true or false`},
-		{[]string{"enable", "demo", "--wiat"}, "enable: flag provided but not defined: -wiat (enable takes --rematch, --timeout, --wait)"},
+		{[]string{"enable", "demo", "--wait=maybe"}, `invalid argument "maybe" for "--wait" flag: strconv.ParseBool: parsing "maybe": invalid syntax`},
+		{[]string{"enable", "demo", "--wiat"}, "unknown flag: --wiat"},
 		{[]string{"enable"}, "enable takes one event code or uuid, got 0 arguments"},
 		{[]string{"enable", "a", "b"}, "enable takes one event code or uuid, got 2 arguments"},
 		{[]string{"enable", ""}, "the event code or uuid must not be blank"},
@@ -68,19 +77,20 @@ func TestBadInputIsRefusedBeforeConnecting(t *testing.T) {
 		{[]string{"enable", "de\xffmo"}, `the event code or uuid "de\xffmo" contains a control character or invalid UTF-8`},
 		{[]string{"enable", long}, "the event code or uuid is too long: at most 200 characters, got 201"},
 		{[]string{"enable", "6f1c2e7a-1111-4222-8333-94445555666"}, `"6f1c2e7a-1111-4222-8333-94445555666" is not a valid event UUID`},
+		{[]string{"enable", "demo", "--output", "yaml"}, `invalid argument "yaml" for "-o, --output" flag: want text or json`},
 		// migrate
 		{[]string{"migrate", "now"}, `migrate takes no arguments, got "now"`},
-		{[]string{"migrate", "--create-database=perhaps"}, `migrate: invalid value "perhaps" for --create-database: want true or false`},
+		{[]string{"migrate", "--create-database=perhaps"}, `invalid argument "perhaps" for "--create-database" flag: strconv.ParseBool: parsing "perhaps": invalid syntax`},
 		// grant-worker
 		{[]string{"grant-worker"}, "grant-worker takes one role name, got 0 arguments"},
 		{[]string{"grant-worker", "a", "b"}, "grant-worker takes one role name, got 2 arguments"},
 		{[]string{"grant-worker", " \t"}, "the role name must not be blank"},
 		{[]string{"grant-worker", "w\x00rker"}, `the role name "w\x00rker" contains a control character or invalid UTF-8`},
 		{[]string{"grant-worker", strings.Repeat("w", 64)}, "the role name is too long: PostgreSQL names are at most 63 bytes, got 64"},
-		{[]string{"grant-worker", "worker", "--all"}, "grant-worker: flag provided but not defined: -all (grant-worker takes no flags)"},
+		{[]string{"grant-worker", "worker", "--all"}, "unknown flag: --all"},
 		// per-event commands
 		{[]string{"disable", ""}, "the event code or uuid must not be blank"},
-		{[]string{"disable", "demo", "--yes"}, "disable: flag provided but not defined: -yes (disable takes no flags)"},
+		{[]string{"disable", "demo", "--yes"}, "unknown flag: --yes"},
 		{[]string{"pause", ""}, "the event code or uuid must not be blank"},
 		{[]string{"pause", "demo", "--all"}, "pause takes an event or --all, not both"},
 		{[]string{"resume"}, "resume takes one event code or uuid, got 0 arguments"},
@@ -88,36 +98,41 @@ func TestBadInputIsRefusedBeforeConnecting(t *testing.T) {
 		{[]string{"clear-queue", "", "--yes"}, "the event code or uuid must not be blank"},
 		{[]string{"retry-quarantined"}, "retry-quarantined takes one event code or uuid, got 0 arguments"},
 		{[]string{"retry-quarantined", ""}, "the event code or uuid must not be blank"},
-		{[]string{"retry-quarantined", "demo", "--all"}, "retry-quarantined: flag provided but not defined: -all (retry-quarantined takes no flags)"},
+		{[]string{"retry-quarantined", "demo", "--all"}, "unknown flag: --all"},
 		{[]string{"retry-quarantined", "6f1c2e7a-1111-4222-8333-94445555666"}, `"6f1c2e7a-1111-4222-8333-94445555666" is not a valid event UUID`},
 		// status
 		{[]string{"status", "a", "b"}, "status takes at most one event code or uuid, got 2 arguments"},
 		{[]string{"status", ""}, "the event code or uuid must not be blank"},
-		{[]string{"status", "--json=x"}, `status: invalid value "x" for --json: want true or false`},
+		{[]string{"status", "--output", "yaml"}, `invalid argument "yaml" for "-o, --output" flag: want text or json`},
+		{[]string{"status", "--json"}, "unknown flag: --json"},
 		{[]string{"status", "6f1c2e7a-1111-4222-8333-94445555666"}, `"6f1c2e7a-1111-4222-8333-94445555666" is not a valid event UUID`},
+		// connection overrides
+		{[]string{"status", "--address", " "}, `invalid argument " " for "--address" flag: must not be empty or blank`},
+		{[]string{"--database-url=", "status"}, `invalid argument "" for "--database-url" flag: must not be empty or blank`},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
-			var out bytes.Buffer
-			err := run(context.Background(), c.args, &out)
-			if err == nil {
-				t.Fatalf("no error; stdout %q", out.String())
+			var stdout, stderr bytes.Buffer
+			code := execute(context.Background(), c.args, &stdout, &stderr)
+			if code != cli.ExitUsage {
+				t.Fatalf("exit %d, want %d; stderr %q", code, cli.ExitUsage, stderr.String())
 			}
-			if got := oneLine(err); got != c.want {
-				t.Fatalf("error\n  %q\nwant\n  %q", got, c.want)
+			first, rest, _ := strings.Cut(stderr.String(), "\n")
+			if want := "starter: " + c.want; first != want {
+				t.Fatalf("stderr's first line\n  %q\nwant\n  %q", first, want)
 			}
-			if strings.Contains(err.Error(), "\n") {
-				t.Errorf("error spans lines: %q", err.Error())
+			if want := "Usage:\n  starter " + c.args[0] + " "; c.args[0] != "--database-url=" && !strings.Contains(rest, want) {
+				t.Errorf("stderr does not go on with the usage of %s:\n%s", c.args[0], rest)
 			}
-			if out.Len() != 0 {
-				t.Errorf("stdout %q, want nothing", out.String())
+			if stdout.Len() != 0 {
+				t.Errorf("stdout %q, want nothing", stdout.String())
 			}
 		})
 	}
 }
 
 // TestGoodInputReachesTheConnection makes sure the checks pass what they
-// should: these fail only because nothing answers.
+// should: these fail only because nothing answers, as runtime failures.
 func TestGoodInputReachesTheConnection(t *testing.T) {
 	unreachable(t)
 	for _, args := range [][]string{
@@ -127,10 +142,10 @@ func TestGoodInputReachesTheConnection(t *testing.T) {
 		{"load-demo", "--code", "münchen_2025.v2"},
 		{"enable", "demo", "--wait", "--timeout", "24h"},
 		{"enable", "--wait", "--timeout", "1s", "6f1c2e7a-1111-4222-8333-944455556666"},
-		{"enable", "demo", "--rematch"},
+		{"enable", "demo", "--rematch", "-o", "json"},
 		{"retry-quarantined", "demo"},
 		{"status"},
-		{"status", "demo", "--json"},
+		{"status", "demo", "--output", "json"},
 		{"pause", "--all"},
 		{"clear-queue", "demo"},
 		{"grant-worker", "mm_worker"},
@@ -139,22 +154,36 @@ func TestGoodInputReachesTheConnection(t *testing.T) {
 		{"migrate"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
-			err := run(context.Background(), args, &bytes.Buffer{})
-			if err == nil || !strings.Contains(err.Error(), "unreachable") {
-				t.Fatalf("error %v, want the database or Temporal unreachable", err)
+			var stdout, stderr bytes.Buffer
+			code := execute(context.Background(), args, &stdout, &stderr)
+			if code != cli.ExitFailure || !strings.Contains(stderr.String(), "unreachable") {
+				t.Fatalf("exit %d, stderr %q; want 1 and the database or Temporal unreachable", code, stderr.String())
+			}
+			if lines := strings.Count(stderr.String(), "\n"); lines != 1 || stdout.Len() != 0 {
+				t.Errorf("want one line on stderr and nothing on stdout; stdout %q, stderr %q", stdout.String(), stderr.String())
 			}
 		})
 	}
 }
 
-func TestHelpFlagPrintsUsage(t *testing.T) {
-	for _, args := range [][]string{{"help"}, {"enable", "-h"}, {"status", "--help"}} {
-		var out bytes.Buffer
-		if err := run(context.Background(), args, &out); err != nil {
-			t.Fatalf("%v: %v", args, err)
+func TestHelpPrintsUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"help"}, "retry-quarantined Enqueue"},
+		{[]string{"--help"}, "retry-quarantined Enqueue"},
+		{[]string{"enable", "-h"}, "Usage:\n  starter enable <event> [flags]"},
+		{[]string{"status", "--help"}, "Usage:\n  starter status [event] [flags]"},
+		{[]string{"help", "retry-quarantined"}, "Usage:\n  starter retry-quarantined <event> [flags]"},
+		{[]string{"completion", "--help"}, "Usage:\n  starter completion [command]"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := execute(context.Background(), tc.args, &stdout, &stderr); code != 0 || stderr.Len() != 0 {
+			t.Fatalf("%v: exit %d, stderr %q", tc.args, code, stderr.String())
 		}
-		if !strings.Contains(out.String(), "retry-quarantined <event>") {
-			t.Errorf("%v: usage does not name retry-quarantined:\n%s", args, out.String())
+		if !strings.Contains(stdout.String(), tc.want) {
+			t.Errorf("%v: usage lacks %q:\n%s", tc.args, tc.want, stdout.String())
 		}
 	}
 }
@@ -262,14 +291,21 @@ func TestStatusShowsQuarantinedMembersAndLastError(t *testing.T) {
 }
 
 func TestStatusJSONHasQuarantined(t *testing.T) {
-	b, err := json.Marshal(statusRow{Code: "demo", Quarantined: 1, QuarantinedMembers: []quarantinedRow{{UserID: "u1", Reason: "r"}}})
+	b, err := json.Marshal(statusReport{Events: []statusRow{{Code: "demo", Quarantined: 1, QuarantinedMembers: []quarantinedRow{{UserID: "u1", Reason: "r"}}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
+	var report struct {
+		Temporal map[string]any   `json:"temporal"`
+		Events   []map[string]any `json:"events"`
 	}
+	if err := json.Unmarshal(b, &report); err != nil || len(report.Events) != 1 {
+		t.Fatalf("%v: %s", err, b)
+	}
+	if _, ok := report.Temporal["reachable"]; !ok {
+		t.Errorf("no temporal.reachable: %s", b)
+	}
+	m := report.Events[0]
 	if m["quarantined"] != float64(1) {
 		t.Errorf("quarantined = %v, want 1: %s", m["quarantined"], b)
 	}
@@ -310,19 +346,21 @@ func TestMigrateNeedsASession(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("DATABASE_URL", tc.url)
 			t.Setenv("DATABASE_LISTEN_URL", tc.listen)
-			err := run(context.Background(), []string{"migrate", "--create-database"}, &bytes.Buffer{})
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			var stderr bytes.Buffer
+			code := execute(context.Background(), []string{"migrate", "--create-database"}, &bytes.Buffer{}, &stderr)
+			if code != cli.ExitFailure || !strings.Contains(stderr.String(), tc.want) {
+				t.Fatalf("exit %d, stderr %q; want 1 and %q", code, stderr.String(), tc.want)
 			}
 		})
 	}
 }
 
 func TestVersion(t *testing.T) {
-	for _, arg := range []string{"--version", "version"} {
-		var out bytes.Buffer
-		if err := run(context.Background(), []string{arg}, &out); err != nil || !strings.HasPrefix(out.String(), "starter github.com/eventmatch/matchmaker ") {
-			t.Errorf("%s: err %v, printed %q", arg, err, out.String())
+	for _, args := range [][]string{{"--version"}, {"-v"}, {"version"}} {
+		var stdout, stderr bytes.Buffer
+		code := execute(context.Background(), args, &stdout, &stderr)
+		if code != 0 || stderr.Len() != 0 || !strings.HasPrefix(stdout.String(), "starter github.com/eventmatch/matchmaker ") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, stdout.String(), stderr.String())
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"os"
@@ -23,7 +24,6 @@ import (
 	"github.com/eventmatch/matchmaker/activities"
 	"github.com/eventmatch/matchmaker/config"
 	"github.com/eventmatch/matchmaker/insight"
-	"github.com/eventmatch/matchmaker/internal/buildinfo"
 	"github.com/eventmatch/matchmaker/internal/connect"
 	"github.com/eventmatch/matchmaker/internal/logging"
 	"github.com/eventmatch/matchmaker/internal/metrics"
@@ -37,30 +37,20 @@ import (
 const shardsAtOnce = 1
 
 func main() {
-	mode, stdout, stderr, code := commandLine(os.Args[1:])
-	if mode == modeExit {
-		fmt.Fprint(os.Stdout, stdout)
-		fmt.Fprint(os.Stderr, stderr)
-		os.Exit(code)
-	}
-	cfg, err := config.Load()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "worker:", err)
-		os.Exit(1)
-	}
-	if mode == modeHealthcheck {
-		os.Exit(healthcheck(cfg.MetricsAddr, healthcheckTimeout, os.Stdout, os.Stderr))
-	}
-	logger, err := logging.New(cfg.LogLevel, cfg.LogFormat, os.Stderr)
+	os.Exit(execute(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// runWorker is the worker's command: it runs until SIGINT or SIGTERM.
+func runWorker(cfg config.Config, stderr io.Writer) error {
+	logger, err := logging.New(cfg.LogLevel, cfg.LogFormat, stderr)
 	if err != nil { // config.Load has checked both already
-		fmt.Fprintln(os.Stderr, "worker:", err)
-		os.Exit(1)
+		return err
 	}
 	if err := run(cfg, logger); err != nil {
 		logger.Error("worker stopped", "error", err)
-		fmt.Fprintln(os.Stderr, "worker:", err)
-		os.Exit(1)
+		return err
 	}
+	return nil
 }
 
 func run(cfg config.Config, logger *slog.Logger) error {
@@ -373,64 +363,6 @@ func insightWriter(cfg config.Config, st *store.Store, logger *slog.Logger) (act
 // their retries; a crashed worker's rows come back after it.
 func leaseFor(cfg config.Config) time.Duration {
 	return 4*cfg.MaxRuntime() + time.Minute
-}
-
-// mode is what the command line asks for.
-type mode int
-
-const (
-	// modeExit: print the given output and exit with the given status.
-	modeExit mode = iota
-	// modeRun: run the worker.
-	modeRun
-	// modeHealthcheck: ask a running worker's /readyz and exit 0 or 1.
-	modeHealthcheck
-)
-
-// commandLine decides what the arguments ask for. Without any the worker
-// runs; `healthcheck` alone asks a running worker whether it is ready; a
-// request for help gets the usage on stdout and exit status 0; anything
-// else gets an error and the usage on stderr and 2.
-func commandLine(args []string) (m mode, stdout, stderr string, code int) {
-	const usage = `Usage: worker
-       worker healthcheck
-       worker --version
-
-Runs the matchmaking engine's Temporal worker, and the queue listener that
-wakes each event's workflow when its members change, until SIGINT or SIGTERM.
-On either it lets running batch steps finish for WORKER_STOP_TIMEOUT and
-gives the batches of those that cannot back to the queue.
-
-worker healthcheck asks the worker running with the same METRICS_ADDR for
-its /readyz and exits 0 when it is ready (database, Temporal and LISTEN all
-answer), 1 when it is not or cannot be reached: a container healthcheck
-for images without a shell or HTTP client.
-
-Its configuration comes from environment variables (DATABASE_URL,
-DATABASE_LISTEN_URL, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY,
-TEMPORAL_TLS_*, TEMPORAL_PROFILE, METRICS_ADDR, WORKER_STOP_TIMEOUT, ...),
-described in the Configuration table of README.md.
-`
-	if len(args) > 0 && args[0] == "healthcheck" {
-		if len(args) > 1 {
-			return modeExit, "", fmt.Sprintf("worker: healthcheck takes no arguments, got %q\n%s", args[1], usage), 2
-		}
-		return modeHealthcheck, "", "", 0
-	}
-	if len(args) == 1 && (args[0] == "--version" || args[0] == "version") {
-		return modeExit, buildinfo.String("worker") + "\n", "", 0
-	}
-	for _, a := range args {
-		switch a {
-		case "-h", "-help", "--help", "help":
-		default:
-			return modeExit, "", fmt.Sprintf("worker: unexpected argument %q\n%s", a, usage), 2
-		}
-	}
-	if len(args) > 0 {
-		return modeExit, usage, "", 0
-	}
-	return modeRun, "", "", 0
 }
 
 // shardPollerHorizon is how recently a worker must have polled the shard
