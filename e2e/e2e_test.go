@@ -247,30 +247,34 @@ func TestStarterErrorsAreOneLine(t *testing.T) {
 		name    string
 		environ []string
 		args    []string
+		code    int // exitFailure, or exitUsage: then the usage follows the line
 		want    string
 	}{
-		{"unknown event code", e.environ(), []string{"enable", "no-such-event"}, `no event with code or id "no-such-event"`},
-		{"unknown event uuid", e.environ(), []string{"enable", "6f1c2e7a-1111-4222-8333-944455556666"}, "no event with code or id"},
-		{"malformed uuid", e.environ(), []string{"enable", "6f1c2e7a-1111-4222-8333-94445555666"}, "is not a valid event UUID"},
-		{"no event given", e.environ(), []string{"enable"}, "enable takes one event code or uuid"},
-		{"unknown flag", e.environ(), []string{"enable", "known", "--wiat"}, "flag provided but not defined: -wiat"},
-		{"database unreachable", with("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=2"), []string{"enable", "known"}, "database unreachable at 127.0.0.1:1/x"},
-		{"temporal unreachable", with("TEMPORAL_ADDRESS", "127.0.0.1:1"), []string{"enable", "known"}, "Temporal unreachable at 127.0.0.1:1"},
-		{"bad setting", with("BATCH_SIZE", "many"), []string{"enable", "known"}, "BATCH_SIZE"},
-		{"bad duration", e.environ(), []string{"enable", "known", "--wait", "--timeout", "soon"}, "invalid value"},
+		{"unknown event code", e.environ(), []string{"enable", "no-such-event"}, exitFailure, `no event with code or id "no-such-event"`},
+		{"unknown event uuid", e.environ(), []string{"enable", "6f1c2e7a-1111-4222-8333-944455556666"}, exitFailure, "no event with code or id"},
+		{"malformed uuid", e.environ(), []string{"enable", "6f1c2e7a-1111-4222-8333-94445555666"}, exitUsage, "is not a valid event UUID"},
+		{"no event given", e.environ(), []string{"enable"}, exitUsage, "enable takes one event code or uuid"},
+		{"unknown flag", e.environ(), []string{"enable", "known", "--wiat"}, exitUsage, "unknown flag: --wiat"},
+		{"database unreachable", with("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=2"), []string{"enable", "known"}, exitFailure, "database unreachable at 127.0.0.1:1/x"},
+		{"temporal unreachable", with("TEMPORAL_ADDRESS", "127.0.0.1:1"), []string{"enable", "known"}, exitFailure, "Temporal unreachable at 127.0.0.1:1"},
+		{"bad setting", with("BATCH_SIZE", "many"), []string{"enable", "known"}, exitFailure, "BATCH_SIZE"},
+		{"bad duration", e.environ(), []string{"enable", "known", "--wait", "--timeout", "soon"}, exitUsage, `invalid argument "soon" for "--timeout" flag`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			out, errOut, code := runStarter(c.environ, c.args...)
-			if code == 0 {
-				t.Fatalf("exit 0, want non-zero; stdout %q", out)
+			if code != c.code {
+				t.Fatalf("exit %d, want %d; stdout %q, stderr %q", code, c.code, out, errOut)
 			}
-			lines := strings.Split(strings.TrimRight(errOut, "\n"), "\n")
-			if len(lines) != 1 || !strings.HasPrefix(lines[0], "starter: ") {
-				t.Fatalf("stderr is not one 'starter: ...' line:\n%s", errOut)
+			first, rest, _ := strings.Cut(strings.TrimRight(errOut, "\n"), "\n")
+			if !strings.HasPrefix(first, "starter: ") {
+				t.Fatalf("stderr does not start with a 'starter: ...' line:\n%s", errOut)
 			}
-			if !strings.Contains(errOut, c.want) {
-				t.Fatalf("stderr %q does not contain %q", errOut, c.want)
+			if c.code == exitFailure && rest != "" || c.code == exitUsage && !strings.Contains(rest, "Usage:\n  starter enable") {
+				t.Fatalf("stderr is not one line, or one line and the usage of enable for a usage error:\n%s", errOut)
+			}
+			if !strings.Contains(first, c.want) {
+				t.Fatalf("stderr %q does not contain %q", first, c.want)
 			}
 			if strings.Contains(errOut, "goroutine") || strings.Contains(errOut, "panic") {
 				t.Fatalf("stack trace on stderr: %s", errOut)

@@ -26,15 +26,39 @@ func (e *env) mustStarter(args ...string) string {
 	return out
 }
 
-// starterFails runs the starter and checks it fails with one line saying want.
-func (e *env) starterFails(want string, args ...string) {
+// The starter's exit codes: a runtime failure, a usage error.
+const (
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// starterFails runs the starter and checks it exits with wantCode and says
+// want on its first line of stderr: the only line for a runtime failure,
+// followed by the command's usage for a usage error.
+func (e *env) starterFails(wantCode int, want string, args ...string) {
 	e.t.Helper()
 	out, errOut, code := e.starter(args...)
-	lines := strings.Split(strings.TrimRight(errOut, "\n"), "\n")
-	if code == 0 || len(lines) != 1 || !strings.Contains(errOut, want) {
-		e.t.Fatalf("starter %s: exit %d, stderr %q, stdout %q; want a non-zero exit and one line containing %q",
-			strings.Join(args, " "), code, errOut, out, want)
+	first, rest, _ := strings.Cut(strings.TrimRight(errOut, "\n"), "\n")
+	ok := code == wantCode && strings.HasPrefix(first, "starter: ") && strings.Contains(first, want)
+	switch wantCode {
+	case exitFailure:
+		ok = ok && rest == ""
+	case exitUsage:
+		ok = ok && strings.Contains(rest, "Usage:")
 	}
+	if !ok {
+		e.t.Fatalf("starter %s: exit %d, stderr %q, stdout %q; want exit %d and a first line containing %q",
+			strings.Join(args, " "), code, errOut, out, wantCode, want)
+	}
+}
+
+// statusJSON is `starter status -o json`.
+type statusJSON struct {
+	Temporal struct {
+		Reachable bool   `json:"reachable"`
+		Error     string `json:"error"`
+	} `json:"temporal"`
+	Events []map[string]any `json:"events"`
 }
 
 // visible counts workflows that Temporal's visibility finds for query.
@@ -70,12 +94,12 @@ func TestOperatorCommands(t *testing.T) {
 	if out := e.mustStarter("status"); !strings.Contains(out, "ops ") || !strings.Contains(out, "ops2") || !strings.Contains(out, "idle") {
 		t.Errorf("status table lacks the events or their state:\n%s", out)
 	}
-	var rows []map[string]any
-	if err := json.Unmarshal([]byte(e.mustStarter("status", "ops", "--json")), &rows); err != nil || len(rows) != 1 {
-		t.Fatalf("status --json: %v %v", rows, err)
+	var status statusJSON
+	if err := json.Unmarshal([]byte(e.mustStarter("status", "ops", "-o", "json")), &status); err != nil || len(status.Events) != 1 || !status.Temporal.Reachable {
+		t.Fatalf("status -o json: %+v %v", status, err)
 	}
-	if rows[0]["code"] != "ops" || rows[0]["state"] != "idle" || rows[0]["users_matched"] != float64(40) || rows[0]["fallback_insights"] != float64(120) {
-		t.Errorf("status --json: %v", rows[0])
+	if row := status.Events[0]; row["code"] != "ops" || row["state"] != "idle" || row["users_matched"] != float64(40) || row["fallback_insights"] != float64(120) {
+		t.Errorf("status -o json: %v", row)
 	}
 
 	// pause: the update returns the new state; visibility shows it
@@ -97,7 +121,7 @@ func TestOperatorCommands(t *testing.T) {
 	}
 
 	// clear-queue asks for --yes, then says how many it removed
-	e.starterFails("run it again with --yes", "clear-queue", "ops")
+	e.starterFails(exitFailure, "run it again with --yes", "clear-queue", "ops")
 	if out := e.mustStarter("clear-queue", "ops", "--yes"); !strings.Contains(out, "removed 5 queued members of ops") {
 		t.Errorf("clear-queue printed %q", out)
 	}
@@ -147,8 +171,8 @@ func TestOperatorCommands(t *testing.T) {
 	if out := e.mustStarter("status", "ops"); !strings.Contains(out, "workflow completed") {
 		t.Errorf("status of a disabled event:\n%s", out)
 	}
-	e.starterFails("matchmaking is not enabled for ops", "rematch", "ops")
-	e.starterFails("is not running", "pause", "ops")
+	e.starterFails(exitFailure, "matchmaking is not enabled for ops", "rematch", "ops")
+	e.starterFails(exitFailure, "is not running", "pause", "ops")
 }
 
 // TestOperatorCommandsRejectBadInput: every control command answers bad
@@ -161,23 +185,32 @@ func TestOperatorCommandsRejectBadInput(t *testing.T) {
 		t.Run(cmd, func(t *testing.T) {
 			e := *e
 			e.t = t
-			e.starterFails(`no event with code or id "nope"`, cmd, "nope")
-			e.starterFails("is not a valid event UUID", cmd, "6f1c2e7a-1111-4222-8333-94445555666")
+			e.starterFails(exitFailure, `no event with code or id "nope"`, cmd, "nope")
+			e.starterFails(exitUsage, "is not a valid event UUID", cmd, "6f1c2e7a-1111-4222-8333-94445555666")
 			if cmd != "status" {
-				e.starterFails("takes", cmd)
+				e.starterFails(exitUsage, "takes", cmd)
 			}
 		})
 	}
-	e.starterFails("takes an event or --all, not both", "pause", "quiet", "--all")
-	e.starterFails("is not running", "pause", "quiet")
-	e.starterFails("is not running", "resume", "quiet")
-	e.starterFails("matchmaking is not enabled for quiet", "rematch", "quiet")
+	e.starterFails(exitUsage, "takes an event or --all, not both", "pause", "quiet", "--all")
+	e.starterFails(exitFailure, "is not running", "pause", "quiet")
+	e.starterFails(exitFailure, "is not running", "resume", "quiet")
+	e.starterFails(exitFailure, "matchmaking is not enabled for quiet", "rematch", "quiet")
+	e.starterFails(exitUsage, `unknown command "nosuch" for "starter"`, "nosuch")
+	e.starterFails(exitUsage, "want text or json", "status", "--output", "yaml")
 	bad := append(e.environ(), "TEMPORAL_ADDRESS=127.0.0.1:1")
-	if _, errOut, code := runStarter(bad, "pause", "--all"); code == 0 || !strings.Contains(errOut, "Temporal unreachable") {
+	if _, errOut, code := runStarter(bad, "pause", "--all"); code != exitFailure || !strings.Contains(errOut, "Temporal unreachable") {
 		t.Errorf("pause --all with Temporal down: exit %d, %q", code, errOut)
 	}
+	// status still answers from the database, and says Temporal did not.
+	out, errOut, code := runStarter(bad, "status", "quiet", "-o", "json")
+	var status statusJSON
+	if err := json.Unmarshal([]byte(out), &status); code != 0 || err != nil || status.Temporal.Reachable ||
+		!strings.Contains(status.Temporal.Error, "Temporal unreachable") || len(status.Events) != 0 {
+		t.Errorf("status with Temporal down: exit %d, %+v (%v), stderr %q", code, status, err, errOut)
+	}
 	bad = append(e.environ(), "DATABASE_URL=postgres://postgres@127.0.0.1:1/x?sslmode=disable")
-	if _, errOut, code := runStarter(bad, "status"); code == 0 || !strings.Contains(errOut, "database unreachable") {
+	if _, errOut, code := runStarter(bad, "status"); code != exitFailure || !strings.Contains(errOut, "database unreachable") {
 		t.Errorf("status with the database down: exit %d, %q", code, errOut)
 	}
 }

@@ -202,7 +202,7 @@ func quarantineReason(pool *pgxpool.Pool, eventID, userID string) (string, bool)
 // quarantinedOne finds "quarantined: 1" or "1 quarantined" on one line.
 var quarantinedOne = regexp.MustCompile(`(?i)quarantined[^\d\n]{0,20}\b1\b|\b1\b[^\d\n]{0,20}quarantined`)
 
-// statusSaysOneQuarantined reads `starter status <event>`, and its --json
+// statusSaysOneQuarantined reads `starter status <event>`, and its JSON
 // form when the text does not say it plainly (a column under a header).
 func statusSaysOneQuarantined(t *testing.T, e *env, event string) bool {
 	t.Helper()
@@ -210,9 +210,9 @@ func statusSaysOneQuarantined(t *testing.T, e *env, event string) bool {
 	if quarantinedOne.MatchString(out) {
 		return true
 	}
-	var rows []map[string]any
-	if err := json.Unmarshal([]byte(e.mustStarter("status", event, "--json")), &rows); err == nil && len(rows) == 1 {
-		for k, v := range rows[0] {
+	var status statusJSON
+	if err := json.Unmarshal([]byte(e.mustStarter("status", event, "-o", "json")), &status); err == nil && len(status.Events) == 1 {
+		for k, v := range status.Events[0] {
 			if strings.Contains(strings.ToLower(k), "quarantin") && v == float64(1) {
 				return true
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -214,8 +215,8 @@ func TestAPIKeyFront(t *testing.T) {
 	if strings.Contains(w.logs.String(), testAPIKey) {
 		t.Errorf("the worker logged the API key")
 	}
-	if out, errOut, _ := e.starter("status", "apikey", "--json"); strings.Contains(out+errOut, testAPIKey) {
-		t.Errorf("the starter printed the API key")
+	if out, errOut, code := e.starter("status", "apikey", "-o", "json"); code != 0 || strings.Contains(out+errOut, testAPIKey) {
+		t.Errorf("starter status exited %d, or printed the API key:\n%s%s", code, out, errOut)
 	}
 	nsClient, err := client.NewClientFromExistingWithContext(context.Background(), suite.temporal, client.Options{Namespace: ns})
 	if err != nil {
@@ -293,6 +294,13 @@ func TestAPIKeyFrontMissingSearchAttributes(t *testing.T) {
 	}
 	t.Logf("exit %d after %s: %s", code, took.Round(time.Millisecond), line)
 
-	// The starter stops the same way, before it changes anything.
-	e.starterFails("tcld namespace search-attributes add --namespace "+ns, "status")
+	// The starter stops the same way, before it changes anything; status
+	// shows what the database knows and says why Temporal could not help.
+	e.starterFails(exitFailure, "tcld namespace search-attributes add --namespace "+ns, "pause", "--all")
+	var status statusJSON
+	out, errOut, code := e.starter("status", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &status); code != 0 || err != nil || status.Temporal.Reachable ||
+		!strings.Contains(status.Temporal.Error, "tcld namespace search-attributes add --namespace "+ns) {
+		t.Errorf("status: exit %d, %+v (%v), stderr %q", code, status, err, errOut)
+	}
 }

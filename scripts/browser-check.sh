@@ -40,7 +40,7 @@ trap resume EXIT
 bin/starter pause "$code"
 
 # 3-5. Open the workflow page, screenshot it, check its text.
-event_id=$(bin/starter status "$code" --json | node -e \
-	'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s)[0].event_id))')
+event_id=$(bin/starter status "$code" --output json | node -e \
+	'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).events[0].event_id))')
 node scripts/browser/check-workflow-ui.mjs \
 	"$ui/namespaces/${TEMPORAL_NAMESPACE:-default}/workflows/matchmaking-$event_id" "$code" Paused "$screenshot" "$dump"
