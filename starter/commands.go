@@ -124,7 +124,6 @@ type enableOptions struct {
 	wait    bool
 	timeout time.Duration
 	rematch bool
-	output  *outputFormat
 }
 
 // eventJSON names an event in a command's JSON result.
@@ -162,7 +161,7 @@ func (r drainResult) writeText(w io.Writer) error {
 	return err
 }
 
-func (a *app) enable(ctx context.Context, ref string, o enableOptions) error {
+func (a *app) enable(ctx context.Context, ref string, o enableOptions, format outputFormat) error {
 	s, ev, err := a.openEvent(ctx, ref, true)
 	if err != nil {
 		return err
@@ -186,10 +185,10 @@ func (a *app) enable(ctx context.Context, ref string, o enableOptions) error {
 	res := enableResult{Event: eventJSON{ID: ev.ID, Code: ev.Code}, Queued: queued,
 		WorkflowID: workflows.WorkflowID(ev.ID), RunID: runID}
 	if !o.wait {
-		return a.print(*o.output, res)
+		return a.print(format, res)
 	}
 	// As text, say at once that matchmaking is on: the wait may be long.
-	if *o.output == outputText {
+	if format == outputText {
 		if err := res.writeText(a.stdout); err != nil {
 			return err
 		}
@@ -198,11 +197,11 @@ func (a *app) enable(ctx context.Context, ref string, o enableOptions) error {
 	if err != nil {
 		return err
 	}
-	if *o.output == outputText {
+	if format == outputText {
 		return drained.writeText(a.stdout)
 	}
 	res.Drained = &drained
-	return a.print(*o.output, res)
+	return a.print(format, res)
 }
 
 // The bounds of enable --timeout.

@@ -86,43 +86,47 @@ func newRootCommand(a *app) *cobra.Command {
 	return root
 }
 
+// withOutput gives cmd, a command that prints a result, --output, and runs
+// it with run.
+func withOutput(cmd *cobra.Command, run func(ctx context.Context, args []string, f outputFormat) error) *cobra.Command {
+	f := outputText
+	cmd.Flags().VarP(&f, "output", "o", "print the result as text or json (one JSON document on stdout)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error { return run(cmd.Context(), args, f) }
+	return cmd
+}
+
 func (a *app) migrateCommand() *cobra.Command {
 	var createDB bool
-	cmd := &cobra.Command{
+	cmd := withOutput(&cobra.Command{
 		Use:   "migrate",
 		Short: "Apply the schema over DATABASE_LISTEN_URL (default DATABASE_URL)",
 		Long: `Apply the schema over DATABASE_LISTEN_URL (default DATABASE_URL): a direct
 or session connection, as the role that will own the tables. Safe to run
 again and concurrently.`,
 		Args: noArguments(""),
-	}
-	out := addOutputFlag(cmd)
+	}, func(ctx context.Context, _ []string, f outputFormat) error {
+		return a.migrate(ctx, createDB, f)
+	})
 	cmd.Flags().BoolVar(&createDB, "create-database", false, "create the database named in the URL if it does not exist")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		return a.migrate(cmd.Context(), createDB, *out)
-	}
 	return cmd
 }
 
 func (a *app) grantWorkerCommand() *cobra.Command {
-	cmd := &cobra.Command{
+	return withOutput(&cobra.Command{
 		Use:   "grant-worker <role>",
 		Short: "Give an existing role exactly what the worker needs, and print what it may do",
 		Long: `Give an existing role exactly what the worker needs, and print what it may
 do afterwards. Run it as the role that migrated, over DATABASE_LISTEN_URL
 (default DATABASE_URL).`,
 		Args: oneRole,
-	}
-	out := addOutputFlag(cmd)
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		return a.grantWorker(cmd.Context(), args[0], *out)
-	}
-	return cmd
+	}, func(ctx context.Context, args []string, f outputFormat) error {
+		return a.grantWorker(ctx, args[0], f)
+	})
 }
 
 func (a *app) enableCommand() *cobra.Command {
 	var o enableOptions
-	cmd := &cobra.Command{
+	cmd := withOutput(&cobra.Command{
 		Use:   "enable <event>",
 		Short: "Turn matchmaking on and start or wake the event's workflow",
 		Long: `Turn matchmaking on for an event and start or wake its workflow.
@@ -138,107 +142,90 @@ is already enabled.`,
 			}
 			return nil
 		},
-	}
-	o.output = addOutputFlag(cmd)
+	}, func(ctx context.Context, args []string, f outputFormat) error {
+		return a.enable(ctx, args[0], o, f)
+	})
 	cmd.Flags().BoolVar(&o.wait, "wait", false, "show progress until the event's queue is drained")
 	cmd.Flags().Var(newDurationBetween(&o.timeout, 30*time.Minute, minWaitTimeout, maxWaitTimeout), "timeout",
 		"with --wait: give up after this long (1s to 24h)")
 	cmd.Flags().BoolVar(&o.rematch, "rematch", false, "re-enqueue every member even if the event is already enabled")
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		return a.enable(cmd.Context(), args[0], o)
-	}
 	return cmd
 }
 
 func (a *app) disableCommand() *cobra.Command {
-	cmd := &cobra.Command{
+	return withOutput(&cobra.Command{
 		Use:   "disable <event>",
 		Short: "Matchmaking off: the queue is dropped, the workflow finishes, matches are kept",
 		Args:  oneEvent,
-	}
-	out := addOutputFlag(cmd)
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		return a.disable(cmd.Context(), args[0], *out)
-	}
-	return cmd
+	}, func(ctx context.Context, args []string, f outputFormat) error {
+		return a.disable(ctx, args[0], f)
+	})
 }
 
 func (a *app) pauseResumeCommand(name, update, short string) *cobra.Command {
 	var all bool
-	cmd := &cobra.Command{
+	cmd := withOutput(&cobra.Command{
 		Use:   name + " <event> | --all",
 		Short: short,
 		Args:  eventOrAll(&all),
-	}
-	out := addOutputFlag(cmd)
+	}, func(ctx context.Context, args []string, f outputFormat) error {
+		return a.pauseResume(ctx, update, eventArg(args), f)
+	})
 	cmd.Flags().BoolVar(&all, "all", false, "every running matchmaking workflow of the task queue")
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		return a.pauseResume(cmd.Context(), update, eventArg(args), *out)
-	}
 	return cmd
 }
 
 func (a *app) rematchCommand() *cobra.Command {
 	var all bool
-	cmd := &cobra.Command{
+	cmd := withOutput(&cobra.Command{
 		Use:   "rematch <event> | --all",
 		Short: "Re-match every member (enabled events only)",
 		Args:  eventOrAll(&all),
-	}
-	out := addOutputFlag(cmd)
+	}, func(ctx context.Context, args []string, f outputFormat) error {
+		return a.rematch(ctx, eventArg(args), f)
+	})
 	cmd.Flags().BoolVar(&all, "all", false, "every event with matchmaking enabled")
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		return a.rematch(cmd.Context(), eventArg(args), *out)
-	}
 	return cmd
 }
 
 func (a *app) retryQuarantinedCommand() *cobra.Command {
-	cmd := &cobra.Command{
+	return withOutput(&cobra.Command{
 		Use:   "retry-quarantined <event>",
 		Short: "Enqueue the event's quarantined members again and wake its workflow",
 		Args:  oneEvent,
-	}
-	out := addOutputFlag(cmd)
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		return a.retryQuarantined(cmd.Context(), args[0], *out)
-	}
-	return cmd
+	}, func(ctx context.Context, args []string, f outputFormat) error {
+		return a.retryQuarantined(ctx, args[0], f)
+	})
 }
 
 func (a *app) clearQueueCommand() *cobra.Command {
 	var yes bool
-	cmd := &cobra.Command{
+	cmd := withOutput(&cobra.Command{
 		Use:   "clear-queue <event> --yes",
 		Short: "Remove every queued member of the event",
 		Args:  oneEvent,
-	}
-	out := addOutputFlag(cmd)
+	}, func(ctx context.Context, args []string, f outputFormat) error {
+		return a.clearQueue(ctx, args[0], yes, f)
+	})
 	cmd.Flags().BoolVar(&yes, "yes", false, "really remove every queued member")
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		return a.clearQueue(cmd.Context(), args[0], yes, *out)
-	}
 	return cmd
 }
 
 func (a *app) statusCommand() *cobra.Command {
-	cmd := &cobra.Command{
+	return withOutput(&cobra.Command{
 		Use:   "status [event]",
 		Short: "Queue, progress, errors, quarantined members and insights per event",
 		Long: `Queue, progress, errors, quarantined members and insights per event: every
 event with matchmaking enabled or a queue, or the one named (with its
 quarantined members).
 
-When Temporal cannot be reached within a few seconds, status shows what the
+When Temporal does not answer within a few seconds, status shows what the
 database knows, says so (a line on stderr; "temporal": {"reachable": false}
 in JSON) and still exits 0.`,
 		Args: atMostOneEvent,
-	}
-	out := addOutputFlag(cmd)
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		return a.status(cmd.Context(), eventArg(args), *out)
-	}
-	return cmd
+	}, func(ctx context.Context, args []string, f outputFormat) error {
+		return a.status(ctx, eventArg(args), f)
+	})
 }
 
 func (a *app) loadDemoCommand() *cobra.Command {
@@ -247,7 +234,7 @@ func (a *app) loadDemoCommand() *cobra.Command {
 		members int
 		seed    int64
 	)
-	cmd := &cobra.Command{
+	cmd := withOutput(&cobra.Command{
 		Use:   "load-demo",
 		Short: "Create the demo event with synthetic attendees",
 		Long: `Create the demo event with synthetic attendees. --code is at most 64
@@ -260,29 +247,25 @@ letters, digits, '-', '_' or '.', and not UUID-shaped; --members is 1 to
 			}
 			return nil
 		},
-	}
-	out := addOutputFlag(cmd)
+	}, func(ctx context.Context, _ []string, f outputFormat) error {
+		return a.loadDemo(ctx, code, members, seed, f)
+	})
 	cmd.Flags().StringVar(&code, "code", "demo", "event code")
 	cmd.Flags().Var(newIntBetween(&members, 300, 1, 1_000_000), "members", "number of synthetic attendees (1 to 1000000)")
 	cmd.Flags().Int64Var(&seed, "seed", 1, "generator seed")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		return a.loadDemo(cmd.Context(), code, members, seed, *out)
-	}
 	return cmd
 }
 
 func (a *app) matchesCommand() *cobra.Command {
 	var members int
-	cmd := &cobra.Command{
+	cmd := withOutput(&cobra.Command{
 		Use:   "matches <event>",
 		Short: "Print some members' matches with their insights",
 		Args:  oneEvent,
-	}
-	out := addOutputFlag(cmd)
+	}, func(ctx context.Context, args []string, f outputFormat) error {
+		return a.matches(ctx, args[0], members, f)
+	})
 	cmd.Flags().Var(newIntBetween(&members, 5, 1, 1000), "members", "how many members' lists to show (1 to 1000)")
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		return a.matches(cmd.Context(), args[0], members, *out)
-	}
 	return cmd
 }
 

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-
-	"github.com/spf13/cobra"
 )
 
 // outputFormat is --output: text for people, json for scripts.
@@ -26,13 +24,6 @@ func (f *outputFormat) Set(s string) error {
 		return nil
 	}
 	return errors.New("want text or json")
-}
-
-// addOutputFlag gives a command that prints a result --output (-o).
-func addOutputFlag(cmd *cobra.Command) *outputFormat {
-	f := outputText
-	cmd.Flags().VarP(&f, "output", "o", "print the result as text or json (one JSON document on stdout)")
-	return &f
 }
 
 // result is what a command prints on stdout: as text by writeText, or as
