@@ -206,7 +206,9 @@ func TestOperatorCommandsRejectBadInput(t *testing.T) {
 	out, errOut, code := runStarter(bad, "status", "quiet", "-o", "json")
 	var status statusJSON
 	if err := json.Unmarshal([]byte(out), &status); code != 0 || err != nil || status.Temporal.Reachable ||
-		!strings.Contains(status.Temporal.Error, "Temporal unreachable") || len(status.Events) != 0 {
+		!strings.Contains(status.Temporal.Error, "Temporal unreachable") || len(status.Events) != 1 ||
+		status.Events[0]["code"] != "quiet" || status.Events[0]["members"] != float64(3) ||
+		status.Events[0]["state"] != "unknown (Temporal unreachable)" {
 		t.Errorf("status with Temporal down: exit %d, %+v (%v), stderr %q", code, status, err, errOut)
 	}
 	bad = append(e.environ(), "DATABASE_URL=postgres://postgres@127.0.0.1:1/x?sslmode=disable")
