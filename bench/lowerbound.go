@@ -32,11 +32,7 @@ func (l lowerBound) total() time.Duration { return l.kernel + l.copyTime }
 func measureLowerBound(ctx context.Context, conn *pgx.Conn, eventID string, spec runSpec, topN int) (lowerBound, error) {
 	n := spec.members
 	gen := demodata.Generate(spec.seed, n)
-	profiles := make([]matching.Profile, n)
-	for i, m := range gen {
-		profiles[i] = demodata.ToProfile(m)
-	}
-	pool := matching.NewPool(profiles)
+	pool := matching.NewPool(gen)
 
 	runtime.GC()
 	start := time.Now()

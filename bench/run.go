@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/demodata"
 )
 
@@ -294,7 +295,7 @@ func progressOf(conn *pgx.Conn, eventID string, members int) string {
 // newcomers inserts members one at a time into the matched event, as the
 // web app does, and times each from its INSERT's commit to its matches
 // being persisted; the next one goes in once the queue is empty again.
-func (b *bench) newcomers(ctx context.Context, conn *pgx.Conn, eventID string, members []demodata.Member, worker *process) ([]time.Duration, error) {
+func (b *bench) newcomers(ctx context.Context, conn *pgx.Conn, eventID string, members []attendee.Profile, worker *process) ([]time.Duration, error) {
 	var latencies []time.Duration
 	for k, m := range members {
 		tx, err := conn.Begin(ctx)

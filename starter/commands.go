@@ -243,7 +243,7 @@ func cmdLoadDemo(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	inserted, err := st.InsertMembers(ctx, ev.ID, demodata.StoreMembers(demodata.Generate(*seed, *members)))
+	inserted, err := st.InsertMembers(ctx, ev.ID, demodata.Generate(*seed, *members))
 	if err != nil {
 		return err
 	}
