@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/eventmatch/matchmaker/config"
+	"github.com/eventmatch/matchmaker/internal/fakeopenai"
+	"github.com/eventmatch/matchmaker/internal/testenv"
 )
 
 // eventCode is the code of the one event each run database holds.
@@ -65,12 +67,12 @@ func run(ctx context.Context, opts options) error {
 	}
 
 	progress("starting the Temporal dev server")
-	temporal, address, err := b.startTemporal(ctx)
+	temporal, err := b.startTemporal(ctx)
 	if err != nil {
 		return err
 	}
-	defer temporal.stop()
-	b.temporalAddress = address
+	defer func() { _ = temporal.Stop() }()
+	b.temporalAddress = temporal.FrontendHostPort()
 
 	largest := slices.Max(opts.sizes)
 	for _, n := range opts.sizes {
@@ -101,13 +103,15 @@ func run(ctx context.Context, opts options) error {
 
 	if opts.ai {
 		progress(fmt.Sprintf("starting the fake model server (%s per call)", aiLatency))
-		fake, url, err := b.startFakeModel(ctx)
+		fake, err := fakeopenai.Listen("127.0.0.1:0", func(call int, req fakeopenai.Request) fakeopenai.Response {
+			return fakeopenai.Echo(call, req).After(aiLatency)
+		})
 		if err != nil {
-			return err
+			return fmt.Errorf("start the fake model server: %w", err)
 		}
-		defer fake.stop()
+		defer fake.Close()
 		for r := 1; r <= opts.runs; r++ {
-			res, err := b.measureRun(ctx, runSpec{members: aiMembers, seed: int64(r), run: r, aiBaseURL: url})
+			res, err := b.measureRun(ctx, runSpec{members: aiMembers, seed: int64(r), run: r, aiBaseURL: fake.URL()})
 			if err != nil {
 				return err
 			}
@@ -183,27 +187,12 @@ func (b *bench) runEnv(databaseURL, taskQueue string, extra ...string) []string 
 	return append(env, extra...)
 }
 
-// databaseURL is the admin URL pointed at another database.
-func (b *bench) databaseURL(name string) string {
-	u := fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", b.admin.User, b.admin.Host, b.admin.Port, name)
-	if b.admin.Password != "" {
-		u = fmt.Sprintf("postgres://%s:%s@%s:%d/%s?sslmode=disable", b.admin.User, b.admin.Password, b.admin.Host, b.admin.Port, name)
-	}
-	return u
-}
-
 // dropDatabase drops a run's database, even when the bench is being
 // interrupted.
 func (b *bench) dropDatabase(name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.ConnectConfig(ctx, b.admin)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "bench: drop database %s: %v\n", name, err)
-		return
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-		fmt.Fprintf(os.Stderr, "bench: drop database %s: %v\n", name, err)
+	if err := testenv.DropDatabase(ctx, b.admin, name); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
 	}
 }

@@ -3,11 +3,13 @@
 // <!-- bench:begin --> and <!-- bench:end --> markers; the rest of the file
 // is left as written by hand).
 //
-// It runs the real thing: the local PostgreSQL, a Temporal dev server it
-// starts on free ports, and the real bin/worker and bin/starter processes.
-// Every run gets a fresh database, a fresh generated event and a fresh
-// worker; the clock starts when `starter enable` is launched and stops when
-// the bench's own 20 ms poll sees every member matched and the queue empty.
+// It runs the real thing: the local PostgreSQL, the Temporal dev server of
+// bin/temporal (started with the SDK's testsuite.StartDevServer on a free
+// port), and the real bin/worker and bin/starter processes. Every run gets
+// a fresh database (internal/testenv creates and migrates it), a fresh
+// generated event and a fresh worker; the clock starts when `starter
+// enable` is launched and stops when the bench's own 20 ms poll sees every
+// member matched and the queue empty.
 //
 //	make bench                                  # the default run (see defaultSizes)
 //	BENCH_SIZES=500,2000,10000 BENCH_AI=1 make bench   # the full run
@@ -183,7 +185,7 @@ func command() string {
 	if os.Getenv("MAKELEVEL") != "" {
 		parts = append(parts, "make bench")
 	} else {
-		parts = append(parts, "go run ./bench")
+		parts = append(parts, "go run ./internal/bench")
 		parts = append(parts, os.Args[1:]...)
 	}
 	return strings.Join(parts, " ")
