@@ -39,7 +39,7 @@ type bench struct {
 	runs            int // databases created so far, for unique names
 }
 
-func (b *bench) bin(name string) string { return filepath.Join(b.opts.binDir, name) }
+func (b *bench) bin(name string) string { return filepath.Join(b.opts.BinDir, name) }
 
 func run(ctx context.Context, opts options) error {
 	began := time.Now()
@@ -49,7 +49,7 @@ func run(ctx context.Context, opts options) error {
 	}
 	ok := false
 	defer func() {
-		if ok && !opts.keepLogs {
+		if ok && !opts.KeepLogs {
 			os.RemoveAll(b.workDir)
 		} else {
 			fmt.Fprintln(os.Stderr, "bench: logs kept in", b.workDir)
@@ -62,7 +62,7 @@ func run(ctx context.Context, opts options) error {
 		return err
 	}
 	progress("scoring kernel: go test -run '^$' -bench . -benchmem ./matching/")
-	if rep.kernel, err = runKernelBenchmarks(ctx, opts.goCmd); err != nil {
+	if rep.kernel, err = runKernelBenchmarks(ctx, opts.GoCmd); err != nil {
 		return err
 	}
 
@@ -74,12 +74,12 @@ func run(ctx context.Context, opts options) error {
 	defer func() { _ = temporal.Stop() }()
 	b.temporalAddress = temporal.FrontendHostPort()
 
-	largest := slices.Max(opts.sizes)
-	for _, n := range opts.sizes {
-		for r := 1; r <= opts.runs; r++ {
+	largest := slices.Max(opts.Sizes)
+	for _, n := range opts.Sizes {
+		for r := 1; r <= opts.Runs; r++ {
 			spec := runSpec{members: n, seed: int64(r), run: r}
-			if n == largest && r == opts.runs {
-				spec.newcomers = opts.newcomers
+			if n == largest && r == opts.Runs {
+				spec.newcomers = opts.Newcomers
 			}
 			res, err := b.measureRun(ctx, spec)
 			if err != nil {
@@ -89,10 +89,10 @@ func run(ctx context.Context, opts options) error {
 		}
 	}
 
-	if opts.scaleOut > 0 {
-		for r := 1; r <= opts.runs; r++ {
+	if opts.ScaleOut > 0 {
+		for r := 1; r <= opts.Runs; r++ {
 			for _, workers := range []int{1, 2} {
-				res, err := b.measureRun(ctx, runSpec{members: opts.scaleOut, seed: int64(r), run: r, workers: workers, oneCore: true})
+				res, err := b.measureRun(ctx, runSpec{members: opts.ScaleOut, seed: int64(r), run: r, workers: workers, oneCore: true})
 				if err != nil {
 					return err
 				}
@@ -101,7 +101,7 @@ func run(ctx context.Context, opts options) error {
 		}
 	}
 
-	if opts.ai {
+	if opts.AI {
 		progress(fmt.Sprintf("starting the fake model server (%s per call)", aiLatency))
 		fake, err := fakeopenai.Listen("127.0.0.1:0", func(call int, req fakeopenai.Request) fakeopenai.Response {
 			return fakeopenai.Echo(call, req).After(aiLatency)
@@ -110,7 +110,7 @@ func run(ctx context.Context, opts options) error {
 			return fmt.Errorf("start the fake model server: %w", err)
 		}
 		defer fake.Close()
-		for r := 1; r <= opts.runs; r++ {
+		for r := 1; r <= opts.Runs; r++ {
 			res, err := b.measureRun(ctx, runSpec{members: aiMembers, seed: int64(r), run: r, aiBaseURL: fake.URL()})
 			if err != nil {
 				return err
@@ -123,11 +123,11 @@ func run(ctx context.Context, opts options) error {
 	generated := rep.markdown()
 	fmt.Println()
 	fmt.Println(generated)
-	if opts.doc != "-" {
-		if err := writeDoc(opts.doc, generated); err != nil {
+	if opts.Doc != "-" {
+		if err := writeDoc(opts.Doc, generated); err != nil {
 			return err
 		}
-		progress("wrote " + opts.doc)
+		progress("wrote " + opts.Doc)
 	}
 	ok = true
 	return nil
@@ -135,11 +135,11 @@ func run(ctx context.Context, opts options) error {
 
 func newBench(ctx context.Context, opts options) (*bench, error) {
 	for _, name := range []string{"worker", "starter", "temporal"} {
-		if _, err := os.Stat(filepath.Join(opts.binDir, name)); err != nil {
-			return nil, fmt.Errorf("%s/%s is missing: run `make build temporal-cli` (make bench does)", opts.binDir, name)
+		if _, err := os.Stat(filepath.Join(opts.BinDir, name)); err != nil {
+			return nil, fmt.Errorf("%s/%s is missing: run `make build temporal-cli` (make bench does)", opts.BinDir, name)
 		}
 	}
-	admin, err := pgx.ParseConfig(opts.adminURL)
+	admin, err := pgx.ParseConfig(opts.AdminURL)
 	if err != nil {
 		return nil, fmt.Errorf("BENCH_DATABASE_URL: %w", err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -110,5 +111,29 @@ func TestVmHWMOfThisProcess(t *testing.T) {
 	got, err := vmHWM(os.Getpid())
 	if err != nil || got < 1<<20 {
 		t.Errorf("vmHWM of the test process = %d, %v; want at least a megabyte", got, err)
+	}
+}
+
+func TestParseOptions(t *testing.T) {
+	for _, name := range []string{"BENCH_SIZES", "BENCH_RUNS", "BENCH_AI", "BENCH_NEWCOMERS", "BENCH_SCALEOUT", "BENCH_TIMEOUT"} {
+		t.Setenv(name, "")
+	}
+	o, err := parseOptions()
+	if err != nil || !slices.Equal(o.Sizes, sizesOf(defaultSizes)) || o.Runs != defaultRuns || o.AI != defaultAI || o.ScaleOut != defaultScaleOut {
+		t.Fatalf("defaults: %+v, %v", o, err)
+	}
+	t.Setenv("BENCH_SIZES", "2000,500,2000")
+	t.Setenv("BENCH_AI", "0")
+	t.Setenv("BENCH_SCALEOUT", "0")
+	if o, err = parseOptions(); err != nil || !slices.Equal(o.Sizes, []int{500, 2000}) || o.AI || o.ScaleOut != 0 {
+		t.Errorf("BENCH_SIZES=2000,500,2000 BENCH_AI=0 BENCH_SCALEOUT=0: %+v, %v", o, err)
+	}
+	for name, bad := range map[string]string{"BENCH_SIZES": "500,5", "BENCH_RUNS": "0", "BENCH_AI": "maybe", "BENCH_TIMEOUT": "-1s"} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv(name, bad)
+			if _, err := parseOptions(); err == nil {
+				t.Errorf("%s=%s accepted", name, bad)
+			}
+		})
 	}
 }

@@ -18,15 +18,15 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/caarlos0/env/v10"
 )
 
 // defaultAI is whether the default run has the AI row; a variable, so that
@@ -58,24 +58,24 @@ const (
 	aiRequestsPerMinute = 6000
 )
 
-// options are the bench's settings, from flags whose defaults come from the
-// BENCH_* environment variables.
+// options are the bench's settings, from the environment; a variable left
+// unset keeps the default above.
 type options struct {
-	sizes      []int
-	runs       int
-	ai         bool
-	newcomers  int
-	scaleOut   int
-	runTimeout time.Duration
-	adminURL   string
-	doc        string
-	binDir     string
-	goCmd      string
-	keepLogs   bool
+	Sizes      []int         `env:"BENCH_SIZES"`        // comma-separated event sizes
+	Runs       int           `env:"BENCH_RUNS"`         // runs per size; the report quotes medians
+	AI         bool          `env:"BENCH_AI"`           // also run the AI row: 500 members, fake model at 300 ms
+	Newcomers  int           `env:"BENCH_NEWCOMERS"`    // newcomers inserted one at a time into the largest event
+	ScaleOut   int           `env:"BENCH_SCALEOUT"`     // members of the scale-out rows (one worker vs two, one core each); 0 skips them
+	RunTimeout time.Duration `env:"BENCH_TIMEOUT"`      // a run not fully matched after this long fails the bench
+	AdminURL   string        `env:"BENCH_DATABASE_URL"` // PostgreSQL server to create the run databases on
+	Doc        string        `env:"BENCH_DOC"`          // file to write the report into; - for none
+	KeepLogs   bool          `env:"BENCH_KEEP_LOGS"`    // keep the processes' logs even when the bench succeeds
+	BinDir     string        `env:"BENCH_BIN"`          // directory holding worker, starter and temporal
+	GoCmd      string        `env:"GO"`
 }
 
 func main() {
-	opts, err := parseOptions(os.Args[1:])
+	opts, err := parseOptions()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
@@ -92,92 +92,38 @@ func main() {
 	}
 }
 
-func parseOptions(args []string) (options, error) {
-	var env envReader
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	sizes := fs.String("sizes", env.str("BENCH_SIZES", defaultSizes), "comma-separated event sizes (BENCH_SIZES)")
-	runs := fs.Int("runs", env.int("BENCH_RUNS", defaultRuns), "runs per size; the report quotes medians (BENCH_RUNS)")
-	ai := fs.Bool("ai", env.bool("BENCH_AI", defaultAI), "also run the AI row: 500 members, fake model at 300 ms (BENCH_AI)")
-	newcomers := fs.Int("newcomers", env.int("BENCH_NEWCOMERS", defaultNewcomers), "newcomers inserted one at a time into the largest event (BENCH_NEWCOMERS)")
-	scaleOut := fs.Int("scale-out", env.int("BENCH_SCALEOUT", defaultScaleOut), "members of the scale-out rows (one worker vs two, one core each); 0 skips them (BENCH_SCALEOUT)")
-	timeout := fs.Duration("timeout", env.duration("BENCH_TIMEOUT", defaultTimeout), "a run not fully matched after this long fails the bench (BENCH_TIMEOUT)")
-	adminURL := fs.String("db", env.str("BENCH_DATABASE_URL", defaultAdminURL), "PostgreSQL server to create the run databases on (BENCH_DATABASE_URL)")
-	doc := fs.String("doc", env.str("BENCH_DOC", defaultDoc), "file to write the report into; - for none (BENCH_DOC)")
-	binDir := fs.String("bin", "bin", "directory holding worker, starter and temporal")
-	keepLogs := fs.Bool("keep-logs", env.bool("BENCH_KEEP_LOGS", false), "keep the processes' logs even when the bench succeeds (BENCH_KEEP_LOGS)")
-	if env.err != nil {
-		return options{}, env.err
-	}
-	if err := fs.Parse(args); err != nil {
+func parseOptions() (options, error) {
+	o := options{Sizes: sizesOf(defaultSizes), Runs: defaultRuns, AI: defaultAI, Newcomers: defaultNewcomers,
+		ScaleOut: defaultScaleOut, RunTimeout: defaultTimeout, AdminURL: defaultAdminURL, Doc: defaultDoc,
+		BinDir: "bin", GoCmd: "go"}
+	if err := env.Parse(&o); err != nil {
 		return options{}, err
 	}
-	o := options{runs: *runs, ai: *ai, newcomers: *newcomers, scaleOut: *scaleOut, runTimeout: *timeout,
-		adminURL: *adminURL, doc: *doc, binDir: *binDir, goCmd: env.str("GO", "go"), keepLogs: *keepLogs}
-	for _, f := range strings.Split(*sizes, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(strings.ReplaceAll(f, "_", "")))
-		if err != nil || n < minMembers {
-			return options{}, fmt.Errorf("BENCH_SIZES: %q is not a member count of at least %d", f, minMembers)
-		}
-		if !slices.Contains(o.sizes, n) {
-			o.sizes = append(o.sizes, n)
+	for _, n := range o.Sizes {
+		if n < minMembers {
+			return options{}, fmt.Errorf("BENCH_SIZES: %d is not a member count of at least %d", n, minMembers)
 		}
 	}
-	slices.Sort(o.sizes)
+	slices.Sort(o.Sizes)
+	o.Sizes = slices.Compact(o.Sizes)
 	switch {
-	case o.runs < 1:
-		return options{}, fmt.Errorf("BENCH_RUNS must be at least 1, got %d", o.runs)
-	case o.newcomers < 0:
-		return options{}, fmt.Errorf("BENCH_NEWCOMERS must not be negative, got %d", o.newcomers)
-	case o.scaleOut != 0 && o.scaleOut < minMembers:
-		return options{}, fmt.Errorf("BENCH_SCALEOUT must be 0 or at least %d members, got %d", minMembers, o.scaleOut)
-	case o.runTimeout <= 0:
-		return options{}, fmt.Errorf("BENCH_TIMEOUT must be positive, got %s", o.runTimeout)
+	case o.Runs < 1:
+		return options{}, fmt.Errorf("BENCH_RUNS must be at least 1, got %d", o.Runs)
+	case o.Newcomers < 0:
+		return options{}, fmt.Errorf("BENCH_NEWCOMERS must not be negative, got %d", o.Newcomers)
+	case o.ScaleOut != 0 && o.ScaleOut < minMembers:
+		return options{}, fmt.Errorf("BENCH_SCALEOUT must be 0 or at least %d members, got %d", minMembers, o.ScaleOut)
+	case o.RunTimeout <= 0:
+		return options{}, fmt.Errorf("BENCH_TIMEOUT must be positive, got %s", o.RunTimeout)
 	}
 	return o, nil
-}
-
-// envReader reads BENCH_* variables, remembering the first bad value.
-type envReader struct{ err error }
-
-func (e *envReader) str(name, fallback string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return fallback
-}
-
-func (e *envReader) int(name string, fallback int) int {
-	return envParse(e, name, fallback, strconv.Atoi)
-}
-
-func (e *envReader) bool(name string, fallback bool) bool {
-	return envParse(e, name, fallback, strconv.ParseBool)
-}
-
-func (e *envReader) duration(name string, fallback time.Duration) time.Duration {
-	return envParse(e, name, fallback, time.ParseDuration)
-}
-
-func envParse[T any](e *envReader, name string, fallback T, parse func(string) (T, error)) T {
-	v := os.Getenv(name)
-	if v == "" {
-		return fallback
-	}
-	parsed, err := parse(v)
-	if err != nil {
-		if e.err == nil {
-			e.err = fmt.Errorf("%s: %q is not valid", name, v)
-		}
-		return fallback
-	}
-	return parsed
 }
 
 // command is how this bench was invoked, for the report: the BENCH_*
 // variables set in the environment and `make bench` when make ran it.
 func command() string {
 	var parts []string
-	for _, name := range []string{"BENCH_SIZES", "BENCH_RUNS", "BENCH_AI", "BENCH_NEWCOMERS", "BENCH_TIMEOUT", "BENCH_DATABASE_URL"} {
+	for _, name := range []string{"BENCH_SIZES", "BENCH_RUNS", "BENCH_AI", "BENCH_NEWCOMERS", "BENCH_SCALEOUT", "BENCH_TIMEOUT", "BENCH_DATABASE_URL"} {
 		if v := os.Getenv(name); v != "" {
 			parts = append(parts, name+"="+v)
 		}
@@ -186,7 +132,6 @@ func command() string {
 		parts = append(parts, "make bench")
 	} else {
 		parts = append(parts, "go run ./internal/bench")
-		parts = append(parts, os.Args[1:]...)
 	}
 	return strings.Join(parts, " ")
 }

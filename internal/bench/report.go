@@ -81,8 +81,8 @@ func summarize(runs []runResult) []sizeSummary {
 
 // isDefault: the run measured what a plain `make bench` measures.
 func (r *report) isDefault() bool {
-	return slices.Equal(r.opts.sizes, sizesOf(defaultSizes)) && r.opts.runs == defaultRuns &&
-		r.opts.ai == defaultAI && r.opts.newcomers == defaultNewcomers
+	return slices.Equal(r.opts.Sizes, sizesOf(defaultSizes)) && r.opts.Runs == defaultRuns &&
+		r.opts.AI == defaultAI && r.opts.Newcomers == defaultNewcomers
 }
 
 func (r *report) find(members int) (sizeSummary, bool) {
@@ -132,7 +132,7 @@ func (r *report) markdown() string {
 	w("| commit | %s |\n", m.commit)
 	w("| date | %s |\n", m.date.Format(time.RFC3339))
 	w("| engine settings | %s |\n", r.engineSettings())
-	w("| runs | %s members, %s each (seeds 1…%d of `demodata.Generate`)%s |\n", joinInts(r.opts.sizes), plural(r.opts.runs, "run", "runs"), r.opts.runs,
+	w("| runs | %s members, %s each (seeds 1…%d of `demodata.Generate`)%s |\n", joinInts(r.opts.Sizes), plural(r.opts.Runs, "run", "runs"), r.opts.Runs,
 		onOff(len(r.aiRuns) > 0, fmt.Sprintf("; AI row: %d members, %s", aiMembers, plural(len(r.aiRuns), "run", "runs")), "; no AI row"))
 	w("| bench took | %s |\n\n", roundDuration(r.elapsed))
 

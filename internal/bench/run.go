@@ -217,7 +217,7 @@ func phaseBetween(before, after metrics) phase {
 // every member has matches and the event's queue is empty. wall runs from
 // launching the starter to the poll that saw it done.
 func (b *bench) enableAndWait(ctx context.Context, db *pgxpool.Pool, env []string, eventID string, members int, worker *process) (wall, enableReturned time.Duration, err error) {
-	ctx, cancel := context.WithTimeout(ctx, b.opts.runTimeout)
+	ctx, cancel := context.WithTimeout(ctx, b.opts.RunTimeout)
 	defer cancel()
 	type enableResult struct {
 		after time.Duration
@@ -255,7 +255,7 @@ func (b *bench) enableAndWait(ctx context.Context, db *pgxpool.Pool, env []strin
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return 0, 0, fmt.Errorf("not fully matched within %s (BENCH_TIMEOUT): %s\n  worker log:\n%s",
-					b.opts.runTimeout, progressOf(db, eventID, members), worker.logTail(15))
+					b.opts.RunTimeout, progressOf(db, eventID, members), worker.logTail(15))
 			}
 			return 0, 0, ctx.Err()
 		}
