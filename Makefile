@@ -67,9 +67,9 @@ browser-check: build $(TEMPORAL_CLI)
 # End to end on this machine (PostgreSQL, a dev server it starts, the real
 # binaries) plus the scoring kernel's benchmarks; rewrites the generated part
 # of docs/PERFORMANCE.md. BENCH_SIZES=500,2000,10000 BENCH_RUNS=3 BENCH_AI=1
-# choose what runs (bench/main.go lists every setting).
+# choose what runs (internal/bench/main.go lists every setting).
 bench: build $(TEMPORAL_CLI)
-	GO="$(GO)" $(GO) run ./bench
+	GO="$(GO)" $(GO) run ./internal/bench
 
 # The chaos suite of docs/RELIABILITY.md (about 30 minutes): poison rows,
 # churn, kill -9, SIGSTOP, cut connections, PostgreSQL and dev-server

@@ -9,6 +9,7 @@ import (
 
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/demodata"
 	"github.com/eventmatch/matchmaker/insight"
 	"github.com/eventmatch/matchmaker/internal/fakeopenai"
@@ -26,7 +27,7 @@ type aiFixture struct {
 	fake    *fakeopenai.Server
 	acts    *Activities
 	eventID string
-	members []demodata.Member
+	members []attendee.Profile
 	batches int
 	limit   int // members per batch
 }
@@ -56,7 +57,7 @@ func newAIFixture(t *testing.T, members int, behave func(call int, req fakeopena
 		t.Fatal(err)
 	}
 	f.eventID = ev.ID
-	if _, err := st.InsertMembers(ctx, ev.ID, demodata.StoreMembers(f.members)); err != nil {
+	if _, err := st.InsertMembers(ctx, ev.ID, f.members); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.EnableEvent(ctx, ev.ID); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
+	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/insight"
 	"github.com/eventmatch/matchmaker/matching"
 	"github.com/eventmatch/matchmaker/store"
@@ -173,7 +174,7 @@ func pairJobs(pending []store.PendingInsight) ([]*pairJob, error) {
 	return jobs, nil
 }
 
-func promptProfile(m store.Member) insight.Profile {
+func promptProfile(m attendee.Profile) insight.Profile {
 	return insight.Profile{Name: m.DisplayName, JobTitle: m.JobTitle, Company: m.Company, Industry: m.Industry,
 		Interests: m.Interests, LookingFor: m.LookingFor, Offering: m.Offering, Bio: m.Bio}
 }

@@ -68,7 +68,7 @@ func (v *eventView) advance(ctx context.Context, snap store.Snapshot) (*eventVie
 		if !snap.MembersLoaded || !snap.MatchesLoaded {
 			return nil, fmt.Errorf("%w: no cached event to apply changes to", errViewGap)
 		}
-		if next.pool, err = poolOf(ctx, snap.Members); err != nil {
+		if next.pool, err = matching.NewPoolContext(ctx, snap.Members); err != nil {
 			return nil, err
 		}
 		next.lists, next.orphans = listsOf(next.pool, snap.Matches)
@@ -118,7 +118,7 @@ func (v *eventView) advance(ctx context.Context, snap store.Snapshot) (*eventVie
 // applyMembers is advance's member step: next with the pool after snap's
 // member changes, and v's lists and reserves moved to its indexes.
 func (v *eventView) applyMembers(ctx context.Context, snap store.Snapshot, next *eventView) (*eventView, error) {
-	upserts := profilesOf(snap.Members)
+	upserts := snap.Members
 	for _, p := range upserts {
 		if v.orphans[p.UserID] {
 			return nil, fmt.Errorf("%w: %s has a stored list and is back", errViewGap, p.UserID)
@@ -274,28 +274,4 @@ func (c *eventCache) touch(eventID string) {
 		}
 	}
 	c.recent = append(c.recent, eventID)
-}
-
-// poolOf builds the scoring pool of an event's members; it stops early
-// with ctx's error when the activity's attempt ends.
-func poolOf(ctx context.Context, members []store.Member) (*matching.Pool, error) {
-	return matching.NewPoolContext(ctx, profilesOf(members))
-}
-
-func profilesOf(members []store.Member) []matching.Profile {
-	profiles := make([]matching.Profile, len(members))
-	for i, m := range members {
-		profiles[i] = matching.Profile{
-			UserID:      m.UserID,
-			DisplayName: m.DisplayName,
-			Company:     m.Company,
-			JobTitle:    m.JobTitle,
-			Industry:    m.Industry,
-			Interests:   m.Interests,
-			LookingFor:  m.LookingFor,
-			Offering:    m.Offering,
-			Bio:         m.Bio,
-		}
-	}
-	return profiles
 }

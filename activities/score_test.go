@@ -8,13 +8,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/demodata"
 	"github.com/eventmatch/matchmaker/matching"
 	"github.com/eventmatch/matchmaker/store"
 )
 
-func snapshotOf(gen []demodata.Member, claimed ...string) store.Snapshot {
-	return store.Snapshot{ClaimedUsers: claimed, Members: demodata.StoreMembers(gen)}
+func snapshotOf(gen []attendee.Profile, claimed ...string) store.Snapshot {
+	return store.Snapshot{ClaimedUsers: claimed, Members: gen}
 }
 
 func TestPlanBatchScoresClaimedMembersAgainstEveryone(t *testing.T) {
@@ -142,8 +143,8 @@ func planOf(snap store.Snapshot, topN int) *batchPlan {
 	return plan
 }
 
-func mustPool(members []store.Member) *matching.Pool {
-	pool, err := poolOf(context.Background(), members)
+func mustPool(members []attendee.Profile) *matching.Pool {
+	pool, err := matching.NewPoolContext(context.Background(), members)
 	if err != nil {
 		panic(err) // a background context is never cancelled
 	}

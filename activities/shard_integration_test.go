@@ -65,11 +65,11 @@ func TestShardedBatchMatchesTrueTopN(t *testing.T) {
 	}
 	assertTrueTopN(t, st, eventID, 3)
 
-	if _, err := st.InsertMembers(ctx, eventID, demodata.StoreMembers(everyone[200:240])); err != nil {
+	if _, err := st.InsertMembers(ctx, eventID, everyone[200:240]); err != nil {
 		t.Fatal(err)
 	}
 	res := batch("shards/2", func() {
-		if _, err := st.InsertMembers(ctx, eventID, demodata.StoreMembers(everyone[240:241])); err != nil {
+		if _, err := st.InsertMembers(ctx, eventID, everyone[240:241]); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -10,8 +10,10 @@ import (
 
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/demodata"
 	"github.com/eventmatch/matchmaker/internal/testenv"
+	"github.com/eventmatch/matchmaker/matching"
 	"github.com/eventmatch/matchmaker/store"
 )
 
@@ -93,7 +95,7 @@ func TestCachedViewEqualsAWholeRead(t *testing.T) {
 			}
 		default:
 			n := 1 + rng.IntN(8)
-			if _, err := st.InsertMembers(ctx, eventID, demodata.StoreMembers(everyone[joined:joined+n])); err != nil {
+			if _, err := st.InsertMembers(ctx, eventID, everyone[joined:joined+n]); err != nil {
 				t.Fatal(err)
 			}
 			joined += n
@@ -182,7 +184,7 @@ func assertTrueTopN(t *testing.T, st *store.Store, eventID string, topN int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool, err := poolOf(ctx, snap.Members)
+	pool, err := matching.NewPoolContext(ctx, snap.Members)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +213,7 @@ func assertTrueTopN(t *testing.T, st *store.Store, eventID string, topN int) {
 }
 
 // newEnabledEvent is a fresh database holding one enabled event of members.
-func newEnabledEvent(t *testing.T, code string, members []demodata.Member) (*store.Store, string) {
+func newEnabledEvent(t *testing.T, code string, members []attendee.Profile) (*store.Store, string) {
 	t.Helper()
 	ctx := context.Background()
 	_, pool := testenv.Database(t)
@@ -220,7 +222,7 @@ func newEnabledEvent(t *testing.T, code string, members []demodata.Member) (*sto
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.InsertMembers(ctx, ev.ID, demodata.StoreMembers(members)); err != nil {
+	if _, err := st.InsertMembers(ctx, ev.ID, members); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.EnableEvent(ctx, ev.ID); err != nil {

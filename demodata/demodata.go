@@ -1,7 +1,7 @@
 // Package demodata generates deterministic synthetic event attendees for
 // demos, tests and benchmarks of the matcher.
 //
-// Member i is generated from its own random stream seeded by (seed, i), so
+// Attendee i is generated from its own random stream seeded by (seed, i), so
 // output is reproducible and prefix-stable: Generate(seed, n)[:k] equals
 // Generate(seed, k), which lets a test add "newcomers" n..n+50 to an
 // existing pool.
@@ -13,47 +13,18 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/eventmatch/matchmaker/matching"
-	"github.com/eventmatch/matchmaker/store"
+	"github.com/eventmatch/matchmaker/attendee"
 )
 
-// Member is one synthetic attendee.
-type Member struct {
-	UserID      string // UUID v4-formatted, lowercase, deterministic from (seed, i)
-	DisplayName string
-	Company     string // "" = none
-	JobTitle    string
-	Industry    string
-	Interests   []string
-	LookingFor  []string
-	Offering    []string
-	Bio         string
-}
-
-// Generate returns n members for seed; see the package comment for the
-// determinism and prefix-stability guarantees.
-func Generate(seed int64, n int) []Member {
-	members := make([]Member, max(n, 0))
+// Generate returns n attendees for seed; see the package comment for the
+// determinism and prefix-stability guarantees. Their user IDs are
+// lowercase version-4 UUIDs, deterministic from (seed, i).
+func Generate(seed int64, n int) []attendee.Profile {
+	members := make([]attendee.Profile, max(n, 0))
 	for i := range members {
 		members[i] = generateMember(seed, i)
 	}
 	return members
-}
-
-// ToProfile converts a member into the matcher's input. Tag slices are
-// copied so the profile does not alias the member.
-func ToProfile(m Member) matching.Profile {
-	return matching.Profile{
-		UserID:      m.UserID,
-		DisplayName: m.DisplayName,
-		Company:     m.Company,
-		JobTitle:    m.JobTitle,
-		Industry:    m.Industry,
-		Interests:   slices.Clone(m.Interests),
-		LookingFor:  slices.Clone(m.LookingFor),
-		Offering:    slices.Clone(m.Offering),
-		Bio:         m.Bio,
-	}
 }
 
 // Probabilities shaping the population.
@@ -82,12 +53,12 @@ var interestSentences = []string{
 	"Curious how %s will change %s.",
 }
 
-func generateMember(seed int64, i int) Member {
+func generateMember(seed int64, i int) attendee.Profile {
 	// Both halves of the PCG seed are scrambled so neighbouring (seed, i)
 	// pairs do not start from neighbouring states.
 	rng := rand.New(rand.NewPCG(splitmix64(uint64(seed)), splitmix64(uint64(i))))
 
-	m := Member{UserID: uuidV4(rng)}
+	m := attendee.Profile{UserID: uuidV4(rng)}
 	m.DisplayName = pick(rng, firstNames) + " " + pick(rng, lastNames)
 	m.Company = drawCompany(rng)
 	ind := industries[industryDraw.draw(rng)]
@@ -179,7 +150,7 @@ func misspell(rng *rand.Rand, tags []string, probability float64) []string {
 
 // composeBio writes 1–3 sentences: the job, often some interests, sometimes
 // a need, an offer or a hobby.
-func composeBio(rng *rand.Rand, m Member, interests, lookingFor, offering []string) string {
+func composeBio(rng *rand.Rand, m attendee.Profile, interests, lookingFor, offering []string) string {
 	industryName := strings.ToLower(m.Industry)
 	var sentences []string
 	switch rng.IntN(3) {
@@ -289,16 +260,4 @@ func industryWeights() []float64 {
 		weights[k] = float64(ind.weight)
 	}
 	return weights
-}
-
-// StoreMembers converts generated attendees to rows for store.InsertMembers.
-func StoreMembers(gen []Member) []store.Member {
-	out := make([]store.Member, len(gen))
-	for i, m := range gen {
-		out[i] = store.Member{
-			UserID: m.UserID, DisplayName: m.DisplayName, Company: m.Company, JobTitle: m.JobTitle,
-			Industry: m.Industry, Interests: m.Interests, LookingFor: m.LookingFor, Offering: m.Offering, Bio: m.Bio,
-		}
-	}
-	return out
 }

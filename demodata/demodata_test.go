@@ -69,15 +69,3 @@ func TestGenerateLooksRealistic(t *testing.T) {
 		t.Errorf("company sizes not skewed enough: %d big, %d small shared", bigShared, smallShared)
 	}
 }
-
-func TestToProfileCopiesTags(t *testing.T) {
-	m := Generate(3, 1)[0]
-	p := ToProfile(m)
-	if p.UserID != m.UserID || p.Bio != m.Bio || !reflect.DeepEqual(p.Interests, m.Interests) {
-		t.Fatalf("profile %+v does not match member %+v", p, m)
-	}
-	p.Interests[0] = "changed"
-	if m.Interests[0] == "changed" {
-		t.Fatal("profile aliases the member's interests")
-	}
-}

@@ -32,6 +32,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/demodata"
 	"github.com/eventmatch/matchmaker/matching"
 )
@@ -241,8 +242,8 @@ func normalizedPool(t *testing.T, pool *pgxpool.Pool, eventID string, exclude []
 	if err != nil {
 		t.Fatal(err)
 	}
-	profiles, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (matching.Profile, error) {
-		var p matching.Profile
+	profiles, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (attendee.Profile, error) {
+		var p attendee.Profile
 		return p, r.Scan(&p.UserID, &p.DisplayName, &p.Company, &p.JobTitle, &p.Industry,
 			&p.Interests, &p.LookingFor, &p.Offering, &p.Bio)
 	})
@@ -312,10 +313,10 @@ type churnGenerator struct {
 	tracker  *newcomerTracker
 	rng      *mrand.Rand // used under mu
 	mu       sync.Mutex
-	alive    []string          // members that may be updated or deleted
-	floor    int               // never delete below this many alive members
-	fresh    []demodata.Member // profiles for newcomers, used in order
-	edits    []demodata.Member // profiles whose interests and bio updates copy
+	alive    []string           // members that may be updated or deleted
+	floor    int                // never delete below this many alive members
+	fresh    []attendee.Profile // profiles for newcomers, used in order
+	edits    []attendee.Profile // profiles whose interests and bio updates copy
 	next     int
 	updates  atomic.Int64
 	inserts  atomic.Int64

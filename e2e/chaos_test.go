@@ -24,6 +24,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/demodata"
 	"github.com/eventmatch/matchmaker/internal/testenv"
 	"github.com/eventmatch/matchmaker/store"
@@ -123,9 +124,9 @@ func leaseOf(pool *pgxpool.Pool, eventID string, maxRuntime time.Duration) time.
 
 // webAppChanges inserts, updates and deletes a few members, as the web
 // app would between two runs.
-func webAppChanges(t *testing.T, pool *pgxpool.Pool, eventID string, newcomers []demodata.Member) {
+func webAppChanges(t *testing.T, pool *pgxpool.Pool, eventID string, newcomers []attendee.Profile) {
 	t.Helper()
-	if _, err := store.New(pool).InsertMembers(context.Background(), eventID, demodata.StoreMembers(newcomers)); err != nil {
+	if _, err := store.New(pool).InsertMembers(context.Background(), eventID, newcomers); err != nil {
 		t.Fatal(err)
 	}
 	for _, sql := range []string{
@@ -142,10 +143,10 @@ func webAppChanges(t *testing.T, pool *pgxpool.Pool, eventID string, newcomers [
 
 // awaitNewcomer inserts one member and returns how long until their list is
 // full; the listener (or its safety poll) must still be working.
-func awaitNewcomer(t *testing.T, pool *pgxpool.Pool, eventID string, m demodata.Member, timeout time.Duration) (time.Duration, bool) {
+func awaitNewcomer(t *testing.T, pool *pgxpool.Pool, eventID string, m attendee.Profile, timeout time.Duration) (time.Duration, bool) {
 	t.Helper()
 	m.UserID = randomUUID()
-	if _, err := store.New(pool).InsertMembers(context.Background(), eventID, demodata.StoreMembers([]demodata.Member{m})); err != nil {
+	if _, err := store.New(pool).InsertMembers(context.Background(), eventID, []attendee.Profile{m}); err != nil {
 		t.Fatal(err)
 	}
 	return waitUntil(timeout, func() bool {
@@ -159,7 +160,7 @@ func awaitNewcomer(t *testing.T, pool *pgxpool.Pool, eventID string, m demodata.
 // row), and a newcomer inserted afterwards gets a list within 15 s, which
 // needs the listener back. It returns how long the newcomer took.
 func recoveredAndListening(t *testing.T, row *scenarioRow, pool *pgxpool.Pool, eventID string, since time.Time,
-	w *workerProcess, newcomer demodata.Member, after string) time.Duration {
+	w *workerProcess, newcomer attendee.Profile, after string) time.Duration {
 	t.Helper()
 	row.recovered(finalChecks(t, row, pool, eventID, since, 3*time.Minute, w))
 	took, ok := awaitNewcomer(t, pool, eventID, newcomer, 15*time.Second)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/demodata"
 	"github.com/eventmatch/matchmaker/matching"
 	"github.com/eventmatch/matchmaker/store"
@@ -22,14 +23,14 @@ import (
 const topN = 3
 
 // loadEvent creates an event with n generated members and returns its ID.
-func loadEvent(t *testing.T, pool *pgxpool.Pool, code string, members []demodata.Member) string {
+func loadEvent(t *testing.T, pool *pgxpool.Pool, code string, members []attendee.Profile) string {
 	t.Helper()
 	st := store.New(pool)
 	ev, err := st.EnsureEvent(context.Background(), code, "Test event "+code)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.InsertMembers(context.Background(), ev.ID, demodata.StoreMembers(members)); err != nil {
+	if _, err := st.InsertMembers(context.Background(), ev.ID, members); err != nil {
 		t.Fatal(err)
 	}
 	return ev.ID
@@ -73,7 +74,7 @@ func TestEventIsFullyMatchedThenANewcomerJoins(t *testing.T) {
 	before := storedLists(t, pool, eventID)
 	newcomer := members[240]
 	inserted := time.Now()
-	if _, err := store.New(pool).InsertMembers(context.Background(), eventID, demodata.StoreMembers([]demodata.Member{newcomer})); err != nil {
+	if _, err := store.New(pool).InsertMembers(context.Background(), eventID, []attendee.Profile{newcomer}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 60*time.Second, "the newcomer's matches", func() bool {
@@ -202,7 +203,7 @@ func TestPauseAndResume(t *testing.T) {
 	waitFor(t, 10*time.Second, "the workflow to report paused", func() bool {
 		return queryStatus(t, wfID).Paused
 	})
-	if _, err := store.New(pool).InsertMembers(ctx, eventID, demodata.StoreMembers(members[60:])); err != nil {
+	if _, err := store.New(pool).InsertMembers(ctx, eventID, members[60:]); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(3 * time.Second) // longer than the listener's debounce and the safety poll

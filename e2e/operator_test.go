@@ -109,7 +109,7 @@ func TestOperatorCommands(t *testing.T) {
 	waitFor(t, 10*time.Second, "visibility to show ops paused", func() bool {
 		return visible(t, "MatchmakingEventCode = 'ops' AND MatchmakingPaused = true") == 1
 	})
-	if _, err := store.New(pool).InsertMembers(context.Background(), opsID, demodata.StoreMembers(members[40:])); err != nil {
+	if _, err := store.New(pool).InsertMembers(context.Background(), opsID, members[40:]); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Second)

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/matching"
 )
 
@@ -39,11 +40,11 @@ func TestApplyMatchesAFreshPool(t *testing.T) {
 	}
 
 	for round := range 40 {
-		current := map[string]matching.Profile{}
+		current := map[string]attendee.Profile{}
 		for _, p := range profiles {
 			current[p.UserID] = p
 		}
-		var upserts []matching.Profile
+		var upserts []attendee.Profile
 		var removals []string
 		for range rng.IntN(6) { // arrivals, some with never-seen tags and names
 			p := randomProfiles(rng, 1)[0]
@@ -95,7 +96,7 @@ func TestApplyMatchesAFreshPool(t *testing.T) {
 		for _, p := range current {
 			profiles = append(profiles, p)
 		}
-		slices.SortFunc(profiles, func(a, b matching.Profile) int { return cmpString(a.UserID, b.UserID) })
+		slices.SortFunc(profiles, func(a, b attendee.Profile) int { return cmpString(a.UserID, b.UserID) })
 		rng.Shuffle(len(profiles), func(a, b int) { profiles[a], profiles[b] = profiles[b], profiles[a] })
 		fresh := matching.NewPool(slices.Clone(profiles))
 		assertSamePool(t, fmt.Sprintf("round %d", round), fresh, next, n)
@@ -171,7 +172,7 @@ func TestApplyLeavesTheOldPoolIntact(t *testing.T) {
 			p.Interests = []string{fmt.Sprintf("only worker %d has this", w)}
 			edited := profiles[w]
 			edited.Interests = []string{fmt.Sprintf("edited by %d", w)}
-			if _, _, err := base.Apply(context.Background(), []matching.Profile{p, edited}, []string{profiles[10+w].UserID}); err != nil {
+			if _, _, err := base.Apply(context.Background(), []attendee.Profile{p, edited}, []string{profiles[10+w].UserID}); err != nil {
 				t.Errorf("Apply: %v", err)
 			}
 		}()
@@ -185,9 +186,9 @@ func TestApplyRejectsAmbiguousChanges(t *testing.T) {
 	profiles := randomProfiles(rand.New(rand.NewPCG(1, 1)), 5)
 	pool := matching.NewPool(profiles)
 	for name, call := range map[string]func(){
-		"twice": func() { _, _, _ = pool.Apply(context.Background(), []matching.Profile{profiles[0], profiles[0]}, nil) },
+		"twice": func() { _, _, _ = pool.Apply(context.Background(), []attendee.Profile{profiles[0], profiles[0]}, nil) },
 		"upsert and removal": func() {
-			_, _, _ = pool.Apply(context.Background(), []matching.Profile{profiles[0]}, []string{profiles[0].UserID})
+			_, _, _ = pool.Apply(context.Background(), []attendee.Profile{profiles[0]}, []string{profiles[0].UserID})
 		},
 	} {
 		func() {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/demodata"
 	"github.com/eventmatch/matchmaker/matching"
 )
@@ -85,12 +86,9 @@ func BenchmarkUpdate(b *testing.B) {
 func BenchmarkApplyNewcomer(b *testing.B) {
 	for _, size := range []int{10_000, 50_000} {
 		b.Run(fmt.Sprint(size), func(b *testing.B) {
-			profiles := make([]matching.Profile, 0, size+1)
-			for _, m := range demodata.Generate(1, size+1) {
-				profiles = append(profiles, demodata.ToProfile(m))
-			}
+			profiles := demodata.Generate(1, size+1)
 			pool := matching.NewPool(profiles[:size])
-			newcomer := []matching.Profile{profiles[size]}
+			newcomer := []attendee.Profile{profiles[size]}
 			b.ResetTimer()
 			for b.Loop() {
 				if _, _, err := pool.Apply(context.Background(), newcomer, nil); err != nil {

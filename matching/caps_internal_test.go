@@ -19,7 +19,7 @@ func tagKeysReference(tags []string) []string {
 	keys := make([]string, 0, len(tags))
 	for _, tag := range tags {
 		key := NormalizeTag(tag)
-		if key != "" && !contains(keys, key) {
+		if key != "" && !slices.Contains(keys, key) {
 			keys = append(keys, key)
 		}
 	}
@@ -36,7 +36,7 @@ func bioTermsReference(bio string) []string {
 		if len([]rune(token)) < minBioTermLen || isNumber(token) || stopwords[token] {
 			continue
 		}
-		if !contains(terms, token) {
+		if !slices.Contains(terms, token) {
 			terms = append(terms, token)
 		}
 	}
@@ -46,7 +46,7 @@ func bioTermsReference(bio string) []string {
 func sharedBioTermsReference(mine, theirs []string) []string {
 	var shared []string
 	for _, term := range mine {
-		if contains(theirs, term) {
+		if slices.Contains(theirs, term) {
 			shared = append(shared, term)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/matching"
 	"github.com/eventmatch/matchmaker/profiletext"
 )
@@ -57,7 +58,7 @@ func hostileBio(seed int) string {
 }
 
 // capped is profile as profiletext's caps let matching read it.
-func capped(p matching.Profile) matching.Profile {
+func capped(p attendee.Profile) attendee.Profile {
 	p.Interests = profiletext.CapTags(p.Interests)
 	p.LookingFor = profiletext.CapTags(p.LookingFor)
 	p.Offering = profiletext.CapTags(p.Offering)
@@ -74,12 +75,12 @@ func TestHostileProfilesScoreLikeTheirCappedSelves(t *testing.T) {
 		profiles[i].Bio = hostileBio(k % 2)
 	}
 	profiles[50].Interests = slices.Clone(profiles[3].Interests) // share the hostile tags
-	original := make([]matching.Profile, len(profiles))
+	original := make([]attendee.Profile, len(profiles))
 	for i, p := range profiles {
 		original[i] = p
 		original[i].Interests = slices.Clone(p.Interests)
 	}
-	pre := make([]matching.Profile, len(profiles))
+	pre := make([]attendee.Profile, len(profiles))
 	for i, p := range profiles {
 		pre[i] = capped(p)
 	}

@@ -40,17 +40,6 @@ func keysOfCapped(tags []string) []string {
 	return keys
 }
 
-// contains is a linear search, for short lists only (callers bound them by
-// profiletext.MaxTagsPerField or switch to a set beyond a few items).
-func contains(list []string, s string) bool {
-	for _, item := range list {
-		if item == s {
-			return true
-		}
-	}
-	return false
-}
-
 // minBioTermLen drops very short tokens ("ai" is lost too, but interests
 // already cover tags; in prose two-letter tokens are mostly noise).
 const minBioTermLen = 3

@@ -19,21 +19,9 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/profiletext"
 )
-
-// Profile is what matching knows about one attendee.
-type Profile struct {
-	UserID      string // canonical lowercase UUID text; used for deterministic tie-breaks
-	DisplayName string
-	Company     string // "" = none
-	JobTitle    string
-	Industry    string
-	Interests   []string
-	LookingFor  []string
-	Offering    []string
-	Bio         string
-}
 
 // Entry is one candidate in a viewer's list.
 type Entry struct {
@@ -61,7 +49,7 @@ const (
 // A Pool is never modified once built, so batches may score against it
 // concurrently; Apply derives a new pool from it.
 type Pool struct {
-	profiles []Profile
+	profiles []attendee.Profile
 	index    map[string]int
 
 	// userIDRank[i] is the position of profiles[i].UserID in sorted order,
@@ -121,7 +109,7 @@ type profileText struct {
 	bioTerms                                []string
 }
 
-func readProfileText(profile *Profile) profileText {
+func readProfileText(profile *attendee.Profile) profileText {
 	tags := cappedTags{
 		interests:  profiletext.CapTags(profile.Interests),
 		lookingFor: profiletext.CapTags(profile.LookingFor),
@@ -255,7 +243,7 @@ func newTagBitsets(rows, words int) tagBitsets {
 // caps score exactly as if uncapped. Reasons read the same capped tags, so
 // they never cite a tag the score did not count; Profile returns the
 // profile as passed.
-func NewPool(profiles []Profile) *Pool {
+func NewPool(profiles []attendee.Profile) *Pool {
 	p, err := NewPoolContext(context.Background(), profiles)
 	if err != nil {
 		panic(err) // unreachable: Background is never done
@@ -268,7 +256,7 @@ func NewPool(profiles []Profile) *Pool {
 // event takes long enough (some 0.2 s per 10,000 members on two cores) for a
 // timed-out scoring attempt to need to stop it. It still panics on
 // duplicate UserIDs.
-func NewPoolContext(ctx context.Context, profiles []Profile) (*Pool, error) {
+func NewPoolContext(ctx context.Context, profiles []attendee.Profile) (*Pool, error) {
 	p := &Pool{
 		profiles:     profiles,
 		index:        make(map[string]int, len(profiles)),
@@ -430,7 +418,7 @@ func buildTagBitsets(field [][]string, ids map[string]int) tagBitsets {
 // a UserID or name one that removals name too, since the result would be
 // ambiguous. It stops early with an error wrapping ctx.Err() once ctx is
 // done.
-func (p *Pool) Apply(ctx context.Context, upserts []Profile, removals []string) (*Pool, []int, error) {
+func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals []string) (*Pool, []int, error) {
 	removed := make([]bool, p.Len())
 	removedCount := 0
 	for _, id := range removals {
@@ -554,7 +542,7 @@ func (p *Pool) Apply(ctx context.Context, upserts []Profile, removals []string) 
 
 	for _, k := range added {
 		i := len(q.profiles)
-		q.profiles = append(q.profiles, Profile{})
+		q.profiles = append(q.profiles, attendee.Profile{})
 		q.company = append(q.company, 0)
 		q.industry = append(q.industry, 0)
 		q.interests.appendRow(nil)
@@ -626,7 +614,7 @@ func (q *Pool) rankUserIDs(p *Pool, moved []int, added []int) {
 func (p *Pool) Len() int { return len(p.profiles) }
 
 // Profile returns the profile at index i.
-func (p *Pool) Profile(i int) Profile { return p.profiles[i] }
+func (p *Pool) Profile(i int) attendee.Profile { return p.profiles[i] }
 
 // Index returns the pool index of userID (exact match on the canonical form).
 func (p *Pool) Index(userID string) (int, bool) {

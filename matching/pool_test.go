@@ -8,17 +8,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/demodata"
 	"github.com/eventmatch/matchmaker/matching"
 )
 
 // demoProfiles returns n realistic profiles.
-func demoProfiles(seed int64, n int) []matching.Profile {
-	profiles := make([]matching.Profile, 0, n)
-	for _, m := range demodata.Generate(seed, n) {
-		profiles = append(profiles, demodata.ToProfile(m))
-	}
-	return profiles
+func demoProfiles(seed int64, n int) []attendee.Profile {
+	return demodata.Generate(seed, n)
 }
 
 // userID makes a deterministic, sortable UUID-shaped ID.
@@ -45,19 +42,19 @@ func randomTags(rng *rand.Rand, vocabulary []string, maxTags int) []string {
 
 // randomProfiles covers edge cases demodata never produces: empty fields,
 // duplicate tags, blank companies that differ only in spacing.
-func randomProfiles(rng *rand.Rand, n int) []matching.Profile {
+func randomProfiles(rng *rand.Rand, n int) []attendee.Profile {
 	interests := []string{"ai", "machine learning", "climate tech", "fintech", "design", "open source", "robotics", "biotech"}
 	needs := []string{"fundraising", "hiring", "mentoring", "customers", "co-founder", "design feedback"}
 	companies := []string{"", "", "Acme", " acme ", "Globex", "Initech", "  "}
 	industries := []string{"", "Software", "software ", "Fintech", "Health"}
 	words := []string{"climate", "risk", "models", "robots", "the", "and", "startups", "design", "payments", "data", "ai"}
-	profiles := make([]matching.Profile, n)
+	profiles := make([]attendee.Profile, n)
 	for i := range profiles {
 		var bio []string
 		for range rng.IntN(12) {
 			bio = append(bio, words[rng.IntN(len(words))])
 		}
-		profiles[i] = matching.Profile{
+		profiles[i] = attendee.Profile{
 			UserID:      userID(i),
 			DisplayName: fmt.Sprintf("Person %d", i),
 			Company:     companies[rng.IntN(len(companies))],
@@ -73,7 +70,7 @@ func randomProfiles(rng *rand.Rand, n int) []matching.Profile {
 
 func TestScoreIsSymmetricAndInRange(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	for name, profiles := range map[string][]matching.Profile{
+	for name, profiles := range map[string][]attendee.Profile{
 		"random": randomProfiles(rng, 300),
 		"demo":   demoProfiles(5, 300),
 	} {
@@ -94,23 +91,23 @@ func TestScoreIsSymmetricAndInRange(t *testing.T) {
 
 func TestScoreOfIdenticalRichProfilesIsOne(t *testing.T) {
 	// Each offers what the other looks for, so every signal is at its maximum.
-	a := matching.Profile{UserID: userID(1), Industry: "Software", Interests: []string{"AI"},
+	a := attendee.Profile{UserID: userID(1), Industry: "Software", Interests: []string{"AI"},
 		LookingFor: []string{"hiring"}, Offering: []string{"hiring"}, Bio: "robots and climate"}
 	b := a
 	b.UserID = userID(2)
-	if s := matching.NewPool([]matching.Profile{a, b}).Score(0, 1); s != 1 {
+	if s := matching.NewPool([]attendee.Profile{a, b}).Score(0, 1); s != 1 {
 		t.Fatalf("score of perfect match = %v, want 1", s)
 	}
 }
 
 func TestScoreIgnoresTagCaseAndSpacing(t *testing.T) {
-	base := matching.Profile{UserID: userID(0), Industry: "Fintech", Interests: []string{"Machine Learning", "AI"},
+	base := attendee.Profile{UserID: userID(0), Industry: "Fintech", Interests: []string{"Machine Learning", "AI"},
 		LookingFor: []string{"fundraising"}, Offering: []string{"mentoring"}}
-	tidy := matching.Profile{UserID: userID(1), Industry: "fintech", Interests: []string{"machine learning", "ai"},
+	tidy := attendee.Profile{UserID: userID(1), Industry: "fintech", Interests: []string{"machine learning", "ai"},
 		LookingFor: []string{"mentoring"}, Offering: []string{"fundraising"}}
-	messy := matching.Profile{UserID: userID(2), Industry: "  FINTECH ", Interests: []string{"  Machine   Learning", "AI "},
+	messy := attendee.Profile{UserID: userID(2), Industry: "  FINTECH ", Interests: []string{"  Machine   Learning", "AI "},
 		LookingFor: []string{"Mentoring"}, Offering: []string{" FUNDRAISING"}}
-	pool := matching.NewPool([]matching.Profile{base, tidy, messy})
+	pool := matching.NewPool([]attendee.Profile{base, tidy, messy})
 	if pool.Score(0, 1) != pool.Score(0, 2) {
 		t.Fatalf("tidy %v != messy %v", pool.Score(0, 1), pool.Score(0, 2))
 	}
@@ -137,7 +134,7 @@ func TestScoreDoesNotDependOnOtherAttendees(t *testing.T) {
 }
 
 func TestEligible(t *testing.T) {
-	pool := matching.NewPool([]matching.Profile{
+	pool := matching.NewPool([]attendee.Profile{
 		{UserID: userID(0), Company: "Acme Corp"},
 		{UserID: userID(1), Company: "  ACME   corp "},
 		{UserID: userID(2), Company: ""},
@@ -185,17 +182,17 @@ func TestNewPoolRejectsDuplicateUserIDs(t *testing.T) {
 			t.Fatal("no panic for duplicate UserIDs")
 		}
 	}()
-	matching.NewPool([]matching.Profile{{UserID: userID(1)}, {UserID: userID(1)}})
+	matching.NewPool([]attendee.Profile{{UserID: userID(1)}, {UserID: userID(1)}})
 }
 
 func TestTiesBreakOnSmallerUserID(t *testing.T) {
 	// Candidates with identical profiles tie exactly; whatever the pool
 	// order, the smaller UserID must come first.
-	viewer := matching.Profile{UserID: userID(50), Interests: []string{"ai"}}
-	twin := func(k int) matching.Profile {
-		return matching.Profile{UserID: userID(k), Interests: []string{"AI", "robotics"}}
+	viewer := attendee.Profile{UserID: userID(50), Interests: []string{"ai"}}
+	twin := func(k int) attendee.Profile {
+		return attendee.Profile{UserID: userID(k), Interests: []string{"AI", "robotics"}}
 	}
-	profiles := []matching.Profile{twin(9), viewer, twin(3), twin(7), twin(1)}
+	profiles := []attendee.Profile{twin(9), viewer, twin(3), twin(7), twin(1)}
 	pool := matching.NewPool(profiles)
 	top := pool.TopN(1, 3)
 	var got []string
@@ -216,7 +213,7 @@ func TestTiesBreakOnSmallerUserID(t *testing.T) {
 }
 
 func TestTopNWithFewerCandidatesThanN(t *testing.T) {
-	pool := matching.NewPool([]matching.Profile{
+	pool := matching.NewPool([]attendee.Profile{
 		{UserID: userID(0), Company: "Acme"},
 		{UserID: userID(1), Company: "acme"},
 		{UserID: userID(2)},
@@ -229,14 +226,14 @@ func TestTopNWithFewerCandidatesThanN(t *testing.T) {
 	if got := pool.TopN(0, 0); len(got) != 0 {
 		t.Fatalf("TopN(0, 0) = %+v", got)
 	}
-	if got := matching.NewPool([]matching.Profile{{UserID: userID(0)}}).TopN(0, 5); len(got) != 0 {
+	if got := matching.NewPool([]attendee.Profile{{UserID: userID(0)}}).TopN(0, 5); len(got) != 0 {
 		t.Fatalf("alone in the pool but TopN = %+v", got)
 	}
 }
 
 func TestTopNMatchesBruteForce(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	for name, profiles := range map[string][]matching.Profile{
+	for name, profiles := range map[string][]attendee.Profile{
 		"random": randomProfiles(rng, 150), // many exact ties
 		"demo":   demoProfiles(8, 400),
 	} {

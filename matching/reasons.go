@@ -49,7 +49,7 @@ func sharedTags(mine, theirs []string) []string {
 	var shared []tag
 	for _, t := range mine {
 		key := NormalizeTag(t)
-		if key == "" || !contains(theirKeys, key) || slices.ContainsFunc(shared, func(s tag) bool { return s.key == key }) {
+		if key == "" || !slices.Contains(theirKeys, key) || slices.ContainsFunc(shared, func(s tag) bool { return s.key == key }) {
 			continue
 		}
 		shared = append(shared, tag{key, tidySpaces(t)})
@@ -70,7 +70,7 @@ func sharedBioTerms(mine, theirs []string) []string {
 	var shared []string
 	if len(mine)*len(theirs) <= 1024 {
 		for _, term := range mine {
-			if contains(theirs, term) {
+			if slices.Contains(theirs, term) {
 				shared = append(shared, term)
 			}
 		}

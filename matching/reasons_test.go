@@ -7,11 +7,12 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/matching"
 )
 
 func reasonsPool() *matching.Pool {
-	return matching.NewPool([]matching.Profile{
+	return matching.NewPool([]attendee.Profile{
 		{
 			UserID: userID(0), DisplayName: "Alex", Industry: "Fintech ",
 			Interests:  []string{"  Machine   Learning", "Climate Tech", "AI", "ai"},

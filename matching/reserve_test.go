@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/matching"
 )
 
@@ -54,7 +55,7 @@ func checkReserves(t *testing.T, depth int, seed uint64) {
 	rescoredTotal, plainTotal, checked := 0, 0, 0 // rescored beyond the claimed lists
 	for round := range 200 {
 		// The round's changes.
-		var upserts []matching.Profile
+		var upserts []attendee.Profile
 		var removals []string
 		touched := map[string]bool{}
 		for range 1 + rng.IntN(6) {
@@ -72,7 +73,7 @@ func checkReserves(t *testing.T, depth int, seed uint64) {
 				}
 			default:
 				if id := pool.Profile(k).UserID; !touched[id] {
-					others := make([]matching.Profile, pool.Len())
+					others := make([]attendee.Profile, pool.Len())
 					for i := range others {
 						others[i] = pool.Profile(i)
 					}
@@ -197,7 +198,7 @@ func TestReserveEndsWhenItsOwnerChanges(t *testing.T) {
 	const owner = 17
 	edited := pool.Profile(owner)
 	edited.Interests, edited.LookingFor, edited.Offering = pool.Profile(40).Interests, pool.Profile(40).LookingFor, pool.Profile(40).Offering
-	next, moved, err := pool.Apply(ctx, []matching.Profile{edited}, nil)
+	next, moved, err := pool.Apply(ctx, []attendee.Profile{edited}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

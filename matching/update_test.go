@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/demodata"
 	"github.com/eventmatch/matchmaker/matching"
 )
@@ -24,7 +25,7 @@ func TestUpdateKeepsEveryListTopN(t *testing.T) {
 	const n = 5
 	rng := rand.New(rand.NewPCG(7, 11))
 	newcomers := demoProfiles(99, 300)
-	var profiles []matching.Profile
+	var profiles []attendee.Profile
 	stored := map[string][]storedEntry{}
 
 	for round := 0; round < 160; round++ {
@@ -78,7 +79,7 @@ func TestUpdateKeepsEveryListTopN(t *testing.T) {
 // editProfile changes a profile the ways users do, including edits that
 // create exact score ties (copying someone's tags) and eligibility changes
 // (joining someone's company).
-func editProfile(rng *rand.Rand, p matching.Profile, everyone []matching.Profile) matching.Profile {
+func editProfile(rng *rand.Rand, p attendee.Profile, everyone []attendee.Profile) attendee.Profile {
 	someone := everyone[rng.IntN(len(everyone))]
 	switch rng.IntN(7) {
 	case 0:
@@ -96,7 +97,7 @@ func editProfile(rng *rand.Rand, p matching.Profile, everyone []matching.Profile
 		p.Industry, p.Bio, p.Interests, p.LookingFor, p.Offering = "", "", nil, nil, nil
 	default: // rewrite everything but the identity
 		id := p.UserID
-		p = demodata.ToProfile(demodata.Generate(rng.Int64(), 1)[0])
+		p = demodata.Generate(rng.Int64(), 1)[0]
 		p.UserID = id
 	}
 	return p

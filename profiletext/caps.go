@@ -1,6 +1,7 @@
 package profiletext
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -53,8 +54,11 @@ func CapTags(tags []string) []string {
 	var (
 		out     []string // nil while out would equal tags[:len(out)]
 		keysBuf [MaxTagsPerField]string
-		keys    = keysBuf[:0] // lowercase keys of the kept tags
-		kept    int
+		// keys are the lowercase keys of the kept tags. Searching them
+		// linearly costs at most n·MaxTagsPerField comparisons for n tags,
+		// and the common short lists need no map.
+		keys = keysBuf[:0]
+		kept int
 	)
 	for i, tag := range tags {
 		if kept == MaxTagsPerField {
@@ -65,7 +69,7 @@ func CapTags(tags []string) []string {
 		}
 		tidy := tidyPrefix(tag, MaxTagRunes)
 		key := strings.ToLower(tidy)
-		if tidy == "" || containsKey(keys, key) {
+		if tidy == "" || slices.Contains(keys, key) {
 			if out == nil {
 				out = make([]string, i, MaxTagsPerField)
 				copy(out, tags[:i])
@@ -86,18 +90,6 @@ func CapTags(tags []string) []string {
 		return tags
 	}
 	return out
-}
-
-// containsKey is a linear search over at most MaxTagsPerField keys, so
-// de-duplicating n tags costs at most n·MaxTagsPerField comparisons, and
-// the common short lists need no map.
-func containsKey(keys []string, key string) bool {
-	for _, k := range keys {
-		if k == key {
-			return true
-		}
-	}
-	return false
 }
 
 // tidyPrefix returns strings.Join(strings.Fields(s), " ") cut to at most

@@ -290,7 +290,7 @@ func (a *app) loadDemo(ctx context.Context, code string, members int, seed int64
 	if err != nil {
 		return err
 	}
-	inserted, err := st.InsertMembers(ctx, ev.ID, demodata.StoreMembers(demodata.Generate(seed, members)))
+	inserted, err := st.InsertMembers(ctx, ev.ID, demodata.Generate(seed, members))
 	if err != nil {
 		return err
 	}

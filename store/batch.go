@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/profiletext"
 )
 
@@ -106,20 +107,6 @@ func (s *Store) BatchFinished(ctx context.Context, token string) (bool, error) {
 	return finished, nil
 }
 
-// Member is a profile as the engine reads it: arrays flattened, NULL and
-// blank tags dropped, and tags and bio capped (see memberColumns).
-type Member struct {
-	UserID      string
-	DisplayName string
-	Company     string
-	JobTitle    string
-	Industry    string
-	Interests   []string
-	LookingFor  []string
-	Offering    []string
-	Bio         string
-}
-
 // Transfer bounds of a profile read. Scoring and prompting apply the exact
 // caps of package profiletext (tags counted after duplicates are dropped,
 // lengths after spacing is tidied), so the database sends a few times more
@@ -137,7 +124,7 @@ const (
 // any shape are flattened with NULL and blank elements dropped, and sizes
 // are bounded by three query parameters from $first on: tags per field,
 // characters per tag, bio characters (memberCapArgs, in that order). Scan
-// it with Member.scanTargets.
+// it with profileScanTargets.
 func memberColumns(alias string, first int) string {
 	tags, chars, bio := fmt.Sprintf("$%d", first), fmt.Sprintf("$%d", first+1), fmt.Sprintf("$%d", first+2)
 	return strings.NewReplacer("m.", alias+".", "$tags", tags, "$chars", chars, "$bio", bio).Replace(
@@ -165,7 +152,8 @@ func cleanTags(column string) string {
 // memberCapArgs are the parameters memberColumns refers to.
 var memberCapArgs = []any{sqlTagLimit, sqlTagChars, profiletext.MaxBioRunes}
 
-func (m *Member) scanTargets() []any {
+// profileScanTargets are where the columns of memberColumns scan into.
+func profileScanTargets(m *attendee.Profile) []any {
 	return []any{&m.UserID, &m.DisplayName, &m.Company, &m.JobTitle, &m.Industry,
 		&m.Interests, &m.LookingFor, &m.Offering, &m.Bio}
 }
@@ -190,9 +178,10 @@ type Snapshot struct {
 	// ones are left out). Otherwise Members holds the members that changed
 	// since the caller's members version and are still scored, MembersGone
 	// those that left or were quarantined; both are empty when nothing
-	// changed.
+	// changed. Members are read as memberColumns reads them: arrays
+	// flattened, NULL and blank tags dropped, tags and bio bounded.
 	MembersLoaded bool
-	Members       []Member
+	Members       []attendee.Profile
 	MembersGone   []string
 
 	// MatchesLoaded: Matches holds every stored list. Otherwise Matches
@@ -331,7 +320,7 @@ func changesSince(ctx context.Context, tx pgx.Tx, eventID, counter string, since
 
 // loadMembers reads the event's members that scoring sees (not
 // quarantined), all of them when only is nil, else those in only.
-func loadMembers(ctx context.Context, tx pgx.Tx, eventID string, only []string) ([]Member, error) {
+func loadMembers(ctx context.Context, tx pgx.Tx, eventID string, only []string) ([]attendee.Profile, error) {
 	which, args := "", []any{eventID}
 	if only != nil {
 		// A statement of its own, so its plan always uses the primary key.
@@ -347,15 +336,15 @@ func loadMembers(ctx context.Context, tx pgx.Tx, eventID string, only []string) 
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Member, error) {
-		var m Member
-		err := row.Scan(m.scanTargets()...)
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (attendee.Profile, error) {
+		var m attendee.Profile
+		err := row.Scan(profileScanTargets(&m)...)
 		return m, err
 	})
 }
 
 // missingFrom returns the IDs of ids with no member in members.
-func missingFrom(ids []string, members []Member) []string {
+func missingFrom(ids []string, members []attendee.Profile) []string {
 	found := make(map[string]bool, len(members))
 	for _, m := range members {
 		found[m.UserID] = true
@@ -421,8 +410,8 @@ type PendingInsight struct {
 	MatchedUserName string
 	Reasons         json.RawMessage
 	Fallback        string // the staged fallback insight; "" if scoring wrote none
-	Viewer          Member
-	Matched         Member
+	Viewer          attendee.Profile
+	Matched         attendee.Profile
 	// ViewerQueued: the viewer waits in the queue for a later batch, which
 	// will rewrite their list again anyway.
 	ViewerQueued bool
@@ -448,8 +437,8 @@ func (s *Store) PendingInsights(ctx context.Context, eventID, token string) ([]P
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (PendingInsight, error) {
 		var p PendingInsight
 		v, o := &p.Viewer, &p.Matched
-		targets := append([]any{&p.UserID, &p.MatchedUserID, &p.Rank, &p.Reasons, &p.Fallback}, v.scanTargets()...)
-		targets = append(targets, o.scanTargets()...)
+		targets := append([]any{&p.UserID, &p.MatchedUserID, &p.Rank, &p.Reasons, &p.Fallback}, profileScanTargets(v)...)
+		targets = append(targets, profileScanTargets(o)...)
 		err := row.Scan(append(targets, &p.ViewerQueued)...)
 		v.UserID, o.UserID = p.UserID, p.MatchedUserID
 		p.MatchedUserName = o.DisplayName

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/store"
 )
 
@@ -29,7 +30,7 @@ func cachedAt(snap store.Snapshot) store.Cached {
 	return store.Cached{MembersVersion: snap.MembersVersion, ListsVersion: snap.Version}
 }
 
-func memberIDs(members []store.Member) []string {
+func memberIDs(members []attendee.Profile) []string {
 	var ids []string
 	for _, m := range members {
 		ids = append(ids, m.UserID)

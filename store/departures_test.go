@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/profiletext"
 	"github.com/eventmatch/matchmaker/store"
 )
@@ -81,7 +82,7 @@ func TestSnapshotReadsHostileProfiles(t *testing.T) {
 	if err != nil {
 		t.Fatalf("LoadSnapshot: %v", err)
 	}
-	got := map[string]store.Member{}
+	got := map[string]attendee.Profile{}
 	for _, m := range snap.Members {
 		got[m.UserID] = m
 	}

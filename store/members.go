@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/eventmatch/matchmaker/attendee"
 )
 
 // EnsureEvent creates the event if no event has the code, and returns it.
@@ -20,7 +22,7 @@ func (s *Store) EnsureEvent(ctx context.Context, code, name string) (Event, erro
 // InsertMembers adds members to an event, skipping those already there. It
 // copies into a temporary table first so thousands of members cost one round
 // trip, and then inserts in one statement so the member triggers run once.
-func (s *Store) InsertMembers(ctx context.Context, eventID string, members []Member) (inserted int, err error) {
+func (s *Store) InsertMembers(ctx context.Context, eventID string, members []attendee.Profile) (inserted int, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `
 			CREATE TEMP TABLE incoming_members (LIKE all_events_members INCLUDING DEFAULTS) ON COMMIT DROP`); err != nil {

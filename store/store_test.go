@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/internal/deploy"
 	"github.com/eventmatch/matchmaker/internal/testenv"
 	"github.com/eventmatch/matchmaker/store"
@@ -102,7 +103,7 @@ func TestEnableEvent(t *testing.T) {
 func TestInsertMembers(t *testing.T) {
 	e := newEnv(t)
 	event := e.event(1, true)
-	first := []store.Member{
+	first := []attendee.Profile{
 		{UserID: uid(1), DisplayName: "Ada", Company: "Acme", JobTitle: "CTO", Industry: "Tech",
 			Interests: []string{"go", "sql"}, LookingFor: []string{"hires"}, Offering: []string{"advice"}, Bio: "hi"},
 		{UserID: uid(2), DisplayName: "Bob"},
@@ -122,7 +123,7 @@ func TestInsertMembers(t *testing.T) {
 	wantStrings(t, "queue", sorted(e.queueRows(event)), "1:0", "2:0")
 	queueBefore := e.queueFull(event)
 
-	second := []store.Member{
+	second := []attendee.Profile{
 		{UserID: uid(2), DisplayName: "Robert"},
 		{UserID: uid(3), DisplayName: "Cy"},
 	}
@@ -571,7 +572,7 @@ func TestStoreThroughTransactionPooler(t *testing.T) {
 		run  func() error
 	}{
 		{"InsertMembers", func() error {
-			_, err := op.InsertMembers(ctx, evt.ID, []store.Member{{UserID: uid(1), DisplayName: "A"}, {UserID: uid(2), DisplayName: "B"}})
+			_, err := op.InsertMembers(ctx, evt.ID, []attendee.Profile{{UserID: uid(1), DisplayName: "A"}, {UserID: uid(2), DisplayName: "B"}})
 			return err
 		}},
 		{"EnableEvent", func() error { _, err := op.EnableEvent(ctx, evt.ID); return err }},

@@ -201,8 +201,9 @@ func New(t testing.TB, behave func(call int, req Request) Response) *Server {
 	return s
 }
 
-// Listen starts a fake server on addr outside a test (the AI load benchmark
-// runs one as a process); the caller closes it.
+// Listen starts a fake server on addr outside a test (make bench serves one
+// in its own process, scripts/ai-load.sh runs cmd/fakeopenai); the caller
+// closes it.
 func Listen(addr string, behave func(call int, req Request) Response) (*Server, error) {
 	if behave == nil {
 		behave = Echo

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +12,11 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/procfs"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/testsuite"
 )
 
 // process is a child the bench started. Its output goes to a log file in
@@ -130,59 +135,6 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// freePorts asks the kernel for n distinct free TCP ports on 127.0.0.1.
-func freePorts(n int) ([]int, error) {
-	var listeners []net.Listener
-	defer func() {
-		for _, l := range listeners {
-			l.Close()
-		}
-	}()
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("find a free port: %w", err)
-		}
-		listeners = append(listeners, l)
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-	}
-	return ports, nil
-}
-
-// startTemporal starts `temporal server start-dev --headless` on free
-// ports, in memory, and waits until its frontend answers.
-func (b *bench) startTemporal(ctx context.Context) (*process, string, error) {
-	ports, err := freePorts(3)
-	if err != nil {
-		return nil, "", err
-	}
-	address := fmt.Sprintf("127.0.0.1:%d", ports[0])
-	p, err := startProcess("Temporal dev server", filepath.Join(b.workDir, "temporal.log"), os.Environ(),
-		b.bin("temporal"), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
-		"--port", fmt.Sprint(ports[0]), "--http-port", fmt.Sprint(ports[1]), "--metrics-port", fmt.Sprint(ports[2]),
-		"--log-level", "error")
-	if err != nil {
-		return nil, "", err
-	}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		_, err := runCommand(ctx, os.Environ(), "", b.bin("temporal"),
-			"operator", "cluster", "health", "--address", address, "--command-timeout", "2s")
-		if err == nil {
-			return p, address, nil
-		}
-		if p.exited() || time.Now().After(deadline) || ctx.Err() != nil {
-			p.stop()
-			if ctx.Err() != nil {
-				return nil, "", ctx.Err()
-			}
-			return nil, "", fmt.Errorf("the Temporal dev server did not come up at %s (%v):\n%s", address, err, p.logTail(20))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 var workerReady = regexp.MustCompile(`msg="worker started".*metrics=(http://\S+)`)
 
 // startWorker starts bin/worker with the run's environment and returns it
@@ -200,47 +152,37 @@ func (b *bench) startWorker(ctx context.Context, name string, env []string) (*pr
 	return p, url, nil
 }
 
-// startFakeModel builds and starts the fake OpenAI-compatible server.
-func (b *bench) startFakeModel(ctx context.Context) (*process, string, error) {
-	bin := filepath.Join(b.workDir, "fakeopenai")
-	if _, err := runCommand(ctx, os.Environ(), "", b.opts.goCmd, "build", "-o", bin, "./internal/fakeopenai/cmd/fakeopenai"); err != nil {
-		return nil, "", err
-	}
-	ports, err := freePorts(1)
-	if err != nil {
-		return nil, "", err
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
-	p, err := startProcess("fake model", filepath.Join(b.workDir, "fakeopenai.log"), os.Environ(),
-		bin, "-addr", addr, "-latency", aiLatency.String())
-	if err != nil {
-		return nil, "", err
-	}
-	if _, err := p.waitForLog(ctx, regexp.MustCompile(`fakeopenai: serving`), 10*time.Second); err != nil {
-		p.stop()
-		return nil, "", err
-	}
-	return p, "http://" + addr + "/v1", nil
-}
-
 // vmHWM is the peak resident set size of a running process, in bytes.
 func vmHWM(pid int) (int64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	proc, err := procfs.NewProc(pid)
 	if err != nil {
 		return 0, err
 	}
-	return parseVmHWM(string(data))
+	status, err := proc.NewStatus()
+	return int64(status.VmHWM), err
 }
 
-func parseVmHWM(status string) (int64, error) {
-	for _, line := range strings.Split(status, "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			var kB int64
-			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kB); err != nil {
-				return 0, fmt.Errorf("VmHWM: %q", line)
-			}
-			return kB * 1024, nil
-		}
+// startTemporal starts bin/temporal's dev server, in memory on a free port,
+// with the SDK's helper, as the e2e tests do; its output goes to the work
+// directory. The caller stops it.
+func (b *bench) startTemporal(ctx context.Context) (*testsuite.DevServer, error) {
+	logFile, err := os.Create(filepath.Join(b.workDir, "temporal.log"))
+	if err != nil {
+		return nil, err
 	}
-	return 0, fmt.Errorf("no VmHWM line")
+	// The server writes to the file itself; the bench's copy is not needed.
+	defer logFile.Close()
+	warnings := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	server, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
+		ExistingPath:  b.bin("temporal"),
+		ClientOptions: &client.Options{Logger: tlog.NewStructuredLogger(warnings)},
+		LogLevel:      "error",
+		Stdout:        logFile,
+		Stderr:        logFile,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start the Temporal dev server (log: %s): %w", logFile.Name(), err)
+	}
+	server.Client().Close() // the worker and the starter dial it themselves
+	return server, nil
 }

@@ -10,9 +10,12 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/demodata"
+	"github.com/eventmatch/matchmaker/internal/testenv"
+	"github.com/eventmatch/matchmaker/store"
 )
 
 // steps are the label values of matchmaking_batch_duration_seconds{step},
@@ -46,26 +49,28 @@ func (s runSpec) String() string {
 // runResult is what one run measured.
 type runResult struct {
 	spec           runSpec
-	wall           time.Duration      // enable launched → every member matched, queue empty
-	enableReturned time.Duration      // enable launched → the starter process exited
-	stepSeconds    map[string]float64 // Σ matchmaking_batch_duration_seconds_sum per step during the run
-	batches        int                // commit steps during the run
-	dispatch       float64            // Σ Temporal schedule-to-start seconds of workflow and activity tasks
-	peakRSS        int64              // worker's VmHWM in bytes once the event is matched
-	newcomerRSS    int64              // and after the newcomers
+	wall           time.Duration // enable launched → every member matched, queue empty
+	enableReturned time.Duration // enable launched → the starter process exited
+	phase                        // enable launched → every member matched
 	matchRows      int
 	aiInsights     int
 	fallbacks      int
 	aiCalls        float64
 	lower          lowerBound
 
-	newcomers        []time.Duration    // INSERT's commit → the newcomer's matches persisted, each
-	newcomerSteps    map[string]float64 // Σ step seconds over the newcomer phase
-	newcomerBatches  int
-	newcomerDispatch float64
+	newcomers []time.Duration // the insert's commit → the newcomer's matches persisted, each
+	newcomer  phase           // the newcomers, all of them
 }
 
-func (r runResult) stepsTotal() float64 { return sumSteps(r.stepSeconds) }
+// phase is what the worker's metrics say about one stretch of a run.
+type phase struct {
+	stepSeconds map[string]float64 // Σ matchmaking_batch_duration_seconds_sum per step
+	batches     int                // commit steps
+	dispatch    float64            // Σ Temporal schedule-to-start seconds of workflow and activity tasks
+	peakRSS     int64              // the worker's VmHWM in bytes at the end
+}
+
+func (p phase) stepsTotal() float64 { return sumSteps(p.stepSeconds) }
 
 // sumSteps adds every step label the worker reported, including any added
 // after the bench was written, so that the rest stays "outside the steps".
@@ -85,36 +90,42 @@ func (b *bench) measureRun(ctx context.Context, spec runSpec) (runResult, error)
 	res := runResult{spec: spec}
 	b.runs++
 	name := fmt.Sprintf("mmbench_%d_%d", os.Getpid(), b.runs)
-	url := b.databaseURL(name)
+	fail := func(err error) (runResult, error) { return res, fmt.Errorf("%s: %w", spec, err) }
+
+	progress(fmt.Sprintf("%s: database %s, loading the event", spec, name))
+	defer b.dropDatabase(name)
+	dbConfig, err := testenv.CreateDatabase(ctx, b.admin, name)
+	if err != nil {
+		return fail(err)
+	}
+	url := testenv.URL(dbConfig)
+	db, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return fail(err)
+	}
+	defer db.Close()
+	st := store.New(db)
+	event, err := st.EnsureEvent(ctx, eventCode, "Bench")
+	if err != nil {
+		return fail(err)
+	}
+	eventID := event.ID
+	// One generation for the event and its newcomers: the generator is
+	// prefix-stable, so the event is the same with or without them.
+	everyone := demodata.Generate(spec.seed, spec.members+spec.newcomers)
+	members := everyone[:spec.members]
+	if _, err := st.InsertMembers(ctx, eventID, members); err != nil {
+		return fail(err)
+	}
+
 	var extra []string
 	if spec.aiBaseURL != "" {
 		extra = []string{"OPENAI_API_KEY=bench-not-a-key", "OPENAI_BASE_URL=" + spec.aiBaseURL,
 			"AI_CONCURRENCY=" + strconv.Itoa(aiConcurrency), "AI_REQUESTS_PER_MINUTE=" + strconv.Itoa(aiRequestsPerMinute)}
 	}
 	env := b.runEnv(url, "bench-"+name, extra...)
-	fail := func(err error) (runResult, error) { return res, fmt.Errorf("%s: %w", spec, err) }
-
-	progress(fmt.Sprintf("%s: database %s, loading the event", spec, name))
-	if _, err := runCommand(ctx, env, "", b.bin("starter"), "migrate", "--create-database"); err != nil {
-		return fail(err)
-	}
-	defer b.dropDatabase(name)
-	if _, err := runCommand(ctx, env, "", b.bin("starter"), "load-demo", "--code", eventCode,
-		"--members", strconv.Itoa(spec.members), "--seed", strconv.FormatInt(spec.seed, 10)); err != nil {
-		return fail(err)
-	}
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return fail(err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	var eventID string
-	if err := conn.QueryRow(ctx, `SELECT id::text FROM events WHERE code = $1`, eventCode).Scan(&eventID); err != nil {
-		return fail(fmt.Errorf("find the loaded event: %w", err))
-	}
-
 	if spec.aiBaseURL == "" && !spec.oneCore {
-		if res.lower, err = measureLowerBound(ctx, conn, eventID, spec, b.engine.TopN); err != nil {
+		if res.lower, err = measureLowerBound(ctx, db, eventID, members, b.engine.TopN); err != nil {
 			return fail(err)
 		}
 	}
@@ -137,25 +148,34 @@ func (b *bench) measureRun(ctx context.Context, spec runSpec) (runResult, error)
 		}
 		defer more.stop()
 	}
-	keep := func(stage string) string { return filepath.Join(b.workDir, name+"-metrics-"+stage+".txt") }
-	before, err := scrape(ctx, metricsURL, keep("before"))
+	// scrapeWorker reads the worker's metrics (keeping a copy in the work
+	// directory) and its peak RSS at the end of a stage, and what happened
+	// since the scrape at its start.
+	scrapeWorker := func(stage string, start metrics) (metrics, phase, error) {
+		end, err := scrape(ctx, metricsURL, filepath.Join(b.workDir, name+"-metrics-"+stage+".txt"))
+		if err != nil {
+			return nil, phase{}, err
+		}
+		p := phaseBetween(start, end)
+		if p.peakRSS, err = vmHWM(worker.pid()); err != nil {
+			return nil, phase{}, fmt.Errorf("worker peak RSS: %w", err)
+		}
+		return end, p, nil
+	}
+	before, _, err := scrapeWorker("before", nil)
 	if err != nil {
 		return fail(err)
 	}
-	if res.wall, res.enableReturned, err = b.enableAndWait(ctx, conn, env, eventID, spec.members, worker); err != nil {
+	if res.wall, res.enableReturned, err = b.enableAndWait(ctx, db, env, eventID, spec.members, worker); err != nil {
 		return fail(err)
 	}
-	after, err := scrape(ctx, metricsURL, keep("matched"))
+	after, matched, err := scrapeWorker("matched", before)
 	if err != nil {
 		return fail(err)
 	}
-	res.stepSeconds, res.batches = stepsBetween(before, after)
-	res.dispatch = dispatchBetween(before, after)
+	res.phase = matched
 	res.aiCalls = after.sum("matchmaking_ai_calls_total") - before.sum("matchmaking_ai_calls_total")
-	if res.peakRSS, err = vmHWM(worker.pid()); err != nil {
-		return fail(fmt.Errorf("worker peak RSS: %w", err))
-	}
-	if err := conn.QueryRow(ctx, `
+	if err := db.QueryRow(ctx, `
 		SELECT count(*), count(*) FILTER (WHERE insight_source = 'ai'), count(*) FILTER (WHERE insight_source = 'fallback')
 		FROM matches WHERE event_id = $1`, eventID).Scan(&res.matchRows, &res.aiInsights, &res.fallbacks); err != nil {
 		return fail(err)
@@ -165,52 +185,39 @@ func (b *bench) measureRun(ctx context.Context, spec runSpec) (runResult, error)
 
 	if spec.newcomers > 0 {
 		progress(fmt.Sprintf("%s: inserting %d newcomers one at a time", spec, spec.newcomers))
-		all := demodata.Generate(spec.seed, spec.members+spec.newcomers)
-		if res.newcomers, err = b.newcomers(ctx, conn, eventID, all[spec.members:], worker); err != nil {
+		if res.newcomers, err = newcomers(ctx, st, db, eventID, everyone[spec.members:], worker); err != nil {
 			return fail(err)
 		}
-		end, err := scrape(ctx, metricsURL, keep("newcomers"))
-		if err != nil {
+		if _, res.newcomer, err = scrapeWorker("newcomers", after); err != nil {
 			return fail(err)
-		}
-		res.newcomerSteps, res.newcomerBatches = stepsBetween(after, end)
-		res.newcomerDispatch = dispatchBetween(after, end)
-		if res.newcomerRSS, err = vmHWM(worker.pid()); err != nil {
-			return fail(fmt.Errorf("worker peak RSS: %w", err))
 		}
 	}
 	return res, nil
 }
 
-// stepsBetween is the time spent in each batch step between two scrapes,
-// and the number of batches committed.
-func stepsBetween(before, after metrics) (map[string]float64, int) {
-	out := map[string]float64{}
-	sumsBefore := before.byLabel("matchmaking_batch_duration_seconds_sum", "step")
-	for step, v := range after.byLabel("matchmaking_batch_duration_seconds_sum", "step") {
-		out[step] = v - sumsBefore[step]
+// phaseBetween is what the worker did between two scrapes: the time spent
+// in each batch step, the batches committed, and how long its workflow and
+// activity tasks waited in Temporal between being scheduled and being
+// picked up (the SDK's schedule-to-start latencies), summed.
+func phaseBetween(before, after metrics) phase {
+	const durations = "matchmaking_batch_duration_seconds"
+	p := phase{stepSeconds: map[string]float64{}}
+	sumsBefore := before.byLabel(durations, "step")
+	for step, v := range after.byLabel(durations, "step") {
+		p.stepSeconds[step] = v - sumsBefore[step]
 	}
-	batches := after.byLabel("matchmaking_batch_duration_seconds_count", "step")["commit"] -
-		before.byLabel("matchmaking_batch_duration_seconds_count", "step")["commit"]
-	return out, int(batches)
-}
-
-// dispatchBetween is how long the worker's workflow and activity tasks
-// waited in Temporal between being scheduled and being picked up (the SDK's
-// schedule-to-start latencies), summed, between two scrapes.
-func dispatchBetween(before, after metrics) float64 {
-	total := 0.0
-	for _, name := range []string{"temporal_workflow_task_schedule_to_start_latency_seconds_sum", "temporal_activity_schedule_to_start_latency_seconds_sum"} {
-		total += after.sum(name) - before.sum(name)
+	p.batches = int(after.countByLabel(durations, "step")["commit"] - before.countByLabel(durations, "step")["commit"])
+	for _, name := range []string{"temporal_workflow_task_schedule_to_start_latency_seconds", "temporal_activity_schedule_to_start_latency_seconds"} {
+		p.dispatch += after.sum(name) - before.sum(name)
 	}
-	return total
+	return p
 }
 
 // enableAndWait launches `starter enable` and polls the database until
 // every member has matches and the event's queue is empty. wall runs from
 // launching the starter to the poll that saw it done.
-func (b *bench) enableAndWait(ctx context.Context, conn *pgx.Conn, env []string, eventID string, members int, worker *process) (wall, enableReturned time.Duration, err error) {
-	ctx, cancel := context.WithTimeout(ctx, b.opts.runTimeout)
+func (b *bench) enableAndWait(ctx context.Context, db *pgxpool.Pool, env []string, eventID string, members int, worker *process) (wall, enableReturned time.Duration, err error) {
+	ctx, cancel := context.WithTimeout(ctx, b.opts.RunTimeout)
 	defer cancel()
 	type enableResult struct {
 		after time.Duration
@@ -227,7 +234,7 @@ func (b *bench) enableAndWait(ctx context.Context, conn *pgx.Conn, env []string,
 	}()
 	starterDone := false
 	for {
-		done, err := fullyMatched(ctx, conn, eventID, members)
+		done, err := fullyMatched(ctx, db, eventID, members)
 		if err == nil && done {
 			wall = time.Since(start)
 			break
@@ -248,7 +255,7 @@ func (b *bench) enableAndWait(ctx context.Context, conn *pgx.Conn, env []string,
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return 0, 0, fmt.Errorf("not fully matched within %s (BENCH_TIMEOUT): %s\n  worker log:\n%s",
-					b.opts.runTimeout, progressOf(conn, eventID, members), worker.logTail(15))
+					b.opts.RunTimeout, progressOf(db, eventID, members), worker.logTail(15))
 			}
 			return 0, 0, ctx.Err()
 		}
@@ -269,9 +276,9 @@ func (b *bench) enableAndWait(ctx context.Context, conn *pgx.Conn, env []string,
 
 // fullyMatched: the queue is empty and every member has a list. The count
 // runs only once the queue is empty, to keep the 20 ms poll cheap.
-func fullyMatched(ctx context.Context, conn *pgx.Conn, eventID string, members int) (bool, error) {
+func fullyMatched(ctx context.Context, db *pgxpool.Pool, eventID string, members int) (bool, error) {
 	var done bool
-	err := conn.QueryRow(ctx, `
+	err := db.QueryRow(ctx, `
 		SELECT CASE WHEN EXISTS (SELECT 1 FROM matchmaking_queue WHERE event_id = $1) THEN false
 		            ELSE (SELECT count(DISTINCT user_id) FROM matches WHERE event_id = $1) = $2 END`,
 		eventID, members).Scan(&done)
@@ -279,11 +286,11 @@ func fullyMatched(ctx context.Context, conn *pgx.Conn, eventID string, members i
 }
 
 // progressOf describes how far an event got, for a timeout message.
-func progressOf(conn *pgx.Conn, eventID string, members int) string {
+func progressOf(db *pgxpool.Pool, eventID string, members int) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var queued, matched int
-	if err := conn.QueryRow(ctx, `
+	if err := db.QueryRow(ctx, `
 		SELECT (SELECT count(*) FROM matchmaking_queue WHERE event_id = $1),
 		       (SELECT count(DISTINCT user_id) FROM matches WHERE event_id = $1)`, eventID).Scan(&queued, &matched); err != nil {
 		return "progress unknown: " + err.Error()
@@ -291,37 +298,25 @@ func progressOf(conn *pgx.Conn, eventID string, members int) string {
 	return fmt.Sprintf("%d of %d members matched, %d still queued", matched, members, queued)
 }
 
-// newcomers inserts members one at a time into the matched event, as the
-// web app does, and times each from its INSERT's commit to its matches
-// being persisted; the next one goes in once the queue is empty again.
-func (b *bench) newcomers(ctx context.Context, conn *pgx.Conn, eventID string, members []demodata.Member, worker *process) ([]time.Duration, error) {
+// newcomers inserts members one at a time into the matched event, each in
+// a transaction of its own as the web app does, and times each from its
+// insert's commit to its matches being persisted; the next one goes in once
+// the queue is empty again.
+func newcomers(ctx context.Context, st *store.Store, db *pgxpool.Pool, eventID string, members []attendee.Profile, worker *process) ([]time.Duration, error) {
 	var latencies []time.Duration
-	for k, m := range members {
-		tx, err := conn.Begin(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := tx.Exec(ctx, `
-			INSERT INTO all_events_members
-			    (event_id, user_id, display_name, company, job_title, industry, interests, looking_for, offering, bio)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-			eventID, m.UserID, m.DisplayName, nullIfEmpty(m.Company), nullIfEmpty(m.JobTitle), nullIfEmpty(m.Industry),
-			nonNil(m.Interests), nonNil(m.LookingFor), nonNil(m.Offering), m.Bio); err != nil {
-			_ = tx.Rollback(ctx)
+	for k := range members {
+		if _, err := st.InsertMembers(ctx, eventID, members[k:k+1]); err != nil {
 			return nil, fmt.Errorf("insert newcomer %d: %w", k+1, err)
 		}
-		committing := time.Now()
-		if err := tx.Commit(ctx); err != nil {
-			return nil, fmt.Errorf("insert newcomer %d: %w", k+1, err)
-		}
+		committed := time.Now()
 		matched, err := waitUntil(ctx, worker, newcomerTimeout, `SELECT EXISTS (SELECT 1 FROM matches WHERE event_id = $1 AND user_id = $2)`,
-			conn, eventID, m.UserID)
+			db, eventID, members[k].UserID)
 		if err != nil {
 			return nil, fmt.Errorf("newcomer %d of %d: %w", k+1, len(members), err)
 		}
-		latencies = append(latencies, matched.Sub(committing))
+		latencies = append(latencies, matched.Sub(committed))
 		if _, err := waitUntil(ctx, worker, newcomerTimeout, `SELECT NOT EXISTS (SELECT 1 FROM matchmaking_queue WHERE event_id = $1)`,
-			conn, eventID); err != nil {
+			db, eventID); err != nil {
 			return nil, fmt.Errorf("queue after newcomer %d: %w", k+1, err)
 		}
 	}
@@ -330,11 +325,11 @@ func (b *bench) newcomers(ctx context.Context, conn *pgx.Conn, eventID string, m
 
 // waitUntil polls a boolean query every newcomerPoll and returns when it
 // first saw true.
-func waitUntil(ctx context.Context, worker *process, timeout time.Duration, query string, conn *pgx.Conn, args ...any) (time.Time, error) {
+func waitUntil(ctx context.Context, worker *process, timeout time.Duration, query string, db *pgxpool.Pool, args ...any) (time.Time, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		var ok bool
-		if err := conn.QueryRow(ctx, query, args...).Scan(&ok); err != nil {
+		if err := db.QueryRow(ctx, query, args...).Scan(&ok); err != nil {
 			return time.Time{}, err
 		}
 		if ok {
@@ -352,18 +347,4 @@ func waitUntil(ctx context.Context, worker *process, timeout time.Duration, quer
 		case <-time.After(newcomerPoll):
 		}
 	}
-}
-
-func nullIfEmpty(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
-func nonNil(tags []string) []string {
-	if tags == nil {
-		return []string{}
-	}
-	return tags
 }

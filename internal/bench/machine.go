@@ -46,7 +46,7 @@ func (b *bench) describeMachine(ctx context.Context) (machine, error) {
 	} else {
 		m.memory = "unknown"
 	}
-	if out, err := runCommand(ctx, os.Environ(), "", b.opts.goCmd, "env", "GOVERSION"); err == nil {
+	if out, err := runCommand(ctx, os.Environ(), "", b.opts.GoCmd, "env", "GOVERSION"); err == nil {
 		m.goVersion = strings.TrimSpace(out) + " " + runtime.GOOS + "/" + runtime.GOARCH
 	}
 	if out, err := runCommand(ctx, os.Environ(), "", b.bin("temporal"), "--version"); err == nil {

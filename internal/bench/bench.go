@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/eventmatch/matchmaker/config"
+	"github.com/eventmatch/matchmaker/internal/fakeopenai"
+	"github.com/eventmatch/matchmaker/internal/testenv"
 )
 
 // eventCode is the code of the one event each run database holds.
@@ -37,7 +39,7 @@ type bench struct {
 	runs            int // databases created so far, for unique names
 }
 
-func (b *bench) bin(name string) string { return filepath.Join(b.opts.binDir, name) }
+func (b *bench) bin(name string) string { return filepath.Join(b.opts.BinDir, name) }
 
 func run(ctx context.Context, opts options) error {
 	began := time.Now()
@@ -47,7 +49,7 @@ func run(ctx context.Context, opts options) error {
 	}
 	ok := false
 	defer func() {
-		if ok && !opts.keepLogs {
+		if ok && !opts.KeepLogs {
 			os.RemoveAll(b.workDir)
 		} else {
 			fmt.Fprintln(os.Stderr, "bench: logs kept in", b.workDir)
@@ -60,24 +62,24 @@ func run(ctx context.Context, opts options) error {
 		return err
 	}
 	progress("scoring kernel: go test -run '^$' -bench . -benchmem ./matching/")
-	if rep.kernel, err = runKernelBenchmarks(ctx, opts.goCmd); err != nil {
+	if rep.kernel, err = runKernelBenchmarks(ctx, opts.GoCmd); err != nil {
 		return err
 	}
 
 	progress("starting the Temporal dev server")
-	temporal, address, err := b.startTemporal(ctx)
+	temporal, err := b.startTemporal(ctx)
 	if err != nil {
 		return err
 	}
-	defer temporal.stop()
-	b.temporalAddress = address
+	defer func() { _ = temporal.Stop() }()
+	b.temporalAddress = temporal.FrontendHostPort()
 
-	largest := slices.Max(opts.sizes)
-	for _, n := range opts.sizes {
-		for r := 1; r <= opts.runs; r++ {
+	largest := slices.Max(opts.Sizes)
+	for _, n := range opts.Sizes {
+		for r := 1; r <= opts.Runs; r++ {
 			spec := runSpec{members: n, seed: int64(r), run: r}
-			if n == largest && r == opts.runs {
-				spec.newcomers = opts.newcomers
+			if n == largest && r == opts.Runs {
+				spec.newcomers = opts.Newcomers
 			}
 			res, err := b.measureRun(ctx, spec)
 			if err != nil {
@@ -87,10 +89,10 @@ func run(ctx context.Context, opts options) error {
 		}
 	}
 
-	if opts.scaleOut > 0 {
-		for r := 1; r <= opts.runs; r++ {
+	if opts.ScaleOut > 0 {
+		for r := 1; r <= opts.Runs; r++ {
 			for _, workers := range []int{1, 2} {
-				res, err := b.measureRun(ctx, runSpec{members: opts.scaleOut, seed: int64(r), run: r, workers: workers, oneCore: true})
+				res, err := b.measureRun(ctx, runSpec{members: opts.ScaleOut, seed: int64(r), run: r, workers: workers, oneCore: true})
 				if err != nil {
 					return err
 				}
@@ -99,15 +101,17 @@ func run(ctx context.Context, opts options) error {
 		}
 	}
 
-	if opts.ai {
+	if opts.AI {
 		progress(fmt.Sprintf("starting the fake model server (%s per call)", aiLatency))
-		fake, url, err := b.startFakeModel(ctx)
+		fake, err := fakeopenai.Listen("127.0.0.1:0", func(call int, req fakeopenai.Request) fakeopenai.Response {
+			return fakeopenai.Echo(call, req).After(aiLatency)
+		})
 		if err != nil {
-			return err
+			return fmt.Errorf("start the fake model server: %w", err)
 		}
-		defer fake.stop()
-		for r := 1; r <= opts.runs; r++ {
-			res, err := b.measureRun(ctx, runSpec{members: aiMembers, seed: int64(r), run: r, aiBaseURL: url})
+		defer fake.Close()
+		for r := 1; r <= opts.Runs; r++ {
+			res, err := b.measureRun(ctx, runSpec{members: aiMembers, seed: int64(r), run: r, aiBaseURL: fake.URL()})
 			if err != nil {
 				return err
 			}
@@ -119,11 +123,11 @@ func run(ctx context.Context, opts options) error {
 	generated := rep.markdown()
 	fmt.Println()
 	fmt.Println(generated)
-	if opts.doc != "-" {
-		if err := writeDoc(opts.doc, generated); err != nil {
+	if opts.Doc != "-" {
+		if err := writeDoc(opts.Doc, generated); err != nil {
 			return err
 		}
-		progress("wrote " + opts.doc)
+		progress("wrote " + opts.Doc)
 	}
 	ok = true
 	return nil
@@ -131,11 +135,11 @@ func run(ctx context.Context, opts options) error {
 
 func newBench(ctx context.Context, opts options) (*bench, error) {
 	for _, name := range []string{"worker", "starter", "temporal"} {
-		if _, err := os.Stat(filepath.Join(opts.binDir, name)); err != nil {
-			return nil, fmt.Errorf("%s/%s is missing: run `make build temporal-cli` (make bench does)", opts.binDir, name)
+		if _, err := os.Stat(filepath.Join(opts.BinDir, name)); err != nil {
+			return nil, fmt.Errorf("%s/%s is missing: run `make build temporal-cli` (make bench does)", opts.BinDir, name)
 		}
 	}
-	admin, err := pgx.ParseConfig(opts.adminURL)
+	admin, err := pgx.ParseConfig(opts.AdminURL)
 	if err != nil {
 		return nil, fmt.Errorf("BENCH_DATABASE_URL: %w", err)
 	}
@@ -183,27 +187,12 @@ func (b *bench) runEnv(databaseURL, taskQueue string, extra ...string) []string 
 	return append(env, extra...)
 }
 
-// databaseURL is the admin URL pointed at another database.
-func (b *bench) databaseURL(name string) string {
-	u := fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", b.admin.User, b.admin.Host, b.admin.Port, name)
-	if b.admin.Password != "" {
-		u = fmt.Sprintf("postgres://%s:%s@%s:%d/%s?sslmode=disable", b.admin.User, b.admin.Password, b.admin.Host, b.admin.Port, name)
-	}
-	return u
-}
-
 // dropDatabase drops a run's database, even when the bench is being
 // interrupted.
 func (b *bench) dropDatabase(name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.ConnectConfig(ctx, b.admin)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "bench: drop database %s: %v\n", name, err)
-		return
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-		fmt.Fprintf(os.Stderr, "bench: drop database %s: %v\n", name, err)
+	if err := testenv.DropDatabase(ctx, b.admin, name); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
 	}
 }

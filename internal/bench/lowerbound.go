@@ -8,8 +8,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/eventmatch/matchmaker/demodata"
+	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/matching"
 )
 
@@ -25,18 +26,12 @@ type lowerBound struct {
 func (l lowerBound) total() time.Duration { return l.kernel + l.copyTime }
 
 // measureLowerBound times the scoring kernel over every pair of the run's
-// event (the same generator and seed the starter loaded), then a COPY of
-// N·topN rows shaped like matches rows, with realistic reasons and
-// insights, into a scratch table with the matches table's indexes and
-// checks, in the run's database.
-func measureLowerBound(ctx context.Context, conn *pgx.Conn, eventID string, spec runSpec, topN int) (lowerBound, error) {
-	n := spec.members
-	gen := demodata.Generate(spec.seed, n)
-	profiles := make([]matching.Profile, n)
-	for i, m := range gen {
-		profiles[i] = demodata.ToProfile(m)
-	}
-	pool := matching.NewPool(profiles)
+// event, then a COPY of N·topN rows shaped like matches rows, with
+// realistic reasons and insights, into a scratch table with the matches
+// table's indexes and checks, in the run's database.
+func measureLowerBound(ctx context.Context, db *pgxpool.Pool, eventID string, members []attendee.Profile, topN int) (lowerBound, error) {
+	n := len(members)
+	pool := matching.NewPool(members)
 
 	runtime.GC()
 	start := time.Now()
@@ -60,15 +55,15 @@ func measureLowerBound(ctx context.Context, conn *pgx.Conn, eventID string, spec
 			if err != nil {
 				return lb, err
 			}
-			rows = append(rows, []any{eventID, gen[i].UserID, gen[j].UserID, int16(rank), reasons.Score,
-				string(js), matching.FallbackInsight(gen[j].DisplayName, reasons), "fallback"})
+			rows = append(rows, []any{eventID, members[i].UserID, members[j].UserID, int16(rank), reasons.Score,
+				string(js), matching.FallbackInsight(members[j].DisplayName, reasons), "fallback"})
 		}
 	}
-	if _, err := conn.Exec(ctx, `CREATE TABLE bench_lower_bound (LIKE matches INCLUDING ALL)`); err != nil {
+	if _, err := db.Exec(ctx, `CREATE TABLE bench_lower_bound (LIKE matches INCLUDING ALL)`); err != nil {
 		return lb, fmt.Errorf("scratch table: %w", err)
 	}
 	start = time.Now()
-	copied, err := conn.CopyFrom(ctx, pgx.Identifier{"bench_lower_bound"},
+	copied, err := db.CopyFrom(ctx, pgx.Identifier{"bench_lower_bound"},
 		[]string{"event_id", "user_id", "matched_user_id", "rank", "score", "reasons", "insight", "insight_source"},
 		pgx.CopyFromRows(rows))
 	lb.copyTime = time.Since(start)
@@ -76,7 +71,7 @@ func measureLowerBound(ctx context.Context, conn *pgx.Conn, eventID string, spec
 		return lb, fmt.Errorf("COPY into the scratch table: %w", err)
 	}
 	lb.rows = int(copied)
-	if _, err := conn.Exec(ctx, `DROP TABLE bench_lower_bound`); err != nil {
+	if _, err := db.Exec(ctx, `DROP TABLE bench_lower_bound`); err != nil {
 		return lb, err
 	}
 	return lb, nil

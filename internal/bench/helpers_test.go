@@ -1,6 +1,9 @@
 package main
 
 import (
+	"os"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -24,23 +27,31 @@ func TestMedianAndPercentile(t *testing.T) {
 }
 
 func TestParseMetrics(t *testing.T) {
-	m, err := parseMetrics(`# HELP matchmaking_batch_duration_seconds Duration.
+	m, err := parseMetrics([]byte(`# HELP matchmaking_batch_duration_seconds Duration.
 # TYPE matchmaking_batch_duration_seconds histogram
 matchmaking_batch_duration_seconds_bucket{step="claim",le="0.005"} 1
+matchmaking_batch_duration_seconds_bucket{step="claim",le="+Inf"} 2
 matchmaking_batch_duration_seconds_sum{step="claim"} 0.25
+matchmaking_batch_duration_seconds_count{step="claim"} 2
+matchmaking_batch_duration_seconds_bucket{step="score",le="+Inf"} 4
 matchmaking_batch_duration_seconds_sum{step="score"} 1.5e+00
 matchmaking_batch_duration_seconds_count{step="score"} 4
+# TYPE matchmaking_ai_calls_total counter
 matchmaking_ai_calls_total{event_id="a"} 10
 matchmaking_ai_calls_total{event_id="b"} 5 1700000000000
+# TYPE matchmaking_insight_fallbacks_total counter
 matchmaking_insight_fallbacks_total{reason="odd \"quoted\", with spaces"} 2
 go_goroutines 42
-`)
+`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sums := m.byLabel("matchmaking_batch_duration_seconds_sum", "step")
+	sums := m.byLabel("matchmaking_batch_duration_seconds", "step")
 	if sums["claim"] != 0.25 || sums["score"] != 1.5 {
 		t.Errorf("step sums %v", sums)
+	}
+	if counts := m.countByLabel("matchmaking_batch_duration_seconds", "step"); counts["claim"] != 2 || counts["score"] != 4 {
+		t.Errorf("step counts %v", counts)
 	}
 	if got := m.sum("matchmaking_ai_calls_total"); got != 15 {
 		t.Errorf("ai calls %v, want 15", got)
@@ -51,7 +62,7 @@ go_goroutines 42
 	if got := m.sum("go_goroutines"); got != 42 {
 		t.Errorf("unlabelled sample %v, want 42", got)
 	}
-	if _, err := parseMetrics(`broken{step="claim" 1`); err == nil {
+	if _, err := parseMetrics([]byte(`broken{step="claim" 1`)); err == nil {
 		t.Error("an unterminated label set parsed")
 	}
 }
@@ -78,13 +89,6 @@ PASS
 	}
 }
 
-func TestParseVmHWM(t *testing.T) {
-	got, err := parseVmHWM("Name:\tworker\nVmPeak:\t 1808428 kB\nVmHWM:\t   38664 kB\nVmRSS:\t 38000 kB\n")
-	if err != nil || got != 38664*1024 {
-		t.Errorf("parseVmHWM = %d, %v", got, err)
-	}
-}
-
 func TestSpliceGeneratedKeepsHandWrittenText(t *testing.T) {
 	doc := "# Performance\n\nintro\n" + beginMarker + "\nold figures\n" + endMarker + "\n\n## Notes\n\nby hand\n"
 	got, err := spliceGenerated(doc, "new figures\n")
@@ -97,5 +101,39 @@ func TestSpliceGeneratedKeepsHandWrittenText(t *testing.T) {
 	}
 	if _, err := spliceGenerated(strings.ReplaceAll(doc, endMarker, ""), "x"); err == nil {
 		t.Error("a document without the end marker was accepted")
+	}
+}
+
+func TestVmHWMOfThisProcess(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("VmHWM is read from Linux's /proc")
+	}
+	got, err := vmHWM(os.Getpid())
+	if err != nil || got < 1<<20 {
+		t.Errorf("vmHWM of the test process = %d, %v; want at least a megabyte", got, err)
+	}
+}
+
+func TestParseOptions(t *testing.T) {
+	for _, name := range []string{"BENCH_SIZES", "BENCH_RUNS", "BENCH_AI", "BENCH_NEWCOMERS", "BENCH_SCALEOUT", "BENCH_TIMEOUT"} {
+		t.Setenv(name, "")
+	}
+	o, err := parseOptions()
+	if err != nil || !slices.Equal(o.Sizes, sizesOf(defaultSizes)) || o.Runs != defaultRuns || o.AI != defaultAI || o.ScaleOut != defaultScaleOut {
+		t.Fatalf("defaults: %+v, %v", o, err)
+	}
+	t.Setenv("BENCH_SIZES", "2000,500,2000")
+	t.Setenv("BENCH_AI", "0")
+	t.Setenv("BENCH_SCALEOUT", "0")
+	if o, err = parseOptions(); err != nil || !slices.Equal(o.Sizes, []int{500, 2000}) || o.AI || o.ScaleOut != 0 {
+		t.Errorf("BENCH_SIZES=2000,500,2000 BENCH_AI=0 BENCH_SCALEOUT=0: %+v, %v", o, err)
+	}
+	for name, bad := range map[string]string{"BENCH_SIZES": "500,5", "BENCH_RUNS": "0", "BENCH_AI": "maybe", "BENCH_TIMEOUT": "-1s"} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv(name, bad)
+			if _, err := parseOptions(); err == nil {
+				t.Errorf("%s=%s accepted", name, bad)
+			}
+		})
 	}
 }

@@ -1,0 +1,137 @@
+// Command bench measures the matchmaking engine end to end on this machine
+// and writes the figures into docs/PERFORMANCE.md (between the
+// <!-- bench:begin --> and <!-- bench:end --> markers; the rest of the file
+// is left as written by hand).
+//
+// It runs the real thing: the local PostgreSQL, the Temporal dev server of
+// bin/temporal (started with the SDK's testsuite.StartDevServer on a free
+// port), and the real bin/worker and bin/starter processes. Every run gets
+// a fresh database (internal/testenv creates and migrates it), a fresh
+// generated event and a fresh worker; the clock starts when `starter
+// enable` is launched and stops when the bench's own 20 ms poll sees every
+// member matched and the queue empty.
+//
+//	make bench                                  # the default run (see defaultSizes)
+//	BENCH_SIZES=500,2000,10000 BENCH_AI=1 make bench   # the full run
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/caarlos0/env/v10"
+)
+
+// defaultAI is whether the default run has the AI row; a variable, so that
+// comparing a run's setting with it reads as the comparison it is.
+var defaultAI = true
+
+// Defaults of the bench. The default run must stay around five minutes on
+// a 2-core machine; docs/PERFORMANCE.md says what it covers.
+const (
+	defaultSizes     = "500,2000,10000"
+	defaultRuns      = 3
+	defaultNewcomers = 50
+	// defaultScaleOut is the event of the scale-out rows: one worker, then
+	// two, each limited to one core.
+	defaultScaleOut = 20000
+	defaultTimeout  = 5 * time.Minute
+	defaultAdminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	defaultDoc      = "docs/PERFORMANCE.md"
+	// minMembers keeps every member's list fillable.
+	minMembers = 10
+)
+
+// The AI row: the size, the fake model's latency and the limits the worker
+// is given, all stated in the report.
+const (
+	aiMembers           = 500
+	aiLatency           = 300 * time.Millisecond
+	aiConcurrency       = 32
+	aiRequestsPerMinute = 6000
+)
+
+// options are the bench's settings, from the environment; a variable left
+// unset keeps the default above.
+type options struct {
+	Sizes      []int         `env:"BENCH_SIZES"`        // comma-separated event sizes
+	Runs       int           `env:"BENCH_RUNS"`         // runs per size; the report quotes medians
+	AI         bool          `env:"BENCH_AI"`           // also run the AI row: 500 members, fake model at 300 ms
+	Newcomers  int           `env:"BENCH_NEWCOMERS"`    // newcomers inserted one at a time into the largest event
+	ScaleOut   int           `env:"BENCH_SCALEOUT"`     // members of the scale-out rows (one worker vs two, one core each); 0 skips them
+	RunTimeout time.Duration `env:"BENCH_TIMEOUT"`      // a run not fully matched after this long fails the bench
+	AdminURL   string        `env:"BENCH_DATABASE_URL"` // PostgreSQL server to create the run databases on
+	Doc        string        `env:"BENCH_DOC"`          // file to write the report into; - for none
+	KeepLogs   bool          `env:"BENCH_KEEP_LOGS"`    // keep the processes' logs even when the bench succeeds
+	BinDir     string        `env:"BENCH_BIN"`          // directory holding worker, starter and temporal
+	GoCmd      string        `env:"GO"`
+}
+
+func main() {
+	opts, err := parseOptions()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err = run(ctx, opts)
+	stop()
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			err = errors.New("interrupted; every process the bench started has been stopped")
+		}
+		fmt.Fprintln(os.Stderr, "bench: FAILED:", err)
+		os.Exit(1)
+	}
+}
+
+func parseOptions() (options, error) {
+	o := options{Sizes: sizesOf(defaultSizes), Runs: defaultRuns, AI: defaultAI, Newcomers: defaultNewcomers,
+		ScaleOut: defaultScaleOut, RunTimeout: defaultTimeout, AdminURL: defaultAdminURL, Doc: defaultDoc,
+		BinDir: "bin", GoCmd: "go"}
+	if err := env.Parse(&o); err != nil {
+		return options{}, err
+	}
+	for _, n := range o.Sizes {
+		if n < minMembers {
+			return options{}, fmt.Errorf("BENCH_SIZES: %d is not a member count of at least %d", n, minMembers)
+		}
+	}
+	slices.Sort(o.Sizes)
+	o.Sizes = slices.Compact(o.Sizes)
+	switch {
+	case o.Runs < 1:
+		return options{}, fmt.Errorf("BENCH_RUNS must be at least 1, got %d", o.Runs)
+	case o.Newcomers < 0:
+		return options{}, fmt.Errorf("BENCH_NEWCOMERS must not be negative, got %d", o.Newcomers)
+	case o.ScaleOut != 0 && o.ScaleOut < minMembers:
+		return options{}, fmt.Errorf("BENCH_SCALEOUT must be 0 or at least %d members, got %d", minMembers, o.ScaleOut)
+	case o.RunTimeout <= 0:
+		return options{}, fmt.Errorf("BENCH_TIMEOUT must be positive, got %s", o.RunTimeout)
+	}
+	return o, nil
+}
+
+// command is how this bench was invoked, for the report: the BENCH_*
+// variables set in the environment and `make bench` when make ran it.
+func command() string {
+	var parts []string
+	for _, name := range []string{"BENCH_SIZES", "BENCH_RUNS", "BENCH_AI", "BENCH_NEWCOMERS", "BENCH_SCALEOUT", "BENCH_TIMEOUT", "BENCH_DATABASE_URL"} {
+		if v := os.Getenv(name); v != "" {
+			parts = append(parts, name+"="+v)
+		}
+	}
+	if os.Getenv("MAKELEVEL") != "" {
+		parts = append(parts, "make bench")
+	} else {
+		parts = append(parts, "go run ./internal/bench")
+	}
+	return strings.Join(parts, " ")
+}
