@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/eventmatch/matchmaker/store"
 )
@@ -61,6 +62,7 @@ type BackfillRoundResult struct {
 // retry reads afresh, so it is idempotent.
 func (a *Activities) BackfillRound(ctx context.Context, in BackfillRoundInput) (BackfillRoundResult, error) {
 	defer keepAlive(ctx)()
+	start := time.Now()
 	res := BackfillRoundResult{Budget: a.AIMaxCallsPerEvent}
 	if a.Insights == nil {
 		return BackfillRoundResult{Finished: true}, nil
@@ -152,7 +154,8 @@ func (a *Activities) BackfillRound(ctx context.Context, in BackfillRoundInput) (
 	a.log(ctx).Info("AI backfill round", "event_id", in.EventID, "selected", res.Selected,
 		"upgraded", res.Upgraded, "fenced", res.Fenced, "refused", res.Refused, "cache_hits", res.CacheHits,
 		"ai_calls", res.AICalls, "failed_calls", answers.Failed, "failure", res.FailureReason,
-		"ai", res.Progress.AI, "matches", res.Progress.Matches, "backlog", res.Progress.Backlog)
+		"ai", res.Progress.AI, "matches", res.Progress.Matches, "backlog", res.Progress.Backlog,
+		"took", time.Since(start).Round(time.Millisecond))
 	return res, nil
 }
 

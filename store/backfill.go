@@ -24,20 +24,28 @@ type FallbackMatch struct {
 // writes first: a newcomer's list (and the lists the newcomer entered) go
 // ahead of an older backlog.
 func (s *Store) FallbackMatches(ctx context.Context, eventID string, limit int) ([]FallbackMatch, error) {
+	// The rows are picked before the profiles are joined: reading and
+	// cleaning two profiles for every fallback of a large event, to keep
+	// 512 of them, cost seconds a round.
 	rows, err := s.pool.Query(ctx, `
+		WITH picked AS (
+			SELECT m.event_id, m.user_id, m.matched_user_id, m.rank, m.reasons, m.insight, m.updated_at
+			FROM matches m
+			WHERE m.event_id = $1 AND m.insight_source = 'fallback'
+			  AND NOT EXISTS (SELECT 1 FROM matchmaking_ai_skips k
+			                  WHERE k.event_id = m.event_id AND k.user_id = m.user_id AND k.rank = m.rank
+			                    AND k.matched_user_id = m.matched_user_id AND k.list_written_at = m.updated_at)
+			ORDER BY m.updated_at DESC, m.user_id, m.rank
+			LIMIT $2
+		)
 		SELECT m.user_id::text, m.matched_user_id::text, m.rank, m.reasons, m.insight, m.updated_at,
 		       coalesce((SELECT members_version FROM matchmaking_event_state WHERE event_id = $1), 0),
 		       `+memberColumns("v", 3)+`,
 		       `+memberColumns("o", 3)+`
-		FROM matches m
+		FROM picked m
 		JOIN all_events_members v ON v.event_id = m.event_id AND v.user_id = m.user_id
 		JOIN all_events_members o ON o.event_id = m.event_id AND o.user_id = m.matched_user_id
-		WHERE m.event_id = $1 AND m.insight_source = 'fallback'
-		  AND NOT EXISTS (SELECT 1 FROM matchmaking_ai_skips k
-		                  WHERE k.event_id = m.event_id AND k.user_id = m.user_id AND k.rank = m.rank
-		                    AND k.matched_user_id = m.matched_user_id AND k.list_written_at = m.updated_at)
-		ORDER BY m.updated_at DESC, m.user_id, m.rank
-		LIMIT $2`, append([]any{eventID, limit}, memberCapArgs...)...)
+		ORDER BY m.updated_at DESC, m.user_id, m.rank`, append([]any{eventID, limit}, memberCapArgs...)...)
 	if err != nil {
 		return nil, fmt.Errorf("read fallback insights of event %s: %w", eventID, err)
 	}
