@@ -12,6 +12,33 @@ import (
 // BackfillProgress is where an event's AI insights stand (see the store's).
 type BackfillProgress = store.BackfillProgress
 
+// BackfillCounts is what backfill rounds did: one round's, or summed over
+// rounds in the backfill workflow's state.
+type BackfillCounts struct {
+	Upgraded int // AI insights written
+	// Fenced are AI answers not written because the match's list was
+	// rewritten, or a profile of the pair edited, after the round read it.
+	Fenced int
+	// Refused are matches left with the fallback because the model's
+	// answer was refused.
+	Refused          int
+	CacheHits        int
+	AICalls          int
+	PromptTokens     int
+	CompletionTokens int
+}
+
+// Add adds o's counts.
+func (c *BackfillCounts) Add(o BackfillCounts) {
+	c.Upgraded += o.Upgraded
+	c.Fenced += o.Fenced
+	c.Refused += o.Refused
+	c.CacheHits += o.CacheHits
+	c.AICalls += o.AICalls
+	c.PromptTokens += o.PromptTokens
+	c.CompletionTokens += o.CompletionTokens
+}
+
 // BackfillRoundInput names the event whose fallback insights a round
 // upgrades.
 type BackfillRoundInput struct {
@@ -33,17 +60,7 @@ type BackfillRoundResult struct {
 	Budget int
 
 	Selected int // fallback insights read, newest lists first
-	Upgraded int // AI insights written
-	// Fenced are AI answers not written because the match's list was
-	// rewritten, or a profile of the pair edited, after the round read it.
-	Fenced int
-	// Refused are matches left with the fallback because the model's
-	// answer was refused.
-	Refused          int
-	CacheHits        int
-	AICalls          int
-	PromptTokens     int
-	CompletionTokens int
+	BackfillCounts
 	// EndpointDown: calls failed for reasons that are not about their
 	// answers (timeouts, 5xx, 429, a refused key) and none was answered;
 	// the backfill backs off before the next round. FailureReason is the

@@ -88,15 +88,9 @@ func backfillWithDefaults(s BackfillSettings) BackfillSettings {
 // workflow's rounds (the database keeps the event's own, all runs
 // together, in Progress).
 type BackfillState struct {
-	Runs             int
-	Rounds           int
-	Upgraded         int
-	Fenced           int
-	Refused          int
-	CacheHits        int
-	AICalls          int
-	PromptTokens     int
-	CompletionTokens int
+	Runs   int
+	Rounds int
+	activities.BackfillCounts
 	// Backoffs counts waits after rounds whose calls all failed;
 	// FailuresInARow, those since the last round that did not fail.
 	Backoffs       int
@@ -238,13 +232,7 @@ type backfill struct {
 func (b *backfill) add(r activities.BackfillRoundResult) {
 	st := &b.state
 	st.Rounds++
-	st.Upgraded += r.Upgraded
-	st.Fenced += r.Fenced
-	st.Refused += r.Refused
-	st.CacheHits += r.CacheHits
-	st.AICalls += r.AICalls
-	st.PromptTokens += r.PromptTokens
-	st.CompletionTokens += r.CompletionTokens
+	st.BackfillCounts.Add(r.BackfillCounts)
 	st.Budget, st.BudgetSpent = r.Budget, r.BudgetSpent
 	if !r.Finished {
 		st.Progress = r.Progress

@@ -92,7 +92,7 @@ func (h *backfillHarness) roundTimes() []time.Duration {
 
 // upgrading is a round that upgraded n of a backlog that leaves left.
 func upgrading(n, left int) activities.BackfillRoundResult {
-	return activities.BackfillRoundResult{Selected: n, Upgraded: n, AICalls: n / 2,
+	return activities.BackfillRoundResult{Selected: n, BackfillCounts: activities.BackfillCounts{Upgraded: n, AICalls: n / 2},
 		Progress: activities.BackfillProgress{Matches: 1000, AI: 1000 - left, Backlog: left, Calls: n / 2}}
 }
 
@@ -102,8 +102,7 @@ var (
 )
 
 func TestBackfillRunsRoundsUntilNothingIsLeftThenWaitsForAWake(t *testing.T) {
-	var h *backfillHarness
-	h = newBackfillHarness(t, func(n int) activities.BackfillRoundResult {
+	h := newBackfillHarness(t, func(n int) activities.BackfillRoundResult {
 		switch n {
 		case 1:
 			return upgrading(500, 500)
@@ -168,7 +167,8 @@ func TestBackfillBacksOffWhileTheEndpointIsDown(t *testing.T) {
 	h := newBackfillHarness(t, func(n int) activities.BackfillRoundResult {
 		switch {
 		case n <= down:
-			return activities.BackfillRoundResult{Selected: 512, AICalls: 1, EndpointDown: true, FailureReason: "server_error",
+			return activities.BackfillRoundResult{Selected: 512, BackfillCounts: activities.BackfillCounts{AICalls: 1},
+				EndpointDown: true, FailureReason: "server_error",
 				Progress: activities.BackfillProgress{Matches: 1000, Backlog: 1000, Calls: n}}
 		case n == down+1:
 			return upgrading(512, 488)
@@ -227,7 +227,7 @@ func TestBackfillPausesWithTheEvent(t *testing.T) {
 func TestBackfillContinuesAsNewWithItsCounters(t *testing.T) {
 	h := newBackfillHarness(t, func(int) activities.BackfillRoundResult { return upgrading(10, 500) })
 	h.in.Settings.MaxRoundsPerRun = 3
-	h.in.State = BackfillState{Runs: 2, Upgraded: 70, Backoffs: 1}
+	h.in.State = BackfillState{Runs: 2, BackfillCounts: activities.BackfillCounts{Upgraded: 70}, Backoffs: 1}
 	h.run()
 	err := h.env.GetWorkflowError()
 	require.Truef(t, workflow.IsContinueAsNewError(err), "want continue-as-new, got %v", err)

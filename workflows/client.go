@@ -9,7 +9,6 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 )
 
 // NewSettings are the workflow's settings from the environment's (the
@@ -73,7 +72,7 @@ func WakeBackfill(ctx context.Context, c client.Client, taskQueue, eventID strin
 // visibility store, so it is current. An event without a workflow is not
 // paused.
 func EventPaused(ctx context.Context, c client.Client, eventID string) (bool, error) {
-	desc, err := c.DescribeWorkflowExecution(ctx, WorkflowID(eventID), "")
+	desc, err := c.DescribeWorkflow(ctx, WorkflowID(eventID), "")
 	var notFound *serviceerror.NotFound
 	if errors.As(err, &notFound) {
 		return false, nil
@@ -81,13 +80,6 @@ func EventPaused(ctx context.Context, c client.Client, eventID string) (bool, er
 	if err != nil {
 		return false, fmt.Errorf("describe workflow %s: %w", WorkflowID(eventID), err)
 	}
-	payload, ok := desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()[AttrPaused.GetName()]
-	if !ok {
-		return false, nil
-	}
-	var paused bool
-	if err := converter.GetDefaultDataConverter().FromPayload(payload, &paused); err != nil {
-		return false, fmt.Errorf("read %s of workflow %s: %w", AttrPaused.GetName(), WorkflowID(eventID), err)
-	}
+	paused, _ := desc.TypedSearchAttributes.GetBool(AttrPaused)
 	return paused, nil
 }
