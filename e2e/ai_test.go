@@ -265,3 +265,43 @@ func TestAIBackfillSurvivesAWorkerKilledMidway(t *testing.T) {
 		t.Errorf("%d matches name the member who left", n)
 	}
 }
+
+// TestAIBackfillPausesAndResumesWithTheEvent: `starter pause` stops the
+// backfill's rounds after the one running, and `starter resume` lets it
+// finish.
+func TestAIBackfillPausesAndResumesWithTheEvent(t *testing.T) {
+	const members = 60
+	fake := fakeopenai.New(t, func(call int, req fakeopenai.Request) fakeopenai.Response {
+		return fakeopenai.Echo(call, req).After(200 * time.Millisecond)
+	})
+	e := newEnv(t, map[string]string{"OPENAI_API_KEY": "sk-e2e-backfill", "OPENAI_BASE_URL": fake.URL(), "AI_CONCURRENCY": "2"})
+	pool := openPool(t, e.dbURL)
+	eventID := loadEvent(t, pool, "ai-pause", demodata.Generate(54, members))
+	e.startWorker()
+	if out, errOut, code := e.starter("enable", "ai-pause", "--wait", "--timeout", "2m"); code != 0 {
+		t.Fatalf("starter enable exited %d: %s %s", code, out, errOut)
+	}
+	aiNow := func() int {
+		return queryInt(t, pool, `SELECT count(*) FROM matches WHERE event_id = $1 AND insight_source = 'ai'`, eventID)
+	}
+	waitFor(t, time.Minute, "the backfill to start upgrading", func() bool { return aiNow() > 0 })
+	if out, errOut, code := e.starter("pause", "ai-pause"); code != 0 {
+		t.Fatalf("starter pause exited %d: %s %s", code, out, errOut)
+	}
+	// The round under way when the pause came finishes (MAX_RUNTIME_MS is
+	// 5 s); then none starts.
+	waitFor(t, 20*time.Second, "the backfill to pause", func() bool { return queryBackfill(t, eventID).Phase == workflows.BackfillPaused })
+	paused := aiNow()
+	callsPaused := fake.Calls()
+	time.Sleep(4 * time.Second)
+	if got := aiNow(); got != paused || fake.Calls() != callsPaused {
+		t.Errorf("while paused: AI insights %d → %d, model calls %d → %d", paused, got, callsPaused, fake.Calls())
+	}
+	if paused == members*topN {
+		t.Fatal("the backfill finished before the pause; the test proves nothing")
+	}
+	if out, errOut, code := e.starter("resume", "ai-pause"); code != 0 {
+		t.Fatalf("starter resume exited %d: %s %s", code, out, errOut)
+	}
+	waitForAIShare(t, pool, eventID, members*topN, 3*time.Minute)
+}
