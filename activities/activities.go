@@ -178,6 +178,9 @@ type CommitResult struct {
 	Released bool
 }
 
+// startBackfillTimeout bounds CommitBatch's start of the AI backfill.
+const startBackfillTimeout = 5 * time.Second
+
 // ReleaseInput names a batch to give up and why.
 type ReleaseInput struct {
 	Token  string
@@ -291,8 +294,12 @@ func (a *Activities) CommitBatch(ctx context.Context, in BatchRef) (CommitResult
 	a.Metrics.SetQuarantined(in.EventID, res.Quarantined)
 	if a.Insights != nil && res.FallbackInsights > 0 && a.StartBackfill != nil {
 		// The lists are committed whatever happens here; a backfill not
-		// started now is started by the event's next commit.
-		if err := a.StartBackfill(ctx, in.EventID); err != nil {
+		// started now is started by the event's next commit. Bounded, so
+		// an unreachable Temporal frontend does not hold up the batch.
+		startCtx, cancel := context.WithTimeout(ctx, startBackfillTimeout)
+		err := a.StartBackfill(startCtx, in.EventID)
+		cancel()
+		if err != nil {
 			a.log(ctx).Warn("could not start the AI backfill; the next commit tries again", "event_id", in.EventID, "error", err)
 		}
 	}
