@@ -304,8 +304,8 @@ func (w *AIWriter) callModel(ctx context.Context, todo []*pairJob) bool {
 	}
 	// The first call goes alone: a bad key, an unknown model or a dead
 	// endpoint then costs one request, not one per worker in flight.
-	var stopped atomic.Bool
-	w.callOne(budget, todo[0], &stopped)
+	var calls callState
+	w.callOne(budget, todo[0], &calls)
 	todo = todo[1:]
 
 	queue := make(chan *pairJob)
@@ -316,7 +316,7 @@ func (w *AIWriter) callModel(ctx context.Context, todo []*pairJob) bool {
 		go func() {
 			defer wg.Done()
 			for j := range queue {
-				w.callOne(budget, j, &stopped)
+				w.callOne(budget, j, &calls)
 				if n := done.Add(1); n%20 == 0 && activity.IsActivity(ctx) {
 					activity.RecordHeartbeat(ctx, n)
 				}
@@ -328,7 +328,26 @@ func (w *AIWriter) callModel(ctx context.Context, todo []*pairJob) bool {
 	}
 	close(queue)
 	wg.Wait()
-	return stopped.Load()
+	return calls.stopped.Load()
+}
+
+// callState is what a round's calls share.
+type callState struct {
+	// stopped: a call failed the way a dead or refusing endpoint does.
+	stopped atomic.Bool
+	// slowest is the longest a call has taken so far, in nanoseconds: a
+	// call that would likely outlast the round's time is not started, so
+	// the budget pays for no call the deadline cuts off.
+	slowest atomic.Int64
+}
+
+func (c *callState) took(d time.Duration) {
+	for {
+		old := c.slowest.Load()
+		if int64(d) <= old || c.slowest.CompareAndSwap(old, int64(d)) {
+			return
+		}
+	}
 }
 
 // endpointFailure reports whether a call's failure says the endpoint, not
@@ -342,13 +361,17 @@ func endpointFailure(reason string) bool {
 	return false
 }
 
-func (w *AIWriter) callOne(ctx context.Context, j *pairJob, stopped *atomic.Bool) {
-	if stopped.Load() {
+func (w *AIWriter) callOne(ctx context.Context, j *pairJob, calls *callState) {
+	if calls.stopped.Load() {
 		j.reason = FallbackStopped
 		return
 	}
 	if err := ctx.Err(); err != nil {
 		j.reason = insight.Classify(err)
+		return
+	}
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < time.Duration(calls.slowest.Load()) {
+		j.reason = insight.Classify(context.DeadlineExceeded)
 		return
 	}
 	j.called = true
@@ -358,11 +381,12 @@ func (w *AIWriter) callOne(ctx context.Context, j *pairJob, stopped *atomic.Bool
 	j.answer = answer
 	if err == nil {
 		j.fromAI = true
+		calls.took(j.latency)
 		return
 	}
 	j.answer.ForFirst, j.answer.ForSecond = "", ""
 	j.reason = insight.Classify(err)
-	if endpointFailure(j.reason) && !stopped.Swap(true) {
+	if endpointFailure(j.reason) && !calls.stopped.Swap(true) {
 		w.log().Warn("a model call failed; this backfill round asks nothing more", "error", err)
 	}
 }
