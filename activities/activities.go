@@ -52,6 +52,16 @@ type Activities struct {
 	// ShardWorkers counts the worker processes polling the shard queue;
 	// nil counts none, so no batch is scored in shards.
 	ShardWorkers func(ctx context.Context) (int, error)
+	// AIMaxCallsPerEvent is AI_MAX_CALLS_PER_EVENT: model calls the
+	// backfill may spend on one event, all runs together (0: unlimited).
+	AIMaxCallsPerEvent int
+	// StartBackfill starts the event's AI backfill workflow, or wakes the
+	// running one; CommitBatch calls it after committing fallback insights
+	// while AI is on. nil starts none (tests of the batch steps alone).
+	StartBackfill func(ctx context.Context, eventID string) error
+	// EventPaused reports whether the event's workflow is paused, so the
+	// backfill pauses with it; nil reports never.
+	EventPaused func(ctx context.Context, eventID string) (bool, error)
 
 	events eventCache
 }
@@ -168,6 +178,9 @@ type CommitResult struct {
 	Released bool
 }
 
+// startBackfillTimeout bounds CommitBatch's start of the AI backfill.
+const startBackfillTimeout = 5 * time.Second
+
 // ReleaseInput names a batch to give up and why.
 type ReleaseInput struct {
 	Token  string
@@ -279,6 +292,17 @@ func (a *Activities) CommitBatch(ctx context.Context, in BatchRef) (CommitResult
 	a.Metrics.SetQueueDepth(in.EventID, res.QueueDepth)
 	a.Metrics.ListsDeferred(in.EventID, res.ListsDeferred)
 	a.Metrics.SetQuarantined(in.EventID, res.Quarantined)
+	if a.Insights != nil && res.FallbackInsights > 0 && a.StartBackfill != nil {
+		// The lists are committed whatever happens here; a backfill not
+		// started now is started by the event's next commit. Bounded, so
+		// an unreachable Temporal frontend does not hold up the batch.
+		startCtx, cancel := context.WithTimeout(ctx, startBackfillTimeout)
+		err := a.StartBackfill(startCtx, in.EventID)
+		cancel()
+		if err != nil {
+			a.log(ctx).Warn("could not start the AI backfill; the next commit tries again", "event_id", in.EventID, "error", err)
+		}
+	}
 	return CommitResult{
 		QueueDepth:       res.QueueDepth,
 		UsersCommitted:   res.UsersCommitted,

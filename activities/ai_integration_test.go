@@ -66,9 +66,44 @@ func newAIFixture(t *testing.T, members int, behave func(call int, req fakeopena
 	return f
 }
 
+// drained sums what drain saw: the batches' insight steps, and the
+// backfill rounds that followed them.
+type drained struct {
+	batches InsightResult
+	rounds  []BackfillRoundResult
+}
+
+// calls sums the model calls of the backfill rounds.
+func (d drained) calls() int {
+	n := 0
+	for _, r := range d.rounds {
+		n += r.AICalls
+	}
+	return n
+}
+
+// last is the last round's result.
+func (d drained) last() BackfillRoundResult {
+	if len(d.rounds) == 0 {
+		return BackfillRoundResult{}
+	}
+	return d.rounds[len(d.rounds)-1]
+}
+
 // drain runs claim → score → insights → commit until the queue is empty,
-// through Temporal's activity test environment, and sums the insight results.
-func (f *aiFixture) drain() InsightResult {
+// then backfill rounds until one has nothing to do or would back off, as
+// the backfill workflow's loop does, through Temporal's activity test
+// environment.
+func (f *aiFixture) drain() drained {
+	f.t.Helper()
+	d := drained{batches: f.drainBatches()}
+	d.rounds = f.backfill()
+	return d
+}
+
+// drainBatches runs batches until the queue is empty and sums their
+// insight steps.
+func (f *aiFixture) drainBatches() InsightResult {
 	f.t.Helper()
 	var total InsightResult
 	var suite testsuite.WorkflowTestSuite
@@ -99,6 +134,26 @@ func (f *aiFixture) drain() InsightResult {
 			total.FallbackReasons = AddReasonCount(total.FallbackReasons, rc.Reason, rc.Count)
 		}
 	}
+}
+
+// backfill runs rounds until one finds nothing, or would make the
+// workflow wait (paused, budget spent, endpoint down, nothing upgraded).
+func (f *aiFixture) backfill() []BackfillRoundResult {
+	f.t.Helper()
+	var suite testsuite.WorkflowTestSuite
+	var rounds []BackfillRoundResult
+	for len(rounds) < 100 {
+		env := suite.NewTestActivityEnvironment()
+		env.RegisterActivity(f.acts)
+		var r BackfillRoundResult
+		f.exec(env, &r, f.acts.BackfillRound, BackfillRoundInput{EventID: f.eventID})
+		rounds = append(rounds, r)
+		if r.Finished || r.Paused || r.BudgetSpent || r.EndpointDown || r.Selected == 0 || r.Upgraded+r.Refused == 0 {
+			return rounds
+		}
+	}
+	f.t.Fatal("the backfill did not settle in 100 rounds")
+	return nil
 }
 
 func (f *aiFixture) exec(env *testsuite.TestActivityEnvironment, out any, fn any, arg any) {
@@ -151,6 +206,7 @@ func TestAIInsightsUnderFaults(t *testing.T) {
 		maxCalls     int    // 0: no bound checked
 		extraCalls   int    // calls beyond one per pair
 		wantFallback bool
+		endpointDown bool // the backfill must back off
 	}{
 		{name: "success", behave: ok, wantAllAI: true},
 		{name: "429 with Retry-After, then success", wantAllAI: true, extraCalls: 1,
@@ -181,11 +237,15 @@ func TestAIInsightsUnderFaults(t *testing.T) {
 				}
 				return fakeopenai.Echo(call, req)
 			}},
+		{name: "a dead endpoint costs one call a round", wantFallback: true, maxCalls: 3, endpointDown: true,
+			behave: func(call int, req fakeopenai.Request) fakeopenai.Response {
+				return fakeopenai.Error(503, "upstream down")
+			}},
 		{name: "answers that fail validation", wantFallback: true, wantReason: "invalid_format",
 			behave: func(call int, req fakeopenai.Request) fakeopenai.Response {
 				return fakeopenai.Answer("**Great match!** See https://example.com", "# Heading\nmore")
 			}},
-		{name: "401 stops AI for the batch", wantFallback: true, maxCalls: 1,
+		{name: "401 stops the round after one call", wantFallback: true, maxCalls: 1, endpointDown: true,
 			behave: func(call int, req fakeopenai.Request) fakeopenai.Response {
 				return fakeopenai.Error(401, "Incorrect API key provided")
 			}},
@@ -198,22 +258,40 @@ func TestAIInsightsUnderFaults(t *testing.T) {
 			if ai+fallback != 8*3 {
 				t.Fatalf("%d match rows, want 24", ai+fallback)
 			}
-			if ai != res.AI || fallback != res.Fallback {
-				t.Errorf("persisted %d ai / %d fallback, activity reported %d / %d", ai, fallback, res.AI, res.Fallback)
+			if res.batches.Fallback != 8*3 || res.batches.AICalls != 0 {
+				t.Errorf("the batches wrote %d fallbacks with %d model calls, want all 24 with none: a commit must not wait for the model",
+					res.batches.Fallback, res.batches.AICalls)
+			}
+			if p := res.last().Progress; p.AI != ai || p.Matches != ai+fallback {
+				t.Errorf("persisted %d ai of %d, the backfill reported %d of %d", ai, ai+fallback, p.AI, p.Matches)
+			}
+			if got := res.calls(); got != f.fake.Calls() {
+				t.Errorf("the backfill counted %d calls, the model saw %d", got, f.fake.Calls())
 			}
 			if tt.wantAllAI && fallback != 0 {
-				t.Errorf("%d fallback insights (reasons %v), want all AI", fallback, res.FallbackReasons)
+				t.Errorf("%d fallback insights (rounds %+v), want all AI", fallback, res.rounds)
 			}
 			if tt.wantFallback && ai != 0 {
 				t.Errorf("%d AI insights, want all fallback", ai)
 			}
 			if tt.wantReason != "" {
-				if len(res.FallbackReasons) != 1 || res.FallbackReasons[0].Reason != tt.wantReason {
-					t.Errorf("fallback reasons %v, want only %s", res.FallbackReasons, tt.wantReason)
+				if p := res.last().Progress; p.Refused != 8*3 || p.Backlog != 0 {
+					t.Errorf("%d refused, backlog %d; want all 24 refused and none left to ask", p.Refused, p.Backlog)
+				}
+				var reason string
+				if err := f.st.Pool().QueryRow(context.Background(),
+					`SELECT string_agg(DISTINCT reason, ',') FROM matchmaking_ai_skips WHERE event_id = $1`, f.eventID).Scan(&reason); err != nil {
+					t.Fatal(err)
+				}
+				if reason != tt.wantReason {
+					t.Errorf("refusal reasons %q, want only %s", reason, tt.wantReason)
 				}
 			}
 			if tt.maxCalls > 0 && f.fake.Calls() > tt.maxCalls {
 				t.Errorf("%d model calls, want at most %d", f.fake.Calls(), tt.maxCalls)
+			}
+			if tt.endpointDown && !res.last().EndpointDown {
+				t.Errorf("the last round %+v does not report the endpoint down", res.last())
 			}
 			if tt.wantAllAI {
 				// One call per distinct pair, both directions from it.
@@ -230,14 +308,15 @@ func TestAIInsightsUnderFaults(t *testing.T) {
 	}
 }
 
-// TestInsightCache: re-matching an unchanged event makes no model call;
-// editing one profile makes calls only for pairs that involve it.
+// TestInsightCache: re-matching an unchanged event makes no model call (the
+// batches find every answer in the cache); editing one profile makes calls
+// only for pairs that involve it.
 func TestInsightCache(t *testing.T) {
 	testenv.RequireIntegration(t)
 	f := newAIFixture(t, 12, ok)
 	first := f.drain()
-	if first.AICalls == 0 || first.Fallback != 0 {
-		t.Fatalf("first pass: %+v", first)
+	if first.calls() == 0 || first.last().Progress.AI != 12*3 {
+		t.Fatalf("first pass: %d calls, rounds %+v", first.calls(), first.rounds)
 	}
 	callsAfterFirst := f.fake.Calls()
 
@@ -249,8 +328,8 @@ func TestInsightCache(t *testing.T) {
 	if f.fake.Calls() != callsAfterFirst {
 		t.Errorf("re-matching an unchanged event made %d model calls", f.fake.Calls()-callsAfterFirst)
 	}
-	if second.CacheHits == 0 || second.Fallback != 0 {
-		t.Errorf("second pass: %+v, want only cache hits", second)
+	if second.batches.CacheHits == 0 || second.batches.Fallback != 0 {
+		t.Errorf("second pass: %+v, want only cache hits at commit", second.batches)
 	}
 
 	edited := f.members[0]
@@ -306,26 +385,31 @@ func TestInjectedBioNeverReachesTheModel(t *testing.T) {
 	}
 }
 
-// TestInsightsForQueuedViewersWaitForTheirOwnBatch: in small batches, lists
-// of members still queued get a placeholder fallback, and every list ends
-// with AI insights once its owner's batch has run.
-func TestInsightsForQueuedViewersWaitForTheirOwnBatch(t *testing.T) {
+// TestBatchesCommitBeforeTheModelAnswers: with a slow model, small batches
+// all commit without calling it, with fallback insights, and the backfill
+// then ends every list with AI text, one call per final pair.
+func TestBatchesCommitBeforeTheModelAnswers(t *testing.T) {
 	testenv.RequireIntegration(t)
-	f := newAIFixture(t, 12, ok)
+	f := newAIFixture(t, 12, func(call int, req fakeopenai.Request) fakeopenai.Response {
+		return fakeopenai.Echo(call, req).After(300 * time.Millisecond)
+	})
 	f.limit = 4
-	res := f.drain()
-	deferred := 0
-	for _, rc := range res.FallbackReasons {
-		if rc.Reason != FallbackDeferred {
-			t.Errorf("unexpected fallback reason %s", rc.Reason)
-		}
-		deferred += rc.Count
+	res := f.drainBatches()
+	if f.fake.Calls() != 0 || res.AI != 0 {
+		t.Errorf("the batches made %d model calls and wrote %d AI insights; want none", f.fake.Calls(), res.AI)
 	}
-	if deferred == 0 {
-		t.Errorf("no insight was deferred, though later batches rewrote lists: %+v", res)
+	if ai, fallback := f.sources(); ai != 0 || fallback != 12*3 {
+		t.Errorf("after the batches: %d ai, %d fallback; want every list committed with the fallback", ai, fallback)
 	}
+	if len(res.FallbackReasons) != 1 || res.FallbackReasons[0].Reason != FallbackAwaitingBackfill {
+		t.Errorf("fallback reasons %v, want only %s", res.FallbackReasons, FallbackAwaitingBackfill)
+	}
+	f.backfill()
 	if ai, fallback := f.sources(); fallback != 0 || ai != 12*3 {
-		t.Errorf("final insights: %d ai, %d fallback; want all 36 AI", ai, fallback)
+		t.Errorf("after the backfill: %d ai, %d fallback; want all 36 AI", ai, fallback)
+	}
+	if f.fake.Calls() != f.distinctPairs() {
+		t.Errorf("%d model calls for %d pairs", f.fake.Calls(), f.distinctPairs())
 	}
 }
 

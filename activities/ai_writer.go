@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,20 +22,21 @@ import (
 
 // Fallback reasons of the AI writer, besides insight.Classify's labels.
 const (
-	// FallbackStopped: an earlier call in the batch failed for good (bad
-	// key, unknown model), so the rest of the batch did not try.
-	FallbackStopped = "stopped_after_permanent_error"
-	// FallbackDeferred: every member who needs this pair's insight is still
-	// queued for a later batch, which rewrites their list and asks then.
-	// While an event is first matched this saves the calls for pairs that
-	// later batches would displace.
-	FallbackDeferred = "deferred_to_own_batch"
+	// FallbackAwaitingBackfill: the batch committed the fallback because
+	// the pair's answer was not in the cache; the event's backfill asks
+	// the model and upgrades it (see Activities.BackfillRound).
+	FallbackAwaitingBackfill = "awaiting_backfill"
+	// FallbackStopped: an earlier call of the backfill round failed the
+	// way a dead or refusing endpoint does, so the rest of the round did
+	// not try.
+	FallbackStopped = "stopped_after_failure"
 )
 
 // AIWriter writes insights with a model. Both directions of a pair come
 // from one call; answers are cached by profile content, model and prompt
-// version; whatever the model cannot answer within the activity's budget
-// gets the deterministic fallback.
+// version, across events. A batch's insight step only reads the cache
+// (WriteInsights), so a commit never waits for the model; the event's
+// backfill asks the model for the rest (Backfill).
 type AIWriter struct {
 	Client      *insight.Client
 	Store       *store.Store
@@ -65,18 +67,24 @@ type pairJob struct {
 	latency  time.Duration
 }
 
-// deferred reports whether every direction this pair answers belongs to a
-// viewer whose own batch is still to come.
-func (j *pairJob) deferred() bool {
-	for _, p := range []*store.PendingInsight{j.forFirst, j.forSecond} {
-		if p != nil && !p.ViewerQueued {
-			return false
-		}
-	}
-	return true
+// side is one direction of a pair: the pending match and its answer.
+type side struct {
+	p    *store.PendingInsight
+	text string
 }
 
-// WriteInsights implements InsightWriter.
+func (j *pairJob) sides() []side {
+	var out []side
+	for _, s := range []side{{j.forFirst, j.answer.ForFirst}, {j.forSecond, j.answer.ForSecond}} {
+		if s.p != nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// WriteInsights implements InsightWriter: the batch's insights from the
+// cache, the fallback for every other pair. It never calls the model.
 func (w *AIWriter) WriteInsights(ctx context.Context, pending []store.PendingInsight) ([]store.Insight, InsightResult, error) {
 	jobs, err := pairJobs(pending)
 	if err != nil {
@@ -86,17 +94,81 @@ func (w *AIWriter) WriteInsights(ctx context.Context, pending []store.PendingIns
 	if err := w.useCache(ctx, jobs); err != nil {
 		return nil, res, err
 	}
-	w.callModel(ctx, jobs)
-
 	insights := make([]store.Insight, 0, len(pending))
-	var fresh []store.CachedPair
 	for _, j := range jobs {
 		if j.cacheHit {
 			res.CacheHits++
 		}
-		if j.fromAI && !j.cacheHit {
-			fresh = append(fresh, store.CachedPair{FirstHash: j.firstHash, SecondHash: j.secondHash,
-				ForFirst: j.answer.ForFirst, ForSecond: j.answer.ForSecond})
+		for _, s := range j.sides() {
+			if j.fromAI {
+				insights = append(insights, store.Insight{UserID: s.p.UserID, Rank: s.p.Rank, Text: s.text, Source: SourceAI})
+				res.AI++
+				continue
+			}
+			in, err := fallbackFor(*s.p)
+			if err != nil {
+				return nil, res, err
+			}
+			insights = append(insights, in)
+			res.Fallback++
+			res.addFallbacks(FallbackAwaitingBackfill, 1)
+		}
+	}
+	return insights, res, nil
+}
+
+// BackfillAnswers is what the model answered for a backfill round.
+type BackfillAnswers struct {
+	// AI maps pending matches (by their index in the input) to AI text:
+	// from the cache or from a call made now.
+	AI map[int]string
+	// Refused maps pending matches whose answer the model refused, or
+	// validation rejected, to the reason: asking again would cost the
+	// same and likely fail the same way.
+	Refused map[int]string
+	Result  InsightResult
+	// Failed counts calls that failed for reasons asking again later may
+	// fix (timeouts, 5xx, 429, a refused key); FailureReason is the first
+	// one's label (insight.Classify).
+	Failed        int
+	FailureReason string
+	// Stopped: a call failed that way, so the round asked nothing more.
+	Stopped bool
+	// Answered counts the pairs a call answered (not the cache).
+	Answered int
+}
+
+// Backfill implements InsightWriter: it answers the pending matches from
+// the cache and asks the model for the others, at most maxCalls pairs of
+// them (0: no limit), and stops at the first failure that is not about the
+// answer itself, so a dead endpoint costs one call a round rather than one
+// per pair.
+func (w *AIWriter) Backfill(ctx context.Context, pending []store.PendingInsight, maxCalls int) (BackfillAnswers, error) {
+	out := BackfillAnswers{AI: map[int]string{}, Refused: map[int]string{}}
+	jobs, err := pairJobs(pending)
+	if err != nil {
+		return out, err
+	}
+	if err := w.useCache(ctx, jobs); err != nil {
+		return out, err
+	}
+	var todo []*pairJob
+	for _, j := range jobs {
+		if !j.cacheHit && (maxCalls <= 0 || len(todo) < maxCalls) {
+			todo = append(todo, j)
+		}
+	}
+	out.Stopped = w.callModel(ctx, todo)
+
+	index := make(map[*store.PendingInsight]int, len(pending))
+	for i := range pending {
+		index[&pending[i]] = i
+	}
+	var fresh []store.CachedPair
+	res := &out.Result
+	for _, j := range jobs {
+		if j.cacheHit {
+			res.CacheHits++
 		}
 		if j.called {
 			res.AICalls += max(j.answer.Attempts, 1)
@@ -104,32 +176,36 @@ func (w *AIWriter) WriteInsights(ctx context.Context, pending []store.PendingIns
 			res.CompletionTokens += j.answer.CompletionTokens
 			res.AILatencyMS += j.latency.Milliseconds()
 		}
-		for _, side := range []struct {
-			p    *store.PendingInsight
-			text string
-		}{{j.forFirst, j.answer.ForFirst}, {j.forSecond, j.answer.ForSecond}} {
-			if side.p == nil {
-				continue
+		switch {
+		case j.fromAI:
+			if !j.cacheHit {
+				out.Answered++
+				fresh = append(fresh, store.CachedPair{FirstHash: j.firstHash, SecondHash: j.secondHash,
+					ForFirst: j.answer.ForFirst, ForSecond: j.answer.ForSecond})
 			}
-			if j.fromAI {
-				insights = append(insights, store.Insight{UserID: side.p.UserID, Rank: side.p.Rank, Text: side.text, Source: SourceAI})
+			for _, s := range j.sides() {
+				out.AI[index[s.p]] = s.text
 				res.AI++
-				continue
 			}
-			in, err := fallbackFor(*side.p)
-			if err != nil {
-				return nil, res, err
+		case strings.HasPrefix(j.reason, "invalid_"):
+			for _, s := range j.sides() {
+				out.Refused[index[s.p]] = j.reason
+				res.Fallback++
+				res.addFallbacks(j.reason, 1)
 			}
-			insights = append(insights, in)
-			res.Fallback++
-			res.addFallbacks(j.reason, 1)
+		case j.called:
+			out.Failed++
+			if out.FailureReason == "" {
+				out.FailureReason = j.reason
+			}
 		}
 	}
+	// Cached before the fenced write: an answer whose list changed
+	// meanwhile still serves the pair wherever it is listed next.
 	if err := w.Store.CacheInsights(ctx, w.Model, insight.PromptVersion, fresh); err != nil {
-		// The insights are still good; only a later re-match pays again.
 		w.log().Warn("could not cache AI insights", "error", err)
 	}
-	return insights, res, nil
+	return out, nil
 }
 
 // pairJobs groups pending matches by unordered pair, ordered by profile
@@ -212,9 +288,11 @@ func (w *AIWriter) useCache(ctx context.Context, jobs []*pairJob) error {
 	return nil
 }
 
-// callModel asks the model for every uncached pair, Concurrency at a time,
-// until the budget runs out or a permanent error stops the batch.
-func (w *AIWriter) callModel(ctx context.Context, jobs []*pairJob) {
+// callModel asks the model for the given pairs, Concurrency at a time,
+// until the activity's time runs out or a call fails for a reason that is
+// not about its answer (see endpointFailure), and reports whether such a
+// failure stopped it.
+func (w *AIWriter) callModel(ctx context.Context, todo []*pairJob) bool {
 	budget := ctx
 	if deadline, ok := ctx.Deadline(); ok {
 		var cancel context.CancelFunc
@@ -222,23 +300,13 @@ func (w *AIWriter) callModel(ctx context.Context, jobs []*pairJob) {
 		budget, cancel = context.WithDeadline(ctx, deadline.Add(-reserve))
 		defer cancel()
 	}
-	var todo []*pairJob
-	for _, j := range jobs {
-		switch {
-		case j.cacheHit:
-		case j.deferred():
-			j.reason = FallbackDeferred
-		default:
-			todo = append(todo, j)
-		}
-	}
 	if len(todo) == 0 {
-		return
+		return false
 	}
-	// The first call goes alone: a bad key or unknown model then costs one
-	// request, not one per worker in flight.
-	var stopped atomic.Bool
-	w.callOne(budget, todo[0], &stopped)
+	// The first call goes alone: a bad key, an unknown model or a dead
+	// endpoint then costs one request, not one per worker in flight.
+	var calls callState
+	w.callOne(budget, todo[0], &calls)
 	todo = todo[1:]
 
 	queue := make(chan *pairJob)
@@ -249,7 +317,7 @@ func (w *AIWriter) callModel(ctx context.Context, jobs []*pairJob) {
 		go func() {
 			defer wg.Done()
 			for j := range queue {
-				w.callOne(budget, j, &stopped)
+				w.callOne(budget, j, &calls)
 				if n := done.Add(1); n%20 == 0 && activity.IsActivity(ctx) {
 					activity.RecordHeartbeat(ctx, n)
 				}
@@ -261,15 +329,50 @@ func (w *AIWriter) callModel(ctx context.Context, jobs []*pairJob) {
 	}
 	close(queue)
 	wg.Wait()
+	return calls.stopped.Load()
 }
 
-func (w *AIWriter) callOne(ctx context.Context, j *pairJob, stopped *atomic.Bool) {
-	if stopped.Load() {
+// callState is what a round's calls share.
+type callState struct {
+	// stopped: a call failed the way a dead or refusing endpoint does.
+	stopped atomic.Bool
+	// slowest is the longest a call has taken so far, in nanoseconds: a
+	// call that would likely outlast the round's time is not started, so
+	// the budget pays for no call the deadline cuts off.
+	slowest atomic.Int64
+}
+
+func (c *callState) took(d time.Duration) {
+	for {
+		old := c.slowest.Load()
+		if int64(d) <= old || c.slowest.CompareAndSwap(old, int64(d)) {
+			return
+		}
+	}
+}
+
+// endpointFailure reports whether a call's failure says the endpoint, not
+// the pair, is the problem: asking for more pairs now would fail the same
+// way and spend the budget on errors.
+func endpointFailure(reason string) bool {
+	switch reason {
+	case "rate_limited", "timeout", "server_error", "permanent", "other":
+		return true
+	}
+	return false
+}
+
+func (w *AIWriter) callOne(ctx context.Context, j *pairJob, calls *callState) {
+	if calls.stopped.Load() {
 		j.reason = FallbackStopped
 		return
 	}
 	if err := ctx.Err(); err != nil {
 		j.reason = insight.Classify(err)
+		return
+	}
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < time.Duration(calls.slowest.Load()) {
+		j.reason = insight.Classify(context.DeadlineExceeded)
 		return
 	}
 	j.called = true
@@ -279,12 +382,13 @@ func (w *AIWriter) callOne(ctx context.Context, j *pairJob, stopped *atomic.Bool
 	j.answer = answer
 	if err == nil {
 		j.fromAI = true
+		calls.took(j.latency)
 		return
 	}
 	j.answer.ForFirst, j.answer.ForSecond = "", ""
 	j.reason = insight.Classify(err)
-	if j.reason == "permanent" && !stopped.Swap(true) {
-		w.log().Error("AI insights stopped for this batch", "error", err)
+	if endpointFailure(j.reason) && !calls.stopped.Swap(true) {
+		w.log().Warn("a model call failed; this backfill round asks nothing more", "error", err)
 	}
 }
 

@@ -22,12 +22,15 @@ const (
 	FallbackNoAI = "no_ai" // no OPENAI_API_KEY configured
 )
 
-// InsightWriter turns staged matches into insight texts: one insight per
-// pending match, falling back to the deterministic text for any it cannot
-// write, so matching never waits on it longer than the activity's budget.
-// Activities with no InsightWriter apply the staged fallbacks in SQL.
+// InsightWriter turns matches into insight texts. WriteInsights serves a
+// batch: one insight per pending match, from what costs no model call (the
+// cache), the deterministic fallback for the rest, so matching never waits
+// for the model. Backfill serves the event's backfill, which upgrades the
+// fallbacks afterwards. Activities with no InsightWriter apply the staged
+// fallbacks in SQL and run no backfill.
 type InsightWriter interface {
 	WriteInsights(ctx context.Context, pending []store.PendingInsight) ([]store.Insight, InsightResult, error)
+	Backfill(ctx context.Context, pending []store.PendingInsight, maxCalls int) (BackfillAnswers, error)
 }
 
 // fallbackFor is the deterministic insight of a pending match: the one

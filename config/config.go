@@ -69,6 +69,10 @@ type Config struct {
 	AIRequestsPerMinute int `env:"AI_REQUESTS_PER_MINUTE" envDefault:"3000"`
 	// AIRequestTimeout bounds one HTTP attempt to the model.
 	AIRequestTimeout time.Duration `env:"AI_REQUEST_TIMEOUT" envDefault:"20s"`
+	// AIMaxCallsPerEvent bounds the model calls the AI backfill spends on
+	// one event, all its runs together; 0 means no bound. Once spent, the
+	// remaining matches keep the fallback insight.
+	AIMaxCallsPerEvent int `env:"AI_MAX_CALLS_PER_EVENT" envDefault:"0"`
 
 	// IdlePoll is how often an idle event workflow looks at its queue on
 	// its own, in case a wake-up was missed.
@@ -274,6 +278,7 @@ func (c Config) validate() error {
 		"OPENAI_API_KEY is set but blank (only whitespace); set it to your API key, or unset it to write fallback insights without AI")
 	check(c.AIConcurrency >= 1 && c.AIConcurrency <= 256, "AI_CONCURRENCY must be between 1 and 256, got %d", c.AIConcurrency)
 	check(c.AIRequestsPerMinute >= 0, "AI_REQUESTS_PER_MINUTE must not be negative, got %d", c.AIRequestsPerMinute)
+	check(c.AIMaxCallsPerEvent >= 0, "AI_MAX_CALLS_PER_EVENT must not be negative (0 means no limit), got %d", c.AIMaxCallsPerEvent)
 	check(c.AIRequestTimeout >= 100*time.Millisecond, "AI_REQUEST_TIMEOUT must be at least 100ms, got %s", c.AIRequestTimeout)
 	if err := checkListenAddr(c.MetricsAddr); err != nil {
 		errs = append(errs, fmt.Errorf("METRICS_ADDR must be host:port (for example 127.0.0.1:9464), or empty to serve no metrics, got %q: %w", c.MetricsAddr, err))

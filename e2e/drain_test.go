@@ -3,12 +3,13 @@ package e2e
 // What a worker does with its running batch when it is told to stop
 // (SIGTERM, as in a deploy), and its health endpoints (issue 10).
 //
-// Two workers share an event whose one batch takes several seconds: its
-// insights come from a fake model answering every call after
-// drainAILatency. The worker running the insights step is sent SIGTERM
-// and the test measures how long the batch waits before the other worker
-// takes it up, against the claim's lease (which is what a batch waited for
-// when nobody gave it back).
+// Two workers share an event whose one batch is held up in its scoring
+// step: the test holds a SHARE lock on matchmaking_staged_matches, which
+// the step's write of the staged lists waits for. (It used to be the AI
+// insight step, until batches stopped waiting for the model.) The worker
+// running the step is sent SIGTERM and the test measures how long the
+// batch waits before the other worker takes it up, against the claim's
+// lease (which is what a batch waited for when nobody gave it back).
 
 import (
 	"context"
@@ -22,19 +23,17 @@ import (
 	"time"
 
 	"github.com/eventmatch/matchmaker/demodata"
-	"github.com/eventmatch/matchmaker/internal/fakeopenai"
 )
 
 const (
 	// drainMembers all fit in one batch of more than 50, so scoring and
 	// insights are regular activities, which either worker may run, and
 	// fewer than 2,000, so the batch is not scored in shards.
-	drainMembers = 200
-	// drainAILatency × ~2.3 calls a member / drainAIConcurrency is how
-	// long the insights step takes: about 10 s.
-	drainAILatency     = 100 * time.Millisecond
-	drainAIConcurrency = 4
-	drainMaxRuntime    = 30 * time.Second
+	drainMembers    = 200
+	drainMaxRuntime = 30 * time.Second
+	// drainHold is how long after SIGTERM the test lets a step that is to
+	// finish go on: well within a long WORKER_STOP_TIMEOUT.
+	drainHold = 2 * time.Second
 )
 
 // drainLease is the lease the worker gives a claim (worker/main.go
@@ -87,47 +86,62 @@ type drainResult struct {
 }
 
 func runDrain(t *testing.T, stopTimeout time.Duration) drainResult {
-	fake := fakeopenai.New(t, func(call int, req fakeopenai.Request) fakeopenai.Response {
-		return fakeopenai.Echo(call, req).After(drainAILatency)
-	})
 	e := newEnv(t, map[string]string{
-		"BATCH_SIZE":             fmt.Sprint(drainMembers),
-		"MAX_RUNTIME_MS":         fmt.Sprint(drainMaxRuntime.Milliseconds()),
-		"OPENAI_BASE_URL":        fake.URL(),
-		"AI_CONCURRENCY":         fmt.Sprint(drainAIConcurrency),
-		"AI_REQUESTS_PER_MINUTE": "0",
-		"WORKER_STOP_TIMEOUT":    stopTimeout.String(),
+		"BATCH_SIZE":          fmt.Sprint(drainMembers),
+		"MAX_RUNTIME_MS":      fmt.Sprint(drainMaxRuntime.Milliseconds()),
+		"WORKER_STOP_TIMEOUT": stopTimeout.String(),
 	})
 	pool := observerPool(t, e.dbURL)
 	eventID := loadEvent(t, pool, "drain", demodata.Generate(61, drainMembers))
 
-	// Each worker has a key of its own, so the fake model tells who calls.
-	keys := []string{"sk-drain-worker-a", "sk-drain-worker-b"}
-	workers := make([]*workerProcess, len(keys))
-	for i, key := range keys {
-		e.workerVars["OPENAI_API_KEY"] = key
+	// Each worker connects under an application name of its own, so the
+	// database tells whose step waits.
+	apps := []string{"drain-worker-a", "drain-worker-b"}
+	workers := make([]*workerProcess, len(apps))
+	sep := "?"
+	if strings.Contains(e.workerURL, "?") {
+		sep = "&"
+	}
+	for i, app := range apps {
+		e.workerVars["DATABASE_URL"] = e.workerURL + sep + "application_name=" + app
 		workers[i] = e.startWorker()
 	}
 	for _, w := range workers {
 		waitFor(t, 30*time.Second, "the worker to start", func() bool { return strings.Contains(w.logs.String(), "worker started") })
 	}
-	e.mustStarter("enable", "drain")
-
-	// Wait until one worker is well into the insights step.
-	callsBy := func(key string) int {
-		n := 0
-		for _, r := range fake.Requests() {
-			if r.Authorization == "Bearer "+key {
-				n++
+	hold, err := pool.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = hold.Rollback(context.Background()) }()
+	if _, err := hold.Exec(context.Background(), `LOCK TABLE matchmaking_staged_matches IN SHARE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	held := true
+	unlock := func() {
+		if held {
+			held = false
+			if err := hold.Rollback(context.Background()); err != nil {
+				t.Errorf("let the step go on: %v", err)
 			}
 		}
-		return n
 	}
-	waitFor(t, 60*time.Second, "the insights step to call the model", func() bool { return fake.Calls() >= 40 })
-	runner, other := 0, 1
-	if callsBy(keys[1]) > callsBy(keys[0]) {
-		runner, other = 1, 0
+	e.mustStarter("enable", "drain")
+
+	// Wait until one worker's scoring step waits for the lock.
+	waiting := func(app string) bool {
+		return tryInt(pool, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`, app) > 0
 	}
+	runner, other := -1, -1
+	waitFor(t, 60*time.Second, "a worker's scoring step to wait for the staged lists' lock", func() bool {
+		for i, app := range apps {
+			if waiting(app) {
+				runner, other = i, 1-i
+				return true
+			}
+		}
+		return false
+	})
 	var token string
 	var claimed int
 	if err := pool.QueryRow(context.Background(), `
@@ -136,9 +150,6 @@ func runDrain(t *testing.T, stopTimeout time.Duration) drainResult {
 		ORDER BY claimed_at DESC LIMIT 1`, eventID).Scan(&token, &claimed); err != nil {
 		t.Fatalf("find the running batch: %v", err)
 	}
-	otherCalls := callsBy(keys[other])
-	runnerCalls := callsBy(keys[runner])
-
 	stopped := time.Now()
 	if err := workers[runner].cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -146,13 +157,17 @@ func runDrain(t *testing.T, stopTimeout time.Duration) drainResult {
 	var r drainResult
 	for time.Since(stopped) < drainLease {
 		since := time.Since(stopped)
+		// A step the stop timeout leaves time for goes on after drainHold;
+		// one it does not is cancelled at the stop deadline, and the lock
+		// then goes so that its batch can be released.
+		if held && ((stopTimeout > drainHold+5*time.Second && since > drainHold) || !waiting(apps[runner])) {
+			unlock()
+		}
 		if r.exited == 0 && !workers[runner].alive() {
 			r.exited = since
 		}
 		if r.takenUp == 0 {
 			switch {
-			case callsBy(keys[other]) > otherCalls:
-				r.takenUp, r.how = since, "the other worker called the model for it"
 			case tryInt(pool, `SELECT count(*) FROM matchmaking_queue WHERE event_id = $1 AND claim_token <> $2`, eventID, token) > 0:
 				r.takenUp, r.how = since, "its members were claimed by another batch"
 			case tryInt(pool, `SELECT count(*) FROM matchmaking_batches WHERE token = $1 AND committed_at IS NOT NULL`, token) > 0:
@@ -171,8 +186,8 @@ func runDrain(t *testing.T, stopTimeout time.Duration) drainResult {
 	r.committed = tryInt(pool, `SELECT count(*) FROM matchmaking_batches WHERE token = $1 AND committed_at IS NOT NULL`, token) > 0
 	r.runnerLog = workers[runner].logs.String()
 
-	t.Logf("WORKER_STOP_TIMEOUT=%s, lease %s; batch %s of %d members, %d model calls made by the stopped worker before SIGTERM",
-		stopTimeout, drainLease, token, claimed, runnerCalls)
+	t.Logf("WORKER_STOP_TIMEOUT=%s, lease %s; batch %s of %d members scored by %s, whose step waited on the lock, and %s stood by",
+		stopTimeout, drainLease, token, claimed, apps[runner], apps[other])
 	t.Logf("after SIGTERM: taken up by the other worker %s (%s); stopped worker exited %s; event fully matched %s; batch released=%v committed=%v",
 		orNever(r.takenUp), r.how, orNever(r.exited), orNever(r.matched), r.released, r.committed)
 

@@ -412,9 +412,6 @@ type PendingInsight struct {
 	Fallback        string // the staged fallback insight; "" if scoring wrote none
 	Viewer          attendee.Profile
 	Matched         attendee.Profile
-	// ViewerQueued: the viewer waits in the queue for a later batch, which
-	// will rewrite their list again anyway.
-	ViewerQueued bool
 }
 
 // PendingInsights lists the batch's staged matches that have no insight yet.
@@ -422,10 +419,7 @@ func (s *Store) PendingInsights(ctx context.Context, eventID, token string) ([]P
 	rows, err := s.pool.Query(ctx, `
 		SELECT s.user_id::text, s.matched_user_id::text, s.rank, s.reasons, coalesce(s.fallback_insight, ''),
 		       `+memberColumns("v", 3)+`,
-		       `+memberColumns("o", 3)+`,
-		       EXISTS (SELECT 1 FROM matchmaking_queue q
-		               WHERE q.event_id = $2 AND q.user_id = s.user_id
-		                 AND q.claim_token IS DISTINCT FROM $1)
+		       `+memberColumns("o", 3)+`
 		FROM matchmaking_staged_matches s
 		LEFT JOIN all_events_members v ON v.event_id = $2 AND v.user_id = s.user_id
 		LEFT JOIN all_events_members o ON o.event_id = $2 AND o.user_id = s.matched_user_id
@@ -439,7 +433,7 @@ func (s *Store) PendingInsights(ctx context.Context, eventID, token string) ([]P
 		v, o := &p.Viewer, &p.Matched
 		targets := append([]any{&p.UserID, &p.MatchedUserID, &p.Rank, &p.Reasons, &p.Fallback}, profileScanTargets(v)...)
 		targets = append(targets, profileScanTargets(o)...)
-		err := row.Scan(append(targets, &p.ViewerQueued)...)
+		err := row.Scan(targets...)
 		v.UserID, o.UserID = p.UserID, p.MatchedUserID
 		p.MatchedUserName = o.DisplayName
 		return p, err

@@ -346,13 +346,14 @@ func (s *Store) EventsWithClaimableWork(ctx context.Context) ([]string, error) {
 }
 
 // workerTables is what the worker's SQL (ClaimBatch to CommitBatch, the
-// quarantine, the insight cache, the listener's poll) needs of each table,
+// quarantine, the insight cache, the AI backfill's fenced UPDATE of matches,
+// the listener's poll) needs of each table,
 // and no more. An engine table missing here makes GrantWorker stop: it
 // means the schema is newer than this build. "" means none.
 var workerTables = []struct{ table, privileges string }{
 	{"events", "SELECT"},
 	{"all_events_members", "SELECT"},
-	{"matches", "SELECT, INSERT, DELETE"},
+	{"matches", "SELECT, INSERT, UPDATE, DELETE"},
 	{"matchmaking_queue", "SELECT, INSERT, UPDATE, DELETE"},
 	{"matchmaking_event_state", "SELECT, INSERT, UPDATE"},
 	{"matchmaking_batches", "SELECT, INSERT, UPDATE"},
@@ -362,6 +363,8 @@ var workerTables = []struct{ table, privileges string }{
 	{"matchmaking_insight_cache", "SELECT, INSERT"},
 	{"matchmaking_change_log", "SELECT, INSERT, DELETE"},
 	{"matchmaking_batch_shards", "SELECT, INSERT, UPDATE, DELETE"},
+	{"matchmaking_ai_backfill", "SELECT, INSERT, UPDATE"},
+	{"matchmaking_ai_skips", "SELECT, INSERT, UPDATE, DELETE"},
 	{"matchmaking_schema_version", ""}, // the migrator's
 }
 

@@ -422,7 +422,7 @@ func TestGrantWorker(t *testing.T) {
 	want := map[string][]string{
 		"events":                     {"SELECT"},
 		"all_events_members":         {"SELECT"},
-		"matches":                    {"SELECT", "INSERT", "DELETE"},
+		"matches":                    {"SELECT", "INSERT", "UPDATE", "DELETE"},
 		"matchmaking_queue":          {"SELECT", "INSERT", "UPDATE", "DELETE"},
 		"matchmaking_event_state":    {"SELECT", "INSERT", "UPDATE"},
 		"matchmaking_batches":        {"SELECT", "INSERT", "UPDATE"},
@@ -430,6 +430,8 @@ func TestGrantWorker(t *testing.T) {
 		"matchmaking_departures":     {"SELECT", "DELETE"},
 		"matchmaking_quarantine":     {"SELECT", "INSERT", "UPDATE"},
 		"matchmaking_insight_cache":  {"SELECT", "INSERT"},
+		"matchmaking_ai_backfill":    {"SELECT", "INSERT", "UPDATE"},
+		"matchmaking_ai_skips":       {"SELECT", "INSERT", "UPDATE", "DELETE"},
 	}
 	// Tables of migration 006, which a build may not have yet.
 	for table, privileges := range map[string][]string{

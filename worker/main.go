@@ -128,6 +128,13 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		ShardWorkers: func(ctx context.Context) (int, error) {
 			return shardWorkers(ctx, temporalClient, workflows.ShardTaskQueue(cfg.TaskQueue))
 		},
+		AIMaxCallsPerEvent: cfg.AIMaxCallsPerEvent,
+		StartBackfill: func(ctx context.Context, eventID string) error {
+			return workflows.WakeBackfill(ctx, temporalClient, cfg.TaskQueue, eventID, workflows.NewBackfillSettings(cfg.MaxRuntime(), cfg.IdlePoll))
+		},
+		EventPaused: func(ctx context.Context, eventID string) (bool, error) {
+			return workflows.EventPaused(ctx, temporalClient, eventID)
+		},
 	}
 	// Without WorkerStopTimeout the SDK cancels running activities the
 	// moment Stop is called; with it, they have that long to finish.
@@ -139,6 +146,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 	workerOpts.Interceptors = append(workerOpts.Interceptors, drain.Interceptor())
 	w := worker.New(temporalClient, cfg.TaskQueue, workerOpts)
 	w.RegisterWorkflow(workflows.EventMatchmaking)
+	w.RegisterWorkflow(workflows.AIBackfill)
 	w.RegisterActivity(acts)
 	// The shards of large batches have a queue of their own, taken one at a
 	// time: a shard keeps every core busy, so a second one would only wait

@@ -2,10 +2,12 @@ package workflows
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 )
 
@@ -45,4 +47,39 @@ func Wake(ctx context.Context, c client.Client, taskQueue string, ev EventRef, s
 		return "", fmt.Errorf("start or wake workflow %s: %w", WorkflowID(ev.ID), err)
 	}
 	return run.GetRunID(), nil
+}
+
+// WakeBackfill starts the event's AI backfill workflow, or wakes the running
+// one, in one call (signal-with-start under BackfillWorkflowID, so an event
+// has one backfill however many commits call it at once).
+func WakeBackfill(ctx context.Context, c client.Client, taskQueue, eventID string, s BackfillSettings) error {
+	opts := client.StartWorkflowOptions{
+		ID:                    BackfillWorkflowID(eventID),
+		TaskQueue:             taskQueue,
+		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		StaticSummary:         "AI insights for event " + eventID,
+	}
+	if _, err := c.SignalWithStartWorkflow(ctx, BackfillWorkflowID(eventID), SignalWake, nil, opts,
+		AIBackfill, BackfillInput{EventID: eventID, Settings: s}); err != nil {
+		return fmt.Errorf("start or wake workflow %s: %w", BackfillWorkflowID(eventID), err)
+	}
+	return nil
+}
+
+// EventPaused reports whether the event's workflow is paused, from its
+// MatchmakingPaused search attribute, which it upserts whenever it takes a
+// pause or a resume. Describe reads the workflow's own record, not the
+// visibility store, so it is current. An event without a workflow is not
+// paused.
+func EventPaused(ctx context.Context, c client.Client, eventID string) (bool, error) {
+	desc, err := c.DescribeWorkflow(ctx, WorkflowID(eventID), "")
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("describe workflow %s: %w", WorkflowID(eventID), err)
+	}
+	paused, _ := desc.TypedSearchAttributes.GetBool(AttrPaused)
+	return paused, nil
 }

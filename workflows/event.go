@@ -350,4 +350,5 @@ var stepNames = map[string]string{
 	"WriteInsights": "writing insights",
 	"CommitBatch":   "committing",
 	"ReleaseBatch":  "releasing",
+	"BackfillRound": "upgrading insights to AI",
 }

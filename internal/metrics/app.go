@@ -36,6 +36,10 @@ type App struct {
 	quarantined  *prometheus.GaugeVec
 	deferred     *prometheus.CounterVec
 	receiving    prometheus.Gauge
+	aiShare      *prometheus.GaugeVec
+	aiBacklog    *prometheus.GaugeVec
+	upgraded     *prometheus.CounterVec
+	fenced       *prometheus.CounterVec
 
 	// events are the event IDs that have series, so RetainEvents can drop
 	// those of events no longer matched.
@@ -73,6 +77,7 @@ func (a *App) RetainEvents(keep map[string]bool) int {
 		}
 		for _, vec := range []interface{ DeleteLabelValues(...string) bool }{
 			a.batches, a.usersMatched, a.queueDepth, a.aiCalls, a.aiCacheHits, a.quarantined, a.deferred,
+			a.aiShare, a.aiBacklog, a.upgraded, a.fenced,
 		} {
 			vec.DeleteLabelValues(id)
 		}
@@ -135,10 +140,27 @@ func NewApp(reg prometheus.Registerer) (*App, error) {
 				"connect), 0 until then: wake-ups then come from a poll every few seconds. A 0 that stays means LISTEN " +
 				"goes through a transaction-mode pooler; point DATABASE_LISTEN_URL at a direct or session-mode connection.",
 		}),
+		aiShare: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "matchmaking_ai_insight_share",
+			Help: "Share (0 to 1) of the event's current matches whose insight is AI text, as of the AI backfill's last round on this worker.",
+		}, []string{"event_id"}),
+		aiBacklog: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "matchmaking_ai_backlog",
+			Help: "The event's fallback insights the AI backfill still means to upgrade, as of its last round on this worker.",
+		}, []string{"event_id"}),
+		upgraded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "matchmaking_ai_backfill_upgrades_total",
+			Help: "Fallback insights the AI backfill replaced with AI text.",
+		}, []string{"event_id"}),
+		fenced: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "matchmaking_ai_backfill_fenced_total",
+			Help: "AI answers the backfill did not write because the pair's list was rewritten, or a profile edited, after it read them.",
+		}, []string{"event_id"}),
 	}
 	var errs []error
 	for _, c := range []prometheus.Collector{a.batches, a.usersMatched, a.queueDepth, a.stepDuration,
-		a.aiCalls, a.aiCacheHits, a.fallbacks, a.aiTokens, a.quarantined, a.deferred, a.receiving} {
+		a.aiCalls, a.aiCacheHits, a.fallbacks, a.aiTokens, a.quarantined, a.deferred, a.receiving,
+		a.aiShare, a.aiBacklog, a.upgraded, a.fenced} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}
@@ -224,6 +246,34 @@ func (a *App) InsightFallbacks(reason string, n int) {
 		return
 	}
 	addInt(a.fallbacks.WithLabelValues(reason), n)
+}
+
+// SetAIProgress records the share of the event's current matches that have
+// an AI insight, and how many fallbacks the backfill still means to upgrade.
+func (a *App) SetAIProgress(eventID string, ai, matches, backlog int) {
+	if a == nil {
+		return
+	}
+	share := 0.0
+	if matches > 0 {
+		share = float64(ai) / float64(matches)
+	}
+	a.forEvent(eventID, func() {
+		a.aiShare.WithLabelValues(eventID).Set(share)
+		a.aiBacklog.WithLabelValues(eventID).Set(float64(backlog))
+	})
+}
+
+// BackfillRound counts a backfill round's AI insights written, and the
+// answers fenced out because their pair was no longer listed as read.
+func (a *App) BackfillRound(eventID string, upgraded, fenced int) {
+	if a == nil {
+		return
+	}
+	a.forEvent(eventID, func() {
+		addInt(a.upgraded.WithLabelValues(eventID), upgraded)
+		addInt(a.fenced.WithLabelValues(eventID), fenced)
+	})
 }
 
 // addInt adds n when positive. It does create the series at 0 otherwise,

@@ -1,0 +1,183 @@
+package activities
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/eventmatch/matchmaker/attendee"
+	"github.com/eventmatch/matchmaker/demodata"
+	"github.com/eventmatch/matchmaker/internal/fakeopenai"
+	"github.com/eventmatch/matchmaker/internal/testenv"
+)
+
+// TestBackfillWritesNoAITextOntoPairsThatChangedMeanwhile: between the
+// round's read and its write, one member's list is rewritten by a commit,
+// another member edits their profile and a third leaves. None of their
+// pairs gets the AI text the round asked for; every other pair does.
+func TestBackfillWritesNoAITextOntoPairsThatChangedMeanwhile(t *testing.T) {
+	testenv.RequireIntegration(t)
+	selected := make(chan struct{})
+	proceed := make(chan struct{})
+	var once sync.Once
+	f := newAIFixture(t, 12, func(call int, req fakeopenai.Request) fakeopenai.Response {
+		// The round's first call goes alone, after its read: hold it
+		// until the test has changed the event.
+		once.Do(func() {
+			close(selected)
+			<-proceed
+		})
+		return fakeopenai.Echo(call, req)
+	})
+	f.drainBatches()
+	relisted, edited, departed := f.members[0].UserID, f.members[1].UserID, f.members[2].UserID
+	ctx := context.Background()
+	db := f.st.Pool()
+
+	type round struct {
+		res BackfillRoundResult
+		err error
+	}
+	done := make(chan round, 1)
+	go func() {
+		var suite testsuite.WorkflowTestSuite
+		env := suite.NewTestActivityEnvironment()
+		env.RegisterActivity(f.acts)
+		v, err := env.ExecuteActivity(f.acts.BackfillRound, BackfillRoundInput{EventID: f.eventID})
+		var r round
+		if r.err = err; err == nil {
+			r.err = v.Get(&r.res)
+		}
+		done <- r
+	}()
+	select {
+	case <-selected:
+	case r := <-done:
+		t.Fatalf("the round ended without calling the model: %+v %v", r.res, r.err)
+	}
+	if _, err := db.Exec(ctx, `SELECT matchmaking_enqueue_rows($1, ARRAY[$2::uuid], 3)`, f.eventID, relisted); err != nil {
+		t.Fatal(err)
+	}
+	f.drainBatches() // rewrites the re-listed member's list, with fallbacks: the cache is still empty
+	if _, err := db.Exec(ctx, `UPDATE all_events_members SET bio = bio || ' Now into sailing.' WHERE event_id = $1 AND user_id = $2`,
+		f.eventID, edited); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, `DELETE FROM all_events_members WHERE event_id = $1 AND user_id = $2`, f.eventID, departed); err != nil {
+		t.Fatal(err)
+	}
+	close(proceed)
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+
+	var onChanged, aiRows, stale int
+	if err := db.QueryRow(ctx, `
+		SELECT count(*) FILTER (WHERE insight_source = 'ai' AND (user_id = $2 OR $3 IN (user_id, matched_user_id))),
+		       count(*) FILTER (WHERE insight_source = 'ai'),
+		       count(*) FILTER (WHERE insight_source = 'fallback' AND NOT (user_id = $2 OR $3 IN (user_id, matched_user_id)))
+		FROM matches WHERE event_id = $1`, f.eventID, relisted, edited).Scan(&onChanged, &aiRows, &stale); err != nil {
+		t.Fatal(err)
+	}
+	if onChanged != 0 {
+		t.Errorf("%d AI insights on pairs whose list was rewritten or whose profile was edited after the round read them", onChanged)
+	}
+	if r.res.Fenced == 0 || r.res.Upgraded != aiRows {
+		t.Errorf("round %+v: want answers fenced out, and %d upgraded", r.res, aiRows)
+	}
+	if aiRows == 0 {
+		t.Errorf("no AI insight written at all: the fence refuses everything")
+	}
+	// Lists the departure or the edit made go round again may have been
+	// rewritten since: the only fallbacks left outside the changed pairs
+	// are on lists written after the round's read.
+	var newer int
+	if err := db.QueryRow(ctx, `
+		SELECT count(*) FROM matches m
+		WHERE m.event_id = $1 AND m.insight_source = 'fallback'
+		  AND NOT (m.user_id = $2 OR $3 IN (m.user_id, m.matched_user_id))
+		  AND m.updated_at < (SELECT max(updated_at) FROM matches WHERE event_id = $1 AND user_id = $2)`,
+		f.eventID, relisted, edited).Scan(&newer); err != nil {
+		t.Fatal(err)
+	}
+	if newer != 0 {
+		t.Errorf("%d fallbacks left on unchanged pairs read by the round (%d fallbacks outside the changed pairs)", newer, stale)
+	}
+
+	// The next rounds upgrade what changed, fenced on its new state.
+	f.backfill()
+	if ai, fallback := f.sources(); fallback != 0 {
+		t.Errorf("after further rounds: %d ai, %d fallback", ai, fallback)
+	}
+}
+
+// TestBackfillReadsTheNewestListsFirst: a newcomer's list, and the lists
+// the newcomer entered, come before an older backlog.
+func TestBackfillReadsTheNewestListsFirst(t *testing.T) {
+	testenv.RequireIntegration(t)
+	f := newAIFixture(t, 12, ok)
+	f.drainBatches()
+	newcomer := demodata.Generate(99, 1)[0]
+	newcomer.DisplayName = "Nora Newcomer"
+	ctx := context.Background()
+	if _, err := f.st.InsertMembers(ctx, f.eventID, []attendee.Profile{newcomer}); err != nil {
+		t.Fatal(err)
+	}
+	f.drainBatches()
+	var newest int
+	var newestAt time.Time
+	if err := f.st.Pool().QueryRow(ctx, `
+		SELECT count(*), max(updated_at) FROM matches
+		WHERE event_id = $1 AND updated_at = (SELECT max(updated_at) FROM matches WHERE event_id = $1)`, f.eventID).Scan(&newest, &newestAt); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.st.FallbackMatches(ctx, f.eventID, newest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != newest {
+		t.Fatalf("%d matches read, want %d", len(got), newest)
+	}
+	ownRows := 0
+	for _, m := range got {
+		if !m.ListWrittenAt.Equal(newestAt) {
+			t.Errorf("%s's match of rank %d, written %s, read before the newest lists (%s)", m.UserID, m.Rank, m.ListWrittenAt, newestAt)
+		}
+		if m.UserID == newcomer.UserID {
+			ownRows++
+		}
+	}
+	if ownRows != 3 {
+		t.Errorf("%d of the newcomer's 3 matches among the first read", ownRows)
+	}
+}
+
+// TestBackfillStopsAtTheEventsBudget: AI_MAX_CALLS_PER_EVENT bounds the
+// calls of all rounds together, and the rest keep the fallback.
+func TestBackfillStopsAtTheEventsBudget(t *testing.T) {
+	testenv.RequireIntegration(t)
+	f := newAIFixture(t, 12, ok)
+	f.acts.AIMaxCallsPerEvent = 5
+	f.drainBatches()
+	rounds := f.backfill()
+	last := rounds[len(rounds)-1]
+	if !last.BudgetSpent || last.Budget != 5 {
+		t.Fatalf("last round %+v, want the budget of 5 spent", last)
+	}
+	if f.fake.Calls() != 5 || last.Progress.Calls != 5 {
+		t.Errorf("%d model calls, %d counted; want 5", f.fake.Calls(), last.Progress.Calls)
+	}
+	ai, fallback := f.sources()
+	if ai == 0 || fallback == 0 || last.Progress.Matches-last.Progress.AI != fallback {
+		t.Errorf("%d ai, %d fallback, progress %+v: want some of each, as counted", ai, fallback, last.Progress)
+	}
+	// Spent stays spent: another round calls nothing.
+	f.backfill()
+	if f.fake.Calls() != 5 {
+		t.Errorf("%d model calls after the budget was spent", f.fake.Calls())
+	}
+}
