@@ -305,3 +305,34 @@ func TestAIBackfillPausesAndResumesWithTheEvent(t *testing.T) {
 	}
 	waitForAIShare(t, pool, eventID, members*topN, 3*time.Minute)
 }
+
+// TestAIBackfillStartsForListsMatchedBeforeAIWasOn: an event matched by a
+// worker without a model key has fallback insights only and an empty
+// queue, so no commit will ever start its backfill. A worker with a key
+// starts it at its safety poll, and every match ends with AI text without
+// a single batch being committed again.
+func TestAIBackfillStartsForListsMatchedBeforeAIWasOn(t *testing.T) {
+	const members = 20
+	fake := fakeopenai.New(t, fakeopenai.Echo)
+	e := newEnv(t, nil)
+	pool := openPool(t, e.dbURL)
+	eventID := loadEvent(t, pool, "ai-later", demodata.Generate(54, members))
+	w := e.startWorker()
+	if out, errOut, code := e.starter("enable", "ai-later", "--wait", "--timeout", "2m"); code != 0 {
+		t.Fatalf("starter enable exited %d: %s %s", code, out, errOut)
+	}
+	if ai := queryInt(t, pool, `SELECT count(*) FROM matches WHERE event_id = $1 AND insight_source = 'ai'`, eventID); ai != 0 {
+		t.Fatalf("%d AI insights from a worker without a model key", ai)
+	}
+	w.stop(syscall.SIGTERM)
+	batches := queryInt(t, pool, `SELECT count(*) FROM matchmaking_batches WHERE event_id = $1`, eventID)
+
+	e.workerVars["OPENAI_API_KEY"] = "sk-e2e-later"
+	e.workerVars["OPENAI_BASE_URL"] = fake.URL()
+	e.startWorker()
+	waitForAIShare(t, pool, eventID, members*topN, 2*time.Minute)
+	if after := queryInt(t, pool, `SELECT count(*) FROM matchmaking_batches WHERE event_id = $1`, eventID); after != batches {
+		t.Errorf("%d batches before the worker with a key, %d after: a commit, not the safety poll, started the backfill", batches, after)
+	}
+	checkInvariants(t, pool, eventID, topN)
+}

@@ -228,3 +228,28 @@ func (s *Store) BackfillProgress(ctx context.Context, eventID string) (BackfillP
 	}
 	return p, nil
 }
+
+// EventsAwaitingAI lists the enabled events that still have a current match
+// with the fallback insight the backfill has not given up on: the events
+// whose backfill workflow should be running. The worker uses it to start a
+// backfill that no commit started (its start failed, or the event was
+// re-enabled with its lists unchanged).
+func (s *Store) EventsAwaitingAI(ctx context.Context) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT e.id::text FROM events e
+		WHERE e.matchmaking_enabled
+		  AND EXISTS (SELECT 1 FROM matches m
+		              WHERE m.event_id = e.id AND m.insight_source = 'fallback'
+		                AND NOT EXISTS (SELECT 1 FROM matchmaking_ai_skips k
+		                                WHERE k.event_id = m.event_id AND k.user_id = m.user_id AND k.rank = m.rank
+		                                  AND k.matched_user_id = m.matched_user_id AND k.list_written_at = m.updated_at))
+		ORDER BY e.id`)
+	if err != nil {
+		return nil, fmt.Errorf("list events awaiting AI insights: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list events awaiting AI insights: %w", err)
+	}
+	return ids, nil
+}

@@ -112,6 +112,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 	})
 
 	st := store.New(pool)
+	backfillSettings := workflows.NewBackfillSettings(cfg.MaxRuntime(), cfg.IdlePoll)
 	writer, insightsMode, err := insightWriter(cfg, st, logger)
 	if err != nil {
 		return err
@@ -130,7 +131,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		},
 		AIMaxCallsPerEvent: cfg.AIMaxCallsPerEvent,
 		StartBackfill: func(ctx context.Context, eventID string) error {
-			return workflows.WakeBackfill(ctx, temporalClient, cfg.TaskQueue, eventID, workflows.NewBackfillSettings(cfg.MaxRuntime(), cfg.IdlePoll))
+			return workflows.WakeBackfill(ctx, temporalClient, cfg.TaskQueue, eventID, backfillSettings)
 		},
 		EventPaused: func(ctx context.Context, eventID string) (bool, error) {
 			return workflows.EventPaused(ctx, temporalClient, eventID)
@@ -196,6 +197,11 @@ func run(cfg config.Config, logger *slog.Logger) error {
 	})
 	if obs.app != nil {
 		go retainEnabledEvents(ctx, st, obs.app, cfg.SafetyPoll, logger)
+	}
+	if writer != nil {
+		go ensureBackfills(ctx, st, cfg.SafetyPoll, logger, func(ctx context.Context, eventID string) error {
+			return workflows.EnsureBackfill(ctx, temporalClient, cfg.TaskQueue, eventID, backfillSettings)
+		})
 	}
 	if err := l.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
@@ -392,6 +398,41 @@ func shardWorkers(ctx context.Context, c client.Client, queue string) (int, erro
 		}
 	}
 	return len(workers), nil
+}
+
+// ensureBackfills starts, every interval, the AI backfill of each enabled
+// event that still has fallback insights to upgrade and no backfill
+// running. Commits start backfills; this catches the ones they could not
+// (Temporal unreachable at that moment, a worker without AI that ended a
+// backfill, an event re-enabled with its lists unchanged), so no event's
+// fallbacks wait for a commit that may never come. A failed read or start
+// is tried again at the next round.
+func ensureBackfills(ctx context.Context, st *store.Store, interval time.Duration, logger *slog.Logger, ensure func(context.Context, string) error) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		ensureBackfillsOnce(ctx, st, logger, ensure)
+	}
+}
+
+func ensureBackfillsOnce(ctx context.Context, st *store.Store, logger *slog.Logger, ensure func(context.Context, string) error) {
+	events, err := st.EventsAwaitingAI(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			logger.Warn("could not list the events awaiting AI insights; trying again at the next safety poll", "error", err)
+		}
+		return
+	}
+	for _, eventID := range events {
+		if err := ensure(ctx, eventID); err != nil && ctx.Err() == nil {
+			logger.Warn("could not start the AI backfill; trying again at the next safety poll", "event_id", eventID, "error", err)
+		}
+	}
 }
 
 // retainEnabledEvents drops, every interval, the per-event series of events

@@ -53,17 +53,32 @@ func Wake(ctx context.Context, c client.Client, taskQueue string, ev EventRef, s
 // one, in one call (signal-with-start under BackfillWorkflowID, so an event
 // has one backfill however many commits call it at once).
 func WakeBackfill(ctx context.Context, c client.Client, taskQueue, eventID string, s BackfillSettings) error {
-	opts := client.StartWorkflowOptions{
+	if _, err := c.SignalWithStartWorkflow(ctx, BackfillWorkflowID(eventID), SignalWake, nil,
+		backfillStartOptions(taskQueue, eventID), AIBackfill, BackfillInput{EventID: eventID, Settings: s}); err != nil {
+		return fmt.Errorf("start or wake workflow %s: %w", BackfillWorkflowID(eventID), err)
+	}
+	return nil
+}
+
+// EnsureBackfill starts the event's AI backfill workflow unless one is
+// running, and leaves a running one alone: no wake, so a backfill waiting
+// out a spent budget or a dead endpoint's backoff is not cut short.
+func EnsureBackfill(ctx context.Context, c client.Client, taskQueue, eventID string, s BackfillSettings) error {
+	opts := backfillStartOptions(taskQueue, eventID)
+	opts.WorkflowIDConflictPolicy = enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
+	if _, err := c.ExecuteWorkflow(ctx, opts, AIBackfill, BackfillInput{EventID: eventID, Settings: s}); err != nil {
+		return fmt.Errorf("start workflow %s: %w", BackfillWorkflowID(eventID), err)
+	}
+	return nil
+}
+
+func backfillStartOptions(taskQueue, eventID string) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
 		ID:                    BackfillWorkflowID(eventID),
 		TaskQueue:             taskQueue,
 		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		StaticSummary:         "AI insights for event " + eventID,
 	}
-	if _, err := c.SignalWithStartWorkflow(ctx, BackfillWorkflowID(eventID), SignalWake, nil, opts,
-		AIBackfill, BackfillInput{EventID: eventID, Settings: s}); err != nil {
-		return fmt.Errorf("start or wake workflow %s: %w", BackfillWorkflowID(eventID), err)
-	}
-	return nil
 }
 
 // EventPaused reports whether the event's workflow is paused, from its
