@@ -306,13 +306,17 @@ func startEndpoint(cfg config.Config, ready *readiness, logger *slog.Logger) (*o
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
+	sdk, err := metrics.NewSDKHandler(reg, logger)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	ep, err := serveEndpoint(cfg.MetricsAddr, endpointMux(reg, ready), logger)
 	if err != nil {
 		logger.Error("running without metrics and health endpoints: set METRICS_ADDR to a free host:port, or to empty to silence this",
 			"metrics_addr", cfg.MetricsAddr, "error", err)
 		return &observability{}, nil
 	}
-	return &observability{endpoint: ep, app: app, sdk: metrics.NewTemporalHandler(reg)}, nil
+	return &observability{endpoint: ep, app: app, sdk: sdk}, nil
 }
 
 func (o *observability) describe() string {
