@@ -43,7 +43,7 @@ func NewSDKHandler(reg prometheus.Registerer, logger *slog.Logger) (client.Metri
 		otelprom.WithoutTargetInfo(),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("Prometheus exporter for the Temporal SDK's metrics: %w", err)
+		return nil, fmt.Errorf("exporter of the Temporal SDK's metrics to Prometheus: %w", err)
 	}
 	provider := sdkmetric.NewMeterProvider(
 		sdkmetric.WithReader(exporter),
