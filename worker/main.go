@@ -27,6 +27,7 @@ import (
 	"github.com/eventmatch/matchmaker/internal/connect"
 	"github.com/eventmatch/matchmaker/internal/logging"
 	"github.com/eventmatch/matchmaker/internal/metrics"
+	"github.com/eventmatch/matchmaker/internal/telemetry"
 	"github.com/eventmatch/matchmaker/listener"
 	"github.com/eventmatch/matchmaker/store"
 	"github.com/eventmatch/matchmaker/workflows"
@@ -76,6 +77,17 @@ func run(cfg config.Config, logger *slog.Logger) error {
 	}
 	defer obs.stop(logger)
 
+	// Before the pool and the clients it traces; stopped after the drain,
+	// so the last batch steps' spans are exported.
+	stopTracing, err := telemetry.Start(ctx, "matchmaker-worker")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := stopTracing(); err != nil {
+			logger.Warn("tracing", "error", err)
+		}
+	}()
 	pool, err := connect.Database(ctx, cfg)
 	if err != nil {
 		return err
@@ -104,11 +116,17 @@ func run(cfg config.Config, logger *slog.Logger) error {
 	defer temporalClient.Close()
 	if obs.sdk != nil {
 		// connect.Temporal sets no MetricsHandler; a client sharing its
-		// connection carries ours, for the worker and the listener alike.
+		// connection carries ours, for the worker and the listener alike,
+		// and the tracing interceptors, which a client does not inherit.
+		interceptors, err := telemetry.TemporalInterceptors()
+		if err != nil {
+			return err
+		}
 		metricsClient, err := client.NewClientFromExistingWithContext(ctx, temporalClient, client.Options{
 			Namespace:      cfg.TemporalNamespace,
 			Logger:         tlog.NewStructuredLogger(logger),
 			MetricsHandler: obs.sdk,
+			Interceptors:   interceptors,
 		})
 		if err != nil {
 			return fmt.Errorf("a Temporal client with metrics: %w", err)
