@@ -325,11 +325,23 @@ func TestRowsQueuedWhileNoWorkerRanArePickedUp(t *testing.T) {
 
 	// The worker's Prometheus endpoint carries the app's and the SDK's series.
 	scrape := scrapeMetrics(t, w)
-	// The temporal_ names are ones Temporal's SDK dashboards query.
+	// The temporal_ names are ones Temporal's SDK dashboards query. Batches
+	// of up to 50 members run as local activities, hence no
+	// temporal_activity_execution_latency here.
 	for _, series := range []string{"matchmaking_batches_total", "matchmaking_users_matched_total", "matchmaking_queue_depth",
 		"matchmaking_batch_duration_seconds", "temporal_request_total{", "temporal_request_latency_seconds_bucket{",
 		"temporal_workflow_task_execution_latency_seconds_bucket{", "temporal_workflow_task_schedule_to_start_latency_seconds_bucket{",
-		"temporal_num_pollers{"} {
+		"temporal_local_activity_execution_latency_seconds_bucket{", "temporal_num_pollers{"} {
+		if !strings.Contains(scrape, series) {
+			t.Errorf("metrics lack %s", series)
+		}
+	}
+	// Disabling the event finishes its workflow, which the SDK counts.
+	if out, errOut, code := e.starter("disable", "stranded"); code != 0 || !strings.Contains(out, "its workflow finished") {
+		t.Fatalf("starter disable exited %d: %s %s", code, out, errOut)
+	}
+	scrape = scrapeMetrics(t, w)
+	for _, series := range []string{"temporal_workflow_completed_total{", "temporal_workflow_endtoend_latency_seconds_bucket{"} {
 		if !strings.Contains(scrape, series) {
 			t.Errorf("metrics lack %s", series)
 		}

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/eventmatch/matchmaker/internal/telemetry"
 )
 
 // Config configures a Client.
@@ -137,7 +139,8 @@ func New(cfg Config) (*Client, error) {
 }
 
 // httpClient copies base (or makes a client with a pooled transport) and
-// wraps its transport to capture Retry-After headers.
+// wraps its transport to capture Retry-After headers and, with tracing on,
+// to make each request a span of the insight step that sent it.
 func httpClient(base *http.Client) *http.Client {
 	var hc http.Client
 	if base != nil {
@@ -153,7 +156,7 @@ func httpClient(base *http.Client) *http.Client {
 			rt = t
 		}
 	}
-	hc.Transport = hintTransport{base: rt}
+	hc.Transport = telemetry.HTTPTransport(hintTransport{base: rt})
 	return &hc
 }
 

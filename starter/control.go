@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"strings"
 	"text/tabwriter"
@@ -19,6 +20,7 @@ import (
 	"github.com/eventmatch/matchmaker/config"
 	"github.com/eventmatch/matchmaker/internal/cli"
 	"github.com/eventmatch/matchmaker/internal/connect"
+	"github.com/eventmatch/matchmaker/internal/telemetry"
 	"github.com/eventmatch/matchmaker/store"
 	"github.com/eventmatch/matchmaker/workflows"
 )
@@ -30,10 +32,11 @@ const answerTimeout = 30 * time.Second
 // session holds what the operator commands share: settings, the database
 // and Temporal.
 type session struct {
-	cfg      config.Config
-	pool     *pgxpool.Pool
-	st       *store.Store
-	temporal client.Client
+	cfg         config.Config
+	pool        *pgxpool.Pool
+	st          *store.Store
+	temporal    client.Client
+	stopTracing func() error
 }
 
 func (a *app) openSession(ctx context.Context, withTemporal bool) (*session, error) {
@@ -41,11 +44,18 @@ func (a *app) openSession(ctx context.Context, withTemporal bool) (*session, err
 	if err != nil {
 		return nil, err
 	}
-	pool, err := connect.Database(ctx, cfg)
+	// With tracing on, a command's Temporal calls start the traces the
+	// worker's workflow and activity spans continue.
+	stopTracing, err := telemetry.Start(ctx, "matchmaker-starter")
 	if err != nil {
 		return nil, err
 	}
-	s := &session{cfg: cfg, pool: pool, st: store.New(pool)}
+	pool, err := connect.Database(ctx, cfg)
+	if err != nil {
+		_ = stopTracing() // nothing was traced yet
+		return nil, err
+	}
+	s := &session{cfg: cfg, pool: pool, st: store.New(pool), stopTracing: stopTracing}
 	if err := connect.RequireSchema(ctx, pool); err != nil {
 		s.close()
 		return nil, err
@@ -64,6 +74,9 @@ func (s *session) close() {
 		s.temporal.Close()
 	}
 	s.pool.Close()
+	if err := s.stopTracing(); err != nil {
+		fmt.Fprintln(os.Stderr, "starter:", err)
+	}
 }
 
 // openEvent opens the session and finds the event named by ref, which the

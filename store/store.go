@@ -75,6 +75,12 @@ func ConnectEnv(ctx context.Context, variable, databaseURL, applicationName stri
 	if err != nil {
 		return nil, err
 	}
+	return Open(ctx, variable, cfg)
+}
+
+// Open opens a pool with cfg (from ParsePoolConfig, for the URL read from
+// the environment variable variable) and checks that the database answers.
+func Open(ctx context.Context, variable string, cfg *pgxpool.Config) (*pgxpool.Pool, error) {
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open database pool: %w", err)

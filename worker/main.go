@@ -27,6 +27,7 @@ import (
 	"github.com/eventmatch/matchmaker/internal/connect"
 	"github.com/eventmatch/matchmaker/internal/logging"
 	"github.com/eventmatch/matchmaker/internal/metrics"
+	"github.com/eventmatch/matchmaker/internal/telemetry"
 	"github.com/eventmatch/matchmaker/listener"
 	"github.com/eventmatch/matchmaker/store"
 	"github.com/eventmatch/matchmaker/workflows"
@@ -66,6 +67,17 @@ func run(cfg config.Config, logger *slog.Logger) error {
 	}
 	defer obs.stop(logger)
 
+	// Before the pool and the clients it traces; stopped after the drain,
+	// so the last batch steps' spans are exported.
+	stopTracing, err := telemetry.Start(ctx, "matchmaker-worker")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := stopTracing(); err != nil {
+			logger.Warn("tracing", "error", err)
+		}
+	}()
 	pool, err := connect.Database(ctx, cfg)
 	if err != nil {
 		return err
@@ -94,11 +106,17 @@ func run(cfg config.Config, logger *slog.Logger) error {
 	defer temporalClient.Close()
 	if obs.sdk != nil {
 		// connect.Temporal sets no MetricsHandler; a client sharing its
-		// connection carries ours, for the worker and the listener alike.
+		// connection carries ours, for the worker and the listener alike,
+		// and the tracing interceptors, which a client does not inherit.
+		interceptors, err := telemetry.TemporalInterceptors()
+		if err != nil {
+			return err
+		}
 		metricsClient, err := client.NewClientFromExistingWithContext(ctx, temporalClient, client.Options{
 			Namespace:      cfg.TemporalNamespace,
 			Logger:         tlog.NewStructuredLogger(logger),
 			MetricsHandler: obs.sdk,
+			Interceptors:   interceptors,
 		})
 		if err != nil {
 			return fmt.Errorf("a Temporal client with metrics: %w", err)
@@ -310,13 +328,17 @@ func startEndpoint(cfg config.Config, ready *readiness, logger *slog.Logger) (*o
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
+	sdk, err := metrics.NewSDKHandler(reg, logger)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	ep, err := serveEndpoint(cfg.MetricsAddr, endpointMux(reg, ready), logger)
 	if err != nil {
 		logger.Error("running without metrics and health endpoints: set METRICS_ADDR to a free host:port, or to empty to silence this",
 			"metrics_addr", cfg.MetricsAddr, "error", err)
 		return &observability{}, nil
 	}
-	return &observability{endpoint: ep, app: app, sdk: metrics.NewTemporalHandler(reg)}, nil
+	return &observability{endpoint: ep, app: app, sdk: sdk}, nil
 }
 
 func (o *observability) describe() string {

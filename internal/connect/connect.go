@@ -20,17 +20,21 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/eventmatch/matchmaker/config"
+	"github.com/eventmatch/matchmaker/internal/telemetry"
 	"github.com/eventmatch/matchmaker/store"
 )
 
 // Database opens the pool. Its sessions are named after the binary
-// ("matchmaker-worker", "matchmaker-starter") in pg_stat_activity.
+// ("matchmaker-worker", "matchmaker-starter") in pg_stat_activity. With
+// tracing on, the queries of a traced operation are spans of it.
 func Database(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
-	pool, err := store.Connect(ctx, cfg.DatabaseURL, "matchmaker-"+filepath.Base(os.Args[0]))
+	const variable = "DATABASE_URL"
+	poolCfg, err := store.ParsePoolConfig(variable, cfg.DatabaseURL, "matchmaker-"+filepath.Base(os.Args[0]))
 	if err != nil {
 		return nil, err
 	}
-	return pool, nil
+	poolCfg.ConnConfig.Tracer = telemetry.QueryTracer()
+	return store.Open(ctx, variable, poolCfg)
 }
 
 // RequireSchema fails with a hint when the migrations have not been applied.
@@ -48,13 +52,17 @@ func RequireSchema(ctx context.Context, pool *pgxpool.Pool) error {
 // Temporal dials the Temporal frontend with the settings ClientOptions
 // builds (address, namespace, TLS, mTLS, API key, profile), checks that it
 // answers and that the namespace has attrs, the workflow's search
-// attributes (see EnsureSearchAttributes).
+// attributes (see EnsureSearchAttributes). With tracing on, the client
+// and the workers built from it trace workflows and activities.
 // Every failure is one line naming the address, namespace and how the
 // client connected, never the API key.
 func Temporal(ctx context.Context, cfg config.Config, logger *slog.Logger, attrs []temporal.SearchAttributeKey) (client.Client, error) {
 	opts, sec, err := ClientOptions(cfg, envconfig.EnvLookupOS)
 	if err != nil {
 		return nil, fmt.Errorf("Temporal connection settings: %w", err)
+	}
+	if opts.Interceptors, err = telemetry.TemporalInterceptors(); err != nil {
+		return nil, err
 	}
 	if logger != nil {
 		opts.Logger = tlog.NewStructuredLogger(logger)

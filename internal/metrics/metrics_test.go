@@ -3,20 +3,15 @@ package metrics
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"go.temporal.io/sdk/client"
-	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 )
@@ -73,154 +68,7 @@ func requireLines(t *testing.T, text string, lines ...string) {
 	}
 }
 
-func TestTemporalHandlerSeries(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	root := NewTemporalHandler(reg)
-	h := root.WithTags(map[string]string{"namespace": "default", "task_queue": "mm"})
-
-	h.Counter("temporal_request").Inc(2)
-	h.Counter("temporal_request").Inc(1)
-	h.Counter("temporal_request").Inc(-5) // dropped: counters only go up
-	// The same name with another tag set becomes a second series of the
-	// same family.
-	h.WithTags(map[string]string{"operation": "PollActivityTaskQueue"}).Counter("temporal_request").Inc(1)
-	// WithTags overrides an existing key and leaves its parent alone.
-	h.WithTags(map[string]string{"task_queue": "other"}).Counter("temporal_request").Inc(4)
-	h.Gauge("temporal_num_pollers").Update(3)
-	h.Gauge("temporal_num_pollers").Update(2)
-	h.Timer("temporal_request_latency").Record(200 * time.Millisecond)
-	h.Timer("temporal_request_latency").Record(3 * time.Second)
-	// Invalid characters in names and tag keys are replaced.
-	h.WithTags(map[string]string{"bad-key": "v", "__reserved": "r", "9lives": "x"}).Counter("temporal.odd-name").Inc(1)
-	// A name first used as a counter cannot become a gauge: a no-op, and
-	// the scrape still works.
-	h.Gauge("temporal_request_total").Update(42)
-	root.Counter("temporal_untagged").Inc(1)
-	// A name that already ends as Temporal's naming has it is kept.
-	h.Counter("temporal_already_total").Inc(1)
-
-	text := scrape(t, reg)
-	requireLines(t, text,
-		"# TYPE temporal_request_total counter",
-		`temporal_request_total{namespace="default",task_queue="mm"} 3`,
-		`temporal_request_total{namespace="default",operation="PollActivityTaskQueue",task_queue="mm"} 1`,
-		`temporal_request_total{namespace="default",task_queue="other"} 4`,
-		"# TYPE temporal_num_pollers gauge",
-		`temporal_num_pollers{namespace="default",task_queue="mm"} 2`,
-		"# TYPE temporal_request_latency_seconds histogram",
-		`temporal_request_latency_seconds_bucket{namespace="default",task_queue="mm",le="0.1"} 0`,
-		`temporal_request_latency_seconds_bucket{namespace="default",task_queue="mm",le="0.25"} 1`,
-		`temporal_request_latency_seconds_bucket{namespace="default",task_queue="mm",le="5"} 2`,
-		`temporal_request_latency_seconds_bucket{namespace="default",task_queue="mm",le="+Inf"} 2`,
-		`temporal_request_latency_seconds_sum{namespace="default",task_queue="mm"} 3.2`,
-		`temporal_request_latency_seconds_count{namespace="default",task_queue="mm"} 2`,
-		`temporal_odd_name_total{_9lives="x",bad_key="v",namespace="default",tag__reserved="r",task_queue="mm"} 1`,
-		`temporal_untagged_total 1`,
-		`temporal_already_total{namespace="default",task_queue="mm"} 1`,
-	)
-	if strings.Contains(text, "42") {
-		t.Errorf("a gauge update to a counter's name was recorded:\n%s", text)
-	}
-}
-
-func TestTemporalHandlerConcurrentUse(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	h := NewTemporalHandler(reg).WithTags(map[string]string{"namespace": "default"})
-	var wg sync.WaitGroup
-	for i := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			hh := h.WithTags(map[string]string{"worker": fmt.Sprint(i % 2)})
-			for range 100 {
-				hh.Counter("temporal_concurrent").Inc(1)
-				hh.Timer("temporal_concurrent_latency").Record(time.Millisecond)
-			}
-		}()
-	}
-	wg.Wait()
-	requireLines(t, scrape(t, reg),
-		`temporal_concurrent_total{namespace="default",worker="0"} 400`,
-		`temporal_concurrent_total{namespace="default",worker="1"} 400`,
-		`temporal_concurrent_latency_seconds_count{namespace="default",worker="1"} 400`,
-	)
-}
-
 func echo(_ context.Context, s string) (string, error) { return s, nil }
-
-// TestTemporalHandlerAsClientOption: a client given the handler records
-// its gRPC requests, here failing ones to a port where nothing listens.
-func TestTemporalHandlerAsClientOption(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens there now
-
-	reg := prometheus.NewRegistry()
-	c, err := client.NewLazyClient(client.Options{
-		HostPort:       addr,
-		Namespace:      "metrics-test",
-		MetricsHandler: NewTemporalHandler(reg),
-		Logger:         sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	defer cancel()
-	if _, err := c.DescribeWorkflow(ctx, "wf", ""); err == nil {
-		t.Fatal("a request to a closed port succeeded")
-	}
-	text := scrape(t, reg)
-	for _, want := range []string{
-		// The names Temporal's SDK dashboards query.
-		"# TYPE temporal_request_total counter",
-		"# TYPE temporal_request_failure_total counter",
-		"# TYPE temporal_request_latency_seconds histogram",
-		// The client's first call asks for the server's capabilities.
-		`operation="GetSystemInfo"`,
-		`status_code="UNAVAILABLE"`,
-		`client_name="temporal_go"`,
-		`worker_type="none"`,
-	} {
-		if !strings.Contains(text, want) {
-			t.Errorf("exposition lacks %q", want)
-		}
-	}
-	if t.Failed() {
-		t.Logf("exposition:\n%s", text)
-	}
-	var _ client.MetricsHandler = NewTemporalHandler(reg)
-}
-
-func TestNames(t *testing.T) {
-	for in, want := range map[string]string{
-		"temporal_request": "temporal_request",
-		"a.b-c":            "a_b_c",
-		"9x":               "_9x",
-		"ns:metric":        "ns:metric",
-		"":                 "_",
-		"é":                "_",
-	} {
-		if got := metricName(in); got != want {
-			t.Errorf("metricName(%q) = %q, want %q", in, got, want)
-		}
-	}
-	for in, want := range map[string]string{
-		"task_queue": "task_queue",
-		"a:b":        "a_b",
-		"__name__":   "tag__name__",
-		"le":         "tag_le",
-		"1st":        "_1st",
-	} {
-		if got := labelName(in); got != want {
-			t.Errorf("labelName(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
 
 func TestAppRecords(t *testing.T) {
 	reg := prometheus.NewRegistry()
@@ -335,9 +183,12 @@ func TestServe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sdk := NewTemporalHandler(reg).WithTags(map[string]string{"namespace": "default"})
+	sdk, err := NewSDKHandler(reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	app.BatchCommitted("ev1", 10)
-	sdk.Counter("temporal_request").Inc(1)
+	sdk.WithTags(map[string]string{"namespace": "default"}).Counter("temporal_request").Inc(1)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
