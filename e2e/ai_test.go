@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"regexp"
 	"strings"
 	"sync"
@@ -199,6 +200,34 @@ func TestAIBackfillListsEveryoneBeforeTheModelAnswers(t *testing.T) {
 	}
 	if st.Upgraded == 0 || st.AICalls == 0 {
 		t.Errorf("backfill status %+v counts no work", st)
+	}
+
+	// starter status shows the same, from the database and the query.
+	out, errOut, code := e.starter("status", "ai-listed", "-o", "json")
+	if code != 0 {
+		t.Fatalf("starter status exited %d: %s", code, errOut)
+	}
+	var report struct {
+		Events []struct {
+			AIBackfill *struct {
+				Matches, AI, Backlog, Calls int
+				State, Line                 string
+			} `json:"ai_backfill"`
+		} `json:"events"`
+	}
+	if err := json.Unmarshal([]byte(out), &report); err != nil {
+		t.Fatalf("status -o json: %v\n%s", err, out)
+	}
+	if len(report.Events) != 1 || report.Events[0].AIBackfill == nil {
+		t.Fatalf("status -o json has no ai_backfill: %s", out)
+	}
+	if b := report.Events[0].AIBackfill; b.Matches != members*topN || b.AI != b.Matches || b.Backlog != 0 || b.Calls == 0 ||
+		(b.State != string(workflows.BackfillIdle) && b.State != string(workflows.BackfillUpgrading)) ||
+		!strings.HasPrefix(b.Line, "100% AI (120 of 120 matches), backlog 0") {
+		t.Errorf("status -o json ai_backfill = %+v, want all %d AI, calls counted, the workflow's phase and line", *b, members*topN)
+	}
+	if out, _, _ := e.starter("status", "ai-listed"); !regexp.MustCompile(`AI backfill \((idle|upgrading)\): 100% AI \(120 of 120 matches\)`).MatchString(out) {
+		t.Errorf("starter status says nothing of the AI backfill:\n%s", out)
 	}
 }
 

@@ -462,6 +462,27 @@ type statusRow struct {
 	Quarantined int `json:"quarantined"`
 	// QuarantinedMembers, for `status <event>` only: the newest few.
 	QuarantinedMembers []quarantinedRow `json:"quarantined_members,omitempty"`
+	// AIBackfill is where the event's AI insights stand; nil for an event
+	// with no matches.
+	AIBackfill *aiBackfillRow `json:"ai_backfill,omitempty"`
+}
+
+// aiBackfillRow is the event's AI backfill: the database's figures (all
+// runs together), and the backfill workflow's phase and line when Temporal
+// answers.
+type aiBackfillRow struct {
+	Matches          int    `json:"matches"`
+	AI               int    `json:"ai"`
+	Backlog          int    `json:"backlog"`
+	Refused          int    `json:"refused"`
+	Calls            int    `json:"calls"`
+	PromptTokens     int    `json:"prompt_tokens"`
+	CompletionTokens int    `json:"completion_tokens"`
+	Upgraded         int    `json:"upgraded"`
+	Fenced           int    `json:"fenced"`
+	Workflow         string `json:"workflow"`
+	State            string `json:"state"`
+	Line             string `json:"line"`
 }
 
 type quarantinedRow struct {
@@ -537,6 +558,9 @@ func (a *app) status(ctx context.Context, ref string, format outputFormat) error
 	for _, st := range statuses {
 		row := s.statusRow(ctx, st)
 		row.Quarantined = st.Quarantined
+		if row.AIBackfill, err = s.backfillRow(ctx, st.ID); err != nil {
+			return err
+		}
 		if ref != "" && st.Quarantined > 0 {
 			quarantined, err := s.st.QuarantinedMembers(ctx, st.ID)
 			if err != nil {
@@ -606,6 +630,9 @@ func writeStatus(out io.Writer, rows []statusRow, single bool, now time.Time) er
 		if r.LastError != "" {
 			details = append(details, fmt.Sprintf("%slast error: %s", prefix, clip(r.LastError, 300)))
 		}
+		if b := r.AIBackfill; b != nil && (b.Calls > 0 || b.Backlog > 0) {
+			details = append(details, fmt.Sprintf("%sAI backfill (%s): %s", prefix, b.State, clip(b.Line, 300)))
+		}
 	}
 	if len(details) > 0 {
 		fmt.Fprintf(out, "\n%s\n", strings.Join(details, "\n"))
@@ -668,4 +695,43 @@ func (s *session) statusRow(ctx context.Context, st store.EventStatus) statusRow
 	row.LastError = wf.LastError
 	row.ListsDeferred = wf.ListsDeferred
 	return row
+}
+
+// backfillRow reads the event's AI backfill from the database, and its
+// workflow's phase and status line from Temporal when it answers.
+func (s *session) backfillRow(ctx context.Context, eventID string) (*aiBackfillRow, error) {
+	p, err := s.st.BackfillProgress(ctx, eventID)
+	if err != nil {
+		return nil, err
+	}
+	if p.Matches == 0 {
+		return nil, nil
+	}
+	row := &aiBackfillRow{
+		Matches: p.Matches, AI: p.AI, Backlog: p.Backlog, Refused: p.Refused, Calls: p.Calls,
+		PromptTokens: p.PromptTokens, CompletionTokens: p.CompletionTokens, Upgraded: p.Upgraded, Fenced: p.Fenced,
+		Workflow: workflows.BackfillWorkflowID(eventID),
+		State:    "unknown (Temporal unreachable)",
+		Line:     p.Summary(),
+	}
+	if s.temporal == nil {
+		return row, nil
+	}
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var wf workflows.BackfillStatus
+	v, err := s.temporal.QueryWorkflow(qctx, row.Workflow, "", workflows.QueryStatus)
+	if err == nil {
+		err = v.Get(&wf)
+	}
+	var notFound *serviceerror.NotFound
+	switch {
+	case errors.As(err, &notFound):
+		row.State = "not running"
+	case err != nil:
+		row.State = "no worker answered the status query"
+	default:
+		row.State, row.Line = string(wf.Phase), wf.Line
+	}
+	return row, nil
 }

@@ -204,6 +204,20 @@ type BackfillProgress struct {
 	Fenced           int
 }
 
+// Summary says where the event's AI insights stand, in one line.
+func (p BackfillProgress) Summary() string {
+	share := 0
+	if p.Matches > 0 {
+		share = 100 * p.AI / p.Matches
+	}
+	line := fmt.Sprintf("%d%% AI (%d of %d matches), backlog %d, %d calls, %d prompt + %d completion tokens",
+		share, p.AI, p.Matches, p.Backlog, p.Calls, p.PromptTokens, p.CompletionTokens)
+	if p.Refused > 0 {
+		line += fmt.Sprintf(", %d answers refused", p.Refused)
+	}
+	return line
+}
+
 // BackfillProgress reads the event's AI share, backlog and spending. It is
 // what `starter status` needs to show the backfill without asking Temporal.
 func (s *Store) BackfillProgress(ctx context.Context, eventID string) (BackfillProgress, error) {

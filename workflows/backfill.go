@@ -285,15 +285,7 @@ func backfillLine(st BackfillState) string {
 	if st.BudgetSpent {
 		return fmt.Sprintf("AI budget of %d calls spent; %d matches keep the fallback", st.Budget, keep)
 	}
-	share := 0
-	if p.Matches > 0 {
-		share = 100 * p.AI / p.Matches
-	}
-	line := fmt.Sprintf("%d%% AI (%d of %d matches), backlog %d, %d calls, %d prompt + %d completion tokens",
-		share, p.AI, p.Matches, p.Backlog, p.Calls, p.PromptTokens, p.CompletionTokens)
-	if p.Refused > 0 {
-		line += fmt.Sprintf(", %d answers refused", p.Refused)
-	}
+	line := p.Summary()
 	if st.Budget > 0 {
 		line += fmt.Sprintf(", budget %d calls", st.Budget)
 	}
