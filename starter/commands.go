@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/eventmatch/matchmaker/config"
 	"github.com/eventmatch/matchmaker/demodata"
 	"github.com/eventmatch/matchmaker/migrations"
 	"github.com/eventmatch/matchmaker/store"
@@ -57,6 +58,20 @@ func (a *app) migrate(ctx context.Context, createDB bool, format outputFormat) e
 			return err
 		}
 	}
+	if err := withOwnerSession(ctx, cfg, func(conn *pgx.Conn) (err error) {
+		res.FromVersion, res.ToVersion, err = migrations.Apply(ctx, conn)
+		return err
+	}); err != nil {
+		return err
+	}
+	return a.print(format, res)
+}
+
+// withOwnerSession runs fn on one session over DATABASE_LISTEN_URL (else
+// DATABASE_URL), the connection of migrate and grant-worker: a session of
+// its own (tern's advisory lock lasts the whole migration), as the role
+// that owns the engine's tables.
+func withOwnerSession(ctx context.Context, cfg config.Config, fn func(*pgx.Conn) error) error {
 	pool, err := store.ConnectEnv(ctx, cfg.ListenVar(), cfg.ListenURL(), "matchmaker-starter")
 	if err != nil {
 		return err
@@ -67,10 +82,7 @@ func (a *app) migrate(ctx context.Context, createDB bool, format outputFormat) e
 		return fmt.Errorf("acquire connection: %w", err)
 	}
 	defer conn.Release()
-	if res.FromVersion, res.ToVersion, err = migrations.Apply(ctx, conn.Conn()); err != nil {
-		return err
-	}
-	return a.print(format, res)
+	return fn(conn.Conn())
 }
 
 var safeDatabaseName = regexp.MustCompile(`^[A-Za-z0-9_]+$`)

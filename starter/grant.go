@@ -8,6 +8,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/eventmatch/matchmaker/store"
 )
 
@@ -21,18 +23,11 @@ func (a *app) grantWorker(ctx context.Context, role string, format outputFormat)
 	if err != nil {
 		return err
 	}
-	pool, err := store.ConnectEnv(ctx, cfg.ListenVar(), cfg.ListenURL(), "matchmaker-starter")
-	if err != nil {
+	var g store.WorkerGrant
+	if err := withOwnerSession(ctx, cfg, func(conn *pgx.Conn) (err error) {
+		g, err = store.GrantWorker(ctx, conn, role)
 		return err
-	}
-	defer pool.Close()
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("acquire connection: %w", err)
-	}
-	defer conn.Release()
-	g, err := store.GrantWorker(ctx, conn.Conn(), role)
-	if err != nil {
+	}); err != nil {
 		return err
 	}
 	return a.print(format, grantResult(g))

@@ -214,12 +214,13 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		return nil
 	})
 	if obs.app != nil {
-		go retainEnabledEvents(ctx, st, obs.app, cfg.SafetyPoll, logger)
+		go every(ctx, cfg.SafetyPoll, func(ctx context.Context) { retainEnabledEvents(ctx, st, obs.app, logger) })
 	}
 	if writer != nil {
-		go ensureBackfills(ctx, st, cfg.SafetyPoll, logger, func(ctx context.Context, eventID string) error {
+		ensure := func(ctx context.Context, eventID string) error {
 			return workflows.EnsureBackfill(ctx, temporalClient, cfg.TaskQueue, eventID, backfillSettings)
-		})
+		}
+		go every(ctx, cfg.SafetyPoll, func(ctx context.Context) { ensureBackfills(ctx, st, logger, ensure) })
 	}
 	if err := l.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
@@ -422,27 +423,14 @@ func shardWorkers(ctx context.Context, c client.Client, queue string) (int, erro
 	return len(workers), nil
 }
 
-// ensureBackfills starts, every interval, the AI backfill of each enabled
-// event that still has fallback insights to upgrade and no backfill
-// running. Commits start backfills; this catches the ones they could not
+// ensureBackfills starts the AI backfill of each enabled event that still
+// has fallback insights to upgrade and no backfill running. Commits start
+// backfills; this, run every safety poll, catches the ones they could not
 // (Temporal unreachable at that moment, a worker without AI that ended a
 // backfill, an event re-enabled with its lists unchanged), so no event's
 // fallbacks wait for a commit that may never come. A failed read or start
 // is tried again at the next round.
-func ensureBackfills(ctx context.Context, st *store.Store, interval time.Duration, logger *slog.Logger, ensure func(context.Context, string) error) {
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
-		ensureBackfillsOnce(ctx, st, logger, ensure)
-	}
-}
-
-func ensureBackfillsOnce(ctx context.Context, st *store.Store, logger *slog.Logger, ensure func(context.Context, string) error) {
+func ensureBackfills(ctx context.Context, st *store.Store, logger *slog.Logger, ensure func(context.Context, string) error) {
 	events, err := st.EventsAwaitingAI(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -457,11 +445,8 @@ func ensureBackfillsOnce(ctx context.Context, st *store.Store, logger *slog.Logg
 	}
 }
 
-// retainEnabledEvents drops, every interval, the per-event series of events
-// that are no longer enabled (disabled, or deleted), so the endpoint shows
-// only events being matched. A failed read keeps every series until the
-// next round.
-func retainEnabledEvents(ctx context.Context, st *store.Store, app *metrics.App, interval time.Duration, logger *slog.Logger) {
+// every runs fn every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, fn func(context.Context)) {
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {
@@ -470,19 +455,27 @@ func retainEnabledEvents(ctx context.Context, st *store.Store, app *metrics.App,
 			return
 		case <-ticker.C:
 		}
-		events, err := st.EnabledEvents(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				logger.Debug("could not read the enabled events for the metrics", "error", err)
-			}
-			continue
+		fn(ctx)
+	}
+}
+
+// retainEnabledEvents drops the per-event series of events that are no
+// longer enabled (disabled, or deleted), so the endpoint shows only events
+// being matched; it runs every safety poll. A failed read keeps every
+// series until the next round.
+func retainEnabledEvents(ctx context.Context, st *store.Store, app *metrics.App, logger *slog.Logger) {
+	events, err := st.EnabledEvents(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			logger.Debug("could not read the enabled events for the metrics", "error", err)
 		}
-		keep := make(map[string]bool, len(events))
-		for _, ev := range events {
-			keep[ev.ID] = true
-		}
-		if n := app.RetainEvents(keep); n > 0 {
-			logger.Info("dropped the metrics of events no longer enabled", "events", n)
-		}
+		return
+	}
+	keep := make(map[string]bool, len(events))
+	for _, ev := range events {
+		keep[ev.ID] = true
+	}
+	if n := app.RetainEvents(keep); n > 0 {
+		logger.Info("dropped the metrics of events no longer enabled", "events", n)
 	}
 }
