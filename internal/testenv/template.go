@@ -18,21 +18,22 @@ import (
 	"github.com/eventmatch/matchmaker/migrations"
 )
 
-// Migrating a database takes seconds; copying one takes a fraction of
-// that. So each test binary migrates a template database once and every
+// Migrating a database costs several times what copying a migrated one
+// does, so each test binary migrates a template database once and every
 // test's database is a copy of it (CREATE DATABASE ... TEMPLATE). The
 // template is named by a hash of the migration files: a changed migration
 // makes a new template, and a template whose name matches was made from
-// exactly these files. The tests of the migrations package itself still
-// migrate empty databases for real (EmptyDatabase).
+// exactly these files. Tests of migrating an empty database still do it
+// for real (EmptyDatabase).
 
-// templatePrefix begins every template's name; staleTemplates finds them by it.
+// templatePrefix begins every template's name; dropStaleTemplates finds
+// them by it.
 const templatePrefix = "mm_template_"
 
-// templateLock is the key of the advisory lock under which a template is
-// checked, made or dropped, so that test binaries running at once (go test
-// runs packages in parallel, and other checkouts may share the server)
-// make each template once and never drop one another is copying.
+// templateLock is the key of the advisory lock under which templates are
+// looked for, made and dropped, so that test binaries running at once (go
+// test runs packages in parallel, and other checkouts may share the
+// server) make each template once and never use one half made.
 const templateLock int64 = 0x6d6d5f74706c // "mm_tpl"
 
 // staleAfter is how long a template of other migration files is kept
