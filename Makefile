@@ -9,6 +9,8 @@ DEMO_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/matchmaking_demo?sslmode
 # both pinned.
 WORKFLOWCHECK := go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
 STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.7.0
+# How many test binaries `make test` runs at once (see test).
+TEST_PACKAGES_AT_ONCE ?= $(shell expr $$(getconf _NPROCESSORS_ONLN) + 1)
 
 .PHONY: build temporal-cli demo demo-stop test test-unit workflowcheck lint bench browser-check clean chaos
 
@@ -35,11 +37,13 @@ demo-stop:
 
 # Everything: formatting, vet, workflowcheck, staticcheck, unit and workflow
 # tests, and the integration tests against the local PostgreSQL and a dev
-# server the tests start.
+# server the tests start. One test binary more than CPUs runs at once (go
+# test's default is one per CPU): e2e and the database packages mostly wait
+# while matching's tests use the CPU.
 test: $(TEMPORAL_CLI) workflowcheck lint
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
-	INTEGRATION=1 TEMPORAL_CLI=$(CURDIR)/$(TEMPORAL_CLI) $(GO) test -race -count=1 -timeout 20m ./...
+	INTEGRATION=1 TEMPORAL_CLI=$(CURDIR)/$(TEMPORAL_CLI) $(GO) test -race -count=1 -p $(TEST_PACKAGES_AT_ONCE) -timeout 20m ./...
 
 # Fails on workflow code that is not deterministic (time.Now, goroutines,
 # channels, range over a map, os.Stdout, ...): such code breaks replay.

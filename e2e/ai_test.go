@@ -25,6 +25,7 @@ import (
 // worker's log, the workflow's history and the database for the API key, and
 // the history for profile and insight text.
 func TestAIInsightsKeepTheKeyAndProfilesOutOfHistoryAndLogs(t *testing.T) {
+	t.Parallel()
 	const apiKey = "sk-e2e-SECRET-7d1e55c0ffee"
 	fake := fakeopenai.New(t, nil)
 	e := newEnv(t, map[string]string{"OPENAI_API_KEY": apiKey, "OPENAI_BASE_URL": fake.URL()})

@@ -50,6 +50,7 @@ func openPool(t *testing.T, url string) *pgxpool.Pool {
 // event of 240 members through the starter, check every rule by SQL, then add
 // a newcomer and check that only the lists the newcomer beats change.
 func TestEventIsFullyMatchedThenANewcomerJoins(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	pool := openPool(t, e.dbURL)
 	members := demodata.Generate(11, 241)
@@ -186,6 +187,7 @@ func TestWorkerKilledMidRunLosesNothing(t *testing.T) {
 // TestPauseAndResume pauses an event's workflow by signal, as an operator
 // does with `temporal workflow signal --name pause`.
 func TestPauseAndResume(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	pool := openPool(t, e.dbURL)
 	members := demodata.Generate(31, 61)
@@ -239,6 +241,7 @@ func queryStatus(t *testing.T, workflowID string) workflows.Status {
 // TestStarterErrorsAreOneLine checks that every bad input ends in one line
 // naming the problem and a non-zero exit, never a stack trace.
 func TestStarterErrorsAreOneLine(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	pool := openPool(t, e.dbURL)
 	loadEvent(t, pool, "known", demodata.Generate(5, 3))
@@ -294,6 +297,7 @@ func TestStarterErrorsAreOneLine(t *testing.T) {
 // worker started afterwards must find the rows on its own, and stop cleanly
 // on SIGTERM.
 func TestRowsQueuedWhileNoWorkerRanArePickedUp(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	pool := openPool(t, e.dbURL)
 	eventID := loadEvent(t, pool, "stranded", demodata.Generate(41, 80))

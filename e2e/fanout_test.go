@@ -17,6 +17,7 @@ import (
 // more than one worker, the merge must use them, and every list must equal
 // what one worker computes from scratch.
 func TestOneEventAcrossThreeWorkers(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, map[string]string{"BATCH_SIZE": "3000", "MAX_RUNTIME_MS": "45000"})
 	pool := openPool(t, e.dbURL)
 	eventID := loadEvent(t, pool, "fanout", demodata.Generate(41, 3000))

@@ -7,12 +7,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"log/slog"
 	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,7 +43,29 @@ func TestMain(m *testing.M) {
 		fmt.Println("e2e: skipped; set INTEGRATION=1 (make test does) to run against PostgreSQL and Temporal")
 		os.Exit(m.Run())
 	}
+	raiseParallel(e2eParallel)
 	os.Exit(runWithInfrastructure(m))
+}
+
+// e2eParallel is how many parallel tests run at once here unless -parallel
+// says otherwise. They spend their time waiting on worker processes, the
+// dev server and PostgreSQL, so more than go test's default (one per CPU)
+// fit at once; the timing-sensitive and process-killing tests stay serial.
+const e2eParallel = 4
+
+// raiseParallel sets -test.parallel to n when it was not given and its
+// default is lower.
+func raiseParallel(n int) {
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	p := flag.Lookup("test.parallel")
+	if p == nil || given {
+		return
+	}
+	if current, err := strconv.Atoi(p.Value.String()); err == nil && current < n {
+		_ = p.Value.Set(strconv.Itoa(n))
+	}
 }
 
 func runWithInfrastructure(m *testing.M) int {
@@ -51,14 +75,17 @@ func runWithInfrastructure(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(binDir)
-	for _, name := range []string{"worker", "starter"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, name), "./"+name)
+	// The binaries build while the dev server starts: each takes seconds.
+	built := make(chan error, 1)
+	go func() {
+		cmd := exec.Command("go", "build", "-o", binDir+string(filepath.Separator), "./worker", "./starter")
 		cmd.Dir = testenv.RepoRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "e2e: build %s: %v\n%s", name, err, out)
-			return 1
+			built <- fmt.Errorf("build worker and starter: %w\n%s", err, out)
+			return
 		}
-	}
+		built <- nil
+	}()
 	suite.workerBin = filepath.Join(binDir, "worker")
 	suite.starterBin = filepath.Join(binDir, "starter")
 
@@ -84,6 +111,10 @@ func runWithInfrastructure(m *testing.M) int {
 		return 1
 	}
 	defer server.Stop()
+	if err := <-built; err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
 	suite.temporal = server.Client()
 	suite.temporalAddress = server.FrontendHostPort()
 	return m.Run()

@@ -78,6 +78,7 @@ func visible(t *testing.T, query string) int {
 // all), clear-queue and disable, checking the database, the workflow and
 // Temporal's visibility after each.
 func TestOperatorCommands(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	pool := openPool(t, e.dbURL)
 	members := demodata.Generate(61, 45)
@@ -178,6 +179,7 @@ func TestOperatorCommands(t *testing.T) {
 // TestOperatorCommandsRejectBadInput: every control command answers bad
 // input with one line and a non-zero exit.
 func TestOperatorCommandsRejectBadInput(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	pool := openPool(t, e.dbURL)
 	loadEvent(t, pool, "quiet", demodata.Generate(71, 3))

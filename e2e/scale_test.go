@@ -16,6 +16,7 @@ import (
 // worker takes which activity is Temporal's choice; that the shards of a
 // large batch do spread is TestOneEventAcrossThreeWorkers.
 func TestTwoWorkersMatchLikeOne(t *testing.T) {
+	t.Parallel()
 	members := demodata.Generate(83, 300)
 	run := func(workers int) (map[string]string, []string) {
 		e := newEnv(t, map[string]string{"BATCH_SIZE": "60"})

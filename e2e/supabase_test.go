@@ -64,6 +64,7 @@ func permissionDenied(err error) bool {
 // web app turning matchmaking off in SQL stops the claiming and keeps the
 // matches.
 func TestSupabase(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	role := newRoleName(t)
 	url := testenv.URL(testenv.EmptyDatabase(t))

@@ -101,6 +101,7 @@ func workerLine(t *testing.T, output string) string {
 // connected.
 func TestMTLSFront(t *testing.T) {
 	testenv.RequireIntegration(t)
+	t.Parallel()
 	f := startMTLSFront(t)
 	e := newEnv(t, map[string]string{
 		"TEMPORAL_ADDRESS":                 f.addr,
@@ -195,6 +196,7 @@ const testAPIKey = "mmtest-api-key-5d41402abc4b2a76b9719d911017c592"
 // an administrator created; the key shows in no log, output or history.
 func TestAPIKeyFront(t *testing.T) {
 	testenv.RequireIntegration(t)
+	t.Parallel()
 	ns := newNamespace(t, workflows.SearchAttributes...)
 	f := startAPIKeyFront(t, testAPIKey)
 	e := newEnv(t, map[string]string{
@@ -265,6 +267,7 @@ func TestAPIKeyFront(t *testing.T) {
 // with one line naming each missing one and the commands that create them.
 func TestAPIKeyFrontMissingSearchAttributes(t *testing.T) {
 	testenv.RequireIntegration(t)
+	t.Parallel()
 	ns := newNamespace(t, workflows.AttrEventCode, workflows.AttrPaused)
 	f := startAPIKeyFront(t, testAPIKey)
 	e := newEnv(t, map[string]string{

@@ -61,6 +61,7 @@ func schemaObjects(t *testing.T, conn *pgx.Conn) (tables, functions, triggers in
 }
 
 func TestApplyFreshThenNoop(t *testing.T) {
+	t.Parallel()
 	n := migrationFiles(t)
 	conn := connect(t, testenv.EmptyDatabase(t))
 
@@ -93,6 +94,7 @@ func TestApplyFreshThenNoop(t *testing.T) {
 }
 
 func TestApplyOnMigratedDatabaseIsNoop(t *testing.T) {
+	t.Parallel()
 	n := migrationFiles(t)
 	url, _ := testenv.Database(t)
 	cfg, err := pgx.ParseConfig(url)
@@ -112,6 +114,7 @@ func TestApplyOnMigratedDatabaseIsNoop(t *testing.T) {
 }
 
 func TestApplyConcurrently(t *testing.T) {
+	t.Parallel()
 	n := migrationFiles(t)
 	cfg := testenv.EmptyDatabase(t)
 	conns := []*pgx.Conn{connect(t, cfg), connect(t, cfg)}

@@ -3,8 +3,6 @@ package migrations_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,17 +22,11 @@ func newDB(t *testing.T) *db {
 
 var (
 	uid   = testenv.UID
-	ev    = testenv.EventUUID
 	uids  = testenv.UIDs
 	short = testenv.ShortID
-)
 
-func (d *db) event(n int, enabled bool) string {
-	d.T.Helper()
-	d.Exec(`INSERT INTO events (id, code, name, matchmaking_enabled) VALUES ($1, $2, $3, $4)`,
-		ev(n), fmt.Sprintf("ev-%d", n), fmt.Sprintf("Event %d", n), enabled)
-	return ev(n)
-}
+	want = testenv.WantStrings
+)
 
 func (d *db) members(event string, ns ...int) {
 	d.T.Helper()
@@ -44,12 +36,6 @@ func (d *db) members(event string, ns ...int) {
 		FROM unnest($2::uuid[]) AS u`, event, uids(ns...))
 }
 
-func (d *db) match(event string, from, to, rank int) {
-	d.T.Helper()
-	d.Exec(`INSERT INTO matches (event_id, user_id, matched_user_id, rank, score, insight, insight_source)
-		VALUES ($1, $2, $3, $4, 0.5, 'x', 'ai')`, event, uid(from), uid(to), rank)
-}
-
 // queue lists the event's queue as "user:priority", by user.
 func (d *db) queue(event string) []string {
 	d.T.Helper()
@@ -57,26 +43,11 @@ func (d *db) queue(event string) []string {
 		WHERE event_id = $1 ORDER BY user_id`, event)
 }
 
-func (d *db) matches(event string) []string {
-	d.T.Helper()
-	return d.Strings(`SELECT `+short("user_id")+` || '>' || `+short("matched_user_id")+`
-		FROM matches WHERE event_id = $1 ORDER BY user_id, rank`, event)
-}
-
-func want(t *testing.T, what string, got []string, want ...string) {
-	t.Helper()
-	if want == nil {
-		want = []string{}
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("%s:\n got  [%s]\n want [%s]", what, strings.Join(got, " "), strings.Join(want, " "))
-	}
-}
-
 func TestMemberInsertEnqueuesOnlyWhenEnabled(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
-	on := d.event(1, true)
-	off := d.event(2, false)
+	on := d.Event(1, true)
+	off := d.Event(2, false)
 	d.members(on, 1, 2)
 	d.members(off, 1, 2)
 	want(t, "enabled event's queue", d.queue(on), "1:0", "2:0")
@@ -87,9 +58,10 @@ func TestMemberInsertEnqueuesOnlyWhenEnabled(t *testing.T) {
 }
 
 func TestProfileChangeEnqueuesPriority2(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
-	on := d.event(1, true)
-	off := d.event(2, false)
+	on := d.Event(1, true)
+	off := d.Event(2, false)
 	d.members(on, 1)
 	d.members(off, 1)
 	for _, tc := range []struct{ name, set string }{
@@ -118,9 +90,10 @@ func TestProfileChangeEnqueuesPriority2(t *testing.T) {
 }
 
 func TestEnableEnqueuesEveryMemberAtPriority3(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
-	event := d.event(1, false)
-	other := d.event(2, false)
+	event := d.Event(1, false)
+	other := d.Event(2, false)
 	d.members(event, 1, 2, 3)
 	d.members(other, 1)
 	d.Exec(`UPDATE events SET name = 'Renamed'`)
@@ -136,26 +109,27 @@ func TestEnableEnqueuesEveryMemberAtPriority3(t *testing.T) {
 
 	// Created enabled: the insert trigger does the same for members already
 	// there (none), and later members come in at 0.
-	created := d.event(3, true)
+	created := d.Event(3, true)
 	d.members(created, 1)
 	want(t, "queue of an event created enabled", d.queue(created), "1:0")
 }
 
 func TestMemberDelete(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
-	event := d.event(1, true)
+	event := d.Event(1, true)
 	d.members(event, 1, 2, 3, 4, 5)
-	d.match(event, 1, 2, 1)
-	d.match(event, 1, 3, 2)
-	d.match(event, 2, 1, 1)
-	d.match(event, 2, 4, 2)
-	d.match(event, 3, 2, 1)
-	d.match(event, 4, 5, 1)
+	d.Match(event, 1, 2, 1)
+	d.Match(event, 1, 3, 2)
+	d.Match(event, 2, 1, 1)
+	d.Match(event, 2, 4, 2)
+	d.Match(event, 3, 2, 1)
+	d.Match(event, 4, 5, 1)
 	d.Exec(`DELETE FROM matchmaking_queue WHERE user_id <> $1`, uid(2))
 	d.Exec(`INSERT INTO matchmaking_event_state (event_id, version) VALUES ($1, 7)`, event)
 
 	d.Exec(`DELETE FROM all_events_members WHERE user_id = $1`, uid(2))
-	want(t, "matches", d.matches(event), "1>3", "4>5")
+	want(t, "matches", d.Matches(event), "1>3#2", "4>5#1")
 	want(t, "queue (listers of 2 at priority 1)", d.queue(event), "1:1", "3:1")
 	if v := d.Int(`SELECT version FROM matchmaking_event_state WHERE event_id = $1`, event); v != 8 {
 		t.Errorf("version %d, want 8", v)
@@ -163,7 +137,7 @@ func TestMemberDelete(t *testing.T) {
 
 	// A lister already queued keeps its higher priority.
 	d.Exec(`UPDATE matchmaking_queue SET priority = 3 WHERE user_id = $1`, uid(1))
-	d.match(event, 1, 4, 3)
+	d.Match(event, 1, 4, 3)
 	d.Exec(`DELETE FROM all_events_members WHERE user_id = $1`, uid(4))
 	want(t, "queue after deleting 4", d.queue(event), "1:3", "3:1")
 	if v := d.Int(`SELECT version FROM matchmaking_event_state WHERE event_id = $1`, event); v != 9 {
@@ -172,16 +146,17 @@ func TestMemberDelete(t *testing.T) {
 }
 
 func TestMemberDeleteTogether(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
-	event := d.event(1, true)
+	event := d.Event(1, true)
 	d.members(event, 1, 2, 3)
-	d.match(event, 1, 2, 1)
-	d.match(event, 2, 1, 1)
-	d.match(event, 3, 1, 1)
+	d.Match(event, 1, 2, 1)
+	d.Match(event, 2, 1, 1)
+	d.Match(event, 3, 1, 1)
 	d.Exec(`DELETE FROM matchmaking_queue`)
 
 	d.Exec(`DELETE FROM all_events_members WHERE user_id = ANY ($1::uuid[])`, uids(1, 2))
-	want(t, "matches", d.matches(event))
+	want(t, "matches", d.Matches(event))
 	want(t, "queue: only the surviving lister", d.queue(event), "3:1")
 	if n := d.Int(`SELECT count(*) FROM matchmaking_event_state`); n != 0 {
 		t.Errorf("member delete created %d state rows", n)
@@ -189,22 +164,24 @@ func TestMemberDeleteTogether(t *testing.T) {
 }
 
 func TestMemberDeleteInDisabledEventDoesNotEnqueue(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
-	event := d.event(1, false)
+	event := d.Event(1, false)
 	d.members(event, 1, 2)
-	d.match(event, 1, 2, 1)
+	d.Match(event, 1, 2, 1)
 	d.Exec(`DELETE FROM all_events_members WHERE user_id = $1`, uid(2))
-	want(t, "matches", d.matches(event))
+	want(t, "matches", d.Matches(event))
 	want(t, "queue", d.queue(event))
 }
 
 func TestEventDeleteCascades(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
-	gone := d.event(1, true)
-	kept := d.event(2, true)
+	gone := d.Event(1, true)
+	kept := d.Event(2, true)
 	for _, event := range []string{gone, kept} {
 		d.members(event, 1, 2)
-		d.match(event, 1, 2, 1)
+		d.Match(event, 1, 2, 1)
 		d.Exec(`INSERT INTO matchmaking_event_state (event_id, version) VALUES ($1, 3)`, event)
 		d.Exec(`INSERT INTO matchmaking_batches (token, event_id, claimed_users) VALUES ($1, $2, $3)`,
 			"batch-"+event, event, uids(1))
@@ -223,15 +200,16 @@ func TestEventDeleteCascades(t *testing.T) {
 	}
 	want(t, "other event's members", d.Strings(`SELECT `+short("user_id")+` FROM all_events_members WHERE event_id = $1 ORDER BY 1`, kept), "1", "2")
 	want(t, "other event's queue", d.queue(kept), "1:0", "2:0")
-	want(t, "other event's matches", d.matches(kept), "1>2")
+	want(t, "other event's matches", d.Matches(kept), "1>2#1")
 	if v := d.Int(`SELECT version FROM matchmaking_event_state WHERE event_id = $1`, kept); v != 3 {
 		t.Errorf("other event's version %d, want 3", v)
 	}
 }
 
 func TestEnqueueKeepsHigherPriorityAndEarlierTime(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
-	event := d.event(1, false)
+	event := d.Event(1, false)
 	enqueue := func(p int) int64 {
 		t.Helper()
 		return d.Int(`SELECT matchmaking_enqueue_rows($1, $2::uuid[], $3)`, event, uids(1), p)
@@ -265,9 +243,10 @@ func TestEnqueueKeepsHigherPriorityAndEarlierTime(t *testing.T) {
 }
 
 func TestEnqueueEventMatchmaking(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
-	event := d.event(1, false)
-	empty := d.event(2, false)
+	event := d.Event(1, false)
+	empty := d.Event(2, false)
 	d.members(event, 1, 2, 3)
 
 	if n := d.Int(`SELECT enqueue_event_matchmaking($1, 1)`, event); n != 3 {
@@ -297,10 +276,11 @@ func TestEnqueueEventMatchmaking(t *testing.T) {
 }
 
 func TestQueueStats(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
-	a := d.event(1, false)
-	b := d.event(2, false)
-	d.event(3, false) // no queue: no row
+	a := d.Event(1, false)
+	b := d.Event(2, false)
+	d.Event(3, false) // no queue: no row
 	d.Exec(`INSERT INTO matchmaking_queue (event_id, user_id, priority, enqueued_at, claim_token, lease_expires_at) VALUES
 		($1, $3, 0, '2024-01-01T10:00:00Z', NULL, NULL),
 		($1, $4, 2, '2024-01-01T09:00:00Z', 'live', now() + interval '1 minute'),
@@ -317,9 +297,10 @@ func TestQueueStats(t *testing.T) {
 }
 
 func TestDetailedQueueInfo(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
-	event := d.event(1, false)
-	other := d.event(2, false)
+	event := d.Event(1, false)
+	other := d.Event(2, false)
 	d.members(event, 1, 2, 3)
 	d.Exec(`INSERT INTO matchmaking_queue (event_id, user_id, priority, enqueued_at, claim_token, lease_expires_at, attempts, last_error) VALUES
 		($1, $3, 1, '2024-01-01T10:00:00Z', NULL, NULL, 2, 'boom'),
@@ -340,9 +321,10 @@ func TestDetailedQueueInfo(t *testing.T) {
 }
 
 func TestNotifyOnEnqueue(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
-	event := d.event(1, false)
-	quiet := d.event(2, false)
+	event := d.Event(1, false)
+	quiet := d.Event(2, false)
 
 	cfg, err := pgx.ParseConfig(d.URL)
 	if err != nil {

@@ -195,6 +195,7 @@ func checkEngineClosed(t *testing.T, conn *pgx.Conn) {
 // rule, on plain PostgreSQL and on a Supabase-like database whose default
 // privileges open everything the migrating role creates.
 func TestEngineObjectsClosed(t *testing.T) {
+	t.Parallel()
 	t.Run("plain PostgreSQL", func(t *testing.T) {
 		cfg := testenv.EmptyDatabase(t)
 		conn := connect(t, cfg)
@@ -217,6 +218,7 @@ func TestEngineObjectsClosed(t *testing.T) {
 // nor change anything of the engine, although Supabase's default privileges
 // granted them everything before the migration ran.
 func TestSupabaseAPIRolesReachNothing(t *testing.T) {
+	t.Parallel()
 	_, conn := supabaseDatabase(t)
 	ctx := t.Context()
 	event := testenv.EventUUID(1)
@@ -288,6 +290,7 @@ func TestSupabaseAPIRolesReachNothing(t *testing.T) {
 // violates row-level security policy for table matchmaking_queue": a member
 // joins and edits their profile under the web app's RLS.
 func TestSupabaseSignedInJoinEnqueues(t *testing.T) {
+	t.Parallel()
 	_, conn := supabaseDatabase(t)
 	ctx := t.Context()
 	exec(t, conn, testenv.RepoFile(t, "deploy", "postgres", "supabase-app-rls.sql"))
@@ -321,6 +324,7 @@ func TestSupabaseSignedInJoinEnqueues(t *testing.T) {
 // TestSupabaseMembersReadOwnMatches: a signed-in member reads exactly their
 // own list, anon nothing, and nobody through the API writes.
 func TestSupabaseMembersReadOwnMatches(t *testing.T) {
+	t.Parallel()
 	_, conn := supabaseDatabase(t)
 	ctx := t.Context()
 	event := testenv.EventUUID(1)
@@ -374,6 +378,7 @@ func TestSupabaseMembersReadOwnMatches(t *testing.T) {
 // got "permission denied for table matchmaking_queue" before), turns
 // matchmaking off in SQL, and reaches nothing of the engine.
 func TestLeastPrivilegeWebApp(t *testing.T) {
+	t.Parallel()
 	role := "mm_test_app_" + randomHex()
 	// Registered before the database exists, so it runs after the database
 	// (and with it every grant to the role) is dropped.
@@ -445,17 +450,18 @@ func TestLeastPrivilegeWebApp(t *testing.T) {
 // the transaction commits; turned off and on again in one transaction, the
 // queue the enable made stays; other events are untouched.
 func TestDisableInSQL(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
-	on := d.event(1, true)
-	other := d.event(2, true)
+	on := d.Event(1, true)
+	other := d.Event(2, true)
 	d.members(on, 1, 2)
 	d.members(other, 1)
-	d.match(on, 1, 2, 1)
+	d.Match(on, 1, 2, 1)
 
 	d.Exec(`UPDATE events SET matchmaking_enabled = false WHERE id = $1`, on)
 	want(t, "queue after turning off", d.queue(on))
 	want(t, "other event's queue", d.queue(other), "1:0")
-	want(t, "matches kept", d.matches(on), "1>2")
+	want(t, "matches kept", d.Matches(on), "1>2#1")
 
 	d.Exec(`UPDATE events SET matchmaking_enabled = true WHERE id = $1`, on)
 	want(t, "queue after turning on again", d.queue(on), "1:3", "2:3")

@@ -12,17 +12,18 @@ import (
 )
 
 func TestBatchHappyPath(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
-	event := e.event(1, false)
+	event := e.Event(1, false)
 	e.members(event, 1, 2, 3, 4)
 	e.queue(event, 1, 2, 3*time.Minute)
 	e.queue(event, 2, 1, 2*time.Minute)
 	e.queue(event, 3, 0, 1*time.Minute)
 	e.queue(event, 4, 0, 0) // left out by the limit
-	e.match(event, 1, 4, 1)
-	e.match(event, 1, 3, 2)
-	e.match(event, 3, 4, 1) // 3's new list is empty
-	e.match(event, 4, 1, 1) // 4 is not in the batch
+	e.Match(event, 1, 4, 1)
+	e.Match(event, 1, 3, 2)
+	e.Match(event, 3, 4, 1) // 3's new list is empty
+	e.Match(event, 4, 1, 1) // 4 is not in the batch
 
 	if n := e.claim(event, "t", 3); n != 3 {
 		t.Fatalf("claim: got %d, want 3", n)
@@ -93,7 +94,7 @@ func TestBatchHappyPath(t *testing.T) {
 	if res != want {
 		t.Errorf("commit result %+v, want %+v", res, want)
 	}
-	wantStrings(t, "matches", e.matches(event), "1>2#1", "1>3#2", "2>1#1", "4>1#1")
+	wantStrings(t, "matches", e.Matches(event), "1>2#1", "1>3#2", "2>1#1", "4>1#1")
 	wantStrings(t, "written matches", e.Strings(`SELECT concat_ws(' ', `+short("user_id")+`, rank, score, reasons::text, insight, insight_source)
 		FROM matches WHERE event_id = $1 AND user_id <> $2 ORDER BY user_id, rank`, event, uid(4)),
 		`1 1 0.75 {"shared": ["go"]} one-two ai`, `1 2 0.5 {"shared": ["go"]} one-three fallback`, `2 1 0.75 {"shared": ["go"]} two-one ai`)
@@ -141,11 +142,12 @@ func (e *env) state(event string) []string {
 }
 
 func TestCommitMissingInsightFails(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
-	event := e.event(1, false)
+	event := e.Event(1, false)
 	e.members(event, 1, 2, 3)
 	e.queue(event, 1, 0, 0)
-	e.match(event, 1, 3, 1)
+	e.Match(event, 1, 3, 1)
 	e.claim(event, "t", 10)
 	snap, err := e.st.LoadSnapshot(e.Ctx, event, "t", store.NoCache)
 	if err != nil {
@@ -173,7 +175,7 @@ func TestCommitMissingInsightFails(t *testing.T) {
 	if _, err := e.st.CommitBatch(e.Ctx, event, "t"); err != nil {
 		t.Fatalf("commit after the last insight: %v", err)
 	}
-	wantStrings(t, "matches", e.matches(event), "1>2#1", "1>3#2")
+	wantStrings(t, "matches", e.Matches(event), "1>2#1", "1>3#2")
 }
 
 // TestCommitAfterMemberDeleteWritesUnaffectedLists: a member who leaves
@@ -181,6 +183,7 @@ func TestCommitMissingInsightFails(t *testing.T) {
 // (or are theirs). The rest commits; the owners of the set-aside lists go
 // round again, and nothing names the departed member.
 func TestCommitAfterMemberDeleteWritesUnaffectedLists(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name        string
 		priorCommit bool
@@ -190,7 +193,7 @@ func TestCommitAfterMemberDeleteWritesUnaffectedLists(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			event := e.event(1, true)
+			event := e.Event(1, true)
 			e.members(event, 1, 2, 3, 4, 5, 6)
 			e.Exec(`DELETE FROM matchmaking_queue WHERE event_id = $1`, event)
 			if tc.priorCommit {
@@ -221,7 +224,7 @@ func TestCommitAfterMemberDeleteWritesUnaffectedLists(t *testing.T) {
 				t.Errorf("%d matches name the deleted member", n)
 			}
 			if n := e.Int(`SELECT count(*) FROM matches WHERE event_id = $1 AND user_id = $2`, event, uid(2)); n != 2 {
-				t.Errorf("member 2's list was not written: %v", e.matches(event))
+				t.Errorf("member 2's list was not written: %v", e.Matches(event))
 			}
 			// 1 was claimed and its list set aside: it goes round again; so
 			// does 4, whose list was not the batch's to keep.
@@ -234,8 +237,9 @@ func TestCommitAfterMemberDeleteWritesUnaffectedLists(t *testing.T) {
 // departure log does not explain (here, written by hand) still makes the
 // whole batch stale.
 func TestCommitStaleWhenTheDepartureLogIsIncomplete(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
-	event := e.event(1, false)
+	event := e.Event(1, false)
 	e.members(event, 1, 2, 3)
 	e.queue(event, 1, 0, 0)
 	e.claim(event, "t", 10)
@@ -250,8 +254,9 @@ func TestCommitStaleWhenTheDepartureLogIsIncomplete(t *testing.T) {
 }
 
 func TestCommitStaleAfterAnotherCommit(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
-	event := e.event(1, false)
+	event := e.Event(1, false)
 	e.members(event, 1, 2, 3)
 	e.queue(event, 1, 0, 0)
 	e.queue(event, 2, 0, 0)
@@ -270,12 +275,13 @@ func TestCommitStaleAfterAnotherCommit(t *testing.T) {
 }
 
 func TestCommitLeaseLost(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
-	event := e.event(1, false)
+	event := e.Event(1, false)
 	e.members(event, 1, 2, 3)
 	e.queue(event, 1, 0, 0)
 	e.queue(event, 2, 0, 0)
-	e.match(event, 1, 3, 1)
+	e.Match(event, 1, 3, 1)
 	e.claim(event, "a", 10)
 	e.stageAll(event, "a", []int{1, 2}, [2]int{1, 2}, [2]int{2, 1})
 	e.expire("a")
@@ -287,12 +293,13 @@ func TestCommitLeaseLost(t *testing.T) {
 		t.Fatalf("commit after another token took a row: %v, want ErrLeaseLost", err)
 	}
 	wantStrings(t, "state after lost commit", e.state(event), before...)
-	wantStrings(t, "matches", e.matches(event), "1>3#1")
+	wantStrings(t, "matches", e.Matches(event), "1>3#1")
 }
 
 func TestCommitExpiredButNotReclaimedStillCommits(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
-	event := e.event(1, false)
+	event := e.Event(1, false)
 	e.members(event, 1, 2)
 	e.queue(event, 1, 0, 0)
 	e.claim(event, "a", 10)
@@ -302,12 +309,13 @@ func TestCommitExpiredButNotReclaimedStillCommits(t *testing.T) {
 		t.Fatalf("commit with an expired lease nobody took: %v", err)
 	}
 	wantStrings(t, "queue", e.queueRows(event))
-	wantStrings(t, "matches", e.matches(event), "1>2#1")
+	wantStrings(t, "matches", e.Matches(event), "1>2#1")
 }
 
 func TestCommitReleasesRowsEnqueuedDuringBatch(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
-	event := e.event(1, true)
+	event := e.Event(1, true)
 	e.members(event, 1, 2) // enqueued at priority 0 by the trigger
 	if n := e.claim(event, "t", 10); n != 2 {
 		t.Fatalf("claim: %d rows, want 2", n)
@@ -326,7 +334,7 @@ func TestCommitReleasesRowsEnqueuedDuringBatch(t *testing.T) {
 	if res.UsersCommitted != 1 || res.UsersRequeued != 1 || res.ListsWritten != 2 {
 		t.Errorf("commit result %+v, want 1 committed, 1 requeued, 2 lists", res)
 	}
-	wantStrings(t, "matches", e.matches(event), "1>2#1", "2>1#1")
+	wantStrings(t, "matches", e.Matches(event), "1>2#1", "2>1#1")
 	wantStrings(t, "queue", e.queueRows(event), "1:2", "3:0")
 	if n := e.Int(`SELECT count(*) FROM matchmaking_queue WHERE user_id = $1 AND claim_token IS NULL
 		AND claimed_generation IS NULL AND claimed_at IS NULL AND lease_expires_at IS NULL AND generation = 2`, uid(1)); n != 1 {
@@ -339,15 +347,16 @@ func TestCommitReleasesRowsEnqueuedDuringBatch(t *testing.T) {
 }
 
 func TestCommitViewerWithoutRowsLosesOldList(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
-	event := e.event(1, false)
+	event := e.Event(1, false)
 	e.members(event, 1, 2, 3)
 	e.queue(event, 1, 0, 0)
 	e.queue(event, 2, 0, 0)
-	e.match(event, 1, 2, 1)
-	e.match(event, 1, 3, 2)
-	e.match(event, 2, 3, 1)
-	e.match(event, 3, 1, 1)
+	e.Match(event, 1, 2, 1)
+	e.Match(event, 1, 3, 2)
+	e.Match(event, 2, 3, 1)
+	e.Match(event, 3, 1, 1)
 	e.claim(event, "t", 10)
 	e.stageAll(event, "t", []int{1, 2}, [2]int{2, 1})
 	res, err := e.st.CommitBatch(e.Ctx, event, "t")
@@ -357,16 +366,17 @@ func TestCommitViewerWithoutRowsLosesOldList(t *testing.T) {
 	if res.ListsWritten != 2 || res.UsersCommitted != 2 {
 		t.Errorf("commit result %+v, want 2 lists, 2 users", res)
 	}
-	wantStrings(t, "matches", e.matches(event), "2>1#1", "3>1#1")
+	wantStrings(t, "matches", e.Matches(event), "2>1#1", "3>1#1")
 }
 
 func TestReleaseBatch(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
-	event := e.event(1, false)
+	event := e.Event(1, false)
 	e.members(event, 1, 2, 3)
 	e.queue(event, 1, 2, 2*time.Minute)
 	e.queue(event, 2, 1, time.Minute)
-	e.match(event, 1, 3, 1)
+	e.Match(event, 1, 3, 1)
 	e.claim(event, "t", 10)
 	e.stageAll(event, "t", []int{1, 2}, [2]int{1, 2}, [2]int{2, 1})
 
@@ -405,8 +415,9 @@ func TestReleaseBatch(t *testing.T) {
 }
 
 func TestReleaseBatchLeavesOtherClaimsAlone(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
-	event := e.event(1, false)
+	event := e.Event(1, false)
 	e.queue(event, 1, 0, 2*time.Minute)
 	e.queue(event, 2, 0, time.Minute)
 	e.claim(event, "a", 10)
@@ -426,8 +437,9 @@ func TestReleaseBatchLeavesOtherClaimsAlone(t *testing.T) {
 // that commit writes: the delete trigger has to take the event's version lock
 // before it looks for matches naming the member.
 func TestCommitRacingMemberDelete(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
-	event := e.event(1, true)
+	event := e.Event(1, true)
 	e.members(event, 1, 2, 3)
 	e.Exec(`DELETE FROM matchmaking_queue`)
 	e.queue(event, 1, 0, 0)
@@ -473,7 +485,7 @@ func TestCommitRacingMemberDelete(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("commit: %v", r.err)
 	}
-	wantStrings(t, "matches", e.matches(event), "1>2#2")
+	wantStrings(t, "matches", e.Matches(event), "1>2#2")
 	wantStrings(t, "queue", e.queueRows(event), "1:1")
 	if v := e.version(event); v != 2 {
 		t.Errorf("version %d, want 2 (commit and delete)", v)
@@ -499,8 +511,9 @@ func (e *env) waitForLockWaiters(n int64) {
 // TestBatchFinished: open, committed or released, and never claimed, read
 // without claiming anything.
 func TestBatchFinished(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
-	event := e.event(1, false)
+	event := e.Event(1, false)
 	e.queue(event, 1, 0, time.Minute)
 	e.queue(event, 2, 0, time.Minute)
 	if n := e.claim(event, "open", 1); n != 1 {

@@ -52,7 +52,7 @@ func matchStrings(matches []store.StoredMatch) []string {
 func TestLoadSnapshotReadsOnlyWhatChanged(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	event := e.event(1, true)
+	event := e.Event(1, true)
 	e.members(event, 1, 2, 3, 4, 5)
 	e.claim(event, "a", 10)
 	e.stageAll(event, "a", []int{1, 3, 4}, [2]int{1, 2}, [2]int{3, 1}, [2]int{4, 1})
@@ -128,7 +128,7 @@ func TestLoadSnapshotReadsOnlyWhatChanged(t *testing.T) {
 func TestChangeLogFollowsAMove(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	from, to := e.event(1, true), e.event(2, true)
+	from, to := e.Event(1, true), e.Event(2, true)
 	e.members(from, 1, 2)
 	e.members(to, 3)
 	e.claim(from, "a", 10)
@@ -149,7 +149,7 @@ func TestChangeLogFollowsAMove(t *testing.T) {
 func TestCommitPrunesTheChangeLog(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	event := e.event(1, true)
+	event := e.Event(1, true)
 	e.members(event, 1, 2)
 	e.Exec(`INSERT INTO matchmaking_change_log (event_id, counter, version, user_ids)
 		SELECT $1, 'members', -20000 - v, ARRAY[$2::uuid] FROM generate_series(1, 50) AS v`, event, uid(1))
@@ -169,7 +169,7 @@ func TestCommitPrunesTheChangeLog(t *testing.T) {
 func TestClaimOfAFinishedBatch(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	event := e.event(1, true)
+	event := e.Event(1, true)
 	e.members(event, 1, 2, 3)
 	e.claim(event, "a", 2)
 	e.stageAll(event, "a", []int{1}, [2]int{1, 2})

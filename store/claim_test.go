@@ -6,9 +6,10 @@ import (
 )
 
 func TestClaimBatchOrderLimitAndRetry(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
-	event := e.event(1, false)
-	other := e.event(2, false)
+	event := e.Event(1, false)
+	other := e.Event(2, false)
 	// Claim order: priority desc, then oldest first.
 	e.queue(event, 1, 0, 1*time.Minute)
 	e.queue(event, 2, 2, 3*time.Minute)
@@ -63,8 +64,9 @@ func TestClaimBatchOrderLimitAndRetry(t *testing.T) {
 }
 
 func TestClaimBatchTinyLeaseExpires(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
-	event := e.event(1, false)
+	event := e.Event(1, false)
 	e.queue(event, 1, 1, time.Minute)
 	e.queue(event, 2, 1, 2*time.Minute)
 

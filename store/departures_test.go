@@ -29,14 +29,14 @@ func TestMovingAMemberIsADepartureAndAnArrival(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
-			one, two := e.event(1, true), e.event(2, true)
+			one, two := e.Event(1, true), e.Event(2, true)
 			e.members(one, 1, 2, 3, 4)
 			e.members(two, 5, 6)
 			e.Exec(`DELETE FROM matchmaking_queue`)
 			e.Exec(`INSERT INTO matchmaking_event_state (event_id) VALUES ($1), ($2)`, one, two)
-			e.match(one, 1, 3, 1) // 1 and 2 list 3; 3 lists 4
-			e.match(one, 2, 3, 1)
-			e.match(one, 3, 4, 1)
+			e.Match(one, 1, 3, 1) // 1 and 2 list 3; 3 lists 4
+			e.Match(one, 2, 3, 1)
+			e.Match(one, 3, 4, 1)
 			before := e.Strings(`SELECT members_version::text FROM matchmaking_event_state ORDER BY event_id`)
 
 			e.Exec(tc.update, one, two, uid(3), uid(9))
@@ -65,7 +65,7 @@ func TestMovingAMemberIsADepartureAndAnArrival(t *testing.T) {
 func TestSnapshotReadsHostileProfiles(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	event := e.event(1, false)
+	event := e.Event(1, false)
 	e.members(event, 1, 2, 3, 4, 5)
 	for n, set := range map[int]string{
 		1: `interests = '{NULL,"AI"}', looking_for = ARRAY[NULL]::text[]`,

@@ -3,7 +3,6 @@ package store_test
 import (
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -28,15 +27,9 @@ var (
 	ev    = testenv.EventUUID
 	uids  = testenv.UIDs
 	short = testenv.ShortID
-)
 
-// event creates event n with code "ev-n".
-func (e *env) event(n int, enabled bool) string {
-	e.T.Helper()
-	e.Exec(`INSERT INTO events (id, code, name, matchmaking_enabled) VALUES ($1, $2, $3, $4)`,
-		ev(n), fmt.Sprintf("ev-%d", n), fmt.Sprintf("Event %d", n), enabled)
-	return ev(n)
-}
+	wantStrings = testenv.WantStrings
+)
 
 // members inserts members ns into the event in one statement, named "Mn".
 func (e *env) members(event string, ns ...int) {
@@ -52,20 +45,6 @@ func (e *env) queue(event string, n, p int, ago time.Duration) {
 	e.T.Helper()
 	e.Exec(`INSERT INTO matchmaking_queue (event_id, user_id, priority, enqueued_at)
 		VALUES ($1, $2, $3, now() - $4::interval)`, event, uid(n), p, ago)
-}
-
-// match stores "from lists to at rank".
-func (e *env) match(event string, from, to, rank int) {
-	e.T.Helper()
-	e.Exec(`INSERT INTO matches (event_id, user_id, matched_user_id, rank, score, insight, insight_source)
-		VALUES ($1, $2, $3, $4, 0.5, 'old', 'fallback')`, event, uid(from), uid(to), rank)
-}
-
-// matches lists the event's matches as "from>to#rank".
-func (e *env) matches(event string) []string {
-	e.T.Helper()
-	return e.Strings(`SELECT `+short("user_id")+` || '>' || `+short("matched_user_id")+` || '#' || rank
-		FROM matches WHERE event_id = $1 ORDER BY user_id, rank`, event)
 }
 
 // matchesFull lists the event's matches with every column.
@@ -155,14 +134,4 @@ func sorted(s []string) []string {
 	s = slices.Clone(s)
 	slices.Sort(s)
 	return s
-}
-
-func wantStrings(t *testing.T, what string, got []string, want ...string) {
-	t.Helper()
-	if want == nil {
-		want = []string{}
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("%s:\n got  [%s]\n want [%s]", what, strings.Join(got, " "), strings.Join(want, " "))
-	}
 }

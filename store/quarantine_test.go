@@ -17,7 +17,7 @@ import (
 // attendee imported without a profile.
 func refusingSetup(t *testing.T, column string, profiles ...int) (*env, string) {
 	e := newEnv(t)
-	event := e.event(1, true)
+	event := e.Event(1, true)
 	e.members(event, 1, 2, 3, 4, 5)
 	e.Exec(`CREATE TABLE profiles (id uuid PRIMARY KEY)`)
 	e.Exec(`INSERT INTO profiles SELECT unnest($1::uuid[])`, uids(profiles...))
@@ -104,7 +104,7 @@ func TestRefusalOfEveryListIsNotAboutAMember(t *testing.T) {
 func TestRetryQuarantined(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	event := e.event(1, true)
+	event := e.Event(1, true)
 	e.members(event, 1, 2)
 	e.Exec(`DELETE FROM matchmaking_queue`)
 	if _, err := e.st.QuarantineMembers(e.Ctx, event, []store.RefusedMember{{UserID: uid(2), Reason: "refused"}}); err != nil {
@@ -132,7 +132,7 @@ func TestNoDeadlockBetweenCommitReleaseAndDeletes(t *testing.T) {
 	t.Parallel()
 	for round := range 20 {
 		e := newEnv(t)
-		event := e.event(1, true)
+		event := e.Event(1, true)
 		ids := make([]int, 40)
 		for i := range ids {
 			ids[i] = i + 1
@@ -183,5 +183,8 @@ func TestNoDeadlockBetweenCommitReleaseAndDeletes(t *testing.T) {
 				t.Errorf("round %d: %v", round, err)
 			}
 		}
+		// The round's connections go now, not when the test ends: twenty
+		// rounds' pools would hold most of the server's max_connections.
+		e.Pool.Close()
 	}
 }

@@ -24,9 +24,10 @@ import (
 )
 
 func TestFindEvent(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
-	e.event(1, true)
-	e.event(2, false)
+	e.Event(1, true)
+	e.Event(2, false)
 	// A code that looks like a UUID but is not any event's id.
 	e.Exec(`INSERT INTO events (id, code, name) VALUES ($1, $2, 'Odd')`, ev(3), ev(9))
 
@@ -58,6 +59,7 @@ func TestFindEvent(t *testing.T) {
 }
 
 func TestEnsureEvent(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a, err := e.st.EnsureEvent(e.Ctx, "conf", "Conference")
 	if err != nil {
@@ -76,8 +78,9 @@ func TestEnsureEvent(t *testing.T) {
 }
 
 func TestEnableEvent(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
-	event := e.event(1, false)
+	event := e.Event(1, false)
 	e.members(event, 1, 2, 3)
 	wantStrings(t, "queue of a disabled event", e.queueRows(event))
 
@@ -101,8 +104,9 @@ func TestEnableEvent(t *testing.T) {
 }
 
 func TestInsertMembers(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
-	event := e.event(1, true)
+	event := e.Event(1, true)
 	first := []attendee.Profile{
 		{UserID: uid(1), DisplayName: "Ada", Company: "Acme", JobTitle: "CTO", Industry: "Tech",
 			Interests: []string{"go", "sql"}, LookingFor: []string{"hires"}, Offering: []string{"advice"}, Bio: "hi"},
@@ -145,13 +149,14 @@ func TestInsertMembers(t *testing.T) {
 }
 
 func TestEventsWithClaimableWork(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
-	free := e.event(1, false)
-	leased := e.event(2, false)
-	expired := e.event(3, false)
-	disabled := e.event(4, false)
-	e.event(5, true) // enabled, empty queue
-	mixed := e.event(6, false)
+	free := e.Event(1, false)
+	leased := e.Event(2, false)
+	expired := e.Event(3, false)
+	disabled := e.Event(4, false)
+	e.Event(5, true) // enabled, empty queue
+	mixed := e.Event(6, false)
 	e.queue(free, 1, 0, 0)
 	e.queue(leased, 1, 0, 0)
 	e.queue(expired, 1, 0, 0)
@@ -174,12 +179,13 @@ func TestEventsWithClaimableWork(t *testing.T) {
 }
 
 func TestQueueDepthAndMatchCounts(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
-	event := e.event(1, true)
+	event := e.Event(1, true)
 	e.members(event, 1, 2, 3)
-	e.match(event, 1, 2, 1)
-	e.match(event, 1, 3, 2)
-	e.match(event, 2, 1, 1)
+	e.Match(event, 1, 2, 1)
+	e.Match(event, 1, 3, 2)
+	e.Match(event, 2, 1, 1)
 	e.claim(event, "t", 1)
 	if n, err := e.st.QueueDepth(e.Ctx, event); err != nil || n != 3 {
 		t.Errorf("QueueDepth: %d, %v; want 3", n, err)
@@ -202,6 +208,7 @@ func TestQueueDepthAndMatchCounts(t *testing.T) {
 }
 
 func TestParsePoolConfig(t *testing.T) {
+	t.Parallel()
 	const base = "postgres://u@db.example.com:5432/app?sslmode=disable"
 	for _, tc := range []struct {
 		name, url   string
@@ -345,7 +352,7 @@ func openAs(t *testing.T, e *env, role, hostPort, extra string) *pgxpool.Pool {
 func exerciseWorkerPaths(t *testing.T, e *env, st *store.Store, n int) {
 	t.Helper()
 	ctx := e.Ctx
-	event := e.event(n, true)
+	event := e.Event(n, true)
 	e.members(event, 1, 2, 3, 4, 5, 6)
 	// A NULL tag makes the profile read call matchmaking_clean_tags.
 	e.Exec(`UPDATE all_events_members SET interests = '{go,NULL}' WHERE event_id = $1 AND user_id = $2`, event, uid(1))
@@ -415,6 +422,7 @@ func exerciseWorkerPaths(t *testing.T, e *env, st *store.Store, n int) {
 // grant-worker gave it, which is exactly the table below, through RLS, and
 // nothing to create, drop or read the schema's version.
 func TestGrantWorker(t *testing.T) {
+	t.Parallel()
 	role := workerRole(t)
 	e := newEnv(t)
 	g := grantWorker(t, e, role)
@@ -528,6 +536,7 @@ func TestGrantWorker(t *testing.T) {
 // query paths through pgbouncer in transaction mode, concurrently, after
 // showing that the pooler really breaks pgx's prepared-statement cache.
 func TestStoreThroughTransactionPooler(t *testing.T) {
+	t.Parallel()
 	role := workerRole(t)
 	e := newEnv(t)
 	grantWorker(t, e, role)
@@ -537,7 +546,7 @@ func TestStoreThroughTransactionPooler(t *testing.T) {
 	}
 	bouncer := deploy.StartPgBouncer(t, admin.Host, int(admin.Port), 2, admin.User, role)
 	via := fmt.Sprintf("%s:%d", bouncer.Host, bouncer.Port)
-	e.event(9, true)
+	e.Event(9, true)
 
 	// The control: with the statement cache (pgx's default) concurrent
 	// clients fail here, or the pooler is not in transaction mode and the
@@ -635,12 +644,13 @@ func databaseName(t *testing.T, e *env) string {
 // queue it dropped although turning the flag off now drops the queue too
 // (migration 007's trigger, deferred to the commit for this reason).
 func TestDisableEventWithTheSQLTrigger(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
-	event := e.event(1, true)
-	other := e.event(2, true)
+	event := e.Event(1, true)
+	other := e.Event(2, true)
 	e.members(event, 1, 2, 3)
 	e.members(other, 1)
-	e.match(event, 1, 2, 1)
+	e.Match(event, 1, 2, 1)
 	dropped, err := e.st.DisableEvent(e.Ctx, event)
 	if err != nil {
 		t.Fatal(err)
@@ -650,5 +660,5 @@ func TestDisableEventWithTheSQLTrigger(t *testing.T) {
 	}
 	wantStrings(t, "queue", e.queueRows(event))
 	wantStrings(t, "other event's queue", e.queueRows(other), "1:0")
-	wantStrings(t, "matches kept", e.matches(event), "1>2#1")
+	wantStrings(t, "matches kept", e.Matches(event), "1>2#1")
 }

@@ -3,6 +3,8 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -60,6 +62,41 @@ func (d *DB) Strings(sql string, args ...any) []string {
 		out = []string{}
 	}
 	return out
+}
+
+// Event creates event n with code "ev-n" and returns its UUID.
+func (d *DB) Event(n int, enabled bool) string {
+	d.T.Helper()
+	d.Exec(`INSERT INTO events (id, code, name, matchmaking_enabled) VALUES ($1, $2, $3, $4)`,
+		EventUUID(n), fmt.Sprintf("ev-%d", n), fmt.Sprintf("Event %d", n), enabled)
+	return EventUUID(n)
+}
+
+// Match stores "member from lists member to at rank", with a fallback
+// insight.
+func (d *DB) Match(event string, from, to, rank int) {
+	d.T.Helper()
+	d.Exec(`INSERT INTO matches (event_id, user_id, matched_user_id, rank, score, insight, insight_source)
+		VALUES ($1, $2, $3, $4, 0.5, 'old', 'fallback')`, event, UID(from), UID(to), rank)
+}
+
+// Matches lists the event's matches as "from>to#rank".
+func (d *DB) Matches(event string) []string {
+	d.T.Helper()
+	return d.Strings(`SELECT `+ShortID("user_id")+` || '>' || `+ShortID("matched_user_id")+` || '#' || rank
+		FROM matches WHERE event_id = $1 ORDER BY user_id, rank`, event)
+}
+
+// WantStrings fails the test unless got equals want; no want is an empty
+// list.
+func WantStrings(t testing.TB, what string, got []string, want ...string) {
+	t.Helper()
+	if want == nil {
+		want = []string{}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("%s:\n got  [%s]\n want [%s]", what, strings.Join(got, " "), strings.Join(want, " "))
+	}
 }
 
 // UID is member n's fixed UUID; ShortID(UID(n)) reads back "n".

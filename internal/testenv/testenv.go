@@ -1,6 +1,7 @@
 // Package testenv gives integration tests real infrastructure: a fresh
-// PostgreSQL database per test (created, migrated, dropped) and a Temporal
-// dev server from the CLI that `make temporal-cli` builds into bin/.
+// PostgreSQL database per test (a copy of a migrated template, dropped at
+// the end) and a Temporal dev server from the CLI that `make temporal-cli`
+// builds into bin/.
 //
 // Integration tests run only when INTEGRATION=1 (make test sets it), so a
 // plain `go test ./...` on a machine without PostgreSQL still runs the unit
@@ -20,8 +21,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/eventmatch/matchmaker/migrations"
 )
 
 // RequireIntegration skips the test unless INTEGRATION=1.
@@ -45,6 +44,13 @@ func AdminURL() string {
 // user).
 func EmptyDatabase(t testing.TB) *pgx.ConnConfig {
 	t.Helper()
+	return newDatabase(t, false)
+}
+
+// newDatabase creates the test's database, a copy of the migrated template
+// if migrated, and drops it when the test ends.
+func newDatabase(t testing.TB, migrated bool) *pgx.ConnConfig {
+	t.Helper()
 	RequireIntegration(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -53,14 +59,22 @@ func EmptyDatabase(t testing.TB) *pgx.ConnConfig {
 	if err != nil {
 		t.Fatalf("TEST_DATABASE_URL: %v", err)
 	}
+	name := "mm_test_" + randomSuffix()
+	create := "CREATE DATABASE " + name
+	if migrated {
+		tmpl, err := migratedTemplate(context.Background(), adminCfg)
+		if err != nil {
+			t.Fatalf("migrated template database: %v", err)
+		}
+		create += " TEMPLATE " + tmpl
+	}
 	admin, err := pgx.ConnectConfig(ctx, adminCfg)
 	if err != nil {
 		t.Fatalf("connect to PostgreSQL at %s:%d (is it running? see README): %v", adminCfg.Host, adminCfg.Port, err)
 	}
 	defer admin.Close(ctx)
 
-	name := "mm_test_" + randomSuffix()
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+	if _, err := admin.Exec(ctx, create); err != nil {
 		t.Fatalf("create test database: %v", err)
 	}
 	t.Cleanup(func() {
@@ -89,22 +103,14 @@ func URL(cfg *pgx.ConnConfig) string {
 	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, cfg.Database)
 }
 
-// Database creates an empty database with the schema applied and drops it
-// when the test ends. It returns the database's URL and a pool on it.
+// Database creates a database with the schema applied, a copy of the
+// template this test binary migrated once (template.go), and drops it when
+// the test ends. It returns the database's URL and a pool on it.
 func Database(t testing.TB) (string, *pgxpool.Pool) {
 	t.Helper()
-	dbCfg := EmptyDatabase(t)
+	dbCfg := newDatabase(t, true)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.ConnectConfig(ctx, dbCfg)
-	if err != nil {
-		t.Fatalf("connect to test database: %v", err)
-	}
-	if _, _, err := migrations.Apply(ctx, conn); err != nil {
-		t.Fatalf("migrate test database: %v", err)
-	}
-	conn.Close(ctx)
-
 	url := URL(dbCfg)
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
