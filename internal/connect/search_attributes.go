@@ -58,26 +58,41 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 		}
 		return &MissingSearchAttributesError{Namespace: namespace, Missing: missing, Refused: callError("ListSearchAttributes", namespace, err)}
 	}
-	var missing []temporal.SearchAttributeKey
-	request := map[string]enums.IndexedValueType{}
-	for _, key := range attrs {
-		if _, ok := existing.GetCustomAttributes()[key.GetName()]; !ok {
-			missing = append(missing, key)
-			request[key.GetName()] = key.GetValueType()
-		}
-	}
+	missing := missingFrom(existing, attrs)
 	if len(missing) == 0 {
 		return nil
+	}
+	request := map[string]enums.IndexedValueType{}
+	for _, key := range missing {
+		request[key.GetName()] = key.GetValueType()
 	}
 	if _, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
 		Namespace: namespace, SearchAttributes: request,
 	}); err != nil {
+		// Two workers starting at once on a fresh namespace both find the
+		// attributes missing, and the server refuses the second one's add.
+		// Whatever the refusal says, what counts is whether they exist now.
+		if again, lerr := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace}); lerr == nil &&
+			len(missingFrom(again, attrs)) == 0 {
+			return nil
+		}
 		if refused(err) {
 			return &MissingSearchAttributesError{Namespace: namespace, Missing: missing, Refused: callError("AddSearchAttributes", namespace, err)}
 		}
 		return callError("AddSearchAttributes", namespace, err)
 	}
 	return nil
+}
+
+// missingFrom lists the attrs that listed lacks.
+func missingFrom(listed *operatorservice.ListSearchAttributesResponse, attrs []temporal.SearchAttributeKey) []temporal.SearchAttributeKey {
+	var missing []temporal.SearchAttributeKey
+	for _, key := range attrs {
+		if _, ok := listed.GetCustomAttributes()[key.GetName()]; !ok {
+			missing = append(missing, key)
+		}
+	}
+	return missing
 }
 
 // refused reports a call the server will not serve for this client, as

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
@@ -23,6 +25,11 @@ type fakeTemporal struct {
 	// countErr answers CountWorkflowExecutions by the query's first word
 	// (the attribute's name); a name not in it exists.
 	countErr map[string]error
+	// addedByOther: once AddSearchAttributes has been called (and failed
+	// with addErr), the list holds every attribute, as when another worker
+	// added them first.
+	addedByOther bool
+	addCalled    atomic.Bool
 }
 
 type fakeWorkflowService struct {
@@ -53,11 +60,29 @@ func (f fakeWorkflowService) CountWorkflowExecutions(_ context.Context, req *wor
 }
 
 func (f fakeOperatorService) ListSearchAttributes(context.Context, *operatorservice.ListSearchAttributesRequest, ...grpc.CallOption) (*operatorservice.ListSearchAttributesResponse, error) {
-	return &operatorservice.ListSearchAttributesResponse{}, f.listErr
+	resp := &operatorservice.ListSearchAttributesResponse{}
+	if f.addedByOther && f.addCalled.Load() {
+		resp.CustomAttributes = map[string]enums.IndexedValueType{}
+		for _, key := range workflows.SearchAttributes {
+			resp.CustomAttributes[key.GetName()] = key.GetValueType()
+		}
+	}
+	return resp, f.listErr
 }
 
 func (f fakeOperatorService) AddSearchAttributes(context.Context, *operatorservice.AddSearchAttributesRequest, ...grpc.CallOption) (*operatorservice.AddSearchAttributesResponse, error) {
+	f.addCalled.Store(true)
 	return &operatorservice.AddSearchAttributesResponse{}, f.addErr
+}
+
+// Two workers starting at once on a fresh namespace: the other one's add
+// lands first, ours is refused, and the attributes exist all the same.
+func TestSearchAttributesAddedByAnotherWorkerMeanwhile(t *testing.T) {
+	t.Parallel()
+	fake := &fakeTemporal{addedByOther: true, addErr: serviceerror.NewAlreadyExists("search attribute MatchmakingPaused already exists")}
+	if err := EnsureSearchAttributes(t.Context(), fake, "foo", workflows.SearchAttributes); err != nil {
+		t.Fatalf("attributes another worker added meanwhile: %v", err)
+	}
 }
 
 func TestRequireNamespace(t *testing.T) {
