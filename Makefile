@@ -71,7 +71,8 @@ browser-check: build $(TEMPORAL_CLI)
 # End to end on this machine (PostgreSQL, a dev server it starts, the real
 # binaries) plus the scoring kernel's benchmarks; rewrites the generated part
 # of docs/PERFORMANCE.md. BENCH_SIZES=500,2000,10000 BENCH_RUNS=3 BENCH_AI=1
-# choose what runs (internal/bench/main.go lists every setting).
+# BENCH_AI_SIZES=500,4000 choose what runs (internal/bench/main.go lists
+# every setting).
 bench: build $(TEMPORAL_CLI)
 	GO="$(GO)" $(GO) run ./internal/bench
 

@@ -101,22 +101,13 @@ func run(ctx context.Context, opts options) error {
 		}
 	}
 
-	if opts.AI {
-		progress(fmt.Sprintf("starting the fake model server (%s per call)", aiLatency))
-		fake, err := fakeopenai.Listen("127.0.0.1:0", func(call int, req fakeopenai.Request) fakeopenai.Response {
-			return fakeopenai.Echo(call, req).After(aiLatency)
-		})
+	for _, n := range opts.AISizes {
+		row, _ := aiRowOf(n) // parseOptions accepted only sizes of rows
+		runs, err := b.measureAIRow(ctx, row)
 		if err != nil {
-			return fmt.Errorf("start the fake model server: %w", err)
+			return err
 		}
-		defer fake.Close()
-		for r := 1; r <= opts.Runs; r++ {
-			res, err := b.measureRun(ctx, runSpec{members: aiMembers, seed: int64(r), run: r, aiBaseURL: fake.URL()})
-			if err != nil {
-				return err
-			}
-			rep.aiRuns = append(rep.aiRuns, res)
-		}
+		rep.aiRuns = append(rep.aiRuns, runs...)
 	}
 
 	rep.elapsed = time.Since(began)
@@ -131,6 +122,28 @@ func run(ctx context.Context, opts options) error {
 	}
 	ok = true
 	return nil
+}
+
+// measureAIRow runs an AI row BENCH_RUNS times, each against a fake model
+// of its own that answers after the row's latency: the fake keeps every
+// request it received, and a run of 4,000 members sends about 9,000.
+func (b *bench) measureAIRow(ctx context.Context, row aiRow) ([]runResult, error) {
+	var runs []runResult
+	for r := 1; r <= b.opts.Runs; r++ {
+		fake, err := fakeopenai.Listen("127.0.0.1:0", func(call int, req fakeopenai.Request) fakeopenai.Response {
+			return fakeopenai.Echo(call, req).After(row.latency)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("start the fake model server: %w", err)
+		}
+		res, err := b.measureRun(ctx, runSpec{members: row.members, seed: int64(r), run: r, ai: row, aiBaseURL: fake.URL()})
+		fake.Close()
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, res)
+	}
+	return runs, nil
 }
 
 func newBench(ctx context.Context, opts options) (*bench, error) {

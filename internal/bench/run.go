@@ -28,7 +28,8 @@ type runSpec struct {
 	seed      int64
 	run       int    // 1-based, for messages
 	newcomers int    // inserted one at a time once the event is matched
-	aiBaseURL string // the fake model's URL for the AI row; empty otherwise
+	ai        aiRow  // the AI row; zero without AI
+	aiBaseURL string // the fake model's URL for an AI row; empty otherwise
 	// workers > 1 runs that many worker processes; oneCore limits each to
 	// one core (GOMAXPROCS=1). Scale-out rows skip the lower bound.
 	workers int
@@ -38,7 +39,7 @@ type runSpec struct {
 func (s runSpec) String() string {
 	kind := ""
 	if s.aiBaseURL != "" {
-		kind = " with AI"
+		kind = fmt.Sprintf(" with AI (fake model at %s)", s.ai.latency)
 	}
 	if s.oneCore {
 		kind += fmt.Sprintf(" on %s of one core each", plural(max(1, s.workers), "worker", "workers"))
@@ -49,14 +50,17 @@ func (s runSpec) String() string {
 // runResult is what one run measured.
 type runResult struct {
 	spec           runSpec
-	wall           time.Duration // enable launched → every member matched, queue empty
+	wall           time.Duration // enable launched → every member matched, queue empty ("listed")
 	enableReturned time.Duration // enable launched → the starter process exited
-	phase                        // enable launched → every member matched
+	phase                        // enable launched → every member matched (AI runs: → 100% AI)
 	matchRows      int
 	aiInsights     int
 	fallbacks      int
-	aiCalls        float64
 	lower          lowerBound
+	// AI runs only.
+	ai99, ai100   time.Duration // enable launched → ≥ 99%, then all, of the event's matches with an AI insight
+	backfillCalls int64         // the event's matchmaking_ai_backfill.calls: the backfill's model calls
+	metricCalls   float64       // the worker's matchmaking_ai_calls_total during the run (batches and backfill)
 
 	newcomers []time.Duration // the insert's commit → the newcomer's matches persisted, each
 	newcomer  phase           // the newcomers, all of them
@@ -121,7 +125,7 @@ func (b *bench) measureRun(ctx context.Context, spec runSpec) (runResult, error)
 	var extra []string
 	if spec.aiBaseURL != "" {
 		extra = []string{"OPENAI_API_KEY=bench-not-a-key", "OPENAI_BASE_URL=" + spec.aiBaseURL,
-			"AI_CONCURRENCY=" + strconv.Itoa(aiConcurrency), "AI_REQUESTS_PER_MINUTE=" + strconv.Itoa(aiRequestsPerMinute)}
+			"AI_CONCURRENCY=" + strconv.Itoa(spec.ai.concurrency), "AI_REQUESTS_PER_MINUTE=" + strconv.Itoa(spec.ai.requestsPerMinute)}
 	}
 	env := b.runEnv(url, "bench-"+name, extra...)
 	if spec.aiBaseURL == "" && !spec.oneCore {
@@ -166,9 +170,11 @@ func (b *bench) measureRun(ctx context.Context, spec runSpec) (runResult, error)
 	if err != nil {
 		return fail(err)
 	}
-	if res.wall, res.enableReturned, err = b.enableAndWait(ctx, db, env, eventID, spec.members, worker); err != nil {
+	reached, enableReturned, err := b.enableAndWait(ctx, db, env, eventID, spec.members, spec.aiBaseURL != "", worker)
+	if err != nil {
 		return fail(err)
 	}
+	res.wall, res.ai99, res.ai100, res.enableReturned = reached.listed, reached.ai99, reached.ai100, enableReturned
 	after, matched, err := scrapeWorker("matched", before)
 	if err != nil {
 		return fail(err)
@@ -190,14 +196,21 @@ func (b *bench) measureRun(ctx context.Context, spec runSpec) (runResult, error)
 		}
 	}
 	res.phase = matched
-	res.aiCalls = after.sum("matchmaking_ai_calls_total") - before.sum("matchmaking_ai_calls_total")
+	res.metricCalls = after.sum("matchmaking_ai_calls_total") - before.sum("matchmaking_ai_calls_total")
+	// Calls are recorded in the same transaction as the answers they
+	// bought, so at 100% AI the count is final.
 	if err := db.QueryRow(ctx, `
-		SELECT count(*), count(*) FILTER (WHERE insight_source = 'ai'), count(*) FILTER (WHERE insight_source = 'fallback')
-		FROM matches WHERE event_id = $1`, eventID).Scan(&res.matchRows, &res.aiInsights, &res.fallbacks); err != nil {
+		SELECT count(*), count(*) FILTER (WHERE insight_source = 'ai'), count(*) FILTER (WHERE insight_source = 'fallback'),
+		       coalesce((SELECT calls FROM matchmaking_ai_backfill WHERE event_id = $1), 0)
+		FROM matches WHERE event_id = $1`, eventID).Scan(&res.matchRows, &res.aiInsights, &res.fallbacks, &res.backfillCalls); err != nil {
 		return fail(err)
 	}
-	progress(fmt.Sprintf("%s: fully matched in %.3f s (%s, %d match rows, worker peak RSS %.0f MB)",
+	progress(fmt.Sprintf("%s: fully matched (listed) in %.3f s (%s, %d match rows, worker peak RSS %.0f MB)",
 		spec, res.wall.Seconds(), plural(res.batches, "batch", "batches"), res.matchRows, float64(res.peakRSS)/1e6))
+	if spec.aiBaseURL != "" {
+		progress(fmt.Sprintf("%s: ≥ 99%% AI in %.3f s, 100%% AI in %.3f s (%d backfill calls, matchmaking_ai_calls_total +%.0f)",
+			spec, res.ai99.Seconds(), res.ai100.Seconds(), res.backfillCalls, res.metricCalls))
+	}
 
 	if spec.newcomers > 0 {
 		progress(fmt.Sprintf("%s: inserting %d newcomers one at a time", spec, spec.newcomers))
@@ -229,10 +242,24 @@ func phaseBetween(before, after metrics) phase {
 	return p
 }
 
+// milestones are the times from launching `starter enable` to the poll
+// that first saw each stage.
+type milestones struct {
+	listed time.Duration // every member has matches and the queue is empty
+	ai99   time.Duration // ≥ 99% of the matches have an AI insight (and listed)
+	ai100  time.Duration // every match has an AI insight (and listed)
+}
+
+// done: every stage the run waits for is reached.
+func (m milestones) done(withAI bool) bool {
+	return m.listed > 0 && (!withAI || m.ai100 > 0)
+}
+
 // enableAndWait launches `starter enable` and polls the database until
-// every member has matches and the event's queue is empty. wall runs from
-// launching the starter to the poll that saw it done.
-func (b *bench) enableAndWait(ctx context.Context, db *pgxpool.Pool, env []string, eventID string, members int, worker *process) (wall, enableReturned time.Duration, err error) {
+// every member has matches and the event's queue is empty and, withAI,
+// until every match has an AI insight; each stage's time runs from
+// launching the starter to the poll that saw it.
+func (b *bench) enableAndWait(ctx context.Context, db *pgxpool.Pool, env []string, eventID string, members int, withAI bool, worker *process) (reached milestones, enableReturned time.Duration, err error) {
 	ctx, cancel := context.WithTimeout(ctx, b.opts.RunTimeout)
 	defer cancel()
 	type enableResult struct {
@@ -250,44 +277,108 @@ func (b *bench) enableAndWait(ctx context.Context, db *pgxpool.Pool, env []strin
 	}()
 	starterDone := false
 	for {
-		done, err := fullyMatched(ctx, db, eventID, members)
-		if err == nil && done {
-			wall = time.Since(start)
+		err := pollMilestones(ctx, db, eventID, members, withAI, start, &reached)
+		if err == nil && reached.done(withAI) {
 			break
 		}
 		if err != nil && ctx.Err() == nil {
-			return 0, 0, fmt.Errorf("poll the event: %w", err)
+			return reached, 0, fmt.Errorf("poll the event: %w", err)
 		}
 		if worker.exited() {
-			return 0, 0, fmt.Errorf("the worker exited (%v) while the event was being matched:\n%s", worker.exitErr, worker.logTail(20))
+			return reached, 0, fmt.Errorf("the worker exited (%v) while the event was being matched:\n%s", worker.exitErr, worker.logTail(20))
 		}
 		select {
 		case r := <-enabled:
 			if r.err != nil {
-				return 0, 0, r.err
+				return reached, 0, r.err
 			}
 			starterDone, enableReturned = true, r.after
 		case <-tick.C:
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return 0, 0, fmt.Errorf("not fully matched within %s (BENCH_TIMEOUT): %s\n  worker log:\n%s",
-					b.opts.RunTimeout, progressOf(db, eventID, members), worker.logTail(15))
+				what, where := "not fully matched", progressOf(db, eventID, members)
+				if reached.listed > 0 {
+					what = fmt.Sprintf("listed in %.3f s, but not every match has an AI insight", reached.listed.Seconds())
+					where = aiProgressOf(db, eventID)
+				}
+				return reached, 0, fmt.Errorf("%s within %s (BENCH_TIMEOUT): %s\n  worker log:\n%s",
+					what, b.opts.RunTimeout, where, worker.logTail(15))
 			}
-			return 0, 0, ctx.Err()
+			return reached, 0, ctx.Err()
 		}
 	}
 	if !starterDone {
 		select {
 		case r := <-enabled:
 			if r.err != nil {
-				return 0, 0, r.err
+				return reached, 0, r.err
 			}
 			enableReturned = r.after
 		case <-ctx.Done():
-			return 0, 0, errors.New("the event was matched but `starter enable` did not return")
+			return reached, 0, errors.New("the event was matched but `starter enable` did not return")
 		}
 	}
-	return wall, enableReturned, nil
+	return reached, enableReturned, nil
+}
+
+// pollMilestones records in m each stage the event has newly reached, at
+// the time since start when the poll saw it. The AI share counts only once
+// the event is listed: before that it is the share of the lists written so
+// far.
+func pollMilestones(ctx context.Context, db *pgxpool.Pool, eventID string, members int, withAI bool, start time.Time, m *milestones) error {
+	if m.listed == 0 {
+		done, err := fullyMatched(ctx, db, eventID, members)
+		if err != nil || !done {
+			return err
+		}
+		m.listed = time.Since(start)
+	}
+	if !withAI {
+		return nil
+	}
+	rows, ai, err := aiShare(ctx, db, eventID)
+	if err != nil {
+		return err
+	}
+	now := time.Since(start)
+	if m.ai99 == 0 && atLeastShare(ai, rows, 99) {
+		m.ai99 = now
+	}
+	if m.ai100 == 0 && atLeastShare(ai, rows, 100) {
+		m.ai100 = now
+	}
+	return nil
+}
+
+// aiShare counts the event's current match rows and those with an AI
+// insight.
+func aiShare(ctx context.Context, db *pgxpool.Pool, eventID string) (rows, ai int, err error) {
+	err = db.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE insight_source = 'ai') FROM matches WHERE event_id = $1`,
+		eventID).Scan(&rows, &ai)
+	return rows, ai, err
+}
+
+// atLeastShare: ai of rows is at least percent% (in integers, so 100%
+// means every row). No rows is no share.
+func atLeastShare(ai, rows, percent int) bool {
+	return rows > 0 && 100*ai >= percent*rows
+}
+
+// aiProgressOf describes how far an event's AI backfill got, for a timeout
+// message.
+func aiProgressOf(db *pgxpool.Pool, eventID string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rows, ai, err := aiShare(ctx, db, eventID)
+	if err != nil {
+		return "AI progress unknown: " + err.Error()
+	}
+	var calls int64
+	if err := db.QueryRow(ctx, `SELECT coalesce((SELECT calls FROM matchmaking_ai_backfill WHERE event_id = $1), 0)`,
+		eventID).Scan(&calls); err != nil {
+		return "AI progress unknown: " + err.Error()
+	}
+	return fmt.Sprintf("%d of %d matches with an AI insight, %d backfill model calls so far", ai, rows, calls)
 }
 
 // fullyMatched: the queue is empty and every member has a list. The count
