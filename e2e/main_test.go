@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -117,7 +118,25 @@ func runWithInfrastructure(m *testing.M) int {
 	}
 	suite.temporal = server.Client()
 	suite.temporalAddress = server.FrontendHostPort()
+	// The previous release's worker compiles for most of a minute; built
+	// while the serial tests run, it is ready when the upgrade test, a
+	// parallel one, starts after them.
+	if willRun("TestUpgradeFromThePreviousRelease") {
+		go previousWorker(binDir)
+	}
 	return m.Run()
+}
+
+// willRun reports whether -test.run selects the top-level test name (no
+// -run selects every test).
+func willRun(name string) bool {
+	f := flag.Lookup("test.run")
+	if f == nil || f.Value.String() == "" {
+		return true
+	}
+	top, _, _ := strings.Cut(f.Value.String(), "/")
+	re, err := regexp.Compile(top)
+	return err != nil || re.MatchString(name)
 }
 
 // env is one test's database, task queue and settings for the binaries.

@@ -3,10 +3,12 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,7 +33,10 @@ const previousRelease = "9662217"
 func TestUpgradeFromThePreviousRelease(t *testing.T) {
 	testenv.RequireIntegration(t)
 	t.Parallel()
-	oldWorker := buildWorkerAt(t, previousRelease)
+	oldWorker, err := previousWorker(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	e := newEnv(t, map[string]string{"BATCH_SIZE": "20"})
 	pool := openPool(t, e.dbURL)
@@ -96,33 +101,45 @@ func replayedOldRun(before, after map[string]int) bool {
 	return false
 }
 
+// previousWorker builds the worker of previousRelease once, into dir on the
+// first call (TestMain makes it early, in the background), and returns its
+// path; later calls wait for that build.
+var previousWorker = func() func(dir string) (string, error) {
+	var once sync.Once
+	var bin string
+	var err error
+	return func(dir string) (string, error) {
+		once.Do(func() { bin, err = buildWorkerAt(dir, previousRelease) })
+		return bin, err
+	}
+}()
+
 // buildWorkerAt builds the worker of commit from this repository's history
-// (git archive, so the working tree is untouched) and returns its path.
-func buildWorkerAt(t *testing.T, commit string) string {
-	t.Helper()
-	dir := t.TempDir()
-	src := filepath.Join(dir, "src")
+// (git archive, so the working tree is untouched) into dir and returns its
+// path.
+func buildWorkerAt(dir, commit string) (string, error) {
+	src := filepath.Join(dir, "src-"+commit)
 	if err := os.Mkdir(src, 0o755); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	archive := exec.Command("git", "archive", "--format=tar", commit)
 	archive.Dir = testenv.RepoRoot()
 	var tarball, stderr bytes.Buffer
 	archive.Stdout, archive.Stderr = &tarball, &stderr
 	if err := archive.Run(); err != nil {
-		t.Fatalf("git archive %s: %v: %s (the upgrade test needs the repository's history; in a shallow clone run `git fetch --unshallow`)",
+		return "", fmt.Errorf("git archive %s: %w: %s (the upgrade test needs the repository's history; in a shallow clone run `git fetch --unshallow`)",
 			commit, err, strings.TrimSpace(stderr.String()))
 	}
 	untar := exec.Command("tar", "-x", "-C", src)
 	untar.Stdin = &tarball
 	if out, err := untar.CombinedOutput(); err != nil {
-		t.Fatalf("unpack %s: %v: %s", commit, err, out)
+		return "", fmt.Errorf("unpack %s: %w: %s", commit, err, out)
 	}
 	bin := filepath.Join(dir, "worker-"+commit)
 	build := exec.Command("go", "build", "-o", bin, "./worker")
 	build.Dir = src
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the worker of %s: %v\n%s", commit, err, out)
+		return "", fmt.Errorf("build the worker of %s: %w\n%s", commit, err, out)
 	}
-	return bin
+	return bin, nil
 }
