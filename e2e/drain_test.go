@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventmatch/matchmaker/activities"
 	"github.com/eventmatch/matchmaker/demodata"
 )
 
@@ -159,8 +160,12 @@ func runDrain(t *testing.T, stopTimeout time.Duration) drainResult {
 		since := time.Since(stopped)
 		// A step the stop timeout leaves time for goes on after drainHold;
 		// one it does not is cancelled at the stop deadline, and the lock
-		// then goes so that its batch can be released.
-		if held && ((stopTimeout > drainHold+5*time.Second && since > drainHold) || !waiting(apps[runner])) {
+		// then goes so that its batch can be released. The release waits
+		// for the same lock (for up to 5 s), so the runner may never be
+		// seen not waiting: a second after the deadline the lock goes
+		// anyway.
+		if held && ((stopTimeout > drainHold+5*time.Second && since > drainHold) || !waiting(apps[runner]) ||
+			since > activities.StopDeadline(stopTimeout)+time.Second) {
 			unlock()
 		}
 		if r.exited == 0 && !workers[runner].alive() {
