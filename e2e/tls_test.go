@@ -191,6 +191,22 @@ func newNamespace(t *testing.T, attrs ...temporal.SearchAttributeKey) string {
 
 const testAPIKey = "mmtest-api-key-5d41402abc4b2a76b9719d911017c592"
 
+// newAPIKeyFrontEnv is an env whose binaries reach the dev server in
+// namespace ns through an API-key front of their own (TLS, the key in
+// testAPIKey), with no Temporal config file to fall back on.
+func newAPIKeyFrontEnv(t *testing.T, ns string) (*env, *front) {
+	t.Helper()
+	f := startAPIKeyFront(t, testAPIKey)
+	return newEnv(t, map[string]string{
+		"TEMPORAL_ADDRESS":                 f.addr,
+		"TEMPORAL_NAMESPACE":               ns,
+		"TEMPORAL_CONFIG_FILE":             emptyTemporalFile(t),
+		"TEMPORAL_API_KEY":                 testAPIKey,
+		"TEMPORAL_TLS_SERVER_CA_CERT_PATH": f.pki.CAFile,
+		"TEMPORAL_TLS_SERVER_NAME":         "temporal.test",
+	}), f
+}
+
 // TestAPIKeyFront matches an event through a front that wants an API key
 // and refuses the OperatorService, in a namespace whose search attributes
 // an administrator created; the key shows in no log, output or history.
@@ -198,15 +214,7 @@ func TestAPIKeyFront(t *testing.T) {
 	testenv.RequireIntegration(t)
 	t.Parallel()
 	ns := newNamespace(t, workflows.SearchAttributes...)
-	f := startAPIKeyFront(t, testAPIKey)
-	e := newEnv(t, map[string]string{
-		"TEMPORAL_ADDRESS":                 f.addr,
-		"TEMPORAL_NAMESPACE":               ns,
-		"TEMPORAL_CONFIG_FILE":             emptyTemporalFile(t),
-		"TEMPORAL_API_KEY":                 testAPIKey,
-		"TEMPORAL_TLS_SERVER_CA_CERT_PATH": f.pki.CAFile,
-		"TEMPORAL_TLS_SERVER_NAME":         "temporal.test",
-	})
+	e, f := newAPIKeyFrontEnv(t, ns)
 	w, eventID := matchThrough(t, e, "apikey")
 	if f.operatorRefused.Load() == 0 {
 		t.Errorf("the worker never tried the OperatorService; the test does not test the refusal")
@@ -269,15 +277,7 @@ func TestAPIKeyFrontMissingSearchAttributes(t *testing.T) {
 	testenv.RequireIntegration(t)
 	t.Parallel()
 	ns := newNamespace(t, workflows.AttrEventCode, workflows.AttrPaused)
-	f := startAPIKeyFront(t, testAPIKey)
-	e := newEnv(t, map[string]string{
-		"TEMPORAL_ADDRESS":                 f.addr,
-		"TEMPORAL_NAMESPACE":               ns,
-		"TEMPORAL_CONFIG_FILE":             emptyTemporalFile(t),
-		"TEMPORAL_API_KEY":                 testAPIKey,
-		"TEMPORAL_TLS_SERVER_CA_CERT_PATH": f.pki.CAFile,
-		"TEMPORAL_TLS_SERVER_NAME":         "temporal.test",
-	})
+	e, f := newAPIKeyFrontEnv(t, ns)
 	code, out, took := workerExit(t, e)
 	line := workerLine(t, out)
 	for _, want := range []string{

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/eventmatch/matchmaker/internal/cli"
+	"github.com/eventmatch/matchmaker/internal/cli/clitest"
 	"github.com/eventmatch/matchmaker/internal/testenv"
 )
 
@@ -18,52 +19,25 @@ import (
 // errors on stderr with 2, one line then the usage; nothing connects.
 func TestExitCodesAndStreams(t *testing.T) {
 	unreachable(t)
-	for _, tc := range []struct {
-		args       []string
-		code       int
-		stdout     string // what stdout contains; "" for nothing at all
-		stderrLine string // stderr's first line; "" for nothing at all
-	}{
-		{[]string{"enable", "--help"}, cli.ExitOK, "Usage:\n  starter enable <event> [flags]", ""},
-		{[]string{"help", "enable"}, cli.ExitOK, "Usage:\n  starter enable <event> [flags]", ""},
-		{[]string{"pause", "-h"}, cli.ExitOK, "--all", ""},
-		{[]string{"--version"}, cli.ExitOK, "starter github.com/eventmatch/matchmaker ", ""},
-		{[]string{"completion", "bash"}, cli.ExitOK, "bash completion", ""},
-		{[]string{"completion", "zsh"}, cli.ExitOK, "zsh completion", ""},
-		{[]string{"completion", "fish"}, cli.ExitOK, "fish completion", ""},
-		{[]string{"completion", "powershell"}, cli.ExitOK, "powershell completion", ""},
-		{[]string{"enable"}, cli.ExitUsage, "", "starter: enable takes one event code or uuid, got 0 arguments"},
-		{[]string{"nosuch"}, cli.ExitUsage, "", `starter: unknown command "nosuch" for "starter"`},
-		{[]string{}, cli.ExitUsage, "", "starter: missing command"},
-		{[]string{"status", "--output", "yaml"}, cli.ExitUsage, "", `starter: invalid argument "yaml" for "-o, --output" flag: want text or json`},
-		{[]string{"matches", "demo", "--members", "0"}, cli.ExitUsage, "", `starter: invalid argument "0" for "--members" flag: want a whole number from 1 to 1000`},
-		{[]string{"enable", "demo", "--wait", "--timeout", "0s"}, cli.ExitUsage, "", `starter: invalid argument "0s" for "--timeout" flag: want a duration from 1s to 24h, such as 90s, 30m or 2h`},
-		{[]string{"--nosuch", "status"}, cli.ExitUsage, "", "starter: unknown flag: --nosuch"},
-		{[]string{"completion", "bash", "extra"}, cli.ExitUsage, "", `starter: unknown command "extra" for "starter completion bash"`},
-		{[]string{"status"}, cli.ExitFailure, "", "starter: database unreachable at 127.0.0.1:1/none"},
-	} {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := execute(context.Background(), tc.args, &stdout, &stderr)
-			if code != tc.code {
-				t.Fatalf("exit %d, want %d; stdout %q, stderr %q", code, tc.code, stdout.String(), stderr.String())
-			}
-			if tc.stdout == "" && stdout.Len() > 0 || !strings.Contains(stdout.String(), tc.stdout) {
-				t.Errorf("stdout %q, want it to contain %q", stdout.String(), tc.stdout)
-			}
-			first, rest, _ := strings.Cut(stderr.String(), "\n")
-			switch {
-			case tc.stderrLine == "" && stderr.Len() > 0:
-				t.Errorf("stderr %q, want nothing", stderr.String())
-			case !strings.HasPrefix(first, tc.stderrLine):
-				t.Errorf("stderr's first line %q, want %q", first, tc.stderrLine)
-			case tc.code == cli.ExitUsage && !strings.Contains(rest, "Usage:\n  starter"):
-				t.Errorf("a usage error without the usage:\n%s", stderr.String())
-			case tc.code == cli.ExitFailure && rest != "":
-				t.Errorf("a runtime failure on more than one line:\n%s", stderr.String())
-			}
-		})
-	}
+	clitest.Run(t, "starter", execute, []clitest.Case{
+		{Args: []string{"enable", "--help"}, Code: cli.ExitOK, Stdout: "Usage:\n  starter enable <event> [flags]"},
+		{Args: []string{"help", "enable"}, Code: cli.ExitOK, Stdout: "Usage:\n  starter enable <event> [flags]"},
+		{Args: []string{"pause", "-h"}, Code: cli.ExitOK, Stdout: "--all"},
+		{Args: []string{"--version"}, Code: cli.ExitOK, Stdout: "starter github.com/eventmatch/matchmaker "},
+		{Args: []string{"completion", "bash"}, Code: cli.ExitOK, Stdout: "bash completion"},
+		{Args: []string{"completion", "zsh"}, Code: cli.ExitOK, Stdout: "zsh completion"},
+		{Args: []string{"completion", "fish"}, Code: cli.ExitOK, Stdout: "fish completion"},
+		{Args: []string{"completion", "powershell"}, Code: cli.ExitOK, Stdout: "powershell completion"},
+		{Args: []string{"enable"}, Code: cli.ExitUsage, StderrLine: "starter: enable takes one event code or uuid, got 0 arguments"},
+		{Args: []string{"nosuch"}, Code: cli.ExitUsage, StderrLine: `starter: unknown command "nosuch" for "starter"`},
+		{Args: []string{}, Code: cli.ExitUsage, StderrLine: "starter: missing command"},
+		{Args: []string{"status", "--output", "yaml"}, Code: cli.ExitUsage, StderrLine: `starter: invalid argument "yaml" for "-o, --output" flag: want text or json`},
+		{Args: []string{"matches", "demo", "--members", "0"}, Code: cli.ExitUsage, StderrLine: `starter: invalid argument "0" for "--members" flag: want a whole number from 1 to 1000`},
+		{Args: []string{"enable", "demo", "--wait", "--timeout", "0s"}, Code: cli.ExitUsage, StderrLine: `starter: invalid argument "0s" for "--timeout" flag: want a duration from 1s to 24h, such as 90s, 30m or 2h`},
+		{Args: []string{"--nosuch", "status"}, Code: cli.ExitUsage, StderrLine: "starter: unknown flag: --nosuch"},
+		{Args: []string{"completion", "bash", "extra"}, Code: cli.ExitUsage, StderrLine: `starter: unknown command "extra" for "starter completion bash"`},
+		{Args: []string{"status"}, Code: cli.ExitFailure, StderrLine: "starter: database unreachable at 127.0.0.1:1/none"},
+	})
 }
 
 // TestStatusWithoutTemporal: with Temporal unreachable, status shows what

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/eventmatch/matchmaker/internal/cli"
+	"github.com/eventmatch/matchmaker/internal/cli/clitest"
 )
 
 // TestCommandLine: help and --version print on stdout and exit 0 without
@@ -18,47 +19,22 @@ import (
 func TestCommandLine(t *testing.T) {
 	// A configuration that would fail to load: help must not read it.
 	t.Setenv("BATCH_SIZE", "many")
-	for _, tc := range []struct {
-		args       []string
-		code       int
-		stdout     string // what stdout contains; "" for nothing at all
-		stderrLine string // stderr's first line; "" for nothing at all
-	}{
-		{[]string{"--help"}, cli.ExitOK, "healthcheck Exit 0 when the worker on METRICS_ADDR is ready", ""},
-		{[]string{"-h"}, cli.ExitOK, "WORKER_STOP_TIMEOUT", ""},
-		{[]string{"help"}, cli.ExitOK, "README", ""},
-		{[]string{"help", "healthcheck"}, cli.ExitOK, "Usage:\n  worker healthcheck [flags]", ""},
-		{[]string{"healthcheck", "--help"}, cli.ExitOK, "/readyz", ""},
-		{[]string{"--version"}, cli.ExitOK, "worker github.com/eventmatch/matchmaker ", ""},
-		{[]string{"version"}, cli.ExitOK, "worker github.com/eventmatch/matchmaker ", ""},
-		{[]string{"completion", "bash"}, cli.ExitOK, "bash completion", ""},
-		{[]string{"healthcheck", "extra"}, cli.ExitUsage, "", `worker: unknown command "extra" for "worker healthcheck"`},
-		{[]string{"healthcheck", "--verbose"}, cli.ExitUsage, "", "worker: unknown flag: --verbose"},
-		{[]string{"bogus"}, cli.ExitUsage, "", `worker: unknown command "bogus" for "worker"`},
-		{[]string{""}, cli.ExitUsage, "", `worker: unknown command "" for "worker"`},
-		{[]string{"--address", ""}, cli.ExitUsage, "", `worker: invalid argument "" for "--address" flag: must not be empty or blank`},
-		{[]string{}, cli.ExitFailure, "", "worker: configuration: BATCH_SIZE: invalid value"},
-	} {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := execute(context.Background(), tc.args, &stdout, &stderr)
-			if code != tc.code {
-				t.Fatalf("exit %d, want %d; stdout %q, stderr %q", code, tc.code, stdout.String(), stderr.String())
-			}
-			if tc.stdout == "" && stdout.Len() > 0 || !strings.Contains(stdout.String(), tc.stdout) {
-				t.Errorf("stdout %q, want it to contain %q", stdout.String(), tc.stdout)
-			}
-			first, rest, _ := strings.Cut(stderr.String(), "\n")
-			switch {
-			case tc.stderrLine == "" && stderr.Len() > 0:
-				t.Errorf("stderr %q, want nothing", stderr.String())
-			case !strings.HasPrefix(first, tc.stderrLine):
-				t.Errorf("stderr's first line %q, want %q", first, tc.stderrLine)
-			case tc.code == cli.ExitUsage && !strings.Contains(rest, "Usage:\n  worker"):
-				t.Errorf("a usage error without the usage:\n%s", stderr.String())
-			}
-		})
-	}
+	clitest.Run(t, "worker", execute, []clitest.Case{
+		{Args: []string{"--help"}, Code: cli.ExitOK, Stdout: "healthcheck Exit 0 when the worker on METRICS_ADDR is ready"},
+		{Args: []string{"-h"}, Code: cli.ExitOK, Stdout: "WORKER_STOP_TIMEOUT"},
+		{Args: []string{"help"}, Code: cli.ExitOK, Stdout: "README"},
+		{Args: []string{"help", "healthcheck"}, Code: cli.ExitOK, Stdout: "Usage:\n  worker healthcheck [flags]"},
+		{Args: []string{"healthcheck", "--help"}, Code: cli.ExitOK, Stdout: "/readyz"},
+		{Args: []string{"--version"}, Code: cli.ExitOK, Stdout: "worker github.com/eventmatch/matchmaker "},
+		{Args: []string{"version"}, Code: cli.ExitOK, Stdout: "worker github.com/eventmatch/matchmaker "},
+		{Args: []string{"completion", "bash"}, Code: cli.ExitOK, Stdout: "bash completion"},
+		{Args: []string{"healthcheck", "extra"}, Code: cli.ExitUsage, StderrLine: `worker: unknown command "extra" for "worker healthcheck"`},
+		{Args: []string{"healthcheck", "--verbose"}, Code: cli.ExitUsage, StderrLine: "worker: unknown flag: --verbose"},
+		{Args: []string{"bogus"}, Code: cli.ExitUsage, StderrLine: `worker: unknown command "bogus" for "worker"`},
+		{Args: []string{""}, Code: cli.ExitUsage, StderrLine: `worker: unknown command "" for "worker"`},
+		{Args: []string{"--address", ""}, Code: cli.ExitUsage, StderrLine: `worker: invalid argument "" for "--address" flag: must not be empty or blank`},
+		{Args: []string{}, Code: cli.ExitFailure, StderrLine: "worker: configuration: BATCH_SIZE: invalid value"},
+	})
 }
 
 // TestNoSubcommandRunsTheWorker: without arguments the worker runs, here
