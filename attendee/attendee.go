@@ -19,4 +19,24 @@ type Profile struct {
 	LookingFor  []string
 	Offering    []string
 	Bio         string
+
+	// AttendeeType is the organiser's group for the attendee ("exhibitor",
+	// "buyer"); "" = none. It matters only in an event with Rules.
+	AttendeeType string
+	// Languages the attendee speaks; none listed means any will do. Two
+	// attendees who both list some and share none are never matched.
+	Languages []string
+	// Excluded are the UserIDs this attendee is never matched with, in
+	// either direction: the people they declined, blocked or already met,
+	// and those who did so to them (match_exclusions rows naming them on
+	// either side).
+	Excluded []string
+}
+
+// Rule lets attendees whose AttendeeType is ViewerType be shown attendees
+// whose AttendeeType is CandidateType (a row of match_rules). An event
+// with at least one rule shows each attendee only the types its rules
+// allow for the attendee's own type.
+type Rule struct {
+	ViewerType, CandidateType string
 }

@@ -72,6 +72,10 @@ type Pool struct {
 	// ids are shared by a pool and every pool derived from it with Apply.
 	ids *internedIDs
 
+	// elig holds the event's rules and each member's languages and
+	// exclusions (eligibility.go).
+	elig eligibility
+
 	// lineage names a pool built by NewPool and every pool Apply derives
 	// from it; clock counts the Applys since, and revision[i] is the clock
 	// at which profile i was last set. Together they tell a Reserve which
@@ -314,6 +318,7 @@ func NewPoolContext(ctx context.Context, profiles []attendee.Profile) (*Pool, er
 		p.company[i] = internName(p.ids.companies, profile.Company)
 		p.industry[i] = internName(p.ids.industries, profile.Industry)
 	}
+	p.elig = newEligibility(profiles)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("matching: building the pool stopped: %w", err)
 	}
@@ -411,8 +416,9 @@ func buildTagBitsets(field [][]string, ids map[string]int) tagBitsets {
 //
 // moved[i] is the index in the new pool of p's profile i, or -1 if it was
 // removed; kept and replaced profiles keep their order, and added ones come
-// last. Scores, Better, TopN and Reasons of the new pool equal those of
-// NewPool over the same profiles in any order.
+// last. Scores, Better, Eligible, TopN and Reasons of the new pool equal
+// those of NewPool (NewPoolWithRules, with p's rules) over the same
+// profiles in any order.
 //
 // Removals of user IDs not in p are ignored. Apply panics if upserts repeat
 // a UserID or name one that removals name too, since the result would be
@@ -489,6 +495,7 @@ func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals [
 		lineage:      p.lineage,
 		clock:        p.clock + 1,
 		revision:     slices.Clone(p.revision),
+		elig:         p.elig.clone(),
 	}
 	set := func(i, k int) {
 		text, ids := &texts[k], &idsOf[k]
@@ -503,6 +510,7 @@ func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals [
 		q.bioTerms[i] = text.bioTerms
 		q.tags[i] = text.tags
 		q.revision[i] = q.clock
+		q.elig.set(i, &upserts[k])
 	}
 	for i, k := range replacement {
 		set(i, k)
@@ -538,6 +546,7 @@ func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals [
 		q.bioTerms = keepWhere(q.bioTerms, keep)
 		q.tags = keepWhere(q.tags, keep)
 		q.revision = keepWhere(q.revision, keep)
+		q.elig.keep(keep)
 	}
 
 	for _, k := range added {
@@ -553,6 +562,7 @@ func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals [
 		q.bioTerms = append(q.bioTerms, nil)
 		q.tags = append(q.tags, cappedTags{})
 		q.revision = append(q.revision, 0)
+		q.elig.grow()
 		set(i, k)
 	}
 	size := len(q.profiles)
@@ -622,11 +632,14 @@ func (p *Pool) Index(userID string) (int, bool) {
 	return i, ok
 }
 
-// Eligible reports whether j may appear in i's list: not i itself and not a
-// colleague. Company names compare case- and space-insensitively, and only
-// when both attendees name one.
+// Eligible reports whether j may appear in i's list: not i itself, not a
+// colleague, and allowed by the event (eligibility.go): neither excluded
+// the other, they share a language if both list some, and the event's rules,
+// if any, let i's type see j's. Company names compare case- and
+// space-insensitively, and only when both attendees name one. Only rules
+// make it directional.
 func (p *Pool) Eligible(i, j int) bool {
-	return i != j && (p.company[i] == 0 || p.company[i] != p.company[j])
+	return i != j && (p.company[i] == 0 || p.company[i] != p.company[j]) && p.eventAllows(i, j)
 }
 
 // Score rates how worthwhile it is for i and j to meet, in [0,1].

@@ -424,6 +424,7 @@ func (p *Pool) scoreOffers(ctx context.Context, freshIDs []int, fresh, isClaimed
 		return claimedCount
 	})
 	done := ctx.Done()
+	directional := p.directional()
 	var next atomic.Int64
 	var stop atomic.Bool
 	var wg sync.WaitGroup
@@ -444,12 +445,23 @@ func (p *Pool) scoreOffers(ctx context.Context, freshIDs []int, fresh, isClaimed
 				for j := range size {
 					// A pair of two fresh members is scored by the one
 					// first in UserID order only, which shards agree on.
-					if j == i || (fresh[j] && p.userIDRank[j] < p.userIDRank[i]) || !p.Eligible(i, j) {
+					if j == i || (fresh[j] && p.userIDRank[j] < p.userIDRank[i]) {
+						continue
+					}
+					toI := p.Eligible(i, j)
+					toJ := toI
+					if directional {
+						toJ = p.Eligible(j, i)
+					}
+					toJ = toJ && (fresh[j] || isClaimed[i])
+					if !toI && !toJ {
 						continue
 					}
 					s := p.Score(i, j)
-					t.offer(p, w, i, Entry{Other: j, Score: s})
-					if fresh[j] || isClaimed[i] {
+					if toI {
+						t.offer(p, w, i, Entry{Other: j, Score: s})
+					}
+					if toJ {
 						t.offer(p, w, j, Entry{Other: i, Score: s})
 					}
 				}
