@@ -68,7 +68,7 @@ func (v *eventView) advance(ctx context.Context, snap store.Snapshot) (*eventVie
 		if !snap.MembersLoaded || !snap.MatchesLoaded {
 			return nil, fmt.Errorf("%w: no cached event to apply changes to", errViewGap)
 		}
-		if next.pool, err = matching.NewPoolContext(ctx, snap.Members); err != nil {
+		if next.pool, err = matching.NewPoolWithRules(ctx, snap.Members, snap.Rules); err != nil {
 			return nil, err
 		}
 		next.lists, next.orphans = listsOf(next.pool, snap.Matches)

@@ -131,7 +131,8 @@ func memberColumns(alias string, first int) string {
 		`coalesce(m.user_id::text, ''), coalesce(m.display_name, ''),
 		coalesce(m.company, ''), coalesce(m.job_title, ''), coalesce(m.industry, ''),
 		` + cleanTags("m.interests") + `, ` + cleanTags("m.looking_for") + `, ` + cleanTags("m.offering") + `,
-		left(coalesce(m.bio, ''), $bio)`)
+		left(coalesce(m.bio, ''), $bio),
+		left(coalesce(m.attendee_type::text, ''), $chars), ` + cleanTags("m.languages") + ``)
 }
 
 // cleanTags is the SQL of a tag column as memberColumns reads it. Calling
@@ -155,7 +156,7 @@ var memberCapArgs = []any{sqlTagLimit, sqlTagChars, profiletext.MaxBioRunes}
 // profileScanTargets are where the columns of memberColumns scan into.
 func profileScanTargets(m *attendee.Profile) []any {
 	return []any{&m.UserID, &m.DisplayName, &m.Company, &m.JobTitle, &m.Industry,
-		&m.Interests, &m.LookingFor, &m.Offering, &m.Bio}
+		&m.Interests, &m.LookingFor, &m.Offering, &m.Bio, &m.AttendeeType, &m.Languages}
 }
 
 // StoredMatch is one row of a member's current list.
@@ -183,6 +184,10 @@ type Snapshot struct {
 	MembersLoaded bool
 	Members       []attendee.Profile
 	MembersGone   []string
+	// Rules are the event's match_rules, read when MembersLoaded. A change
+	// of rules moves members_version without a change log line, so a
+	// caller holding older rules always gets the whole event.
+	Rules []attendee.Rule
 
 	// MatchesLoaded: Matches holds every stored list. Otherwise Matches
 	// holds the current rows of the lists named in ListsChanged, the lists
@@ -242,6 +247,9 @@ func (s *Store) LoadSnapshot(ctx context.Context, eventID, token string, cached 
 		}
 		if !membersDelta {
 			if snap.Members, err = loadMembers(ctx, tx, eventID, nil); err != nil {
+				return err
+			}
+			if snap.Rules, err = loadRules(ctx, tx, eventID); err != nil {
 				return err
 			}
 			snap.MembersLoaded = true
@@ -336,11 +344,70 @@ func loadMembers(ctx context.Context, tx pgx.Tx, eventID string, only []string) 
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (attendee.Profile, error) {
+	members, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (attendee.Profile, error) {
 		var m attendee.Profile
 		err := row.Scan(profileScanTargets(&m)...)
 		return m, err
 	})
+	if err != nil {
+		return nil, err
+	}
+	return members, loadExclusions(ctx, tx, eventID, only, members)
+}
+
+// loadExclusions sets each member's Excluded: the other side of every
+// match_exclusions row that names them, whichever side they are on. Read
+// apart from the members, in one statement, since most events have few
+// exclusions and a per-member subquery would cost every member a probe.
+func loadExclusions(ctx context.Context, tx pgx.Tx, eventID string, only []string, members []attendee.Profile) error {
+	query, args := `SELECT user_id::text, excluded_user_id::text FROM match_exclusions WHERE event_id = $1`, []any{eventID}
+	if only != nil {
+		query += ` AND (user_id = ANY ($2::uuid[]) OR excluded_user_id = ANY ($2::uuid[]))`
+		args = append(args, only)
+	}
+	rows, err := tx.Query(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("read exclusions: %w", err)
+	}
+	pairs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) ([2]string, error) {
+		var pair [2]string
+		err := row.Scan(&pair[0], &pair[1])
+		return pair, err
+	})
+	if err != nil {
+		return fmt.Errorf("read exclusions: %w", err)
+	}
+	if len(pairs) == 0 {
+		return nil
+	}
+	index := make(map[string]int, len(members))
+	for i, m := range members {
+		index[m.UserID] = i
+	}
+	for _, pair := range pairs {
+		if i, ok := index[pair[0]]; ok {
+			members[i].Excluded = append(members[i].Excluded, pair[1])
+		}
+		if i, ok := index[pair[1]]; ok {
+			members[i].Excluded = append(members[i].Excluded, pair[0])
+		}
+	}
+	return nil
+}
+
+// loadRules reads the event's organiser rules (match_rules).
+func loadRules(ctx context.Context, tx pgx.Tx, eventID string) ([]attendee.Rule, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT viewer_type, candidate_type FROM match_rules
+		WHERE event_id = $1 ORDER BY viewer_type, candidate_type`, eventID)
+	if err != nil {
+		return nil, fmt.Errorf("read match rules: %w", err)
+	}
+	rules, err := pgx.CollectRows(rows, pgx.RowToStructByPos[attendee.Rule])
+	if err != nil {
+		return nil, fmt.Errorf("read match rules: %w", err)
+	}
+	return rules, nil
 }
 
 // missingFrom returns the IDs of ids with no member in members.

@@ -359,6 +359,8 @@ func (s *Store) EventsWithClaimableWork(ctx context.Context) ([]string, error) {
 var workerTables = []struct{ table, privileges string }{
 	{"events", "SELECT"},
 	{"all_events_members", "SELECT"},
+	{"match_exclusions", "SELECT"},
+	{"match_rules", "SELECT"},
 	{"matches", "SELECT, INSERT, UPDATE, DELETE"},
 	{"matchmaking_queue", "SELECT, INSERT, UPDATE, DELETE"},
 	{"matchmaking_event_state", "SELECT, INSERT, UPDATE"},
@@ -382,7 +384,7 @@ var workerFunctions = []string{
 
 // appTables are the web app's tables: the worker only reads them, and
 // GrantWorker adds to what a role has there without taking anything away.
-var appTables = []string{"events", "all_events_members"}
+var appTables = []string{"events", "all_events_members", "match_exclusions", "match_rules"}
 
 // WorkerGrant is what GrantWorker did, read back from the catalog.
 type WorkerGrant struct {

@@ -371,6 +371,11 @@ func exerciseWorkerPaths(t *testing.T, e *env, st *store.Store, n int) {
 	}
 	_, err = st.QueueDepth(ctx, event)
 	must("QueueDepth", err)
+	// Exclusions and rules are read through their RLS policies: without
+	// them the worker would read no rows, and match excluded pairs.
+	e.Exec(`INSERT INTO match_exclusions (event_id, user_id, excluded_user_id, reason) VALUES ($1, $2, $3, 'declined')`,
+		event, uid(1), uid(6))
+	e.Exec(`INSERT INTO match_rules (event_id, viewer_type, candidate_type) VALUES ($1, 'a', 'b')`, event)
 
 	token := fmt.Sprintf("tok-%d-1", n)
 	claimed, err := st.ClaimBatch(ctx, event, token, 100, time.Minute)
@@ -380,6 +385,14 @@ func exerciseWorkerPaths(t *testing.T, e *env, st *store.Store, n int) {
 	}
 	snap, err := st.LoadSnapshot(ctx, event, token, store.NoCache)
 	must("LoadSnapshot", err)
+	if len(snap.Rules) != 1 {
+		t.Fatalf("rules read: %v, want the event's one", snap.Rules)
+	}
+	for _, m := range snap.Members {
+		if m.UserID == uid(6) && !slices.Equal(m.Excluded, []string{uid(1)}) {
+			t.Fatalf("member 6 read with exclusions %v, want member 1's", m.Excluded)
+		}
+	}
 	rows, insights := stagedRows([2]int{1, 2}, [2]int{2, 1}, [2]int{3, 5}, [2]int{4, 3}, [2]int{5, 3}, [2]int{6, 4})
 	must("StageMatches", st.StageMatches(ctx, token, snap.Version, uids(1, 2, 3, 4, 5, 6), rows))
 	_, err = st.PendingInsights(ctx, event, token)
@@ -430,6 +443,8 @@ func TestGrantWorker(t *testing.T) {
 	want := map[string][]string{
 		"events":                     {"SELECT"},
 		"all_events_members":         {"SELECT"},
+		"match_exclusions":           {"SELECT"},
+		"match_rules":                {"SELECT"},
 		"matches":                    {"SELECT", "INSERT", "UPDATE", "DELETE"},
 		"matchmaking_queue":          {"SELECT", "INSERT", "UPDATE", "DELETE"},
 		"matchmaking_event_state":    {"SELECT", "INSERT", "UPDATE"},
@@ -465,7 +480,7 @@ func TestGrantWorker(t *testing.T) {
 	}
 	var all []string
 	for table := range want {
-		if table != "events" && table != "all_events_members" {
+		if !slices.Contains([]string{"events", "all_events_members", "match_exclusions", "match_rules"}, table) {
 			all = append(all, table)
 		}
 	}
@@ -473,7 +488,7 @@ func TestGrantWorker(t *testing.T) {
 	policy := "matchmaking_worker_" + role
 	wantStrings(t, "policies", g.Policies,
 		policy+" for ALL on "+strings.Join(all, ", "),
-		policy+" for SELECT on all_events_members, events")
+		policy+" for SELECT on all_events_members, events, match_exclusions, match_rules")
 	wantStrings(t, "role settings", g.Settings, "idle_in_transaction_session_timeout=10s", "lock_timeout=20s", "statement_timeout=30s")
 	if len(g.Notes) != 0 {
 		t.Errorf("notes: %v", g.Notes)

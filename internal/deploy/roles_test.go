@@ -265,6 +265,19 @@ func TestComposeRolesOnPostgres(t *testing.T) {
 	refused(asWorker, worker, `UPDATE events SET name = 'x'`)
 	refused(asWorker, worker, `SELECT count(*) FROM matchmaking_schema_version`)
 
+	// Declines and organiser rules (migration 009): the web app writes
+	// them, the worker reads them through its policies and writes neither.
+	must(asApp, app, `INSERT INTO match_exclusions (event_id, user_id, excluded_user_id, reason)
+		VALUES ($1, '00000000-0000-4000-8000-000000000001', '00000000-0000-4000-8000-000000000003', 'declined')`, event)
+	must(asApp, app, `INSERT INTO match_rules (event_id, viewer_type, candidate_type) VALUES ($1, 'exhibitor', 'buyer')`, event)
+	for _, table := range []string{"match_exclusions", "match_rules"} {
+		var n int
+		if err := asWorker.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil || n != 1 {
+			t.Errorf("the worker reads %d rows of %s, %v; want 1", n, table, err)
+		}
+		refused(asWorker, worker, `DELETE FROM `+table)
+	}
+
 	// The web app turns matchmaking off: the queue goes, matches stay.
 	must(asApp, app, `UPDATE events SET matchmaking_enabled = false`)
 	if n := count(`SELECT count(*) FROM matchmaking_queue`); n != 0 {
