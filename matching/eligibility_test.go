@@ -397,3 +397,23 @@ func TestUpdateNeverListsAnIneligiblePair(t *testing.T) {
 		stored = saveLists(pool, lists)
 	}
 }
+
+// BenchmarkTopNWithEligibility is BenchmarkTopN on an event that uses every
+// restriction: rules over five types, languages on most members and an
+// exclusion for one member in ten.
+func BenchmarkTopNWithEligibility(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	profiles := withEligibility(rng, demoProfiles(1, benchPoolSize), benchPoolSize/10)
+	pool, err := matching.NewPoolWithRules(context.Background(), profiles, randomRules(rng))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	pairs, viewer := 0, 0
+	for b.Loop() {
+		pool.TopN(viewer, benchListLen)
+		pairs += pool.Len() - 1
+		viewer = (viewer + 1) % pool.Len()
+	}
+	reportPairsPerSecond(b, pairs)
+}
