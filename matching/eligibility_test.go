@@ -398,6 +398,139 @@ func TestUpdateNeverListsAnIneligiblePair(t *testing.T) {
 	}
 }
 
+// TestReservesNeverListAnIneligiblePair is the worker's path: one pool
+// derived through Apply round after round, lists and reserves carried
+// over, while members decline each other, take declines back, change type
+// or languages, join and leave under directional rules. After every update
+// no list holds a pair the oracle forbids; once every change is claimed,
+// each list is exactly the allowed top N.
+func TestReservesNeverListAnIneligiblePair(t *testing.T) {
+	t.Parallel()
+	const n, depth = 3, matching.ReserveDepth
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(29, 7))
+	rules := []attendee.Rule{
+		{ViewerType: "exhibitor", CandidateType: "buyer"},
+		{ViewerType: "buyer", CandidateType: "exhibitor"},
+		{ViewerType: "investor", CandidateType: "startup"},
+		{ViewerType: "startup", CandidateType: "startup"},
+		{ViewerType: "startup", CandidateType: "buyer"},
+	}
+	newcomers := withEligibility(rng, demoProfiles(43, 400), 0)
+	pool := poolWithRules(t, slices.Clone(newcomers[:150]), rules)
+	newcomers = newcomers[150:]
+	lists := make([][]matching.Entry, pool.Len())
+	reserves := make([]matching.Reserve, pool.Len())
+	all := make([]int, pool.Len())
+	for i := range all {
+		all[i] = i
+	}
+	if _, _, err := pool.UpdateReserved(ctx, lists, reserves, all, n, depth); err != nil {
+		t.Fatal(err)
+	}
+	pending := map[string]bool{}
+	checked := 0
+	for round := range 150 {
+		changed := map[string]attendee.Profile{}
+		profile := func(i int) attendee.Profile {
+			if p, ok := changed[pool.Profile(i).UserID]; ok {
+				return p
+			}
+			return pool.Profile(i)
+		}
+		var removals []string
+		for range 1 + rng.IntN(4) {
+			a, b := rng.IntN(pool.Len()), rng.IntN(pool.Len())
+			if list := lists[a]; len(list) > 0 && list[0].Other >= 0 && rng.IntN(2) == 0 {
+				b = list[0].Other // a decline of one's first match
+			}
+			if a == b || slices.Contains(removals, pool.Profile(a).UserID) || slices.Contains(removals, pool.Profile(b).UserID) {
+				continue
+			}
+			pair := []attendee.Profile{profile(a), profile(b)}
+			switch rng.IntN(6) {
+			case 0:
+				unexclude(pair, 0, 1)
+			case 1:
+				pair[0].AttendeeType = attendeeTypes[rng.IntN(len(attendeeTypes))]
+				pair[0].Languages = []string{languageNames[rng.IntN(len(languageNames))]}
+			case 2:
+				if _, ok := changed[pair[0].UserID]; !ok && pool.Len() > 100 {
+					removals = append(removals, pair[0].UserID)
+					continue
+				}
+			default:
+				exclude(pair, 0, 1)
+			}
+			changed[pair[0].UserID], changed[pair[1].UserID] = pair[0], pair[1]
+		}
+		if len(newcomers) > 0 && rng.IntN(2) == 0 {
+			changed[newcomers[0].UserID] = newcomers[0]
+			newcomers = newcomers[1:]
+		}
+		var upserts []attendee.Profile
+		for _, p := range changed {
+			upserts = append(upserts, p)
+		}
+		slices.SortFunc(upserts, func(a, b attendee.Profile) int { return strings.Compare(a.UserID, b.UserID) })
+		next, moved, err := pool.Apply(ctx, upserts, removals)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lists, reserves = remapLists(next, lists, reserves, moved)
+		pool = next
+		for _, id := range removals {
+			delete(pending, id)
+		}
+		for _, p := range upserts {
+			pending[p.UserID] = true
+		}
+
+		var claimed []int
+		var claimedIDs []string
+		for id := range pending {
+			if rng.IntN(4) == 0 && round < 140 {
+				continue // claimed by a later batch
+			}
+			i, _ := pool.Index(id)
+			claimed = append(claimed, i)
+			claimedIDs = append(claimedIDs, id)
+		}
+		slices.Sort(claimed)
+		if _, _, err := pool.UpdateReserved(ctx, lists, reserves, claimed, n, depth); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range claimedIDs {
+			delete(pending, id)
+		}
+		for v, list := range lists {
+			for _, e := range list {
+				if !eligibleOracle(pool.Profile(v), pool.Profile(e.Other), rules) {
+					t.Fatalf("round %d: %s lists %s, whom they may not meet", round, pool.Profile(v).UserID, pool.Profile(e.Other).UserID)
+				}
+			}
+		}
+		if len(pending) > 0 {
+			continue
+		}
+		checked++
+		for v := range pool.Len() {
+			var want []matching.Entry
+			for _, e := range bruteTopN(pool, v, pool.Len()) {
+				if eligibleOracle(pool.Profile(v), pool.Profile(e.Other), rules) && len(want) < n {
+					want = append(want, e)
+				}
+			}
+			if !slices.Equal(lists[v], want) {
+				t.Fatalf("round %d: list of %s = %v, want %v", round, pool.Profile(v).UserID, lists[v], want)
+			}
+		}
+	}
+	if checked < 20 {
+		t.Fatalf("only %d rounds were checked against the allowed top N", checked)
+	}
+}
+
 // BenchmarkTopNWithEligibility is BenchmarkTopN on an event that uses every
 // restriction: rules over five types, languages on most members and an
 // exclusion for one member in ten.
