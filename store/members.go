@@ -19,7 +19,9 @@ func (s *Store) EnsureEvent(ctx context.Context, code, name string) (Event, erro
 	return s.FindEvent(ctx, code)
 }
 
-// InsertMembers adds members to an event, skipping those already there. It
+// InsertMembers adds members to an event, skipping those already there,
+// with their type and languages (none listed is NULL); Excluded is not the
+// profile's to write (match_exclusions is), and is ignored. It
 // copies into a temporary table first so thousands of members cost one round
 // trip, and then inserts in one statement so the member triggers run once.
 func (s *Store) InsertMembers(ctx context.Context, eventID string, members []attendee.Profile) (inserted int, err error) {
@@ -30,19 +32,22 @@ func (s *Store) InsertMembers(ctx context.Context, eventID string, members []att
 		}
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"incoming_members"},
 			[]string{"event_id", "user_id", "display_name", "company", "job_title", "industry",
-				"interests", "looking_for", "offering", "bio"},
+				"interests", "looking_for", "offering", "bio", "attendee_type", "languages"},
 			pgx.CopyFromSlice(len(members), func(i int) ([]any, error) {
 				m := members[i]
 				return []any{eventID, m.UserID, m.DisplayName, nullIfEmpty(m.Company), nullIfEmpty(m.JobTitle),
-					nullIfEmpty(m.Industry), nonNil(m.Interests), nonNil(m.LookingFor), nonNil(m.Offering), m.Bio}, nil
+					nullIfEmpty(m.Industry), nonNil(m.Interests), nonNil(m.LookingFor), nonNil(m.Offering), m.Bio,
+					nullIfEmpty(m.AttendeeType), nilIfEmpty(m.Languages)}, nil
 			}))
 		if err != nil {
 			return err
 		}
 		tag, err := tx.Exec(ctx, `
 			INSERT INTO all_events_members
-			    (event_id, user_id, display_name, company, job_title, industry, interests, looking_for, offering, bio)
-			SELECT event_id, user_id, display_name, company, job_title, industry, interests, looking_for, offering, bio
+			    (event_id, user_id, display_name, company, job_title, industry, interests, looking_for, offering, bio,
+			     attendee_type, languages)
+			SELECT event_id, user_id, display_name, company, job_title, industry, interests, looking_for, offering, bio,
+			       attendee_type, languages
 			FROM incoming_members
 			ON CONFLICT (event_id, user_id) DO NOTHING`)
 		inserted = int(tag.RowsAffected())
@@ -126,4 +131,12 @@ func nonNil(tags []string) []string {
 		return []string{}
 	}
 	return tags
+}
+
+// nilIfEmpty is a list of an optional column: NULL when empty.
+func nilIfEmpty(list []string) any {
+	if len(list) == 0 {
+		return nil
+	}
+	return list
 }

@@ -109,7 +109,8 @@ func TestInsertMembers(t *testing.T) {
 	event := e.Event(1, true)
 	first := []attendee.Profile{
 		{UserID: uid(1), DisplayName: "Ada", Company: "Acme", JobTitle: "CTO", Industry: "Tech",
-			Interests: []string{"go", "sql"}, LookingFor: []string{"hires"}, Offering: []string{"advice"}, Bio: "hi"},
+			Interests: []string{"go", "sql"}, LookingFor: []string{"hires"}, Offering: []string{"advice"}, Bio: "hi",
+			AttendeeType: "buyer", Languages: []string{"en", "de"}},
 		{UserID: uid(2), DisplayName: "Bob"},
 	}
 	n, err := e.st.InsertMembers(e.Ctx, event, first)
@@ -121,9 +122,9 @@ func TestInsertMembers(t *testing.T) {
 	}
 	wantStrings(t, "stored members", e.Strings(`SELECT concat_ws('|', `+short("user_id")+`, display_name,
 		coalesce(company, 'NULL'), coalesce(job_title, 'NULL'), coalesce(industry, 'NULL'),
-		interests::text, looking_for::text, offering::text, bio)
+		interests::text, looking_for::text, offering::text, bio, coalesce(attendee_type, 'NULL'), coalesce(languages::text, 'NULL'))
 		FROM all_events_members WHERE event_id = $1 ORDER BY user_id`, event),
-		"1|Ada|Acme|CTO|Tech|{go,sql}|{hires}|{advice}|hi", "2|Bob|NULL|NULL|NULL|{}|{}|{}|")
+		"1|Ada|Acme|CTO|Tech|{go,sql}|{hires}|{advice}|hi|buyer|{en,de}", "2|Bob|NULL|NULL|NULL|{}|{}|{}||NULL|NULL")
 	wantStrings(t, "queue", sorted(e.queueRows(event)), "1:0", "2:0")
 	queueBefore := e.queueFull(event)
 
