@@ -17,9 +17,18 @@ import (
 // exclusions are sorted slices that most members do not have.
 //
 // Rules and exclusions restrict; languages restrict only when both sides
-// list some. An event without rules, languages or exclusions pays three nil
-// checks per pair.
+// list some. An event without rules, languages or exclusions pays one
+// boolean per pair (restricts); one with them, a type lookup and a flag
+// byte per member for the pairs where neither side lists languages or
+// exclusions.
 type eligibility struct {
+	// restricts is false while the event has no rules and no member lists
+	// languages or exclusions, so that Eligible skips the rest. Apply only
+	// ever turns it on.
+	restricts bool
+	// flags[i] says whether member i lists languages (hasLanguages) and
+	// has exclusions (hasExclusions).
+	flags []uint8
 	// rules is nil when the event has none. A pool and every pool Apply
 	// derives from it share one; changed rules mean a new pool
 	// (NewPoolWithRules).
@@ -37,6 +46,11 @@ type eligibility struct {
 	// languageIDs are shared by a pool and every pool derived from it.
 	languageIDs *languageIDs
 }
+
+const (
+	hasLanguages uint8 = 1 << iota
+	hasExclusions
+)
 
 // typeRules is an event's match_rules as a matrix over type IDs 1..k;
 // ID 0 stands for every type no rule names, and for no type, and is
@@ -72,6 +86,7 @@ func NewPoolWithRules(ctx context.Context, profiles []attendee.Profile, rules []
 // pool has no rules until setRules.
 func newEligibility(profiles []attendee.Profile) eligibility {
 	e := eligibility{
+		flags:       make([]uint8, len(profiles)),
 		languages:   make([][]uint64, len(profiles)),
 		excluded:    make([][]string, len(profiles)),
 		languageIDs: &languageIDs{ids: map[string]int{}},
@@ -110,7 +125,7 @@ func (e *eligibility) setRules(rules []attendee.Rule, profiles []attendee.Profil
 			r.allowed[int(pair[0])*r.stride+int(pair[1])] = true
 		}
 	}
-	e.rules = r
+	e.rules, e.restricts = r, true
 	e.attendeeType = make([]int32, len(profiles))
 	for i := range profiles {
 		e.attendeeType[i] = r.typeOf(&profiles[i])
@@ -133,6 +148,14 @@ func (e *eligibility) set(i int, profile *attendee.Profile) {
 	if e.rules != nil {
 		e.attendeeType[i] = e.rules.typeOf(profile)
 	}
+	e.flags[i] = 0
+	if e.languages[i] != nil {
+		e.flags[i] |= hasLanguages
+	}
+	if e.excluded[i] != nil {
+		e.flags[i] |= hasExclusions
+	}
+	e.restricts = e.restricts || e.flags[i] != 0
 }
 
 // bitset interns keys and returns their bitset, nil for no keys.
@@ -158,6 +181,7 @@ func (l *languageIDs) bitset(keys []string) []uint64 {
 // append members; rows themselves are never modified, so they are shared.
 func (e *eligibility) clone() eligibility {
 	c := *e
+	c.flags = slices.Clone(e.flags)
 	c.languages = slices.Clone(e.languages)
 	c.excluded = slices.Clone(e.excluded)
 	c.attendeeType = slices.Clone(e.attendeeType)
@@ -166,6 +190,7 @@ func (e *eligibility) clone() eligibility {
 
 // keep drops the members whose keep[i] is false, in place.
 func (e *eligibility) keep(keep []bool) {
+	e.flags = keepWhere(e.flags, keep)
 	e.languages = keepWhere(e.languages, keep)
 	e.excluded = keepWhere(e.excluded, keep)
 	if e.rules != nil {
@@ -175,6 +200,7 @@ func (e *eligibility) keep(keep []bool) {
 
 // grow adds an empty member at the end, for set to fill.
 func (e *eligibility) grow() {
+	e.flags = append(e.flags, 0)
 	e.languages = append(e.languages, nil)
 	e.excluded = append(e.excluded, nil)
 	if e.rules != nil {
@@ -188,21 +214,25 @@ func (e *eligibility) grow() {
 func (p *Pool) directional() bool { return p.elig.rules != nil }
 
 // eventAllows is the event's part of Eligible: rules, languages and
-// exclusions.
+// exclusions. Eligible calls it only when the event restricts at all.
 func (p *Pool) eventAllows(i, j int) bool {
 	e := &p.elig
 	if r := e.rules; r != nil && !r.allowed[int(e.attendeeType[i])*r.stride+int(e.attendeeType[j])] {
 		return false
 	}
-	if a, b := e.languages[i], e.languages[j]; a != nil && b != nil && !intersects(a, b) {
+	fi, fj := e.flags[i], e.flags[j]
+	if fi|fj == 0 {
+		return true
+	}
+	if fi&fj&hasLanguages != 0 && !intersects(e.languages[i], e.languages[j]) {
 		return false
 	}
-	if len(e.excluded[i]) > 0 {
+	if fi&hasExclusions != 0 {
 		if _, found := slices.BinarySearch(e.excluded[i], p.profiles[j].UserID); found {
 			return false
 		}
 	}
-	if len(e.excluded[j]) > 0 {
+	if fj&hasExclusions != 0 {
 		if _, found := slices.BinarySearch(e.excluded[j], p.profiles[i].UserID); found {
 			return false
 		}

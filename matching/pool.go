@@ -639,7 +639,7 @@ func (p *Pool) Index(userID string) (int, bool) {
 // space-insensitively, and only when both attendees name one. Only rules
 // make it directional.
 func (p *Pool) Eligible(i, j int) bool {
-	return i != j && (p.company[i] == 0 || p.company[i] != p.company[j]) && p.eventAllows(i, j)
+	return i != j && (p.company[i] == 0 || p.company[i] != p.company[j]) && (!p.elig.restricts || p.eventAllows(i, j))
 }
 
 // Score rates how worthwhile it is for i and j to meet, in [0,1].
