@@ -286,6 +286,11 @@ func promptProfile(m attendee.Profile) insight.Profile {
 		Interests: m.Interests, LookingFor: m.LookingFor, Offering: m.Offering, Bio: m.Bio}
 }
 
+// ProfileCacheKey is the insight cache's key for a member's profile, read
+// as the store reads it for the backfill: a pair's cached answer is keyed
+// by the two members' keys (with the model and prompt version).
+func ProfileCacheKey(m attendee.Profile) string { return profileHash(promptProfile(m)) }
+
 // profileHash identifies a profile's content as the prompt sees it.
 func profileHash(p insight.Profile) string {
 	b, _ := json.Marshal(p)

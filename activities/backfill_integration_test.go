@@ -311,3 +311,32 @@ func (h *recordingHandler) records() []slog.Record {
 	return slices.Clone(h.recs)
 }
 
+// TestProfileCacheKeyIsTheCachesKey: the key `starter ai-cache clear
+// --event` computes from the event's profiles (ProfileCacheKey over
+// store.EventProfiles) is the key the backfill caches answers under, so
+// clearing the event's pairs deletes every answer its backfill cached.
+func TestProfileCacheKeyIsTheCachesKey(t *testing.T) {
+	testenv.RequireIntegration(t)
+	f := newAIFixture(t, 12, ok)
+	f.drain()
+	ctx := context.Background()
+	profiles, err := f.st.EventProfiles(ctx, f.eventID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := make([]string, len(profiles))
+	for i, p := range profiles {
+		keys[i] = ProfileCacheKey(p)
+	}
+	deleted, err := f.st.ClearCachedInsightsAmong(ctx, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left int
+	if err := f.st.Pool().QueryRow(ctx, `SELECT count(*) FROM matchmaking_insight_cache`).Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if pairs := f.distinctPairs(); deleted != int64(pairs) || left != 0 {
+		t.Errorf("%d cached answers deleted, %d left; want all %d pairs' deleted", deleted, left, pairs)
+	}
+}

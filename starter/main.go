@@ -82,6 +82,7 @@ func newRootCommand(a *app) *cobra.Command {
 		a.statusCommand(),
 		a.loadDemoCommand(),
 		a.matchesCommand(),
+		a.aiCacheCommand(),
 	)
 	return root
 }
