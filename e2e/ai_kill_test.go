@@ -153,11 +153,11 @@ func TestAIBackfillSurvivesTwoKillsAndEdits(t *testing.T) {
 // started; zero when none is running.
 func runningRoundStarted(t *testing.T, eventID string) time.Time {
 	t.Helper()
-	desc, err := suite.temporal.DescribeWorkflowExecution(context.Background(), workflows.BackfillWorkflowID(eventID), "")
+	desc, err := suite.temporal.DescribeWorkflow(context.Background(), workflows.BackfillWorkflowID(eventID), "")
 	if err != nil {
 		return time.Time{}
 	}
-	for _, a := range desc.GetPendingActivities() {
+	for _, a := range desc.RawResponse.GetPendingActivities() {
 		if a.GetState() == enums.PENDING_ACTIVITY_STATE_STARTED {
 			return a.GetLastStartedTime().AsTime()
 		}
