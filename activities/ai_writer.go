@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -136,6 +137,9 @@ type BackfillAnswers struct {
 	Stopped bool
 	// Answered counts the pairs a call answered (not the cache).
 	Answered int
+	// Rejections counts the answers (one per pair asked) that validation
+	// rejected or the model refused, by rule, sorted by rule.
+	Rejections []store.RuleCount
 }
 
 // Backfill implements InsightWriter: it answers the pending matches from
@@ -188,6 +192,13 @@ func (w *AIWriter) Backfill(ctx context.Context, pending []store.PendingInsight,
 				res.AI++
 			}
 		case strings.HasPrefix(j.reason, "invalid_"):
+			rule := strings.TrimPrefix(j.reason, "invalid_")
+			if out.Rejections = addRuleCount(out.Rejections, rule); ruleCount(out.Rejections, rule) == 1 {
+				// One sample per rule and round, with the pair's IDs only:
+				// the answer and the profiles stay out of the logs.
+				s := j.sides()[0]
+				w.log().Debug("AI answer rejected", "rule", rule, "user_id", s.p.UserID, "matched_user_id", s.p.MatchedUserID)
+			}
 			for _, s := range j.sides() {
 				out.Refused[index[s.p]] = j.reason
 				res.Fallback++
@@ -206,6 +217,26 @@ func (w *AIWriter) Backfill(ctx context.Context, pending []store.PendingInsight,
 		w.log().Warn("could not cache AI insights", "error", err)
 	}
 	return out, nil
+}
+
+// addRuleCount counts one more answer rejected for rule, keeping counts
+// sorted by rule.
+func addRuleCount(counts []store.RuleCount, rule string) []store.RuleCount {
+	i, found := slices.BinarySearchFunc(counts, rule, func(c store.RuleCount, rule string) int { return strings.Compare(c.Rule, rule) })
+	if !found {
+		counts = slices.Insert(counts, i, store.RuleCount{Rule: rule})
+	}
+	counts[i].Answers++
+	return counts
+}
+
+func ruleCount(counts []store.RuleCount, rule string) int {
+	for _, c := range counts {
+		if c.Rule == rule {
+			return c.Answers
+		}
+	}
+	return 0
 }
 
 // pairJobs groups pending matches by unordered pair, ordered by profile
@@ -254,6 +285,11 @@ func promptProfile(m attendee.Profile) insight.Profile {
 	return insight.Profile{Name: m.DisplayName, JobTitle: m.JobTitle, Company: m.Company, Industry: m.Industry,
 		Interests: m.Interests, LookingFor: m.LookingFor, Offering: m.Offering, Bio: m.Bio}
 }
+
+// ProfileCacheKey is the insight cache's key for a member's profile, read
+// as the store reads it for the backfill: a pair's cached answer is keyed
+// by the two members' keys (with the model and prompt version).
+func ProfileCacheKey(m attendee.Profile) string { return profileHash(promptProfile(m)) }
 
 // profileHash identifies a profile's content as the prompt sees it.
 func profileHash(p insight.Profile) string {

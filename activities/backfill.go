@@ -153,7 +153,8 @@ func (a *Activities) BackfillRound(ctx context.Context, in BackfillRoundInput) (
 	// Every match of a round belongs to one event, and all of them were
 	// read at the same members_version.
 	written, err := a.Store.SaveBackfill(ctx, in.EventID, matches[0].MembersVersion, upgrades, refusals,
-		store.BackfillUsage{Calls: r.AICalls, PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens})
+		store.BackfillUsage{Calls: r.AICalls, PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens,
+			Rejections: answers.Rejections})
 	if err != nil {
 		return res, err
 	}

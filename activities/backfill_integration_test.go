@@ -2,6 +2,11 @@ package activities
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +17,7 @@ import (
 	"github.com/eventmatch/matchmaker/demodata"
 	"github.com/eventmatch/matchmaker/internal/fakeopenai"
 	"github.com/eventmatch/matchmaker/internal/testenv"
+	"github.com/eventmatch/matchmaker/store"
 )
 
 // TestBackfillWritesNoAITextOntoPairsThatChangedMeanwhile: between the
@@ -179,5 +185,158 @@ func TestBackfillStopsAtTheEventsBudget(t *testing.T) {
 	f.backfill()
 	if f.fake.Calls() != 5 {
 		t.Errorf("%d model calls after the budget was spent", f.fake.Calls())
+	}
+}
+
+// TestBackfillCountsRejectionsByRule: every answer the model gives that
+// validation rejects, or that the model refuses, is counted by rule in the
+// event's progress, added up over rounds (and so over runs and workers:
+// the counts live in the database), and each round logs one sample per
+// rule at debug level with the pair's IDs and nothing of the profiles.
+func TestBackfillCountsRejectionsByRule(t *testing.T) {
+	testenv.RequireIntegration(t)
+	var (
+		mu   sync.Mutex
+		want = map[string]int{}
+	)
+	f := newAIFixture(t, 12, func(call int, req fakeopenai.Request) fakeopenai.Response {
+		var rule string
+		var resp fakeopenai.Response
+		switch call % 5 {
+		case 0:
+			return fakeopenai.Echo(call, req)
+		case 1:
+			rule, resp = "json", fakeopenai.Content(`{"for_first": "unfinished`)
+		case 2:
+			rule, resp = "length", fakeopenai.Answer("Too short.", "Too short.")
+		case 3:
+			rule, resp = "name", fakeopenai.Answer("You two share interests worth a conversation at this event.",
+				"You two share interests worth a conversation at this event.")
+		case 4:
+			rule, resp = "refused", fakeopenai.Response{Refusal: "I cannot help with that."}
+		}
+		mu.Lock()
+		want[rule]++
+		mu.Unlock()
+		return resp
+	})
+	logs := &recordingHandler{}
+	f.acts.Insights.(*AIWriter).Logger = slog.New(logs)
+	f.drainBatches()
+	first := f.backfill()
+
+	// Every list is written again: the rejected pairs are asked again, and
+	// their new rejections add to the old.
+	ctx := context.Background()
+	if _, err := f.st.Pool().Exec(ctx, `SELECT matchmaking_enqueue_rows($1, (SELECT array_agg(user_id) FROM all_events_members WHERE event_id = $1), 3)`,
+		f.eventID); err != nil {
+		t.Fatal(err)
+	}
+	f.drainBatches()
+	second := f.backfill()
+
+	p, err := f.st.BackfillProgress(ctx, f.eventID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, c := range p.Rejections {
+		got[c.Rule] = c.Answers
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(want) != 4 || !maps.Equal(got, want) {
+		t.Errorf("rejections %v, want %v (the fake's rejected answers)", got, want)
+	}
+	if !slices.IsSortedFunc(p.Rejections, func(a, b store.RuleCount) int { return strings.Compare(a.Rule, b.Rule) }) {
+		t.Errorf("rejections not sorted by rule: %v", p.Rejections)
+	}
+	if line := p.Summary(); !strings.Contains(line, fmt.Sprintf("%d answers rejected (json %d, length %d, name %d, refused %d)",
+		p.RejectedAnswers(), want["json"], want["length"], want["name"], want["refused"])) {
+		t.Errorf("summary %q does not say the rejections by rule", line)
+	}
+
+	// One sample per rule in each round that rejected something.
+	roundsRejecting := 0
+	for _, r := range append(first, second...) {
+		if r.Refused > 0 {
+			roundsRejecting++
+		}
+	}
+	members := map[string]bool{}
+	for _, m := range f.members {
+		members[m.UserID] = true
+	}
+	samples := map[string]int{}
+	for _, r := range logs.records() {
+		if r.Message != "AI answer rejected" {
+			continue
+		}
+		if r.Level != slog.LevelDebug {
+			t.Errorf("sample logged at %v, want debug", r.Level)
+		}
+		attrs := map[string]string{}
+		r.Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value.String(); return true })
+		if len(attrs) != 3 || !members[attrs["user_id"]] || !members[attrs["matched_user_id"]] {
+			t.Errorf("sample %v: want the rule and the pair's two member IDs, nothing else", attrs)
+		}
+		samples[attrs["rule"]]++
+	}
+	for rule := range want {
+		if samples[rule] != roundsRejecting {
+			t.Errorf("%d samples of rule %q logged, want one per round that rejected answers (%d)", samples[rule], rule, roundsRejecting)
+		}
+	}
+}
+
+// recordingHandler keeps every log record, at every level.
+type recordingHandler struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (h *recordingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.recs = append(h.recs, r.Clone())
+	return nil
+}
+func (h *recordingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *recordingHandler) WithGroup(string) slog.Handler      { return h }
+
+func (h *recordingHandler) records() []slog.Record {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.recs)
+}
+
+// TestProfileCacheKeyIsTheCachesKey: the key `starter ai-cache clear
+// --event` computes from the event's profiles (ProfileCacheKey over
+// store.EventProfiles) is the key the backfill caches answers under, so
+// clearing the event's pairs deletes every answer its backfill cached.
+func TestProfileCacheKeyIsTheCachesKey(t *testing.T) {
+	testenv.RequireIntegration(t)
+	f := newAIFixture(t, 12, ok)
+	f.drain()
+	ctx := context.Background()
+	profiles, err := f.st.EventProfiles(ctx, f.eventID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := make([]string, len(profiles))
+	for i, p := range profiles {
+		keys[i] = ProfileCacheKey(p)
+	}
+	deleted, err := f.st.ClearCachedInsightsAmong(ctx, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left int
+	if err := f.st.Pool().QueryRow(ctx, `SELECT count(*) FROM matchmaking_insight_cache`).Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if pairs := f.distinctPairs(); deleted != int64(pairs) || left != 0 {
+		t.Errorf("%d cached answers deleted, %d left; want all %d pairs' deleted", deleted, left, pairs)
 	}
 }

@@ -3,6 +3,7 @@ package insight
 import (
 	"encoding/json"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -12,7 +13,9 @@ import (
 
 // PromptVersion names the prompt, schema and validation rules below. It is
 // part of the insight cache key elsewhere: bump it whenever any of them
-// changes.
+// changes so that a cached answer may no longer be one they would give or
+// accept. A bump drops every cached answer, so a rule that only accepts
+// more (as GivenNames did over the first name alone) needs none.
 const PromptVersion = "v1"
 
 // Caps on what a profile may put in the prompt, in characters (runes).
@@ -207,23 +210,112 @@ func truncate(s string, max int) string {
 	return strings.TrimSpace(string(r[:cut]))
 }
 
-// FirstName is the name an insight about this person must contain: the
-// first word of the name as sent that holds a letter, without the
-// punctuation, emoji or symbols around it, skipping a leading honorific.
-// "🦄 Zoë Ångström" is Zoë, "Dr. (Sam) Lee" is Sam.
+// FirstName is the name the prompt's "first name" means: the first of
+// GivenNames, or "" when the name has no word with a letter.
 func FirstName(name string) string {
-	words := strings.Fields(name)
-	for i, w := range words {
-		w = strings.TrimFunc(w, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) && !unicode.IsMark(r) })
-		if !strings.ContainsFunc(w, unicode.IsLetter) {
-			continue
-		}
-		if i < len(words)-1 && honorifics[strings.ToLower(w)] {
-			continue
-		}
-		return w
+	if given := GivenNames(name); len(given) > 0 {
+		return given[0]
 	}
 	return ""
 }
 
-var honorifics = map[string]bool{"dr": true, "mr": true, "mrs": true, "ms": true, "mx": true, "prof": true, "sir": true}
+// GivenNames are the names an insight about this person may call them by;
+// an answer must contain one of them. They are read from the words of the
+// name as sent, each without the punctuation, emoji or symbols around it
+// (words without a letter are skipped), a leading honorific ("Dr", "Ms")
+// and a trailing suffix ("Jr", "PhD") dropped:
+//
+//   - one word: that word ("Madonna");
+//   - "Family, Given Names": the words after the comma;
+//   - words in Chinese, Japanese or Korean script: every word, since the
+//     family name comes first or last depending on who typed it ("李 小龙":
+//     李 or 小龙);
+//   - otherwise every word but the last, the family name ("Mary Jane
+//     Watson": Mary or Jane), leaving out initials ("J. R. R. Tolkien":
+//     Tolkien, as nothing else is left).
+//
+// A single word in those scripts of three or more characters, written with
+// no space between family and given name, may also be named without its
+// first one or two characters (the family name), as long as two are left:
+// "王小明" is 王小明 or 小明, "山田太郎" also 太郎.
+func GivenNames(name string) []string {
+	type word struct {
+		text  string
+		comma bool // the raw word ended in a comma: "Watson, Mary"
+	}
+	var words []word
+	for _, raw := range strings.Fields(name) {
+		w := strings.TrimFunc(raw, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) && !unicode.IsMark(r) })
+		if strings.ContainsFunc(w, unicode.IsLetter) {
+			words = append(words, word{text: w, comma: strings.HasSuffix(raw, ",")})
+		}
+	}
+	for len(words) > 1 && honorifics[strings.ToLower(words[0].text)] {
+		words = words[1:]
+	}
+	for len(words) > 1 && suffixes[strings.ToLower(words[len(words)-1].text)] {
+		words = words[:len(words)-1]
+	}
+	texts := func(ws []word) []string {
+		out := make([]string, len(ws))
+		for i, w := range ws {
+			out[i] = w.text
+		}
+		return out
+	}
+	switch {
+	case len(words) == 0:
+		return nil
+	case len(words) == 1:
+		return withoutFamilyCharacters(words[0].text)
+	case words[0].comma:
+		return texts(words[1:])
+	case !slices.ContainsFunc(words, func(w word) bool { return !eastAsian(w.text) }):
+		return texts(words)
+	}
+	var given []string
+	for _, w := range words[:len(words)-1] {
+		if !isInitial(w.text) {
+			given = append(given, w.text)
+		}
+	}
+	if len(given) == 0 {
+		return []string{words[len(words)-1].text}
+	}
+	return given
+}
+
+// withoutFamilyCharacters is a one-word name, and, for a name in Chinese,
+// Japanese or Korean script written without spaces, the name without its
+// first one or two characters where at least two are left.
+func withoutFamilyCharacters(w string) []string {
+	out := []string{w}
+	if !eastAsian(w) {
+		return out
+	}
+	r := []rune(w)
+	for drop := 1; drop <= 2 && len(r)-drop >= 2; drop++ {
+		out = append(out, string(r[drop:]))
+	}
+	return out
+}
+
+// eastAsian reports whether every letter of w is Han, Hangul or kana:
+// scripts whose names put the family name first and need no space.
+func eastAsian(w string) bool {
+	return !strings.ContainsFunc(w, func(r rune) bool {
+		return unicode.IsLetter(r) && !unicode.In(r, unicode.Han, unicode.Hangul, unicode.Hiragana, unicode.Katakana)
+	})
+}
+
+// isInitial reports whether w is one letter of a script with case ("J"),
+// which stands for a name rather than being one.
+func isInitial(w string) bool {
+	r, size := utf8.DecodeRuneInString(w)
+	return size == len(w) && (unicode.IsUpper(r) || unicode.IsLower(r))
+}
+
+var (
+	honorifics = map[string]bool{"dr": true, "mr": true, "mrs": true, "ms": true, "mx": true, "prof": true, "sir": true}
+	suffixes   = map[string]bool{"jr": true, "sr": true, "ii": true, "iii": true, "iv": true, "phd": true, "md": true}
+)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -50,10 +52,10 @@ func parseAnswer(resp openai.ChatCompletionResponse, d promptData) (forFirst, fo
 		return "", "", &InvalidAnswerError{Rule: RuleJSON, Reason: "content lacks for_first or for_second"}
 	}
 	forFirst, forSecond = strings.TrimSpace(*a.ForFirst), strings.TrimSpace(*a.ForSecond)
-	if rule, reason := checkText(forFirst, FirstName(d.Second.Name)); reason != "" {
+	if rule, reason := checkText(forFirst, GivenNames(d.Second.Name)); reason != "" {
 		return "", "", &InvalidAnswerError{Field: "for_first", Rule: rule, Reason: reason}
 	}
-	if rule, reason := checkText(forSecond, FirstName(d.First.Name)); reason != "" {
+	if rule, reason := checkText(forSecond, GivenNames(d.First.Name)); reason != "" {
 		return "", "", &InvalidAnswerError{Field: "for_second", Rule: rule, Reason: reason}
 	}
 	return forFirst, forSecond, nil
@@ -74,10 +76,11 @@ func shortJSONError(err error) string {
 }
 
 // checkText returns which rule an insight text breaks and why, or "" when
-// it is fine. mustName, when not empty, must appear in the text, compared
-// case-insensitively in Unicode's composed form (a model writes "Zoë" as
-// one rune where the profile may hold e and a combining diaeresis).
-func checkText(text, mustName string) (rule, reason string) {
+// it is fine. One of names (GivenNames), when there are any, must appear
+// in the text, compared case-insensitively in Unicode's composed form (a
+// model writes "Zoë" as one rune where the profile may hold e and a
+// combining diaeresis).
+func checkText(text string, names []string) (rule, reason string) {
 	n := utf8.RuneCountInString(text)
 	switch {
 	case n < minInsightChars:
@@ -96,10 +99,20 @@ func checkText(text, mustName string) (rule, reason string) {
 		return RuleContent, "contains an ID"
 	case tells.MatchString(text):
 		return RuleInstructions, "reads as following or discussing instructions"
-	case mustName != "" && !strings.Contains(foldName(text), foldName(mustName)):
-		return RuleName, fmt.Sprintf("does not mention %q", mustName)
+	case len(names) > 0 && !mentionsAny(text, names):
+		quoted := make([]string, len(names))
+		for i, n := range names {
+			quoted[i] = strconv.Quote(n)
+		}
+		return RuleName, "does not mention " + strings.Join(quoted, " or ")
 	}
 	return "", ""
+}
+
+// mentionsAny reports whether text contains one of names.
+func mentionsAny(text string, names []string) bool {
+	folded := foldName(text)
+	return slices.ContainsFunc(names, func(n string) bool { return strings.Contains(folded, foldName(n)) })
 }
 
 // foldName is s in Unicode's composed form and lower case, for comparing

@@ -3,6 +3,7 @@ package insight
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -146,3 +147,68 @@ func TestRejectedAnswersNameTheirRule(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestGivenNames(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		want []string
+	}{
+		{"Mary Jane Watson", []string{"Mary", "Jane"}},
+		{"🦄 Zoë Ångström", []string{"Zoë"}},
+		{"Madonna", []string{"Madonna"}},
+		{"🦄", nil},
+		{"", nil},
+		{"Dr. Mary Jane Watson PhD", []string{"Mary", "Jane"}},
+		{"Martin Luther King Jr.", []string{"Martin", "Luther"}},
+		{"Watson, Mary Jane", []string{"Mary", "Jane"}},
+		{"J. R. R. Tolkien", []string{"Tolkien"}},
+		{"J. Robert Oppenheimer", []string{"Robert"}},
+		{"Jean-Luc Picard", []string{"Jean-Luc"}},
+		{"★ Ana – María ★ López", []string{"Ana", "María"}},
+		{"Дмитрий Иванов", []string{"Дмитрий"}},
+		{"王小明", []string{"王小明", "小明"}},
+		{"李娜", []string{"李娜"}},
+		{"山田太郎", []string{"山田太郎", "田太郎", "太郎"}},
+		{"김민준", []string{"김민준", "민준"}},
+		{"李 小龙", []string{"李", "小龙"}},
+		{"山田 太郎", []string{"山田", "太郎"}},
+		{"Prof Ng", []string{"Ng"}},
+	} {
+		if got := GivenNames(c.name); !slices.Equal(got, c.want) {
+			t.Errorf("GivenNames(%q) = %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+// TestAnswerNamingAnyGivenNameIsAccepted: an answer may call the person by
+// any of their given names, in any script; one that names none of them
+// (the family name alone, say) is rejected for the name rule, naming them
+// all.
+func TestAnswerNamingAnyGivenNameIsAccepted(t *testing.T) {
+	forSecond := "You and Alice both build robots, so swap notes on grippers."
+	for _, c := range []struct {
+		name, text string
+	}{
+		{"Mary Jane Watson", "You and Mary both build robots, so compare notes on grippers."},
+		{"Mary Jane Watson", "You and Jane both build robots, so compare notes on grippers."},
+		{"Mary Jane Watson", "You and MARY JANE both build robots, so compare notes on grippers."},
+		{"🦄 Zoë Ångström", "You and Zoë both build robots, so compare notes on grippers."},
+		{"王小明", "你和小明都在做机器人，可以一起聊聊抓手的设计和测试经验。"},
+		{"王小明", "你和王小明都在做机器人，可以一起聊聊抓手的设计和测试经验。"},
+		{"Дмитрий Иванов", "Дмитрий тоже строит роботов: обсудите с ним захваты."},
+	} {
+		pair := validatePair
+		pair.Second.Name = c.name
+		if _, _, err := parseAnswer(completion(answerJSON(c.text, forSecond)), pair); err != nil {
+			t.Errorf("%q about %q rejected: %v", c.text, c.name, err)
+		}
+	}
+
+	pair := validatePair
+	pair.Second.Name = "Mary Jane Watson"
+	_, _, err := parseAnswer(completion(answerJSON("You and Ms Watson both build robots; compare notes on grippers.", forSecond)), pair)
+	var inv *InvalidAnswerError
+	if !errors.As(err, &inv) || inv.Rule != RuleName || inv.Field != "for_first" || inv.Reason != `does not mention "Mary" or "Jane"` {
+		t.Fatalf("an answer naming only the family name: %v, want the name rule naming Mary and Jane", err)
+	}
+}

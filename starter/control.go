@@ -483,6 +483,10 @@ type aiBackfillRow struct {
 	Workflow         string `json:"workflow"`
 	State            string `json:"state"`
 	Line             string `json:"line"`
+
+	// Rejections counts the model's answers rejected, by rule ("name",
+	// "length", "json", ...; see README "AI insights"), all runs together.
+	Rejections map[string]int `json:"rejections"`
 }
 
 type quarantinedRow struct {
@@ -713,6 +717,10 @@ func (s *session) backfillRow(ctx context.Context, eventID string) (*aiBackfillR
 		Workflow: workflows.BackfillWorkflowID(eventID),
 		State:    "unknown (Temporal unreachable)",
 		Line:     p.Summary(),
+	}
+	row.Rejections = make(map[string]int, len(p.Rejections))
+	for _, c := range p.Rejections {
+		row.Rejections[c.Rule] = c.Answers
 	}
 	if s.temporal == nil {
 		return row, nil

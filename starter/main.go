@@ -46,7 +46,7 @@ func (a *app) loadConfig() (config.Config, error) { return config.LoadWith(a.ove
 const rootLong = `starter is the operator's tool of the matchmaking engine: it applies the
 schema, turns matchmaking on and off for an event (starting or waking its
 Temporal workflow), pauses, resumes and re-matches events, shows their
-status, and loads a demo event.
+status, clears the cache of AI insights, and loads a demo event.
 
 Every event argument is an event code or UUID. Bad input is refused before
 anything is connected, so a refused command changes nothing.
@@ -82,6 +82,7 @@ func newRootCommand(a *app) *cobra.Command {
 		a.statusCommand(),
 		a.loadDemoCommand(),
 		a.matchesCommand(),
+		a.aiCacheCommand(),
 	)
 	return root
 }

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -89,6 +91,17 @@ type BackfillUsage struct {
 	Calls            int
 	PromptTokens     int
 	CompletionTokens int
+	// Rejections counts the round's rejected answers by rule.
+	Rejections []RuleCount
+}
+
+// RuleCount counts the model's answers rejected for one rule
+// (insight.InvalidAnswerError's Rule). Lists of them are sorted by rule: a
+// slice rather than a map, because it travels into workflow state, where
+// maps are not ranged.
+type RuleCount struct {
+	Rule    string
+	Answers int
 }
 
 // SaveBackfill writes a round's AI insights, fenced, with its refusal marks
@@ -180,12 +193,41 @@ func (s *Store) SaveBackfill(ctx context.Context, eventID string, membersVersion
 		if err != nil {
 			return fmt.Errorf("count the round's usage: %w", err)
 		}
-		return nil
+		return addRejections(ctx, tx, eventID, usage.Rejections)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("save AI backfill of event %s: %w", eventID, err)
 	}
 	return written, nil
+}
+
+// addRejections adds a round's rejected answers to the event's counts by
+// rule, on the row the round's usage was just counted on.
+func addRejections(ctx context.Context, tx pgx.Tx, eventID string, counts []RuleCount) error {
+	if len(counts) == 0 {
+		return nil
+	}
+	rules := make([]string, len(counts))
+	answers := make([]int64, len(counts))
+	for i, c := range counts {
+		rules[i], answers[i] = c.Rule, int64(c.Answers)
+	}
+	_, err := tx.Exec(ctx, `
+		UPDATE matchmaking_ai_backfill b
+		SET rejections = (
+			SELECT jsonb_object_agg(rule, answers) FROM (
+				SELECT rule, sum(answers) AS answers FROM (
+					SELECT key AS rule, value::bigint AS answers FROM jsonb_each_text(b.rejections)
+					UNION ALL
+					SELECT * FROM unnest($2::text[], $3::bigint[])
+				) AS both_counts
+				GROUP BY rule
+			) AS summed)
+		WHERE b.event_id = $1`, eventID, rules, answers)
+	if err != nil {
+		return fmt.Errorf("count the round's rejected answers: %w", err)
+	}
+	return nil
 }
 
 // BackfillProgress is where an event's AI insights stand.
@@ -202,6 +244,18 @@ type BackfillProgress struct {
 	CompletionTokens int
 	Upgraded         int
 	Fenced           int
+	// Rejections counts the model's answers rejected by validation (or
+	// refused by the model), by rule, sorted by rule; all runs together.
+	Rejections []RuleCount
+}
+
+// RejectedAnswers is how many answers were rejected, all rules together.
+func (p BackfillProgress) RejectedAnswers() int {
+	n := 0
+	for _, c := range p.Rejections {
+		n += c.Answers
+	}
+	return n
 }
 
 // Summary says where the event's AI insights stand, in one line.
@@ -215,13 +269,23 @@ func (p BackfillProgress) Summary() string {
 	if p.Refused > 0 {
 		line += fmt.Sprintf(", %d answers refused", p.Refused)
 	}
+	if n := p.RejectedAnswers(); n > 0 {
+		why := make([]string, len(p.Rejections))
+		for i, c := range p.Rejections {
+			why[i] = fmt.Sprintf("%s %d", c.Rule, c.Answers)
+		}
+		line += fmt.Sprintf(", %d answers rejected (%s)", n, strings.Join(why, ", "))
+	}
 	return line
 }
 
 // BackfillProgress reads the event's AI share, backlog and spending. It is
 // what `starter status` needs to show the backfill without asking Temporal.
 func (s *Store) BackfillProgress(ctx context.Context, eventID string) (BackfillProgress, error) {
-	var p BackfillProgress
+	var (
+		p          BackfillProgress
+		rejections map[string]int
+	)
 	err := s.pool.QueryRow(ctx, `
 		SELECT count(*), count(*) FILTER (WHERE m.insight_source = 'ai'),
 		       count(*) FILTER (WHERE m.insight_source = 'fallback' AND k.user_id IS NULL),
@@ -230,16 +294,21 @@ func (s *Store) BackfillProgress(ctx context.Context, eventID string) (BackfillP
 		       coalesce((SELECT prompt_tokens FROM matchmaking_ai_backfill WHERE event_id = $1), 0),
 		       coalesce((SELECT completion_tokens FROM matchmaking_ai_backfill WHERE event_id = $1), 0),
 		       coalesce((SELECT upgraded FROM matchmaking_ai_backfill WHERE event_id = $1), 0),
-		       coalesce((SELECT fenced FROM matchmaking_ai_backfill WHERE event_id = $1), 0)
+		       coalesce((SELECT fenced FROM matchmaking_ai_backfill WHERE event_id = $1), 0),
+		       coalesce((SELECT rejections FROM matchmaking_ai_backfill WHERE event_id = $1), '{}')
 		FROM matches m
 		LEFT JOIN matchmaking_ai_skips k
 		  ON k.event_id = m.event_id AND k.user_id = m.user_id AND k.rank = m.rank
 		 AND k.matched_user_id = m.matched_user_id AND k.list_written_at = m.updated_at
 		WHERE m.event_id = $1`, eventID).Scan(&p.Matches, &p.AI, &p.Backlog, &p.Refused,
-		&p.Calls, &p.PromptTokens, &p.CompletionTokens, &p.Upgraded, &p.Fenced)
+		&p.Calls, &p.PromptTokens, &p.CompletionTokens, &p.Upgraded, &p.Fenced, &rejections)
 	if err != nil {
 		return BackfillProgress{}, fmt.Errorf("read AI backfill progress of event %s: %w", eventID, err)
 	}
+	for rule, n := range rejections {
+		p.Rejections = append(p.Rejections, RuleCount{Rule: rule, Answers: n})
+	}
+	slices.SortFunc(p.Rejections, func(a, b RuleCount) int { return strings.Compare(a.Rule, b.Rule) })
 	return p, nil
 }
 

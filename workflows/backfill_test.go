@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/eventmatch/matchmaker/activities"
+	"github.com/eventmatch/matchmaker/store"
 )
 
 // backfillHarness runs AIBackfill against a scripted BackfillRound: round
@@ -254,4 +255,30 @@ func TestBackfillDelays(t *testing.T) {
 	assert.Equal(t, []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second, 30 * time.Second,
 		30 * time.Second, 30 * time.Second}, got)
 	assert.Equal(t, defaultBackfillSettings, NewBackfillSettings(0, 0))
+}
+
+// TestBackfillStatusShowsRejectionsByRule: the status query carries the
+// event's rejected answers by rule, as the last round read them from the
+// database, and its line says them.
+func TestBackfillStatusShowsRejectionsByRule(t *testing.T) {
+	rejections := []store.RuleCount{{Rule: "json", Answers: 2}, {Rule: "length", Answers: 1}, {Rule: "name", Answers: 3}}
+	h := newBackfillHarness(t, func(n int) activities.BackfillRoundResult {
+		if n == 1 {
+			r := upgrading(100, 0)
+			r.Refused = 6
+			r.Progress.Rejections = rejections
+			return r
+		}
+		if n == 2 {
+			return activities.BackfillRoundResult{Progress: activities.BackfillProgress{Matches: 1000, AI: 1000, Rejections: rejections}}
+		}
+		return finished
+	})
+	h.env.RegisterDelayedCallback(func() {
+		st := h.status()
+		assert.Equal(t, rejections, st.Progress.Rejections)
+		assert.Contains(t, st.Line, ", 6 answers rejected (json 2, length 1, name 3)")
+	}, time.Minute)
+	h.run()
+	require.NoError(t, h.env.GetWorkflowError())
 }
