@@ -247,9 +247,15 @@ func writeBetweenMarkers(path, table string) error {
 	if err != nil && !os.IsNotExist(err) {
 		return err
 	}
-	begin, end := bytes.Index(old, []byte(beginMarker)), bytes.Index(old, []byte(endMarker))
+	begin := bytes.Index(old, []byte(beginMarker))
+	end := -1
+	if begin >= 0 {
+		if k := bytes.Index(old[begin:], []byte(endMarker)); k >= 0 {
+			end = begin + k
+		}
+	}
 	var out []byte
-	if begin >= 0 && end > begin {
+	if end >= 0 {
 		out = append(out, old[:begin]...)
 		out = append(out, generated...)
 		out = append(out, bytes.TrimPrefix(old[end+len(endMarker):], []byte("\n"))...)
