@@ -13,13 +13,18 @@ import (
 	"sync/atomic"
 )
 
-// Better is the total order of every list: a higher score first, and on
-// equal scores the smaller Profile(Other).UserID first, so ties never depend
-// on pool order. The order is the same for every viewer; viewer is unused
-// and only keeps call sites explicit about whose list is being ordered.
+// Better is the total order of viewer's list: a higher score first, and on
+// equal scores the smaller tieKey of viewer's and the candidate's UserIDs,
+// then (should two keys collide) the smaller UserID. Ties never depend on
+// pool order, and since the key differs from viewer to viewer, nobody wins
+// every tie by the accident of a small UserID.
 func (p *Pool) Better(viewer int, a, b Entry) bool {
 	if a.Score != b.Score {
 		return a.Score > b.Score
+	}
+	ka, kb := tieKey(p.idHash[viewer], p.idHash[a.Other]), tieKey(p.idHash[viewer], p.idHash[b.Other])
+	if ka != kb {
+		return ka < kb
 	}
 	return p.userIDRank[a.Other] < p.userIDRank[b.Other]
 }

@@ -90,12 +90,6 @@ func run(out string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.name, err)
 		}
-		if q.stufferAppears, q.honestP90, err = measureStuffer(p.members, tagStuffer(p.members), n); err != nil {
-			return fmt.Errorf("%s: %w", p.name, err)
-		}
-		if q.offerStufferAppears, _, err = measureStuffer(p.members, offerStuffer(p.members), n); err != nil {
-			return fmt.Errorf("%s: %w", p.name, err)
-		}
 		results[k] = q
 		fmt.Fprintf(os.Stderr, "eval: %s measured in %.1f s\n", p.name, time.Since(start).Seconds())
 	}

@@ -112,7 +112,7 @@ type quality struct {
 	plantedJaccard             float64
 }
 
-// measure computes everything but the tag-stuffer's figures.
+// measure computes every figure of one event.
 func measure(profiles []attendee.Profile, groups [][]int, n int) (*quality, error) {
 	pool := matching.NewPool(profiles)
 	lists, err := engineLists(pool, n)
@@ -167,6 +167,13 @@ func measure(profiles []attendee.Profile, groups [][]int, n int) (*quality, erro
 	}
 	q.scoreKept = kept / best
 	q.tiePlaces = share(tied, places)
+
+	if q.stufferAppears, q.honestP90, err = measureStuffer(pool, lists, tagStuffer(profiles), n); err != nil {
+		return nil, err
+	}
+	if q.offerStufferAppears, _, err = measureStuffer(pool, lists, offerStuffer(profiles), n); err != nil {
+		return nil, err
+	}
 
 	if len(groups) > 0 {
 		q.plantedGroups = len(groups)
@@ -329,16 +336,22 @@ func offerStuffer(profiles []attendee.Profile) attendee.Profile {
 	return stuffer
 }
 
-// measureStuffer adds stuffer to the event and returns their appearances
-// and the honest members' 90th percentile.
-func measureStuffer(profiles []attendee.Profile, stuffer attendee.Profile, n int) (appears, honestP90 int, err error) {
-	with := append(slices.Clone(profiles), stuffer)
-	pool := matching.NewPool(with)
-	lists, err := engineLists(pool, n)
+// measureStuffer has stuffer join the matched event, as a newcomer does
+// (Pool.Apply, then an update with them claimed), and returns their
+// appearances and the honest members' 90th percentile.
+func measureStuffer(pool *matching.Pool, lists [][]matching.Entry, stuffer attendee.Profile, n int) (appears, honestP90 int, err error) {
+	next, _, err := pool.Apply(context.Background(), []attendee.Profile{stuffer}, nil)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, fmt.Errorf("adding the stuffer: %w", err)
 	}
-	counts := appearances(lists, pool.Len())
+	grown := append(slices.Clone(lists), nil)
+	if !next.SameTermWeights(pool) {
+		grown = matching.MarkForRescore(grown)
+	}
+	if _, err := next.UpdateContext(context.Background(), grown, []int{next.Len() - 1}, n); err != nil {
+		return 0, 0, fmt.Errorf("matching the stuffer: %w", err)
+	}
+	counts := appearances(grown, next.Len())
 	last := len(counts) - 1
 	return counts[last], percentile(counts[:last], 0.9), nil
 }
