@@ -44,7 +44,7 @@ type Entry struct {
 // one's score with everyone; it spreads a fixed amount thinly.
 const (
 	weightInterests     = 0.35 // Jaccard of interest tags
-	weightComplementary = 0.35 // mean over both directions of |looking_for ∩ offering| / sqrt(|looking_for|·|offering|)
+	weightComplementary = 0.35 // mean over both directions of the Dice coefficient of looking_for and offering
 	weightBio           = 0.20 // cosine of bio term sets, the event's boilerplate left out
 	weightIndustry      = 0.10 // same non-empty industry
 )
@@ -87,9 +87,10 @@ type Pool struct {
 	ids *internedIDs
 
 	// lineage names a pool built by NewPool and every pool Apply derives
-	// from it; clock counts the Applys since, and revision[i] is the clock
-	// at which profile i was last set. Together they tell a Reserve which
-	// of its entries changed since it was made.
+	// from it with the same term weights (a change of weights starts a new
+	// one); clock counts the Applys since, and revision[i] is the clock at
+	// which profile i was last set. Together they tell a Reserve which of
+	// its entries changed since it was made.
 	lineage  uint64
 	clock    uint64
 	revision []uint64
@@ -714,19 +715,18 @@ func jaccard(t *tagBitsets, i, j int) float64 {
 }
 
 // coverage is how well provider's offering meets seeker's looking_for:
-// |looking_for ∩ offering| / sqrt(|looking_for|·|offering|), the cosine of
-// the two tag sets. Dividing by the offering too means that offering every
-// tag meets each need only thinly: a provider of 30 tags covers a seeker's
-// single need at 0.18, one who offers just that need at 1.
-//
-// The two reciprocals are multiplied first, a commutative product, so the
-// value does not depend on which side's table is read first.
+// 2·|looking_for ∩ offering| / (|looking_for| + |offering|), the Dice
+// coefficient of the two tag sets (the harmonic mean of the share of the
+// needs met and the share of the offering that meets one). Counting the
+// offering too means that offering every tag meets each need only thinly:
+// a provider of 30 tags covers a seeker's single need at 0.06, one who
+// offers just that need at 1.
 func coverage(lookingFor, offering *tagBitsets, seeker, provider int) float64 {
 	shared := sharedBits(lookingFor.row(seeker), offering.row(provider))
 	if shared == 0 {
 		return 0
 	}
-	return float64(shared) * (inverseSqrt[lookingFor.count[seeker]] * inverseSqrt[offering.count[provider]])
+	return 2 * float64(shared) / float64(lookingFor.count[seeker]+offering.count[provider])
 }
 
 // bioCosine is the cosine similarity of two bios' term sets, leaving out

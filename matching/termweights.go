@@ -3,8 +3,6 @@ package matching
 import (
 	"math"
 	"math/bits"
-
-	"github.com/eventmatch/matchmaker/profiletext"
 )
 
 // How much a bio term counts depends on how many of the event's bios use
@@ -12,18 +10,17 @@ import (
 // student hackathon) says nothing about two people, however often they
 // both use it, so it counts for nothing, in the score and in Reasons.
 //
-// This is a step, not a smooth IDF, and shares are taken against the
+// This is one step, not a smooth IDF, and shares are taken against the
 // number of bios rounded down to a power of two, so that a pair's score
 // moves only when such a term's count crosses the step or the number of
-// bios doubles, not with every member who joins: every stored list is
-// validated by recomputing its scores, and a change of weights sends every
-// list back to a full scan (SameTermWeights). Measured on synthetic events
-// (go test -run TermWeightChanges -v ./matching/): a smooth IDF would move
-// some weight with nearly every join; an IDF in three steps against the
-// exact number of bios about 200 times over 10,000 joins, and still 75
-// times against the rounded one, and 25 times in 200 rounds of edits of
-// a 300-member event. Below minRarityBios bios a share says little, and
-// every term counts.
+// bios doubles, never with every member who joins as a smooth IDF would:
+// every stored list is validated by recomputing its scores, and a change
+// of weights sends every list back to a full scan (SameTermWeights). An
+// IDF in three steps, tried first, still moved some weight about 200 times
+// over 10,000 synthetic members joining one by one against the exact
+// number of bios, and 75 times against the rounded one; this step moves
+// none (go test -run TermWeightChanges -v ./matching/). Below
+// minRarityBios bios a share says little, and every term counts.
 const (
 	// A term in more than 2/3 of the rounded number of bios (between 1/3
 	// and 2/3 of the bios) is boilerplate.
@@ -120,16 +117,6 @@ func (s *termStats) setBioRow(row []uint64, terms []string) float64 {
 func (p *Pool) SameTermWeights(q *Pool) bool {
 	return p.terms.key == q.terms.key
 }
-
-// inverseSqrt[c] is 1/sqrt(c) for the tag counts a field can have (0 for
-// 0), so that complementarity multiplies rather than divides and takes a
-// square root.
-var inverseSqrt = func() (table [profiletext.MaxTagsPerField + 1]float64) {
-	for c := 1; c < len(table); c++ {
-		table[c] = 1 / math.Sqrt(float64(c))
-	}
-	return table
-}()
 
 // mix64 is SplitMix64's finalizer: a bijection that spreads every input
 // bit over the output.

@@ -81,7 +81,10 @@ func (p *Pool) insert(viewer int, list []Entry, e Entry) []Entry {
 // If every stored list was its viewer's true top-N before the claimed
 // members changed, every list is its true top-N afterwards: a claimed
 // member's score against c only changes when its profile did, and then c's
-// stored score for it is stale and step 1 recomputes c.
+// stored score for it is stale and step 1 recomputes c. That holds as long
+// as the stored lists were computed with this pool's term weights
+// (SameTermWeights); a caller whose weights changed passes its lists
+// through MarkForRescore first.
 //
 // Update is UpdateContext without cancellation.
 func (p *Pool) Update(lists [][]Entry, claimed []int, n int) (changed []int) {
