@@ -210,6 +210,7 @@ func render(populations []population, results []*quality, n, seed int) string {
 		return strconv.Itoa(q.offerStufferAppears)
 	})
 	row("list places decided by a tie", func(q *quality) string { return pct(q.tiePlaces) })
+	row("… ties won by the smaller user ID", func(q *quality) string { return pct(q.tiesToSmallerID) })
 	for _, v := range violations {
 		row("violations: "+v.name, func(q *quality) string { return strconv.Itoa(q.violations[v.name]) })
 	}

@@ -104,6 +104,7 @@ type quality struct {
 	mostListed                 int
 	gini, reciprocity          float64
 	scoreKept, tiePlaces       float64
+	tiesToSmallerID            float64
 	stufferAppears, honestP90  int
 	offerStufferAppears        int
 	violations                 map[string]int
@@ -151,7 +152,9 @@ func measure(profiles []attendee.Profile, groups [][]int, n int) (*quality, erro
 	// Unconstrained top-N, one place more to see the ties at its end.
 	unconstrained := make([][]matching.Entry, size)
 	forEach(size, func(i int) { unconstrained[i] = pool.TopN(i, n+1) })
-	kept, best, places, tied := 0.0, 0.0, 0, 0
+	// A tie-break by user ID hands every tie to the smaller user ID; a fair
+	// one about half of them.
+	kept, best, places, tied, ties, toSmaller := 0.0, 0.0, 0, 0, 0, 0
 	for i := range size {
 		for _, e := range lists[i] {
 			kept += float64(e.Score)
@@ -163,10 +166,17 @@ func measure(profiles []attendee.Profile, groups [][]int, n int) (*quality, erro
 			if (k > 0 && top[k-1].Score == top[k].Score) || (k+1 < len(top) && top[k+1].Score == top[k].Score) {
 				tied++
 			}
+			if k+1 < len(top) && top[k+1].Score == top[k].Score {
+				ties++
+				if profiles[top[k].Other].UserID < profiles[top[k+1].Other].UserID {
+					toSmaller++
+				}
+			}
 		}
 	}
 	q.scoreKept = kept / best
 	q.tiePlaces = share(tied, places)
+	q.tiesToSmallerID = share(toSmaller, ties)
 
 	if q.stufferAppears, q.honestP90, err = measureStuffer(pool, lists, tagStuffer(profiles), n); err != nil {
 		return nil, err
