@@ -704,14 +704,11 @@ func (p *Pool) Score(i, j int) float32 {
 	return float32(min(total, 1))
 }
 
-// jaccard is |A∩B| / |A∪B| of two profiles' tags, 0 when both are empty.
+// jaccard is |A∩B| / |A∪B| of two profiles' tags, 0 when both are empty,
+// multiplying by a reciprocal from a table rather than dividing.
 func jaccard(t *tagBitsets, i, j int) float64 {
 	shared := sharedBits(t.row(i), t.row(j))
-	union := int(t.count[i]) + int(t.count[j]) - shared
-	if union == 0 {
-		return 0
-	}
-	return float64(shared) / float64(union)
+	return float64(shared) * reciprocals[int(t.count[i])+int(t.count[j])-shared]
 }
 
 // coverage is how well provider's offering meets seeker's looking_for:
@@ -721,13 +718,25 @@ func jaccard(t *tagBitsets, i, j int) float64 {
 // offering too means that offering every tag meets each need only thinly:
 // a provider of 30 tags covers a seeker's single need at 0.06, one who
 // offers just that need at 1.
+//
+// It multiplies by a reciprocal from a table rather than dividing, and
+// does not branch on whether anything is shared (most pairs share nothing,
+// unpredictably): both keep it about as cheap as the plain share it
+// replaced.
 func coverage(lookingFor, offering *tagBitsets, seeker, provider int) float64 {
 	shared := sharedBits(lookingFor.row(seeker), offering.row(provider))
-	if shared == 0 {
-		return 0
-	}
-	return 2 * float64(shared) / float64(lookingFor.count[seeker]+offering.count[provider])
+	return float64(2*shared) * reciprocals[lookingFor.count[seeker]+offering.count[provider]]
 }
+
+// reciprocals[c] is 1/c for the sizes two tag fields can add up to (0 for
+// 0, where nothing is shared either): tag fields are capped at
+// profiletext.MaxTagsPerField.
+var reciprocals = func() (table [2*profiletext.MaxTagsPerField + 1]float64) {
+	for c := 1; c < len(table); c++ {
+		table[c] = 1 / float64(c)
+	}
+	return table
+}()
 
 // bioCosine is the cosine similarity of two bios' term sets, leaving out
 // the event's boilerplate (termweights.go): |A∩B| / sqrt(|A|·|B|), from the
