@@ -22,11 +22,18 @@ func (p *Pool) Better(viewer int, a, b Entry) bool {
 	if a.Score != b.Score {
 		return a.Score > b.Score
 	}
-	ka, kb := tieKey(p.idHash[viewer], p.idHash[a.Other]), tieKey(p.idHash[viewer], p.idHash[b.Other])
+	return p.winsTie(viewer, a.Other, b.Other)
+}
+
+// winsTie is Better on equal scores, kept out of Better so that Better
+// stays small enough to inline: the hot loops call it for almost every
+// candidate, and almost never with a tie.
+func (p *Pool) winsTie(viewer, a, b int) bool {
+	ka, kb := tieKey(p.idHash[viewer], p.idHash[a]), tieKey(p.idHash[viewer], p.idHash[b])
 	if ka != kb {
 		return ka < kb
 	}
-	return p.userIDRank[a.Other] < p.userIDRank[b.Other]
+	return p.userIDRank[a] < p.userIDRank[b]
 }
 
 // TopN returns i's best eligible candidates, best first; its length is
