@@ -12,7 +12,7 @@ STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.7.0
 # How many test binaries `make test` runs at once (see test).
 TEST_PACKAGES_AT_ONCE ?= $(shell expr $$(getconf _NPROCESSORS_ONLN) + 1)
 
-.PHONY: build temporal-cli demo demo-stop test test-unit workflowcheck lint bench browser-check clean chaos
+.PHONY: build temporal-cli demo demo-stop test test-unit workflowcheck lint bench eval browser-check clean chaos
 
 # Go's build cache makes this cheap when nothing changed. -buildvcs=auto
 # stamps the git revision that --version prints wherever git can tell it
@@ -75,6 +75,15 @@ browser-check: build $(TEMPORAL_CLI)
 # every setting).
 bench: build $(TEMPORAL_CLI)
 	GO="$(GO)" $(GO) run ./internal/bench
+
+# List quality of the matching package (no database or Temporal): coverage,
+# concentration, reciprocity, ties, what tag-stuffing buys and how often
+# planted partners are found, on synthetic events of EVAL_SIZES members
+# (default 1000,10000) and on EVAL_INPUT=attendees.json if given (its JSON
+# shape is in internal/eval/main.go); rewrites the generated part of
+# docs/QUALITY.md.
+eval:
+	$(GO) run ./internal/eval
 
 # The chaos suite of docs/RELIABILITY.md (about 30 minutes): poison rows,
 # churn, kill -9, SIGSTOP, cut connections, PostgreSQL and dev-server

@@ -79,6 +79,17 @@ func (v *eventView) advance(ctx context.Context, snap store.Snapshot) (*eventVie
 		if next, err = v.applyMembers(ctx, snap, next); err != nil {
 			return nil, err
 		}
+		if !next.pool.SameTermWeights(v.pool) {
+			// A bio term became boilerplate or stopped being one: every
+			// score may have moved, also of pairs no list names, so every
+			// list is scored again (and the reserves ended with the
+			// pool's lineage).
+			defer func() {
+				if next != nil {
+					next.lists = matching.MarkForRescore(next.lists)
+				}
+			}()
+		}
 	}
 
 	if snap.MatchesLoaded {

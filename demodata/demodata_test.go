@@ -3,6 +3,8 @@ package demodata
 import (
 	"reflect"
 	"regexp"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -67,5 +69,48 @@ func TestGenerateLooksRealistic(t *testing.T) {
 	}
 	if bigShared < 3 || smallShared < 50 {
 		t.Errorf("company sizes not skewed enough: %d big, %d small shared", bigShared, smallShared)
+	}
+}
+
+func TestGeneratePlantedGroupsBelongTogether(t *testing.T) {
+	members, groups := GeneratePlanted(3, 1000)
+	again, groupsAgain := GeneratePlanted(3, 1000)
+	if !reflect.DeepEqual(members, again) || !reflect.DeepEqual(groups, groupsAgain) {
+		t.Fatal("same seed and size planted different groups")
+	}
+	if len(groups) == 0 {
+		t.Fatal("no groups planted")
+	}
+	planted, themes := 0, map[string]bool{}
+	for g, group := range groups {
+		if len(group) < 3 || len(group) > 5 {
+			t.Fatalf("group %d has %d members, want 3 to 5", g, len(group))
+		}
+		planted += len(group)
+		theme := members[group[0]].Interests[len(members[group[0]].Interests)-1]
+		if themes[theme] {
+			t.Fatalf("theme %q planted twice", theme)
+		}
+		themes[theme] = true
+		for k, i := range group {
+			m := members[i]
+			if !slices.Contains(m.Interests, theme) || !strings.Contains(m.Bio, theme) {
+				t.Fatalf("group %d member %d lacks the theme %q: %+v", g, k, theme, m)
+			}
+			next := members[group[(k+1)%len(group)]]
+			if !slices.Contains(next.Offering, m.LookingFor[0]) {
+				t.Fatalf("group %d: member %d looks for %q, which the next does not offer", g, k, m.LookingFor[0])
+			}
+		}
+	}
+	if want := int(1000 * PlantedShare); planted != want {
+		t.Fatalf("%d members planted, want %d", planted, want)
+	}
+	for i, m := range members {
+		for _, tag := range m.Interests {
+			if themes[tag] && !slices.ContainsFunc(groups, func(g []int) bool { return slices.Contains(g, i) }) {
+				t.Fatalf("member %d outside every group has the theme %q", i, tag)
+			}
+		}
 	}
 }

@@ -2,17 +2,20 @@
 // attendee's top-N list of people to meet. It is pure computation: callers
 // load profiles and stored lists, and persist what Update reports as changed.
 //
-// Everything here is deterministic. A pair's score depends only on the two
-// profiles (never on who else attends), is symmetric bit-for-bit, and equal
-// scores are ordered by UserID, so two workers computing the same list always
-// agree, and a stored list can be validated by recomputing its scores.
+// Everything here is deterministic. A pair's score depends on the two
+// profiles and on the event's bio term weights (how many bios use each
+// term, in three steps: see termweights.go), never on who else attends
+// otherwise; it is symmetric bit-for-bit, and equal scores are ordered by a
+// hash of the viewer's and the candidate's UserIDs, so two workers
+// computing the same list always agree, and a stored list can be validated
+// by recomputing its scores as long as the term weights are the same
+// (Pool.SameTermWeights).
 package matching
 
 import (
 	"context"
 	"fmt"
 	"maps"
-	"math"
 	"math/bits"
 	"slices"
 	"strings"
@@ -34,10 +37,15 @@ type Entry struct {
 // what attendees state on purpose, so they dominate; bio similarity is a
 // noisier bag-of-words signal, and industry is coarse (large industries
 // share it widely), so it is a small nudge rather than a reason on its own.
+//
+// No signal grows with the length of one side's lists: interests divide by
+// the union, complementarity by both sides' list lengths, bio similarity by
+// both bios' weighted norms. Listing every tag therefore does not raise
+// one's score with everyone; it spreads a fixed amount thinly.
 const (
 	weightInterests     = 0.35 // Jaccard of interest tags
-	weightComplementary = 0.35 // mean share of each side's looking_for met by the other's offering
-	weightBio           = 0.20 // cosine of bio term sets
+	weightComplementary = 0.35 // mean over both directions of the Dice coefficient of looking_for and offering
+	weightBio           = 0.20 // cosine of bio term sets, the event's boilerplate left out
 	weightIndustry      = 0.10 // same non-empty industry
 )
 
@@ -53,8 +61,10 @@ type Pool struct {
 	index    map[string]int
 
 	// userIDRank[i] is the position of profiles[i].UserID in sorted order,
-	// so tie-breaks compare ints rather than strings.
+	// the order shards split members in and the last resort of ties.
 	userIDRank []int32
+	// idHash[i] hashes profiles[i].UserID for per-viewer tie-breaks.
+	idHash []uint64
 	// company[i] and industry[i] are interned normalized names; 0 means none.
 	company  []int32
 	industry []int32
@@ -64,10 +74,14 @@ type Pool struct {
 	lookingFor tagBitsets
 	offering   tagBitsets
 
-	bioSignature []uint64   // bioSignatureWords words per profile
-	bioTermCount []int32    // bits set in each profile's signature
-	bioTerms     [][]string // each profile's bio terms, kept for Reasons
-	tags         []cappedTags
+	// bioRows holds bioSignatureWords words per profile: the hashed
+	// signature of its bio terms but the event's boilerplate (see
+	// termweights.go), and bioInvNorm the reciprocal of its norm.
+	bioRows    []uint64
+	bioInvNorm []float64
+	bioTerms   [][]string // each profile's bio terms, for weights and Reasons
+	terms      termStats
+	tags       []cappedTags
 
 	// ids are shared by a pool and every pool derived from it with Apply.
 	ids *internedIDs
@@ -77,9 +91,10 @@ type Pool struct {
 	elig eligibility
 
 	// lineage names a pool built by NewPool and every pool Apply derives
-	// from it; clock counts the Applys since, and revision[i] is the clock
-	// at which profile i was last set. Together they tell a Reserve which
-	// of its entries changed since it was made.
+	// from it with the same term weights (a change of weights starts a new
+	// one); clock counts the Applys since, and revision[i] is the clock at
+	// which profile i was last set. Together they tell a Reserve which of
+	// its entries changed since it was made.
 	lineage  uint64
 	clock    uint64
 	revision []uint64
@@ -262,17 +277,19 @@ func NewPool(profiles []attendee.Profile) *Pool {
 // duplicate UserIDs.
 func NewPoolContext(ctx context.Context, profiles []attendee.Profile) (*Pool, error) {
 	p := &Pool{
-		profiles:     profiles,
-		index:        make(map[string]int, len(profiles)),
-		userIDRank:   make([]int32, len(profiles)),
-		company:      make([]int32, len(profiles)),
-		industry:     make([]int32, len(profiles)),
-		bioSignature: make([]uint64, len(profiles)*bioSignatureWords),
-		bioTermCount: make([]int32, len(profiles)),
-		bioTerms:     make([][]string, len(profiles)),
-		lineage:      lineages.Add(1),
-		clock:        1,
-		revision:     make([]uint64, len(profiles)),
+		profiles:   profiles,
+		index:      make(map[string]int, len(profiles)),
+		userIDRank: make([]int32, len(profiles)),
+		idHash:     make([]uint64, len(profiles)),
+		company:    make([]int32, len(profiles)),
+		industry:   make([]int32, len(profiles)),
+		bioRows:    make([]uint64, len(profiles)*bioSignatureWords),
+		bioInvNorm: make([]float64, len(profiles)),
+		bioTerms:   make([][]string, len(profiles)),
+		terms:      termStats{count: map[string]int32{}},
+		lineage:    lineages.Add(1),
+		clock:      1,
+		revision:   make([]uint64, len(profiles)),
 		ids: &internedIDs{
 			companies:  map[string]int32{},
 			industries: map[string]int32{},
@@ -284,6 +301,7 @@ func NewPoolContext(ctx context.Context, profiles []attendee.Profile) (*Pool, er
 			panic(fmt.Sprintf("matching: duplicate UserID %q", profile.UserID))
 		}
 		p.index[profile.UserID] = i
+		p.idHash[i] = fnv1a(profile.UserID)
 	}
 
 	byUserID := make([]int, len(profiles))
@@ -308,9 +326,15 @@ func NewPoolContext(ctx context.Context, profiles []attendee.Profile) (*Pool, er
 		p.tags[i] = text.tags
 		interests[i], lookingFor[i], offering[i] = text.interestKeys, text.lookingForKeys, text.offerKeys
 		p.bioTerms[i] = text.bioTerms
-		p.bioTermCount[i] = setBioSignature(p.signature(i), text.bioTerms)
 	})
 	if err != nil {
+		return nil, fmt.Errorf("matching: building the pool stopped: %w", err)
+	}
+	for _, terms := range p.bioTerms {
+		p.terms.add(terms, 1)
+	}
+	p.terms.setKey()
+	if err := parallel(ctx, len(profiles), p.setBioRow); err != nil {
 		return nil, fmt.Errorf("matching: building the pool stopped: %w", err)
 	}
 
@@ -330,8 +354,10 @@ func NewPoolContext(ctx context.Context, profiles []attendee.Profile) (*Pool, er
 	return p, nil
 }
 
-func (p *Pool) signature(i int) []uint64 {
-	return p.bioSignature[i*bioSignatureWords : (i+1)*bioSignatureWords]
+// setBioRow writes profile i's weighted bio row from the pool's term
+// weights.
+func (p *Pool) setBioRow(i int) {
+	p.bioInvNorm[i] = p.terms.setBioRow(p.bioRows[i*bioSignatureWords:(i+1)*bioSignatureWords], p.bioTerms[i])
 }
 
 // internName maps a company or industry to a small positive ID, with 0 for
@@ -481,21 +507,23 @@ func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals [
 	// place, removed ones are cut out run by run, and added ones appended:
 	// a few memmoves of the pool's arrays, however large the event.
 	q := &Pool{
-		profiles:     slices.Clone(p.profiles),
-		company:      slices.Clone(p.company),
-		industry:     slices.Clone(p.industry),
-		interests:    p.interests.clone(),
-		lookingFor:   p.lookingFor.clone(),
-		offering:     p.offering.clone(),
-		bioSignature: slices.Clone(p.bioSignature),
-		bioTermCount: slices.Clone(p.bioTermCount),
-		bioTerms:     slices.Clone(p.bioTerms),
-		tags:         slices.Clone(p.tags),
-		ids:          p.ids,
-		lineage:      p.lineage,
-		clock:        p.clock + 1,
-		revision:     slices.Clone(p.revision),
-		elig:         p.elig.clone(),
+		profiles:   slices.Clone(p.profiles),
+		company:    slices.Clone(p.company),
+		industry:   slices.Clone(p.industry),
+		interests:  p.interests.clone(),
+		lookingFor: p.lookingFor.clone(),
+		offering:   p.offering.clone(),
+		idHash:     slices.Clone(p.idHash),
+		bioRows:    slices.Clone(p.bioRows),
+		bioInvNorm: slices.Clone(p.bioInvNorm),
+		bioTerms:   slices.Clone(p.bioTerms),
+		terms:      termStats{count: maps.Clone(p.terms.count), bios: p.terms.bios},
+		tags:       slices.Clone(p.tags),
+		ids:        p.ids,
+		lineage:    p.lineage,
+		clock:      p.clock + 1,
+		revision:   slices.Clone(p.revision),
+		elig:       p.elig.clone(),
 	}
 	set := func(i, k int) {
 		text, ids := &texts[k], &idsOf[k]
@@ -504,9 +532,10 @@ func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals [
 		q.interests.setRow(i, ids.interests)
 		q.lookingFor.setRow(i, ids.lookingFor)
 		q.offering.setRow(i, ids.offering)
-		signature := q.signature(i)
-		clear(signature)
-		q.bioTermCount[i] = setBioSignature(signature, text.bioTerms)
+		q.idHash[i] = fnv1a(upserts[k].UserID)
+		// The row is written once every change is counted (below).
+		q.terms.add(q.bioTerms[i], -1)
+		q.terms.add(text.bioTerms, 1)
 		q.bioTerms[i] = text.bioTerms
 		q.tags[i] = text.tags
 		q.revision[i] = q.clock
@@ -528,11 +557,14 @@ func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals [
 	}
 	if removedCount > 0 {
 		keep := make([]bool, p.Len())
-		keepSignature := make([]bool, p.Len()*bioSignatureWords)
+		keepRow := make([]bool, p.Len()*bioSignatureWords)
 		for i := range keep {
 			keep[i] = !removed[i]
 			for w := range bioSignatureWords {
-				keepSignature[i*bioSignatureWords+w] = keep[i]
+				keepRow[i*bioSignatureWords+w] = keep[i]
+			}
+			if removed[i] {
+				q.terms.add(p.bioTerms[i], -1)
 			}
 		}
 		q.profiles = keepWhere(q.profiles, keep)
@@ -541,8 +573,9 @@ func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals [
 		q.interests.keep(keep)
 		q.lookingFor.keep(keep)
 		q.offering.keep(keep)
-		q.bioSignature = keepWhere(q.bioSignature, keepSignature)
-		q.bioTermCount = keepWhere(q.bioTermCount, keep)
+		q.idHash = keepWhere(q.idHash, keep)
+		q.bioRows = keepWhere(q.bioRows, keepRow)
+		q.bioInvNorm = keepWhere(q.bioInvNorm, keep)
 		q.bioTerms = keepWhere(q.bioTerms, keep)
 		q.tags = keepWhere(q.tags, keep)
 		q.revision = keepWhere(q.revision, keep)
@@ -557,8 +590,9 @@ func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals [
 		q.interests.appendRow(nil)
 		q.lookingFor.appendRow(nil)
 		q.offering.appendRow(nil)
-		q.bioSignature = append(q.bioSignature, make([]uint64, bioSignatureWords)...)
-		q.bioTermCount = append(q.bioTermCount, 0)
+		q.idHash = append(q.idHash, 0)
+		q.bioRows = append(q.bioRows, make([]uint64, bioSignatureWords)...)
+		q.bioInvNorm = append(q.bioInvNorm, 0)
 		q.bioTerms = append(q.bioTerms, nil)
 		q.tags = append(q.tags, cappedTags{})
 		q.revision = append(q.revision, 0)
@@ -567,6 +601,24 @@ func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals [
 	}
 	size := len(q.profiles)
 	q.userIDRank = make([]int32, size)
+
+	// With the changes counted the weights are final: rows of the set
+	// profiles are written, or every row if a term changed class. Then
+	// every score of the event may have moved, so reserves computed on p
+	// no longer hold: the pool starts a new lineage.
+	q.terms.setKey()
+	if q.SameTermWeights(p) {
+		for i := range size {
+			if q.revision[i] == q.clock {
+				q.setBioRow(i)
+			}
+		}
+	} else {
+		q.lineage = lineages.Add(1)
+		if err := parallel(ctx, size, q.setBioRow); err != nil {
+			return nil, nil, fmt.Errorf("matching: applying changes stopped: %w", err)
+		}
+	}
 
 	// Without removals every kept profile keeps its index, so the map is
 	// cloned and extended rather than rebuilt.
@@ -665,35 +717,53 @@ func (p *Pool) Score(i, j int) float32 {
 	return float32(min(total, 1))
 }
 
-// jaccard is |A∩B| / |A∪B| of two profiles' tags, 0 when both are empty.
+// jaccard is |A∩B| / |A∪B| of two profiles' tags, 0 when both are empty,
+// multiplying by a reciprocal from a table rather than dividing.
 func jaccard(t *tagBitsets, i, j int) float64 {
 	shared := sharedBits(t.row(i), t.row(j))
-	union := int(t.count[i]) + int(t.count[j]) - shared
-	if union == 0 {
-		return 0
-	}
-	return float64(shared) / float64(union)
+	return float64(shared) * reciprocals[int(t.count[i])+int(t.count[j])-shared]
 }
 
-// coverage is the share of seeker's looking_for that provider offers.
+// coverage is how well provider's offering meets seeker's looking_for:
+// 2·|looking_for ∩ offering| / (|looking_for| + |offering|), the Dice
+// coefficient of the two tag sets (the harmonic mean of the share of the
+// needs met and the share of the offering that meets one). Counting the
+// offering too means that offering every tag meets each need only thinly:
+// a provider of 30 tags covers a seeker's single need at 0.06, one who
+// offers just that need at 1.
+//
+// It multiplies by a reciprocal from a table rather than dividing, and
+// does not branch on whether anything is shared (most pairs share nothing,
+// unpredictably): both keep it about as cheap as the plain share it
+// replaced.
 func coverage(lookingFor, offering *tagBitsets, seeker, provider int) float64 {
-	wanted := lookingFor.count[seeker]
-	if wanted == 0 {
-		return 0
-	}
-	return float64(sharedBits(lookingFor.row(seeker), offering.row(provider))) / float64(wanted)
+	shared := sharedBits(lookingFor.row(seeker), offering.row(provider))
+	return float64(2*shared) * reciprocals[lookingFor.count[seeker]+offering.count[provider]]
 }
 
-// bioCosine is the cosine similarity of two bios' term sets:
-// |A∩B| / sqrt(|A|·|B|), with set sizes taken from the hashed signatures.
+// reciprocals[c] is 1/c for the sizes two tag fields can add up to (0 for
+// 0, where nothing is shared either): tag fields are capped at
+// profiletext.MaxTagsPerField.
+var reciprocals = func() (table [2*profiletext.MaxTagsPerField + 1]float64) {
+	for c := 1; c < len(table); c++ {
+		table[c] = 1 / float64(c)
+	}
+	return table
+}()
+
+// bioCosine is the cosine similarity of two bios' term sets, leaving out
+// the event's boilerplate (termweights.go): |A∩B| / sqrt(|A|·|B|), from the
+// hashed signatures, so in rare hash collisions a term is credited that
+// only one side has. The reciprocal norms' product is taken first, a
+// commutative product, so the value is symmetric bit-for-bit.
 func (p *Pool) bioCosine(i, j int) float64 {
-	sizes := int64(p.bioTermCount[i]) * int64(p.bioTermCount[j])
-	if sizes == 0 {
+	norms := p.bioInvNorm[i] * p.bioInvNorm[j]
+	if norms == 0 {
 		return 0
 	}
-	a := p.bioSignature[i*bioSignatureWords : (i+1)*bioSignatureWords]
-	b := p.bioSignature[j*bioSignatureWords : (j+1)*bioSignatureWords]
-	return float64(sharedBits(a, b)) / math.Sqrt(float64(sizes))
+	a := p.bioRows[i*bioSignatureWords : (i+1)*bioSignatureWords]
+	b := p.bioRows[j*bioSignatureWords : (j+1)*bioSignatureWords]
+	return float64(sharedBits(a, b)) * norms
 }
 
 // sharedBits counts the bits set in both a and b; missing words are zero.

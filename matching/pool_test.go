@@ -116,12 +116,22 @@ func TestScoreIgnoresTagCaseAndSpacing(t *testing.T) {
 	}
 }
 
-func TestScoreDoesNotDependOnOtherAttendees(t *testing.T) {
+// Others matter to a pair's score only through the event's term weights:
+// with the same weights, scores do not depend on who else attends or on
+// pool order.
+func TestScoreDependsOnOthersOnlyThroughTermWeights(t *testing.T) {
 	profiles := demoProfiles(11, 200)
-	small := matching.NewPool(profiles[:20])
+	small := matching.NewPool(profiles[:19]) // too few bios for rarity to apply
+	// Members whose bios are blank add no bio and so change no weight.
 	shuffled := slices.Clone(profiles)
+	for k := 19; k < len(shuffled); k++ {
+		shuffled[k].Bio = ""
+	}
 	rand.New(rand.NewPCG(3, 4)).Shuffle(len(shuffled), func(a, b int) { shuffled[a], shuffled[b] = shuffled[b], shuffled[a] })
 	large := matching.NewPool(shuffled)
+	if !large.SameTermWeights(small) {
+		t.Fatal("members without a bio changed the term weights")
+	}
 	for i := range small.Len() {
 		for j := range small.Len() {
 			li, _ := large.Index(small.Profile(i).UserID)
@@ -185,29 +195,64 @@ func TestNewPoolRejectsDuplicateUserIDs(t *testing.T) {
 	matching.NewPool([]attendee.Profile{{UserID: userID(1)}, {UserID: userID(1)}})
 }
 
-func TestTiesBreakOnSmallerUserID(t *testing.T) {
-	// Candidates with identical profiles tie exactly; whatever the pool
-	// order, the smaller UserID must come first.
-	viewer := attendee.Profile{UserID: userID(50), Interests: []string{"ai"}}
+func TestTiesBreakOnAPerViewerHash(t *testing.T) {
+	// Candidates with identical profiles tie exactly. Whatever the pool
+	// order, each viewer ranks them by its tie key, so different viewers
+	// favour different ones and the smallest UserID wins no more often
+	// than any other.
 	twin := func(k int) attendee.Profile {
 		return attendee.Profile{UserID: userID(k), Interests: []string{"AI", "robotics"}}
 	}
-	profiles := []attendee.Profile{twin(9), viewer, twin(3), twin(7), twin(1)}
-	pool := matching.NewPool(profiles)
-	top := pool.TopN(1, 3)
-	var got []string
-	for _, e := range top {
-		got = append(got, pool.Profile(e.Other).UserID)
+	var profiles []attendee.Profile
+	for k := range 8 {
+		profiles = append(profiles, twin(k))
 	}
-	want := []string{userID(1), userID(3), userID(7)}
-	if !slices.Equal(got, want) {
-		t.Fatalf("tie order %q, want %q", got, want)
+	for v := range 12 {
+		// Viewers are closer to the twins (2/3) than to each other (2/4).
+		profiles = append(profiles, attendee.Profile{UserID: userID(100 + v), Interests: []string{"ai", "robotics", fmt.Sprint("hobby ", v)}})
 	}
+	shuffled := slices.Clone(profiles)
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(shuffled), func(a, b int) { shuffled[a], shuffled[b] = shuffled[b], shuffled[a] })
+	pool, other := matching.NewPool(profiles), matching.NewPool(shuffled)
+	firsts := map[string]bool{}
+	for v := 8; v < len(profiles); v++ {
+		viewerID := profiles[v].UserID
+		want := make([]string, 8)
+		for k := range want {
+			want[k] = userID(k)
+		}
+		slices.SortFunc(want, func(a, b string) int {
+			ka, kb := matching.TieKey(viewerID, a), matching.TieKey(viewerID, b)
+			if ka < kb {
+				return -1
+			}
+			return 1
+		})
+		ov, _ := other.Index(viewerID)
+		for _, p := range []struct {
+			pool   *matching.Pool
+			viewer int
+		}{{pool, v}, {other, ov}} {
+			var got []string
+			for _, e := range p.pool.TopN(p.viewer, 3) {
+				got = append(got, p.pool.Profile(e.Other).UserID)
+			}
+			if !slices.Equal(got, want[:3]) {
+				t.Fatalf("viewer %s: tie order %q, want %q", viewerID, got, want[:3])
+			}
+		}
+		firsts[want[0]] = true
+	}
+	if len(firsts) < 3 {
+		t.Fatalf("12 viewers put only %d different members first among 8 twins", len(firsts))
+	}
+	top := pool.TopN(8, 3)
 	a, b := top[0], top[1]
-	if !pool.Better(1, a, b) || pool.Better(1, b, a) || pool.Better(1, a, a) {
+	if !pool.Better(8, a, b) || pool.Better(8, b, a) || pool.Better(8, a, a) {
 		t.Fatal("Better is not a strict order on ties")
 	}
-	if !pool.Better(1, matching.Entry{Other: 0, Score: 0.9}, matching.Entry{Other: 4, Score: 0.8}) {
+	if !pool.Better(8, matching.Entry{Other: 0, Score: 0.8}, matching.Entry{Other: 4, Score: 0.79}) ||
+		!pool.Better(8, matching.Entry{Other: 4, Score: 0.8}, matching.Entry{Other: 0, Score: 0.79}) {
 		t.Fatal("higher score must win regardless of UserID")
 	}
 }
@@ -248,8 +293,9 @@ func TestTopNMatchesBruteForce(t *testing.T) {
 	}
 }
 
-// bruteTopN is the reference: score everyone eligible, sort by score then
-// UserID, keep n. It uses neither TopN nor Better.
+// bruteTopN is the reference: score everyone eligible, sort by score, then
+// the viewer's tie key, then UserID, keep n. It uses neither TopN nor
+// Better.
 func bruteTopN(pool *matching.Pool, i, n int) []matching.Entry {
 	var all []matching.Entry
 	for j := range pool.Len() {
@@ -260,6 +306,14 @@ func bruteTopN(pool *matching.Pool, i, n int) []matching.Entry {
 	slices.SortFunc(all, func(a, b matching.Entry) int {
 		if a.Score != b.Score {
 			if a.Score > b.Score {
+				return -1
+			}
+			return 1
+		}
+		viewer := pool.Profile(i).UserID
+		ka, kb := matching.TieKey(viewer, pool.Profile(a.Other).UserID), matching.TieKey(viewer, pool.Profile(b.Other).UserID)
+		if ka != kb {
+			if ka < kb {
 				return -1
 			}
 			return 1

@@ -23,14 +23,17 @@ type Reasons struct {
 
 // Reasons lists what viewer and other have in common. SharedBioTerms come
 // from the exact term sets, while the score uses hashed signatures, so in
-// rare hash collisions the score credits a term that is not listed.
+// rare hash collisions the score credits a term that is not listed. They
+// leave out the event's boilerplate (a term most bios use, which the score
+// does not count either), so a fallback insight never says two people
+// both mention what nearly everyone mentions.
 func (p *Pool) Reasons(viewer, other int) Reasons {
 	me, them := p.tags[viewer], p.tags[other]
 	r := Reasons{
 		SharedInterests: sharedTags(me.interests, them.interests),
 		TheyOffer:       sharedTags(me.lookingFor, them.offering),
 		YouOffer:        sharedTags(me.offering, them.lookingFor),
-		SharedBioTerms:  sharedBioTerms(p.bioTerms[viewer], p.bioTerms[other]),
+		SharedBioTerms:  p.notBoilerplate(sharedBioTerms(p.bioTerms[viewer], p.bioTerms[other])),
 		Score:           p.Score(viewer, other),
 	}
 	if p.industry[viewer] != 0 && p.industry[viewer] == p.industry[other] {
@@ -87,6 +90,15 @@ func sharedBioTerms(mine, theirs []string) []string {
 	}
 	slices.Sort(shared)
 	return shared
+}
+
+// notBoilerplate drops the event's boilerplate terms from terms, in place.
+func (p *Pool) notBoilerplate(terms []string) []string {
+	kept := slices.DeleteFunc(terms, func(term string) bool { return p.terms.class(term) == boilerplateTerm })
+	if len(kept) == 0 {
+		return nil
+	}
+	return kept
 }
 
 // Limits of the fallback text: short enough for a card or a push message.

@@ -42,11 +42,13 @@ type Reserve struct {
 	bound   reserveBound
 }
 
-// reserveBound is the best score, with its UserID for exact ties, that a
-// member outside a list and its spares may have.
+// reserveBound is the best score, with its tie key and UserID for exact
+// ties (Better's order), that a member outside a list and its spares may
+// have.
 type reserveBound struct {
 	set    bool // false: no eligible member was left out at all
 	score  float32
+	tie    uint64
 	userID string
 }
 
@@ -74,16 +76,20 @@ func (r Reserve) Remap(moved []int) Reserve {
 	return r
 }
 
-// beatsBound reports whether e ranks above everyone the bound stands for.
-func (p *Pool) beatsBound(e Entry, b reserveBound) bool {
+// beatsBound reports whether e ranks above everyone the bound of viewer's
+// list stands for.
+func (p *Pool) beatsBound(viewer int, e Entry, b reserveBound) bool {
 	if !b.set || e.Score != b.score {
 		return !b.set || e.Score > b.score
+	}
+	if tie := tieKey(p.idHash[viewer], p.idHash[e.Other]); tie != b.tie {
+		return tie < b.tie
 	}
 	return p.profiles[e.Other].UserID < b.userID
 }
 
-func (p *Pool) boundOf(e Entry) reserveBound {
-	return reserveBound{set: true, score: e.Score, userID: p.profiles[e.Other].UserID}
+func (p *Pool) boundOf(viewer int, e Entry) reserveBound {
+	return reserveBound{set: true, score: e.Score, tie: tieKey(p.idHash[viewer], p.idHash[e.Other]), userID: p.profiles[e.Other].UserID}
 }
 
 // repair returns v's list and spares as they stand in this pool, best
@@ -121,7 +127,7 @@ func (p *Pool) repair(v int, list []Entry, r Reserve, n int) (extended []Entry, 
 					continue
 				}
 				e.Score = p.Score(v, e.Other)
-				if !p.beatsBound(e, r.bound) {
+				if !p.beatsBound(v, e, r.bound) {
 					continue // someone left out may now rank above them
 				}
 				rescored = true
@@ -179,7 +185,7 @@ func (p *Pool) UpdateReserved(ctx context.Context, lists [][]Entry, reserves []R
 func (p *Pool) reserved(v int, r Reserve, u *update, offers *offerTable, n int) ([]Entry, Reserve) {
 	extended, bound := u.extended[v], r.bound
 	enters := func(e Entry) bool {
-		return p.beatsBound(e, bound) && !listsOther(r.top, e.Other) && !listsOther(r.rest, e.Other)
+		return p.beatsBound(v, e, bound) && !listsOther(r.top, e.Other) && !listsOther(r.rest, e.Other)
 	}
 	if u.intact[v] {
 		taken := false
@@ -193,7 +199,7 @@ func (p *Pool) reserved(v int, r Reserve, u *update, offers *offerTable, n int) 
 	}
 	for w := range offers.lists {
 		for _, e := range offers.offers(w, v) {
-			if p.beatsBound(e, bound) && !listsOther(extended, e.Other) {
+			if p.beatsBound(v, e, bound) && !listsOther(extended, e.Other) {
 				extended = p.insert(v, extended, e)
 			}
 		}
@@ -206,7 +212,7 @@ func (p *Pool) reserved(v int, r Reserve, u *update, offers *offerTable, n int) 
 // depth spares; spares cut off raise the bound.
 func (p *Pool) newReserve(v int, extended []Entry, bound reserveBound, n, depth int) ([]Entry, Reserve) {
 	if keep := n + depth; len(extended) > keep {
-		bound = p.boundOf(extended[keep])
+		bound = p.boundOf(v, extended[keep])
 		extended = extended[:keep]
 	}
 	top := slices.Clip(extended[:min(n, len(extended))])

@@ -53,6 +53,7 @@ func checkReserves(t *testing.T, depth int, seed uint64) {
 
 	pending := map[string]bool{}
 	rescoredTotal, plainTotal, checked := 0, 0, 0 // rescored beyond the claimed lists
+	weightChanges := 0
 	for round := range 200 {
 		// The round's changes.
 		var upserts []attendee.Profile
@@ -87,6 +88,12 @@ func checkReserves(t *testing.T, depth int, seed uint64) {
 			t.Fatal(err)
 		}
 		lists, reserves = remapLists(next, lists, reserves, moved)
+		if !next.SameTermWeights(pool) {
+			// A term changed class: every list is scored again (the
+			// reserves ended with the new pool's lineage).
+			lists = matching.MarkForRescore(lists)
+			weightChanges++
+		}
 		for _, id := range removals {
 			delete(pending, id)
 		}
@@ -134,7 +141,8 @@ func checkReserves(t *testing.T, depth int, seed uint64) {
 	if checked < 20 {
 		t.Fatalf("only %d rounds were checked against the brute-force top-N", checked)
 	}
-	t.Logf("lists rescored besides claimed ones: %d with reserves; lists a plain update finds invalid: %d", rescoredTotal, plainTotal)
+	t.Logf("lists rescored besides claimed ones: %d with reserves; lists a plain update finds invalid: %d; term weight changes: %d",
+		rescoredTotal, plainTotal, weightChanges)
 	if depth == matching.ReserveDepth && rescoredTotal*2 > plainTotal {
 		t.Errorf("reserves spared little: %d lists rescored, %d invalid lists", rescoredTotal, plainTotal)
 	}

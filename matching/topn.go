@@ -13,15 +13,27 @@ import (
 	"sync/atomic"
 )
 
-// Better is the total order of every list: a higher score first, and on
-// equal scores the smaller Profile(Other).UserID first, so ties never depend
-// on pool order. The order is the same for every viewer; viewer is unused
-// and only keeps call sites explicit about whose list is being ordered.
+// Better is the total order of viewer's list: a higher score first, and on
+// equal scores the smaller tieKey of viewer's and the candidate's UserIDs,
+// then (should two keys collide) the smaller UserID. Ties never depend on
+// pool order, and since the key differs from viewer to viewer, nobody wins
+// every tie by the accident of a small UserID.
 func (p *Pool) Better(viewer int, a, b Entry) bool {
 	if a.Score != b.Score {
 		return a.Score > b.Score
 	}
-	return p.userIDRank[a.Other] < p.userIDRank[b.Other]
+	return p.winsTie(viewer, a.Other, b.Other)
+}
+
+// winsTie is Better on equal scores, kept out of Better so that Better
+// stays small enough to inline: the hot loops call it for almost every
+// candidate, and almost never with a tie.
+func (p *Pool) winsTie(viewer, a, b int) bool {
+	ka, kb := tieKey(p.idHash[viewer], p.idHash[a]), tieKey(p.idHash[viewer], p.idHash[b])
+	if ka != kb {
+		return ka < kb
+	}
+	return p.userIDRank[a] < p.userIDRank[b]
 }
 
 // TopN returns i's best eligible candidates, best first; its length is
@@ -76,7 +88,10 @@ func (p *Pool) insert(viewer int, list []Entry, e Entry) []Entry {
 // If every stored list was its viewer's true top-N before the claimed
 // members changed, every list is its true top-N afterwards: a claimed
 // member's score against c only changes when its profile did, and then c's
-// stored score for it is stale and step 1 recomputes c.
+// stored score for it is stale and step 1 recomputes c. That holds as long
+// as the stored lists were computed with this pool's term weights
+// (SameTermWeights); a caller whose weights changed passes its lists
+// through MarkForRescore first.
 //
 // Update is UpdateContext without cancellation.
 func (p *Pool) Update(lists [][]Entry, claimed []int, n int) (changed []int) {
