@@ -58,6 +58,15 @@ type BackfillRoundResult struct {
 	BudgetSpent bool
 	// Budget is the worker's AI_MAX_CALLS_PER_EVENT (0: unlimited).
 	Budget int
+	// SpendLimitReached: the event has spent what AI_MAX_SPEND_USD_PER_EVENT
+	// allows, or one more call at the average cost so far would pass it;
+	// BudgetSpent is set with it, so the backfill stops the same way.
+	SpendLimitReached bool
+	// SpendLimitUSD is the worker's AI_MAX_SPEND_USD_PER_EVENT (0:
+	// unlimited); SpentUSD is what the event's calls cost at the model's
+	// price, all runs together (0 when the model has no price).
+	SpendLimitUSD float64
+	SpentUSD      float64
 
 	Selected int // fallback insights read, newest lists first
 	BackfillCounts
@@ -77,8 +86,13 @@ type BackfillRoundResult struct {
 // fenced (store.SaveBackfill), so text never lands on a pair no longer
 // listed. Everything it does is in the database when it returns, and a
 // retry reads afresh, so it is idempotent.
-func (a *Activities) BackfillRound(ctx context.Context, in BackfillRoundInput) (BackfillRoundResult, error) {
+func (a *Activities) BackfillRound(ctx context.Context, in BackfillRoundInput) (out BackfillRoundResult, err error) {
 	defer keepAlive(ctx)()
+	defer func() {
+		if !out.Finished {
+			out.SpendLimitUSD, out.SpentUSD = a.AISpendLimitUSD, a.spent(out.Progress)
+		}
+	}()
 	start := time.Now()
 	res := BackfillRoundResult{Budget: a.AIMaxCallsPerEvent}
 	if a.Insights == nil {
@@ -108,13 +122,10 @@ func (a *Activities) BackfillRound(ctx context.Context, in BackfillRoundInput) (
 	if err != nil {
 		return res, err
 	}
-	callsLeft := 0 // unlimited
-	if a.AIMaxCallsPerEvent > 0 {
-		callsLeft = a.AIMaxCallsPerEvent - before.Calls
-		if callsLeft <= 0 {
-			res.BudgetSpent, res.Progress = true, before
-			return res, nil
-		}
+	callsLeft, budgetSpent, spendReached := a.callsAllowed(before)
+	if budgetSpent {
+		res.BudgetSpent, res.SpendLimitReached, res.Progress = true, spendReached, before
+		return res, nil
 	}
 
 	matches, err := a.Store.FallbackMatches(ctx, in.EventID, backfillRoundMatches)
@@ -174,6 +185,48 @@ func (a *Activities) BackfillRound(ctx context.Context, in BackfillRoundInput) (
 		"ai", res.Progress.AI, "matches", res.Progress.Matches, "backlog", res.Progress.Backlog,
 		"took", time.Since(start).Round(time.Millisecond))
 	return res, nil
+}
+
+// callsAllowed is how many model calls the event's budgets leave (0: no
+// bound), or whether one of them is spent: AI_MAX_CALLS_PER_EVENT, and
+// AI_MAX_SPEND_USD_PER_EVENT at the average cost of the event's calls so
+// far. Before any call there is no average, so one call goes alone and
+// prices the next.
+func (a *Activities) callsAllowed(p BackfillProgress) (calls int, spent, spendReached bool) {
+	if a.AIMaxCallsPerEvent > 0 {
+		calls = a.AIMaxCallsPerEvent - p.Calls
+		if calls <= 0 {
+			return 0, true, false
+		}
+	}
+	if a.AISpendLimitUSD <= 0 {
+		return calls, false, false
+	}
+	cost := a.spent(p)
+	if cost >= a.AISpendLimitUSD {
+		return 0, true, true
+	}
+	bySpend := 1
+	if p.Calls > 0 {
+		perCall := cost / float64(p.Calls)
+		if perCall <= 0 { // a free model: the spend limit never binds
+			return calls, false, false
+		}
+		bySpend = int((a.AISpendLimitUSD - cost) / perCall)
+		if bySpend <= 0 {
+			return 0, true, true
+		}
+	}
+	if calls == 0 || bySpend < calls {
+		calls = bySpend
+	}
+	return calls, false, false
+}
+
+// spent is what the event's model calls cost, in USD, at this worker's
+// price of the model.
+func (a *Activities) spent(p BackfillProgress) float64 {
+	return a.AIPrice.Cost(p.PromptTokens, p.CompletionTokens)
 }
 
 // backfillProgress reads where the event stands into res, and shows it in

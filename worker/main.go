@@ -148,6 +148,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 			return shardWorkers(ctx, temporalClient, workflows.ShardTaskQueue(cfg.TaskQueue))
 		},
 		AIMaxCallsPerEvent: cfg.AIMaxCallsPerEvent,
+		AISpendLimitUSD:    cfg.AIMaxSpendUSDPerEvent,
 		StartBackfill: func(ctx context.Context, eventID string) error {
 			return workflows.WakeBackfill(ctx, temporalClient, cfg.TaskQueue, eventID, backfillSettings)
 		},
@@ -155,6 +156,9 @@ func run(cfg config.Config, logger *slog.Logger) error {
 			return workflows.EventPaused(ctx, temporalClient, eventID)
 		},
 	}
+	// Validation refused a spend limit with an unpriced model; without a
+	// limit an unpriced model's spend shows as $0.
+	acts.AIPrice, _ = cfg.ModelPrice()
 	// Without WorkerStopTimeout the SDK cancels running activities the
 	// moment Stop is called; with it, they have that long to finish.
 	workerOpts := worker.Options{WorkerStopTimeout: cfg.WorkerStopTimeout}

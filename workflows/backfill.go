@@ -103,6 +103,12 @@ type BackfillState struct {
 	// BudgetSpent whether the event has spent it.
 	Budget      int
 	BudgetSpent bool
+	// SpendLimitUSD is the worker's AI_MAX_SPEND_USD_PER_EVENT (0:
+	// unlimited), SpentUSD what the event's calls cost at the model's
+	// price, and SpendLimitReached whether the limit stopped the backfill.
+	SpendLimitUSD     float64
+	SpentUSD          float64
+	SpendLimitReached bool
 	// Progress is where the event stood after the last round.
 	Progress activities.BackfillProgress
 }
@@ -234,8 +240,10 @@ func (b *backfill) add(r activities.BackfillRoundResult) {
 	st.Rounds++
 	st.BackfillCounts.Add(r.BackfillCounts)
 	st.Budget, st.BudgetSpent = r.Budget, r.BudgetSpent
+	st.SpendLimitReached = r.SpendLimitReached
 	if !r.Finished {
 		st.Progress = r.Progress
+		st.SpendLimitUSD, st.SpentUSD = r.SpendLimitUSD, r.SpentUSD
 	}
 }
 
@@ -282,12 +290,19 @@ func (b *backfill) status() BackfillStatus {
 func backfillLine(st BackfillState) string {
 	p := st.Progress
 	keep := p.Matches - p.AI
+	if st.SpendLimitReached {
+		return fmt.Sprintf("stopped: spend limit $%.2f reached ($%.2f spent); %d matches keep the fallback",
+			st.SpendLimitUSD, st.SpentUSD, keep)
+	}
 	if st.BudgetSpent {
 		return fmt.Sprintf("AI budget of %d calls spent; %d matches keep the fallback", st.Budget, keep)
 	}
 	line := p.Summary()
 	if st.Budget > 0 {
 		line += fmt.Sprintf(", budget %d calls", st.Budget)
+	}
+	if st.SpendLimitUSD > 0 {
+		line += fmt.Sprintf(", $%.2f spent of $%.2f", st.SpentUSD, st.SpendLimitUSD)
 	}
 	return line
 }
