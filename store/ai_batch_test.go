@@ -1,0 +1,57 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/eventmatch/matchmaker/store"
+)
+
+// TestAIBatchIsCollectedOnce: an event has one open batch; finishing it
+// counts its usage once, and a retried finish gets the first counts back.
+func TestAIBatchIsCollectedOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	st, ctx := e.st, context.Background()
+	event := ev(1)
+	e.Exec(`INSERT INTO events (id, code, name) VALUES ($1, 'batch', 'Batch')`, event)
+	if _, ok, err := st.OpenAIBatch(ctx, event); err != nil || ok {
+		t.Fatalf("open batch before any: %v %v", ok, err)
+	}
+	if err := st.RecordAIBatch(ctx, event, "batch_a", 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RecordAIBatch(ctx, event, "batch_a", 10); err != nil {
+		t.Fatalf("recorded again: %v", err)
+	}
+	if err := st.RecordAIBatch(ctx, event, "batch_b", 5); err == nil {
+		t.Error("a second open batch was recorded")
+	}
+	b, ok, err := st.OpenAIBatch(ctx, event)
+	if err != nil || !ok || b.BatchID != "batch_a" || b.Requests != 10 {
+		t.Fatalf("open batch %+v %v %v", b, ok, err)
+	}
+	counts := store.AIBatchCounts{Answered: 7, Refused: 1, Failed: 1, Stale: 1}
+	usage := store.BackfillUsage{Calls: 9, PromptTokens: 900, CompletionTokens: 90}
+	first, got, err := st.FinishAIBatch(ctx, event, "batch_a", counts, usage)
+	if err != nil || !first || got != counts {
+		t.Fatalf("finish: %v %+v %v", first, got, err)
+	}
+	first, got, err = st.FinishAIBatch(ctx, event, "batch_a", store.AIBatchCounts{Answered: 99}, usage)
+	if err != nil || first || got != counts {
+		t.Fatalf("finish again: %v %+v %v, want the first counts", first, got, err)
+	}
+	p, err := st.BackfillProgress(ctx, event)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Calls != 9 || p.PromptTokens != 900 || p.CompletionTokens != 90 {
+		t.Errorf("usage counted %+v, want once", p)
+	}
+	if _, ok, err := st.OpenAIBatch(ctx, event); err != nil || ok {
+		t.Errorf("open batch after collecting: %v %v", ok, err)
+	}
+	if err := st.RecordAIBatch(ctx, event, "batch_b", 5); err != nil {
+		t.Errorf("the next batch: %v", err)
+	}
+}
