@@ -60,6 +60,11 @@ type Activities struct {
 	// AIPrice the model's price it is counted at.
 	AISpendLimitUSD float64
 	AIPrice         aiprice.Price
+	// AIBatch is AI_BATCH_API: a backlog of at least AIBatchMinBacklog
+	// (AI_BATCH_MIN_BACKLOG) fallback insights goes through the
+	// provider's Batch API (see ai_batch.go).
+	AIBatch           bool
+	AIBatchMinBacklog int
 	// StartBackfill starts the event's AI backfill workflow, or wakes the
 	// running one; CommitBatch calls it after committing fallback insights
 	// while AI is on. nil starts none (tests of the batch steps alone).

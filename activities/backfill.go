@@ -76,6 +76,10 @@ type BackfillRoundResult struct {
 	// first failure's label (insight.Classify).
 	EndpointDown  bool
 	FailureReason string
+	// BatchAdvised: the Batch API is on and the backlog is at least
+	// AI_BATCH_MIN_BACKLOG; the backfill may send it in a batch
+	// (SubmitAIBatch).
+	BatchAdvised bool
 
 	Progress BackfillProgress
 }
@@ -223,6 +227,12 @@ func (a *Activities) callsAllowed(p BackfillProgress) (calls int, spent, spendRe
 	return calls, false, false
 }
 
+// batchAdvised reports whether the event's backlog is for the Batch API.
+func (a *Activities) batchAdvised(p BackfillProgress) bool {
+	_, batching := a.batchWriter()
+	return batching && p.Backlog >= a.AIBatchMinBacklog
+}
+
 // spent is what the event's model calls cost, in USD, at this worker's
 // price of the model.
 func (a *Activities) spent(p BackfillProgress) float64 {
@@ -237,6 +247,7 @@ func (a *Activities) backfillProgress(ctx context.Context, eventID string, res B
 		return res, err
 	}
 	res.Progress = p
+	res.BatchAdvised = a.batchAdvised(p)
 	a.Metrics.SetAIProgress(eventID, p.AI, p.Matches, p.Backlog)
 	return res, nil
 }

@@ -131,6 +131,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 
 	st := store.New(pool)
 	backfillSettings := workflows.NewBackfillSettings(cfg.MaxRuntime(), cfg.IdlePoll)
+	backfillSettings.BatchPoll = cfg.AIBatchPoll
 	writer, insightsMode, err := insightWriter(cfg, st, logger)
 	if err != nil {
 		return err
@@ -149,6 +150,8 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		},
 		AIMaxCallsPerEvent: cfg.AIMaxCallsPerEvent,
 		AISpendLimitUSD:    cfg.AIMaxSpendUSDPerEvent,
+		AIBatch:            cfg.AIBatchAPI,
+		AIBatchMinBacklog:  cfg.AIBatchMinBacklog,
 		StartBackfill: func(ctx context.Context, eventID string) error {
 			return workflows.WakeBackfill(ctx, temporalClient, cfg.TaskQueue, eventID, backfillSettings)
 		},
