@@ -146,9 +146,13 @@ func (a *Activities) PollAIBatch(ctx context.Context, in AIBatchInput) (AIBatchP
 	if !ok {
 		return AIBatchPollResult{}, temporal.NewNonRetryableApplicationError("this worker writes no AI insights", ErrTypeAIBatchRefused, nil)
 	}
-	st, err := bw.BatchStatus(ctx, in.BatchID)
+	st, err := batchStatus(ctx, bw, in.BatchID)
 	if err != nil {
 		return AIBatchPollResult{}, batchAPIError("poll batch "+in.BatchID, err)
+	}
+	if st.Status == batchLost {
+		a.log(ctx).Warn("the provider does not know the AI batch; it is closed and its pairs asked live",
+			"event_id", in.EventID, "batch_id", in.BatchID)
 	}
 	return AIBatchPollResult{Status: st.Status, Done: st.Done, Total: st.Total, Completed: st.Completed, Failed: st.Failed}, nil
 }
@@ -163,7 +167,7 @@ func (a *Activities) CollectAIBatch(ctx context.Context, in AIBatchInput) (AIBat
 	if !ok {
 		return AIBatchCollectResult{}, temporal.NewNonRetryableApplicationError("this worker writes no AI insights", ErrTypeAIBatchRefused, nil)
 	}
-	st, err := bw.BatchStatus(ctx, in.BatchID)
+	st, err := batchStatus(ctx, bw, in.BatchID)
 	if err != nil {
 		return AIBatchCollectResult{}, batchAPIError("read batch "+in.BatchID, err)
 	}
@@ -195,6 +199,22 @@ func (a *Activities) CollectAIBatch(ctx context.Context, in AIBatchInput) (AIBat
 		"answered", counts.Answered, "refused", counts.Refused, "failed", counts.Failed, "stale", counts.Stale,
 		"first", first)
 	return res, nil
+}
+
+// batchLost is the status of a batch the provider refuses to tell about
+// (it does not know the ID, or the key lost access): done, with nothing to
+// collect, so the backfill closes it and goes on live rather than poll it
+// forever.
+const batchLost = "lost"
+
+// batchStatus is the batch's status, or batchLost.
+func batchStatus(ctx context.Context, bw BatchInsightWriter, batchID string) (insight.BatchStatus, error) {
+	st, err := bw.BatchStatus(ctx, batchID)
+	var permanent *insight.PermanentError
+	if errors.As(err, &permanent) {
+		return insight.BatchStatus{Status: batchLost, Done: true}, nil
+	}
+	return st, err
 }
 
 // batchAPIError wraps a Batch API failure, final when retrying cannot fix

@@ -136,3 +136,36 @@ func TestBacklogGoesThroughTheBatchAPI(t *testing.T) {
 		t.Errorf("%d batch answers written onto pairs of the member who edited their profile after the batch was sent", onEdited)
 	}
 }
+
+// TestALostBatchIsClosed: a batch the provider does not know (404) is
+// done with nothing to collect; collecting closes it, so the backfill goes
+// on live instead of polling it forever.
+func TestALostBatchIsClosed(t *testing.T) {
+	testenv.RequireIntegration(t)
+	f := newAIFixture(t, 6, ok)
+	f.acts.AIBatch, f.acts.AIBatchMinBacklog = true, 1
+	ctx := context.Background()
+	if err := f.st.RecordAIBatch(ctx, f.eventID, "batch_unknown", 9); err != nil {
+		t.Fatal(err)
+	}
+	var suite testsuite.WorkflowTestSuite
+	env := func() *testsuite.TestActivityEnvironment {
+		e := suite.NewTestActivityEnvironment()
+		e.RegisterActivity(f.acts)
+		return e
+	}
+	in := AIBatchInput{EventID: f.eventID, BatchID: "batch_unknown"}
+	var poll AIBatchPollResult
+	f.exec(env(), &poll, f.acts.PollAIBatch, in)
+	if !poll.Done || poll.Status != batchLost {
+		t.Fatalf("poll of an unknown batch: %+v", poll)
+	}
+	var got AIBatchCollectResult
+	f.exec(env(), &got, f.acts.CollectAIBatch, in)
+	if got.Calls != 0 || got.Answered != 0 {
+		t.Errorf("collected %+v from a lost batch", got)
+	}
+	if _, open, err := f.st.OpenAIBatch(ctx, f.eventID); err != nil || open {
+		t.Errorf("the lost batch is still open (%v)", err)
+	}
+}

@@ -54,7 +54,8 @@ func (s *Store) RecordAIBatch(ctx context.Context, eventID, batchID string, requ
 // FinishAIBatch marks the batch collected with what collecting found and
 // adds what it spent to the event's backfill usage, once: it reports false,
 // and the counts stored the first time, when the batch was collected
-// already (a retried collect).
+// already (a retried collect). For a batch the database no longer has
+// (its event was deleted) it counts nothing and reports false.
 func (s *Store) FinishAIBatch(ctx context.Context, eventID, batchID string, counts AIBatchCounts, usage BackfillUsage) (first bool, stored AIBatchCounts, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `
@@ -66,10 +67,17 @@ func (s *Store) FinishAIBatch(ctx context.Context, eventID, batchID string, coun
 			return err
 		}
 		if first = tag.RowsAffected() == 1; !first {
-			return tx.QueryRow(ctx, `
+			err := tx.QueryRow(ctx, `
 				SELECT coalesce(answered, 0), coalesce(refused, 0), coalesce(failed, 0), coalesce(stale, 0)
 				FROM matchmaking_ai_batches WHERE event_id = $1 AND batch_id = $2`, eventID, batchID).
 				Scan(&stored.Answered, &stored.Refused, &stored.Failed, &stored.Stale)
+			if errors.Is(err, pgx.ErrNoRows) {
+				// The event was deleted, and its batches with it: nothing
+				// to count against.
+				stored = counts
+				return nil
+			}
+			return err
 		}
 		stored = counts
 		_, err = tx.Exec(ctx, `

@@ -55,3 +55,21 @@ func TestAIBatchIsCollectedOnce(t *testing.T) {
 		t.Errorf("the next batch: %v", err)
 	}
 }
+
+// TestAIBatchOfADeletedEvent: collecting the batch of an event deleted
+// meanwhile counts nothing and fails nothing.
+func TestAIBatchOfADeletedEvent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	st, ctx := e.st, context.Background()
+	event := ev(2)
+	e.Exec(`INSERT INTO events (id, code, name) VALUES ($1, 'gone', 'Gone')`, event)
+	if err := st.RecordAIBatch(ctx, event, "batch_a", 10); err != nil {
+		t.Fatal(err)
+	}
+	e.Exec(`DELETE FROM events WHERE id = $1`, event)
+	first, _, err := st.FinishAIBatch(ctx, event, "batch_a", store.AIBatchCounts{Answered: 1}, store.BackfillUsage{Calls: 1})
+	if err != nil || first {
+		t.Fatalf("finish: %v %v, want nothing counted and no error", first, err)
+	}
+}
