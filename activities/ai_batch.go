@@ -144,7 +144,9 @@ func (a *Activities) SubmitAIBatch(ctx context.Context, in BackfillRoundInput) (
 func (a *Activities) PollAIBatch(ctx context.Context, in AIBatchInput) (AIBatchPollResult, error) {
 	bw, ok := a.Insights.(BatchInsightWriter)
 	if !ok {
-		return AIBatchPollResult{}, temporal.NewNonRetryableApplicationError("this worker writes no AI insights", ErrTypeAIBatchRefused, nil)
+		// AI is off on this worker (no key): it cannot ask about the
+		// batch, which is closed as lost rather than polled in vain.
+		return AIBatchPollResult{Status: batchLost, Done: true}, nil
 	}
 	st, err := batchStatus(ctx, bw, in.BatchID)
 	if err != nil {
@@ -165,7 +167,8 @@ func (a *Activities) CollectAIBatch(ctx context.Context, in AIBatchInput) (AIBat
 	defer keepAlive(ctx)()
 	bw, ok := a.Insights.(BatchInsightWriter)
 	if !ok {
-		return AIBatchCollectResult{}, temporal.NewNonRetryableApplicationError("this worker writes no AI insights", ErrTypeAIBatchRefused, nil)
+		_, counts, err := a.Store.FinishAIBatch(ctx, in.EventID, in.BatchID, store.AIBatchCounts{}, store.BackfillUsage{})
+		return AIBatchCollectResult{AIBatchCounts: counts}, err
 	}
 	st, err := batchStatus(ctx, bw, in.BatchID)
 	if err != nil {

@@ -169,3 +169,31 @@ func TestALostBatchIsClosed(t *testing.T) {
 		t.Errorf("the lost batch is still open (%v)", err)
 	}
 }
+
+// TestABatchIsClosedByAWorkerWithoutAI: a worker with AI off cannot ask
+// about the batch; it closes it rather than poll it in vain.
+func TestABatchIsClosedByAWorkerWithoutAI(t *testing.T) {
+	testenv.RequireIntegration(t)
+	f := newAIFixture(t, 6, ok)
+	f.acts.Insights = nil
+	ctx := context.Background()
+	if err := f.st.RecordAIBatch(ctx, f.eventID, "batch_x", 9); err != nil {
+		t.Fatal(err)
+	}
+	var suite testsuite.WorkflowTestSuite
+	env := func() *testsuite.TestActivityEnvironment {
+		e := suite.NewTestActivityEnvironment()
+		e.RegisterActivity(f.acts)
+		return e
+	}
+	in := AIBatchInput{EventID: f.eventID, BatchID: "batch_x"}
+	var poll AIBatchPollResult
+	f.exec(env(), &poll, f.acts.PollAIBatch, in)
+	if !poll.Done || poll.Status != batchLost {
+		t.Fatalf("poll without AI: %+v", poll)
+	}
+	f.exec(env(), nil, f.acts.CollectAIBatch, in)
+	if _, open, err := f.st.OpenAIBatch(ctx, f.eventID); err != nil || open {
+		t.Errorf("the batch is still open (%v)", err)
+	}
+}
