@@ -249,6 +249,7 @@ func (a *Activities) backfillProgress(ctx context.Context, eventID string, res B
 	res.Progress = p
 	res.BatchAdvised = a.batchAdvised(p)
 	a.Metrics.SetAIProgress(eventID, p.AI, p.Matches, p.Backlog)
+	a.Metrics.SetAISpend(eventID, a.spent(p))
 	return res, nil
 }
 

@@ -465,8 +465,15 @@ func (b *backfill) publish(ctx workflow.Context) {
 	st := b.status()
 	var sb strings.Builder
 	sb.WriteString(fmt.Sprintf("**AI backfill:** %s · %s\n\n", strings.ToUpper(string(st.Phase[:1]))+string(st.Phase[1:]), st.Line))
-	sb.WriteString(fmt.Sprintf("Event `%s` · %d rounds · %d upgraded · %d fenced out · %d backoffs\n",
+	sb.WriteString(fmt.Sprintf("Event `%s` · %d rounds · %d upgraded · %d fenced out · %d backoffs",
 		st.EventID, st.Rounds, st.Upgraded, st.Fenced, st.Backoffs))
+	if st.SpentUSD > 0 {
+		sb.WriteString(fmt.Sprintf(" · $%.2f spent", st.SpentUSD))
+	}
+	if st.Batches > 0 {
+		sb.WriteString(fmt.Sprintf(" · %d batches (%d answers, %d failed)", st.Batches, st.BatchCounts.Answered, st.BatchCounts.Failed))
+	}
+	sb.WriteString("\n")
 	if st.LastError != "" {
 		sb.WriteString(fmt.Sprintf("\nLast error: `%s`\n", strings.ReplaceAll(st.LastError, "`", "'")))
 	}
