@@ -197,3 +197,42 @@ func TestABatchIsClosedByAWorkerWithoutAI(t *testing.T) {
 		t.Errorf("the batch is still open (%v)", err)
 	}
 }
+
+// TestAnExpiredBatchLeavesTheRestToTheLiveRounds: a batch that expires
+// with half its lines answered is collected for that half; the rounds ask
+// the model live for the rest, and every match ends with AI text.
+func TestAnExpiredBatchLeavesTheRestToTheLiveRounds(t *testing.T) {
+	testenv.RequireIntegration(t)
+	f := newAIFixture(t, 20, ok)
+	f.fake.SetBatchOutcome(fakeopenai.BatchExpired)
+	f.acts.AIBatch, f.acts.AIBatchMinBacklog = true, 10
+	f.drainBatches()
+	var suite testsuite.WorkflowTestSuite
+	run := func(out any, fn any, arg any) {
+		t.Helper()
+		env := suite.NewTestActivityEnvironment()
+		env.RegisterActivity(f.acts)
+		f.exec(env, out, fn, arg)
+	}
+	var sub SubmitAIBatchResult
+	run(&sub, f.acts.SubmitAIBatch, BackfillRoundInput{EventID: f.eventID})
+	in := AIBatchInput{EventID: f.eventID, BatchID: sub.BatchID}
+	var poll AIBatchPollResult
+	run(&poll, f.acts.PollAIBatch, in)
+	if !poll.Done || poll.Status != fakeopenai.BatchExpired || poll.Completed != sub.Requests/2 {
+		t.Fatalf("poll %+v of a batch of %d", poll, sub.Requests)
+	}
+	var got AIBatchCollectResult
+	run(&got, f.acts.CollectAIBatch, in)
+	if got.Answered != poll.Completed || got.Failed != poll.Failed || got.Calls != poll.Completed {
+		t.Fatalf("collected %+v after poll %+v", got, poll)
+	}
+	batchLines := f.fake.BatchLines()
+	f.backfill()
+	if ai, fallback := f.sources(); fallback != 0 || ai == 0 {
+		t.Fatalf("after the rounds: %d ai, %d fallback", ai, fallback)
+	}
+	if live := f.fake.Calls() - batchLines; live != poll.Failed {
+		t.Errorf("%d live calls, want one per line the batch did not answer (%d)", live, poll.Failed)
+	}
+}

@@ -19,6 +19,9 @@ import (
 // call (with the next call number), so the same faults apply: a line
 // answered with an error status goes to the error file, every other line
 // to the output file. Latency and Hang do not apply to batch lines.
+// SetBatchOutcome makes batches end failed (no line answered) or expired
+// (only the first half of the lines answered, the rest in the error file
+// with code batch_expired), as the provider's do.
 
 type storedFile struct {
 	id, name, purpose string
@@ -30,8 +33,9 @@ type fakeBatch struct {
 	id, inputFileID, endpoint, window string
 	created                           time.Time
 	total                             int
-	// Set once the batch completed.
+	// Set once the batch ended, with its final status.
 	done                          bool
+	status                        string
 	outputFileID, errorFileID     string
 	completed, failed, finishedAt int64
 }
@@ -42,6 +46,21 @@ func (s *Server) SetBatchDelay(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.batchDelay = d
+}
+
+// Batch outcomes SetBatchOutcome accepts.
+const (
+	BatchCompleted = "completed"
+	BatchFailed    = "failed"
+	BatchExpired   = "expired"
+)
+
+// SetBatchOutcome makes every batch end with this status from now on:
+// BatchCompleted (the default), BatchFailed or BatchExpired.
+func (s *Server) SetBatchOutcome(status string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.batchOutcome = status
 }
 
 // FailBatchRetrievals makes the next n batch retrievals answer 500.
@@ -227,11 +246,36 @@ func (s *Server) complete(b *fakeBatch) {
 		return
 	}
 	lines, _ := readInputLines(s.files[b.inputFileID].data) // checked at creation
+	outcome := s.batchOutcome
 	s.mu.Unlock()
 
 	var out, failed bytes.Buffer
 	var completed, failures int64
-	for i, l := range lines {
+	answered := len(lines)
+	switch outcome {
+	case BatchFailed:
+		answered = 0
+	case BatchExpired:
+		answered = len(lines) / 2
+	default:
+		outcome = BatchCompleted
+	}
+	for i, l := range lines[answered:] {
+		if outcome == BatchFailed {
+			break // a failed batch answers nothing, not even in its error file
+		}
+		line, _ := json.Marshal(map[string]any{
+			"id": fmt.Sprintf("batch_req_%d", answered+i+1), "custom_id": l.CustomID, "response": nil,
+			"error": map[string]any{"code": "batch_expired", "message": "This request could not be executed before the completion window expired."},
+		})
+		failed.Write(line)
+		failed.WriteByte('\n')
+		failures++
+	}
+	if outcome == BatchFailed {
+		failures = int64(len(lines))
+	}
+	for i, l := range lines[:answered] {
 		req := Request{Path: "/v1/batches/" + b.id, Body: l.Body}
 		var decoded struct {
 			Model          string          `json:"model"`
@@ -293,7 +337,7 @@ func (s *Server) complete(b *fakeBatch) {
 	if failed.Len() > 0 {
 		b.errorFileID = store(failed.Bytes(), b.id+"_error.jsonl")
 	}
-	b.completed, b.failed, b.finishedAt, b.done = completed, failures, time.Now().Unix(), true
+	b.completed, b.failed, b.finishedAt, b.done, b.status = completed, failures, time.Now().Unix(), true, outcome
 }
 
 func (b *fakeBatch) object() map[string]any {
@@ -306,8 +350,8 @@ func (b *fakeBatch) object() map[string]any {
 		"request_counts": map[string]any{"total": b.total, "completed": b.completed, "failed": b.failed},
 	}
 	if b.done {
-		status = "completed"
-		o["completed_at"] = b.finishedAt
+		status = b.status
+		o[b.status+"_at"] = b.finishedAt
 		if b.outputFileID != "" {
 			o["output_file_id"] = b.outputFileID
 		}

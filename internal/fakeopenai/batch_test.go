@@ -122,3 +122,49 @@ func TestBatchAPI(t *testing.T) {
 		t.Errorf("retrieved again: %+v %v, %d lines answered", again.Batch, err, srv.BatchLines())
 	}
 }
+
+// TestBatchOutcomes: a batch can be made to expire (half its lines
+// answered, the rest in the error file) or fail (nothing answered).
+func TestBatchOutcomes(t *testing.T) {
+	srv := fakeopenai.New(t, nil)
+	cfg := openai.DefaultConfig("sk-test")
+	cfg.BaseURL = srv.URL()
+	c := openai.NewClientWithConfig(cfg)
+	ctx := context.Background()
+	var chat openai.ChatCompletionRequest
+	if err := json.Unmarshal([]byte(chatBody), &chat); err != nil {
+		t.Fatal(err)
+	}
+	run := func() openai.Batch {
+		t.Helper()
+		upload := openai.UploadBatchFileRequest{}
+		for _, id := range []string{"a", "b", "c", "d", "e"} {
+			upload.AddChatCompletion(id, chat)
+		}
+		b, err := c.CreateBatchWithUploadFile(ctx, openai.CreateBatchWithUploadFileRequest{
+			Endpoint: openai.BatchEndpointChatCompletions, UploadBatchFileRequest: upload})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.RetrieveBatch(ctx, b.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Batch
+	}
+	srv.SetBatchOutcome(fakeopenai.BatchExpired)
+	b := run()
+	if b.Status != "expired" || b.ExpiredAt == nil || b.OutputFileID == nil || b.ErrorFileID == nil ||
+		b.RequestCounts != (openai.BatchRequestCounts{Total: 5, Completed: 2, Failed: 3}) {
+		t.Errorf("expired batch %+v", b)
+	}
+	srv.SetBatchOutcome(fakeopenai.BatchFailed)
+	b = run()
+	if b.Status != "failed" || b.FailedAt == nil || b.OutputFileID != nil ||
+		b.RequestCounts != (openai.BatchRequestCounts{Total: 5, Completed: 0, Failed: 5}) {
+		t.Errorf("failed batch %+v", b)
+	}
+	if srv.BatchLines() != 2 {
+		t.Errorf("%d lines answered, want the expired batch's 2", srv.BatchLines())
+	}
+}

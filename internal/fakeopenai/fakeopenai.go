@@ -189,6 +189,7 @@ type Server struct {
 	batches        map[string]*fakeBatch
 	nextID         int
 	batchDelay     time.Duration
+	batchOutcome   string
 	failRetrievals int
 	batchLines     int
 	completing     sync.Mutex
