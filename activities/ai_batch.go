@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -67,8 +68,12 @@ type AIBatchInput struct {
 type SubmitAIBatchResult struct {
 	BatchID  string
 	Requests int
-	Resumed  bool
-	Declined string
+	// ListsUpTo is the newest list write the batch was built from: lists
+	// written after it are served live while the batch runs
+	// (BackfillRoundInput.ListsWrittenAfter).
+	ListsUpTo time.Time
+	Resumed   bool
+	Declined  string
 }
 
 // AIBatchPollResult is where a batch stands: counts only.
@@ -104,7 +109,7 @@ func (a *Activities) SubmitAIBatch(ctx context.Context, in BackfillRoundInput) (
 		return SubmitAIBatchResult{}, err
 	}
 	if ok {
-		return SubmitAIBatchResult{BatchID: open.BatchID, Requests: open.Requests, Resumed: true}, nil
+		return SubmitAIBatchResult{BatchID: open.BatchID, Requests: open.Requests, ListsUpTo: open.ListsUpTo, Resumed: true}, nil
 	}
 	before, err := a.Store.BackfillProgress(ctx, in.EventID)
 	if err != nil {
@@ -130,14 +135,16 @@ func (a *Activities) SubmitAIBatch(ctx context.Context, in BackfillRoundInput) (
 		return SubmitAIBatchResult{Requests: requests, Declined: fmt.Sprintf(
 			"%d requests (within the budget, not in the cache) hold fewer than AI_BATCH_MIN_BACKLOG insights", requests)}, nil
 	}
+	// FallbackMatches reads the newest lists first.
+	b := store.AIBatch{BatchID: batchID, Requests: requests, ListsUpTo: matches[0].ListWrittenAt}
 	// A worker that dies before this line submitted a batch nobody polls;
 	// its pairs are asked again, live or in the next batch.
-	if err := a.Store.RecordAIBatch(ctx, in.EventID, batchID, requests); err != nil {
+	if err := a.Store.RecordAIBatch(ctx, in.EventID, b); err != nil {
 		return SubmitAIBatchResult{}, err
 	}
 	a.log(ctx).Info("AI batch submitted", "event_id", in.EventID, "batch_id", batchID, "requests", requests,
 		"fallbacks", len(matches))
-	return SubmitAIBatchResult{BatchID: batchID, Requests: requests}, nil
+	return SubmitAIBatchResult{BatchID: batchID, Requests: requests, ListsUpTo: b.ListsUpTo}, nil
 }
 
 // PollAIBatch says where the event's batch stands.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/eventmatch/matchmaker/internal/fakeopenai"
 	"github.com/eventmatch/matchmaker/internal/testenv"
+	"github.com/eventmatch/matchmaker/store"
 )
 
 // batchMark ends every answer the fake's batches give (and no live
@@ -78,6 +79,28 @@ func TestBacklogGoesThroughTheBatchAPI(t *testing.T) {
 	}
 	f.drainBatches() // rewrites the lists the edit touched, with fallbacks
 
+	// Those lists are not in the batch: a round for the lists written
+	// after the batch's serves them live, and nothing else.
+	if sub.ListsUpTo.IsZero() {
+		t.Fatal("the batch does not say which lists it holds")
+	}
+	run(&round, f.acts.BackfillRound, BackfillRoundInput{EventID: f.eventID, ListsWrittenAfter: sub.ListsUpTo})
+	var newer, aiOnNewer, aiOnOlder int
+	if err := db.QueryRow(ctx, `
+		SELECT count(*) FILTER (WHERE updated_at > $2),
+		       count(*) FILTER (WHERE updated_at > $2 AND insight_source = 'ai'),
+		       count(*) FILTER (WHERE updated_at <= $2 AND insight_source = 'ai')
+		FROM matches WHERE event_id = $1`, f.eventID, sub.ListsUpTo).Scan(&newer, &aiOnNewer, &aiOnOlder); err != nil {
+		t.Fatal(err)
+	}
+	if newer == 0 || round.Selected != newer || aiOnNewer != newer || aiOnOlder != 0 {
+		t.Fatalf("round %+v: %d lists rows written after the batch's, %d of them AI, %d AI rows among the batch's; "+
+			"want exactly the newer ones upgraded", round, newer, aiOnNewer, aiOnOlder)
+	}
+	if f.fake.BatchLines() != 0 {
+		t.Fatal("the batch answered before its delay")
+	}
+
 	in := AIBatchInput{EventID: f.eventID, BatchID: sub.BatchID}
 	var poll AIBatchPollResult
 	run(&poll, f.acts.PollAIBatch, in)
@@ -89,6 +112,7 @@ func TestBacklogGoesThroughTheBatchAPI(t *testing.T) {
 	if !poll.Done || poll.Completed+poll.Failed != sub.Requests || poll.Failed == 0 {
 		t.Fatalf("poll after the delay: %+v, want done with some lines failed", poll)
 	}
+	callsBefore := round.Progress.Calls
 	var got AIBatchCollectResult
 	run(&got, f.acts.CollectAIBatch, in)
 	if got.Answered == 0 || got.Failed != poll.Failed || got.Stale == 0 || got.Calls != poll.Completed {
@@ -105,8 +129,8 @@ func TestBacklogGoesThroughTheBatchAPI(t *testing.T) {
 	if progress, err = f.st.BackfillProgress(ctx, f.eventID); err != nil {
 		t.Fatal(err)
 	}
-	if progress.Calls != poll.Completed {
-		t.Errorf("%d calls counted for a batch of %d answered lines", progress.Calls, poll.Completed)
+	if progress.Calls-callsBefore != poll.Completed {
+		t.Errorf("%d calls counted for a batch of %d answered lines", progress.Calls-callsBefore, poll.Completed)
 	}
 	if _, open, err := f.st.OpenAIBatch(ctx, f.eventID); err != nil || open {
 		t.Errorf("the batch is still open after collecting (%v)", err)
@@ -145,7 +169,7 @@ func TestALostBatchIsClosed(t *testing.T) {
 	f := newAIFixture(t, 6, ok)
 	f.acts.AIBatch, f.acts.AIBatchMinBacklog = true, 1
 	ctx := context.Background()
-	if err := f.st.RecordAIBatch(ctx, f.eventID, "batch_unknown", 9); err != nil {
+	if err := f.st.RecordAIBatch(ctx, f.eventID, store.AIBatch{BatchID: "batch_unknown", Requests: 9, ListsUpTo: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	var suite testsuite.WorkflowTestSuite
@@ -177,7 +201,7 @@ func TestABatchIsClosedByAWorkerWithoutAI(t *testing.T) {
 	f := newAIFixture(t, 6, ok)
 	f.acts.Insights = nil
 	ctx := context.Background()
-	if err := f.st.RecordAIBatch(ctx, f.eventID, "batch_x", 9); err != nil {
+	if err := f.st.RecordAIBatch(ctx, f.eventID, store.AIBatch{BatchID: "batch_x", Requests: 9, ListsUpTo: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	var suite testsuite.WorkflowTestSuite

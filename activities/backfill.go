@@ -43,6 +43,10 @@ func (c *BackfillCounts) Add(o BackfillCounts) {
 // upgrades.
 type BackfillRoundInput struct {
 	EventID string
+	// ListsWrittenAfter, when set, limits the round to lists written after
+	// it: while the event's backlog is at the Batch API, the lists the
+	// batch does not hold (a newcomer's, say) are served live.
+	ListsWrittenAfter time.Time
 }
 
 // BackfillRoundResult is what one round did and where the event stands
@@ -135,6 +139,14 @@ func (a *Activities) BackfillRound(ctx context.Context, in BackfillRoundInput) (
 	matches, err := a.Store.FallbackMatches(ctx, in.EventID, backfillRoundMatches)
 	if err != nil {
 		return res, err
+	}
+	if !in.ListsWrittenAfter.IsZero() {
+		// Newest lists first: those written after the cut-off lead.
+		n := 0
+		for n < len(matches) && matches[n].ListWrittenAt.After(in.ListsWrittenAfter) {
+			n++
+		}
+		matches = matches[:n]
 	}
 	res.Selected = len(matches)
 	if len(matches) == 0 {

@@ -8,6 +8,10 @@ CREATE TABLE matchmaking_ai_batches (
     event_id     uuid NOT NULL REFERENCES events (id) ON DELETE CASCADE,
     batch_id     text NOT NULL,
     requests     integer NOT NULL,
+    -- The newest list write (matches.updated_at) the batch was built from:
+    -- lists written after it are not in the batch, and the backfill serves
+    -- them live while the batch runs.
+    lists_up_to  timestamptz NOT NULL,
     submitted_at timestamptz NOT NULL DEFAULT now(),
     -- Set when the answers were validated, cached and counted; the counts
     -- are what collecting found: answers cached, answers refused by

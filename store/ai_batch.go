@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -11,10 +12,10 @@ import (
 // AIBatch is an event's batch at the provider's Batch API (see migration
 // 010): submitted, and collected or not.
 type AIBatch struct {
-	BatchID   string
-	Requests  int
-	Collected bool
-	AIBatchCounts
+	BatchID  string
+	Requests int
+	// ListsUpTo is the newest list write the batch was built from.
+	ListsUpTo time.Time
 }
 
 // AIBatchCounts are what collecting a batch found.
@@ -29,8 +30,8 @@ type AIBatchCounts struct {
 // collected; ok is false when there is none.
 func (s *Store) OpenAIBatch(ctx context.Context, eventID string) (b AIBatch, ok bool, err error) {
 	err = s.pool.QueryRow(ctx, `
-		SELECT batch_id, requests FROM matchmaking_ai_batches
-		WHERE event_id = $1 AND collected_at IS NULL`, eventID).Scan(&b.BatchID, &b.Requests)
+		SELECT batch_id, requests, lists_up_to FROM matchmaking_ai_batches
+		WHERE event_id = $1 AND collected_at IS NULL`, eventID).Scan(&b.BatchID, &b.Requests, &b.ListsUpTo)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return AIBatch{}, false, nil
 	}
@@ -41,12 +42,12 @@ func (s *Store) OpenAIBatch(ctx context.Context, eventID string) (b AIBatch, ok 
 }
 
 // RecordAIBatch records a batch just submitted for the event.
-func (s *Store) RecordAIBatch(ctx context.Context, eventID, batchID string, requests int) error {
+func (s *Store) RecordAIBatch(ctx context.Context, eventID string, b AIBatch) error {
 	_, err := s.pool.Exec(ctx, `
-		INSERT INTO matchmaking_ai_batches (event_id, batch_id, requests) VALUES ($1, $2, $3)
-		ON CONFLICT (event_id, batch_id) DO NOTHING`, eventID, batchID, requests)
+		INSERT INTO matchmaking_ai_batches (event_id, batch_id, requests, lists_up_to) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (event_id, batch_id) DO NOTHING`, eventID, b.BatchID, b.Requests, b.ListsUpTo)
 	if err != nil {
-		return fmt.Errorf("record AI batch %s of event %s: %w", batchID, eventID, err)
+		return fmt.Errorf("record AI batch %s of event %s: %w", b.BatchID, eventID, err)
 	}
 	return nil
 }

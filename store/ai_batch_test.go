@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/eventmatch/matchmaker/store"
 )
@@ -18,17 +19,18 @@ func TestAIBatchIsCollectedOnce(t *testing.T) {
 	if _, ok, err := st.OpenAIBatch(ctx, event); err != nil || ok {
 		t.Fatalf("open batch before any: %v %v", ok, err)
 	}
-	if err := st.RecordAIBatch(ctx, event, "batch_a", 10); err != nil {
+	listsUpTo := time.Date(2026, 3, 4, 5, 6, 7, 8000, time.UTC)
+	if err := st.RecordAIBatch(ctx, event, store.AIBatch{BatchID: "batch_a", Requests: 10, ListsUpTo: listsUpTo}); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.RecordAIBatch(ctx, event, "batch_a", 10); err != nil {
+	if err := st.RecordAIBatch(ctx, event, store.AIBatch{BatchID: "batch_a", Requests: 10, ListsUpTo: listsUpTo}); err != nil {
 		t.Fatalf("recorded again: %v", err)
 	}
-	if err := st.RecordAIBatch(ctx, event, "batch_b", 5); err == nil {
+	if err := st.RecordAIBatch(ctx, event, store.AIBatch{BatchID: "batch_b", Requests: 5, ListsUpTo: time.Now()}); err == nil {
 		t.Error("a second open batch was recorded")
 	}
 	b, ok, err := st.OpenAIBatch(ctx, event)
-	if err != nil || !ok || b.BatchID != "batch_a" || b.Requests != 10 {
+	if err != nil || !ok || b.BatchID != "batch_a" || b.Requests != 10 || !b.ListsUpTo.Equal(listsUpTo) {
 		t.Fatalf("open batch %+v %v %v", b, ok, err)
 	}
 	counts := store.AIBatchCounts{Answered: 7, Refused: 1, Failed: 1, Stale: 1}
@@ -51,7 +53,7 @@ func TestAIBatchIsCollectedOnce(t *testing.T) {
 	if _, ok, err := st.OpenAIBatch(ctx, event); err != nil || ok {
 		t.Errorf("open batch after collecting: %v %v", ok, err)
 	}
-	if err := st.RecordAIBatch(ctx, event, "batch_b", 5); err != nil {
+	if err := st.RecordAIBatch(ctx, event, store.AIBatch{BatchID: "batch_b", Requests: 5, ListsUpTo: time.Now()}); err != nil {
 		t.Errorf("the next batch: %v", err)
 	}
 }
@@ -64,7 +66,7 @@ func TestAIBatchOfADeletedEvent(t *testing.T) {
 	st, ctx := e.st, context.Background()
 	event := ev(2)
 	e.Exec(`INSERT INTO events (id, code, name) VALUES ($1, 'gone', 'Gone')`, event)
-	if err := st.RecordAIBatch(ctx, event, "batch_a", 10); err != nil {
+	if err := st.RecordAIBatch(ctx, event, store.AIBatch{BatchID: "batch_a", Requests: 10, ListsUpTo: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	e.Exec(`DELETE FROM events WHERE id = $1`, event)

@@ -416,7 +416,7 @@ func exerciseWorkerPaths(t *testing.T, e *env, st *store.Store, n int) {
 	must("QuarantineMembers", err)
 	_, err = st.ReleaseBatch(ctx, token, "test")
 	must("ReleaseBatch", err)
-	must("RecordAIBatch", st.RecordAIBatch(ctx, event, "batch_1", 3))
+	must("RecordAIBatch", st.RecordAIBatch(ctx, event, store.AIBatch{BatchID: "batch_1", Requests: 3, ListsUpTo: time.Now()}))
 	_, _, err = st.OpenAIBatch(ctx, event)
 	must("OpenAIBatch", err)
 	_, _, err = st.FinishAIBatch(ctx, event, "batch_1", store.AIBatchCounts{Answered: 3}, store.BackfillUsage{Calls: 3})

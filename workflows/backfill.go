@@ -133,8 +133,11 @@ type BackfillState struct {
 
 // BatchRef is an open batch: its ID and counts, never its content.
 type BatchRef struct {
-	ID                  string
-	Requests            int
+	ID       string
+	Requests int
+	// ListsUpTo is the newest list write in the batch; lists written after
+	// it are served by live rounds while the batch runs.
+	ListsUpTo           time.Time
 	Status              string
 	Completed, Failed   int
 	Polls, PollFailures int
@@ -295,36 +298,49 @@ func (b *backfill) submitBatch(ctx workflow.Context) {
 		b.state.Errors++
 		b.state.LastError = plainError(err)
 	case res.BatchID != "":
-		b.state.Batch = BatchRef{ID: res.BatchID, Requests: res.Requests}
+		b.state.Batch = BatchRef{ID: res.BatchID, Requests: res.Requests, ListsUpTo: res.ListsUpTo}
 		b.logger.Info("backlog sent in a batch", "batch_id", res.BatchID, "requests", res.Requests, "resumed", res.Resumed)
 	default:
 		b.logger.Info("no batch", "why", res.Declined)
 	}
 }
 
-// awaitBatch polls the open batch, a timer of BatchPoll before each poll,
-// until it is done, then collects its answers. It returns the polls it
+// awaitBatch polls the open batch, a workflow timer of BatchPoll after
+// each poll, until it is done, then collects its answers. A wake meanwhile (lists
+// committed) runs a round for the lists written after the batch's, so a
+// newcomer does not wait for the batch. It returns the polls and rounds it
 // made, or continue-as-new (with the batch in the state) when the run's
 // history is long enough. A poll that fails after its retries is counted
 // and the polling goes on; a collect that fails backs off and is tried
 // again by the caller's next turn, the batch still open.
 func (b *backfill) awaitBatch(ctx workflow.Context) (int, error) {
 	var a *activities.Activities
-	polls := 0
+	steps := 0
+	nextPoll := workflow.Now(ctx).Add(b.s.BatchPoll)
 	for {
 		b.phase = BackfillAwaitingBatch
 		b.publish(ctx)
-		if polls >= b.s.MaxRoundsPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
-			return polls, b.continueAsNew(ctx, polls)
+		if steps >= b.s.MaxRoundsPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			return steps, b.continueAsNew(ctx, steps)
 		}
-		if err := workflow.Sleep(ctx, b.s.BatchPoll); err != nil {
-			return polls, err
+		if wait := nextPoll.Sub(workflow.Now(ctx)); wait > 0 {
+			woke, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return b.wakeCh.Len() > 0 })
+			if err != nil {
+				return steps, err
+			}
+			if woke {
+				b.drainWakes()
+				steps++
+				b.roundForNewerLists(ctx)
+				continue
+			}
 		}
-		polls++
+		steps++
 		b.state.Batch.Polls++
 		var p activities.AIBatchPollResult
 		err := workflow.ExecuteActivity(b.activityOptions(ctx, "poll the batch"), a.PollAIBatch,
 			activities.AIBatchInput{EventID: b.eventID, BatchID: b.state.Batch.ID}).Get(ctx, &p)
+		nextPoll = workflow.Now(ctx).Add(b.s.BatchPoll)
 		if err != nil {
 			b.state.Batch.PollFailures++
 			b.state.Errors++
@@ -343,7 +359,7 @@ func (b *backfill) awaitBatch(ctx workflow.Context) (int, error) {
 	if err != nil {
 		b.state.Errors++
 		b.state.LastError = plainError(err)
-		return polls, b.backOff(ctx)
+		return steps, b.backOff(ctx)
 	}
 	st := &b.state
 	st.Batches++
@@ -358,7 +374,27 @@ func (b *backfill) awaitBatch(ctx workflow.Context) (int, error) {
 		"failed", c.Failed, "stale", c.Stale)
 	st.Batch = BatchRef{}
 	st.FailuresInARow = 0
-	return polls, nil
+	return steps, nil
+}
+
+// roundForNewerLists runs a round for the lists written after the open
+// batch's. What it finds (nothing, a paused or disabled event, a dead
+// endpoint) changes nothing: the batch is polled on, and the loop after
+// it decides.
+func (b *backfill) roundForNewerLists(ctx workflow.Context) {
+	var a *activities.Activities
+	b.phase = BackfillUpgrading
+	var res activities.BackfillRoundResult
+	err := workflow.ExecuteActivity(b.activityOptions(ctx, "upgrade the lists written since the batch"), a.BackfillRound,
+		activities.BackfillRoundInput{EventID: b.eventID, ListsWrittenAfter: b.state.Batch.ListsUpTo}).Get(ctx, &res)
+	if err != nil {
+		b.state.Errors++
+		b.state.LastError = plainError(err)
+		return
+	}
+	if !res.Finished {
+		b.add(res)
+	}
 }
 
 func (b *backfill) activityOptions(ctx workflow.Context, summary string) workflow.Context {

@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/eventmatch/matchmaker/activities"
+	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/demodata"
 	"github.com/eventmatch/matchmaker/insight"
 	"github.com/eventmatch/matchmaker/internal/fakeopenai"
@@ -26,9 +27,9 @@ import (
 // TestBackfillThroughTheBatchAPIEndToEnd runs the AIBackfill workflow with
 // the real activities against PostgreSQL and the fake's Batch API: after a
 // live round of 512 of its 750 insights, the rest goes in one batch, the workflow polls it (the
-// fake keeps it in progress for its first polls), collects it, and its
-// rounds write every insight as AI, asking live only for the lines the
-// batch failed.
+// fake keeps it in progress for its first polls) while a newcomer's list
+// is served live, collects it, and its rounds write every insight as AI,
+// asking live only for the lines the batch failed.
 func TestBackfillThroughTheBatchAPIEndToEnd(t *testing.T) {
 	testenv.RequireIntegration(t)
 	_, pool := testenv.Database(t)
@@ -58,20 +59,25 @@ func TestBackfillThroughTheBatchAPIEndToEnd(t *testing.T) {
 	// Match everyone: the lists commit with fallback insights.
 	var suite testsuite.WorkflowTestSuite
 	suite.SetLogger(log.NewStructuredLogger(slog.New(slog.DiscardHandler)))
-	for n := 1; ; n++ {
-		aenv := suite.NewTestActivityEnvironment()
-		aenv.RegisterActivity(acts)
-		token := fmt.Sprintf("e2e/%d", n)
-		var claim activities.ClaimResult
-		execActivity(t, aenv, &claim, acts.ClaimBatch, activities.ClaimInput{EventID: ev.ID, Token: token, Limit: 1000})
-		if claim.Claimed == 0 {
-			break
+	batches := 0
+	matchQueued := func() {
+		for {
+			aenv := suite.NewTestActivityEnvironment()
+			aenv.RegisterActivity(acts)
+			batches++
+			token := fmt.Sprintf("e2e/%d", batches)
+			var claim activities.ClaimResult
+			execActivity(t, aenv, &claim, acts.ClaimBatch, activities.ClaimInput{EventID: ev.ID, Token: token, Limit: 1000})
+			if claim.Claimed == 0 {
+				return
+			}
+			ref := activities.BatchRef{EventID: ev.ID, Token: token}
+			execActivity(t, aenv, nil, acts.ScoreBatch, ref)
+			execActivity(t, aenv, nil, acts.WriteInsights, ref)
+			execActivity(t, aenv, nil, acts.CommitBatch, ref)
 		}
-		ref := activities.BatchRef{EventID: ev.ID, Token: token}
-		execActivity(t, aenv, nil, acts.ScoreBatch, ref)
-		execActivity(t, aenv, nil, acts.WriteInsights, ref)
-		execActivity(t, aenv, nil, acts.CommitBatch, ref)
 	}
+	matchQueued()
 	before, err := st.BackfillProgress(ctx, ev.ID)
 	require.NoError(t, err)
 	require.Equal(t, before.Matches, before.Backlog, "every insight starts as the fallback")
@@ -84,13 +90,25 @@ func TestBackfillThroughTheBatchAPIEndToEnd(t *testing.T) {
 	// three times.
 	fake.SetBatchDelay(time.Hour)
 	polls := 0
+	newcomer := demodata.Generate(24, 1)[0]
+	newcomerAI := -1 // the newcomer's AI insights before the batch is done
 	env.SetOnActivityCompletedListener(func(info *activity.Info, _ converter.EncodedValue, _ error) {
 		if info.ActivityType.Name == "PollAIBatch" {
 			if polls++; polls == 3 {
+				require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM matches WHERE event_id = $1 AND user_id = $2 AND insight_source = 'ai'`,
+					ev.ID, newcomer.UserID).Scan(&newcomerAI))
 				fake.SetBatchDelay(0)
 			}
 		}
 	})
+	// A newcomer arrives while the batch runs: their list commits, and the
+	// commit wakes the backfill.
+	env.RegisterDelayedCallback(func() {
+		_, err := st.InsertMembers(ctx, ev.ID, []attendee.Profile{newcomer})
+		require.NoError(t, err)
+		matchQueued()
+		env.SignalWorkflow(SignalWake, nil)
+	}, 90*time.Second)
 	// Disabling the event ends the workflow at its next round.
 	env.RegisterDelayedCallback(func() {
 		_, err := pool.Exec(ctx, `UPDATE events SET matchmaking_enabled = false WHERE id = $1`, ev.ID)
@@ -111,6 +129,7 @@ func TestBackfillThroughTheBatchAPIEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	var status BackfillStatus
 	require.NoError(t, v.Get(&status))
+	assert.Equal(t, 3, newcomerAI, "the newcomer's list was upgraded live while the batch ran")
 	assert.Equal(t, 1, status.Batches)
 	assert.Positive(t, status.BatchCounts.Answered)
 	assert.Positive(t, status.BatchCounts.Failed, "the lines the fake failed")

@@ -39,7 +39,7 @@ func (s *batchScript) mock(h *backfillHarness) {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			s.submits = append(s.submits, h.env.Now().Sub(h.start))
-			return activities.SubmitAIBatchResult{BatchID: "batch_1", Requests: 3000}, nil
+			return activities.SubmitAIBatchResult{BatchID: "batch_1", Requests: 3000, ListsUpTo: batchListsUpTo}, nil
 		})
 	h.env.OnActivity(a.PollAIBatch, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.AIBatchInput) (activities.AIBatchPollResult, error) {
@@ -73,6 +73,8 @@ func advised(n, left int) activities.BackfillRoundResult {
 	r.BatchAdvised = true
 	return r
 }
+
+var batchListsUpTo = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 
 var pending = activities.AIBatchPollResult{Status: "in_progress", Total: 3000, Completed: 1000}
 
@@ -168,4 +170,38 @@ func TestBackfillContinuesAsNewWhilePollingWithTheBatchInItsState(t *testing.T) 
 	assert.Len(t, s.pollTimes, 3)
 	assert.Empty(t, s.collects)
 	assert.Empty(t, h.roundTimes())
+}
+
+// TestBackfillServesNewListsLiveWhileItsBatchRuns: a wake while the batch
+// runs (a newcomer's lists committed) runs a round for the lists written
+// after the batch's, at once; the polls keep their timer.
+func TestBackfillServesNewListsLiveWhileItsBatchRuns(t *testing.T) {
+	h := newBackfillHarness(t, func(n int) activities.BackfillRoundResult {
+		switch n {
+		case 1:
+			return advised(512, 5488)
+		case 2: // the newcomer's lists, during the batch
+			return upgrading(6, 5488)
+		case 3:
+			return upgrading(5488, 0)
+		case 4:
+			return nothingLeft
+		}
+		return finished
+	})
+	h.in.Settings.BatchPoll = time.Minute
+	s := &batchScript{polls: []any{pending, pending}}
+	s.mock(h)
+	h.env.RegisterDelayedCallback(func() { h.env.SignalWorkflow(SignalWake, nil) }, 90*time.Second)
+	h.run()
+	require.NoError(t, h.env.GetWorkflowError())
+	rounds := h.roundTimes()
+	require.GreaterOrEqual(t, len(rounds), 3)
+	assert.Equal(t, 90*time.Second, rounds[1], "the wake runs a round at once, the batch still open")
+	assert.Equal(t, batchListsUpTo, h.inputs[1].ListsWrittenAfter, "for the lists the batch does not hold")
+	assert.True(t, h.inputs[0].ListsWrittenAfter.IsZero() && h.inputs[2].ListsWrittenAfter.IsZero(), "other rounds read every list")
+	assert.Equal(t, []time.Duration{time.Minute, 2 * time.Minute, 3 * time.Minute}, s.pollTimes, "the polls keep their timer")
+	require.Len(t, s.collects, 1)
+	assert.Equal(t, 3*time.Minute, rounds[2], "rounds over every list resume after the collect")
+	assert.Len(t, s.submits, 1)
 }

@@ -30,6 +30,7 @@ type backfillHarness struct {
 
 	mu     sync.Mutex
 	rounds []time.Duration // since the start, on the workflow clock
+	inputs []activities.BackfillRoundInput
 	start  time.Time
 }
 
@@ -66,6 +67,7 @@ func (h *backfillHarness) run() {
 			}
 			h.mu.Lock()
 			h.rounds = append(h.rounds, h.env.Now().Sub(h.start))
+			h.inputs = append(h.inputs, in)
 			n := len(h.rounds)
 			h.mu.Unlock()
 			return h.answer(n), nil
