@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/eventmatch/matchmaker/internal/aiprice"
 	"github.com/eventmatch/matchmaker/internal/metrics"
 	"github.com/eventmatch/matchmaker/store"
 )
@@ -55,6 +56,15 @@ type Activities struct {
 	// AIMaxCallsPerEvent is AI_MAX_CALLS_PER_EVENT: model calls the
 	// backfill may spend on one event, all runs together (0: unlimited).
 	AIMaxCallsPerEvent int
+	// AISpendLimitUSD is AI_MAX_SPEND_USD_PER_EVENT (0: unlimited), and
+	// AIPrice the model's price it is counted at.
+	AISpendLimitUSD float64
+	AIPrice         aiprice.Price
+	// AIBatch is AI_BATCH_API: a backlog of at least AIBatchMinBacklog
+	// (AI_BATCH_MIN_BACKLOG) fallback insights goes through the
+	// provider's Batch API (see ai_batch.go).
+	AIBatch           bool
+	AIBatchMinBacklog int
 	// StartBackfill starts the event's AI backfill workflow, or wakes the
 	// running one; CommitBatch calls it after committing fallback insights
 	// while AI is on. nil starts none (tests of the batch steps alone).

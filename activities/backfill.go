@@ -43,6 +43,10 @@ func (c *BackfillCounts) Add(o BackfillCounts) {
 // upgrades.
 type BackfillRoundInput struct {
 	EventID string
+	// ListsWrittenAfter, when set, limits the round to lists written after
+	// it: while the event's backlog is at the Batch API, the lists the
+	// batch does not hold (a newcomer's, say) are served live.
+	ListsWrittenAfter time.Time
 }
 
 // BackfillRoundResult is what one round did and where the event stands
@@ -58,6 +62,15 @@ type BackfillRoundResult struct {
 	BudgetSpent bool
 	// Budget is the worker's AI_MAX_CALLS_PER_EVENT (0: unlimited).
 	Budget int
+	// SpendLimitReached: the event has spent what AI_MAX_SPEND_USD_PER_EVENT
+	// allows, or one more call at the average cost so far would pass it;
+	// BudgetSpent is set with it, so the backfill stops the same way.
+	SpendLimitReached bool
+	// SpendLimitUSD is the worker's AI_MAX_SPEND_USD_PER_EVENT (0:
+	// unlimited); SpentUSD is what the event's calls cost at the model's
+	// price, all runs together (0 when the model has no price).
+	SpendLimitUSD float64
+	SpentUSD      float64
 
 	Selected int // fallback insights read, newest lists first
 	BackfillCounts
@@ -67,6 +80,10 @@ type BackfillRoundResult struct {
 	// first failure's label (insight.Classify).
 	EndpointDown  bool
 	FailureReason string
+	// BatchAdvised: the Batch API is on and the backlog is at least
+	// AI_BATCH_MIN_BACKLOG; the backfill may send it in a batch
+	// (SubmitAIBatch).
+	BatchAdvised bool
 
 	Progress BackfillProgress
 }
@@ -77,8 +94,13 @@ type BackfillRoundResult struct {
 // fenced (store.SaveBackfill), so text never lands on a pair no longer
 // listed. Everything it does is in the database when it returns, and a
 // retry reads afresh, so it is idempotent.
-func (a *Activities) BackfillRound(ctx context.Context, in BackfillRoundInput) (BackfillRoundResult, error) {
+func (a *Activities) BackfillRound(ctx context.Context, in BackfillRoundInput) (out BackfillRoundResult, err error) {
 	defer keepAlive(ctx)()
+	defer func() {
+		if !out.Finished {
+			out.SpendLimitUSD, out.SpentUSD = a.AISpendLimitUSD, a.spent(out.Progress)
+		}
+	}()
 	start := time.Now()
 	res := BackfillRoundResult{Budget: a.AIMaxCallsPerEvent}
 	if a.Insights == nil {
@@ -108,18 +130,23 @@ func (a *Activities) BackfillRound(ctx context.Context, in BackfillRoundInput) (
 	if err != nil {
 		return res, err
 	}
-	callsLeft := 0 // unlimited
-	if a.AIMaxCallsPerEvent > 0 {
-		callsLeft = a.AIMaxCallsPerEvent - before.Calls
-		if callsLeft <= 0 {
-			res.BudgetSpent, res.Progress = true, before
-			return res, nil
-		}
+	callsLeft, budgetSpent, spendReached := a.callsAllowed(before)
+	if budgetSpent {
+		res.BudgetSpent, res.SpendLimitReached, res.Progress = true, spendReached, before
+		return res, nil
 	}
 
 	matches, err := a.Store.FallbackMatches(ctx, in.EventID, backfillRoundMatches)
 	if err != nil {
 		return res, err
+	}
+	if !in.ListsWrittenAfter.IsZero() {
+		// Newest lists first: those written after the cut-off lead.
+		n := 0
+		for n < len(matches) && matches[n].ListWrittenAt.After(in.ListsWrittenAfter) {
+			n++
+		}
+		matches = matches[:n]
 	}
 	res.Selected = len(matches)
 	if len(matches) == 0 {
@@ -177,6 +204,54 @@ func (a *Activities) BackfillRound(ctx context.Context, in BackfillRoundInput) (
 	return res, nil
 }
 
+// callsAllowed is how many model calls the event's budgets leave (0: no
+// bound), or whether one of them is spent: AI_MAX_CALLS_PER_EVENT, and
+// AI_MAX_SPEND_USD_PER_EVENT at the average cost of the event's calls so
+// far. Before any call there is no average, so one call goes alone and
+// prices the next.
+func (a *Activities) callsAllowed(p BackfillProgress) (calls int, spent, spendReached bool) {
+	if a.AIMaxCallsPerEvent > 0 {
+		calls = a.AIMaxCallsPerEvent - p.Calls
+		if calls <= 0 {
+			return 0, true, false
+		}
+	}
+	if a.AISpendLimitUSD <= 0 {
+		return calls, false, false
+	}
+	cost := a.spent(p)
+	if cost >= a.AISpendLimitUSD {
+		return 0, true, true
+	}
+	bySpend := 1
+	if p.Calls > 0 {
+		perCall := cost / float64(p.Calls)
+		if perCall <= 0 { // a free model: the spend limit never binds
+			return calls, false, false
+		}
+		bySpend = int((a.AISpendLimitUSD - cost) / perCall)
+		if bySpend <= 0 {
+			return 0, true, true
+		}
+	}
+	if calls == 0 || bySpend < calls {
+		calls = bySpend
+	}
+	return calls, false, false
+}
+
+// batchAdvised reports whether the event's backlog is for the Batch API.
+func (a *Activities) batchAdvised(p BackfillProgress) bool {
+	_, batching := a.batchWriter()
+	return batching && p.Backlog >= a.AIBatchMinBacklog
+}
+
+// spent is what the event's model calls cost, in USD, at this worker's
+// price of the model.
+func (a *Activities) spent(p BackfillProgress) float64 {
+	return a.AIPrice.Cost(p.PromptTokens, p.CompletionTokens)
+}
+
 // backfillProgress reads where the event stands into res, and shows it in
 // the metrics.
 func (a *Activities) backfillProgress(ctx context.Context, eventID string, res BackfillRoundResult) (BackfillRoundResult, error) {
@@ -185,7 +260,9 @@ func (a *Activities) backfillProgress(ctx context.Context, eventID string, res B
 		return res, err
 	}
 	res.Progress = p
+	res.BatchAdvised = a.batchAdvised(p)
 	a.Metrics.SetAIProgress(eventID, p.AI, p.Matches, p.Backlog)
+	a.Metrics.SetAISpend(eventID, a.spent(p))
 	return res, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/demodata"
+	"github.com/eventmatch/matchmaker/internal/aiprice"
 	"github.com/eventmatch/matchmaker/internal/fakeopenai"
 	"github.com/eventmatch/matchmaker/internal/testenv"
 	"github.com/eventmatch/matchmaker/store"
@@ -338,5 +340,43 @@ func TestProfileCacheKeyIsTheCachesKey(t *testing.T) {
 	}
 	if pairs := f.distinctPairs(); deleted != int64(pairs) || left != 0 {
 		t.Errorf("%d cached answers deleted, %d left; want all %d pairs' deleted", deleted, left, pairs)
+	}
+}
+
+// TestBackfillStopsAtTheEventsSpendLimit: AI_MAX_SPEND_USD_PER_EVENT,
+// priced from the model's tokens, stops the backfill before a call that
+// could pass it, and the rest keep the fallback. Every call costs $0.002
+// here (1,000 prompt tokens at $1/M, 100 completion tokens at $10/M), so a
+// $0.011 limit allows five calls: one alone, which prices the rest, then
+// four.
+func TestBackfillStopsAtTheEventsSpendLimit(t *testing.T) {
+	testenv.RequireIntegration(t)
+	f := newAIFixture(t, 12, func(call int, req fakeopenai.Request) fakeopenai.Response {
+		r := fakeopenai.Echo(call, req)
+		r.PromptTokens, r.CompletionTokens = 1000, 100
+		return r
+	})
+	f.acts.AISpendLimitUSD = 0.011
+	f.acts.AIPrice = aiprice.Price{InputPerMillion: 1, OutputPerMillion: 10}
+	f.drainBatches()
+	rounds := f.backfill()
+	last := rounds[len(rounds)-1]
+	if !last.SpendLimitReached || !last.BudgetSpent {
+		t.Fatalf("last round %+v, want the spend limit reached", last)
+	}
+	if f.fake.Calls() != 5 || last.Progress.Calls != 5 {
+		t.Errorf("%d model calls, %d counted; want 5", f.fake.Calls(), last.Progress.Calls)
+	}
+	if math.Abs(last.SpentUSD-0.010) > 1e-9 || last.SpendLimitUSD != 0.011 {
+		t.Errorf("spent $%v of $%v, want $0.010 of $0.011", last.SpentUSD, last.SpendLimitUSD)
+	}
+	ai, fallback := f.sources()
+	if ai == 0 || fallback == 0 || last.Progress.Matches-last.Progress.AI != fallback {
+		t.Errorf("%d ai, %d fallback, progress %+v: want some of each, as counted", ai, fallback, last.Progress)
+	}
+	// Reached stays reached: another round calls nothing.
+	f.backfill()
+	if f.fake.Calls() != 5 {
+		t.Errorf("%d model calls after the spend limit was reached", f.fake.Calls())
 	}
 }

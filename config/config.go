@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"net"
 	"os"
 	"reflect"
@@ -18,6 +19,8 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/caarlos0/env/v10"
 	"go.temporal.io/sdk/contrib/envconfig"
+
+	"github.com/eventmatch/matchmaker/internal/aiprice"
 )
 
 // Config is read once at start. Names match the environment variables the
@@ -73,6 +76,22 @@ type Config struct {
 	// one event, all its runs together; 0 means no bound. Once spent, the
 	// remaining matches keep the fallback insight.
 	AIMaxCallsPerEvent int `env:"AI_MAX_CALLS_PER_EVENT" envDefault:"0"`
+	// AIMaxSpendUSDPerEvent bounds what the AI backfill spends on one
+	// event, in USD, all its runs together, priced by AIPrices for
+	// OPENAI_MODEL; 0 means no bound.
+	AIMaxSpendUSDPerEvent float64 `env:"AI_MAX_SPEND_USD_PER_EVENT" envDefault:"0"`
+	// AIPrices adds to or overrides the built-in price table
+	// (aiprice.Defaults): model=input/output USD per million tokens,
+	// comma-separated.
+	AIPrices string `env:"AI_PRICES"`
+	// AIBatchAPI sends a large backlog through the provider's Batch API
+	// (/v1/files and /v1/batches) instead of one call per pair.
+	AIBatchAPI bool `env:"AI_BATCH_API" envDefault:"false"`
+	// AIBatchMinBacklog is the backlog (fallback insights of an event) at
+	// which the Batch API is used.
+	AIBatchMinBacklog int `env:"AI_BATCH_MIN_BACKLOG" envDefault:"2000"`
+	// AIBatchPoll is how often the backfill asks whether its batch is done.
+	AIBatchPoll time.Duration `env:"AI_BATCH_POLL" envDefault:"1m"`
 
 	// IdlePoll is how often an idle event workflow looks at its queue on
 	// its own, in case a wake-up was missed.
@@ -279,6 +298,17 @@ func (c Config) validate() error {
 	check(c.AIConcurrency >= 1 && c.AIConcurrency <= 256, "AI_CONCURRENCY must be between 1 and 256, got %d", c.AIConcurrency)
 	check(c.AIRequestsPerMinute >= 0, "AI_REQUESTS_PER_MINUTE must not be negative, got %d", c.AIRequestsPerMinute)
 	check(c.AIMaxCallsPerEvent >= 0, "AI_MAX_CALLS_PER_EVENT must not be negative (0 means no limit), got %d", c.AIMaxCallsPerEvent)
+	check(c.AIMaxSpendUSDPerEvent >= 0 && !math.IsInf(c.AIMaxSpendUSDPerEvent, 0),
+		"AI_MAX_SPEND_USD_PER_EVENT must be a number of USD, not negative (0 means no limit), got %v", c.AIMaxSpendUSDPerEvent)
+	if prices, err := aiprice.Parse(c.AIPrices); err != nil {
+		errs = append(errs, fmt.Errorf("AI_PRICES: %w", err))
+	} else if _, ok := prices.Lookup(c.OpenAIModel); c.AIMaxSpendUSDPerEvent > 0 && !ok {
+		// A zero price would let the backfill spend without bound.
+		errs = append(errs, fmt.Errorf("AI_MAX_SPEND_USD_PER_EVENT is set but OPENAI_MODEL %q has no price: add it to AI_PRICES as %s=input/output (USD per 1M tokens); known models: %s",
+			c.OpenAIModel, c.OpenAIModel, strings.Join(prices.Models(), ", ")))
+	}
+	check(c.AIBatchMinBacklog >= 1, "AI_BATCH_MIN_BACKLOG must be at least 1, got %d", c.AIBatchMinBacklog)
+	check(c.AIBatchPoll >= time.Second, "AI_BATCH_POLL must be at least 1s, got %s", c.AIBatchPoll)
 	check(c.AIRequestTimeout >= 100*time.Millisecond, "AI_REQUEST_TIMEOUT must be at least 100ms, got %s", c.AIRequestTimeout)
 	if err := checkListenAddr(c.MetricsAddr); err != nil {
 		errs = append(errs, fmt.Errorf("METRICS_ADDR must be host:port (for example 127.0.0.1:9464), or empty to serve no metrics, got %q: %w", c.MetricsAddr, err))
@@ -302,6 +332,17 @@ func checkListenAddr(addr string) error {
 		return fmt.Errorf("port %q is not a number between 0 and 65535", port)
 	}
 	return nil
+}
+
+// ModelPrice is OPENAI_MODEL's price from the built-in table and
+// AI_PRICES; ok is false for a model the table does not price (validate
+// refuses that when a spend limit is set).
+func (c Config) ModelPrice() (p aiprice.Price, ok bool) {
+	prices, err := aiprice.Parse(c.AIPrices)
+	if err != nil {
+		return aiprice.Price{}, false
+	}
+	return prices.Lookup(c.OpenAIModel)
 }
 
 // AIEnabled reports whether insights are written by a model.

@@ -306,3 +306,58 @@ func TestLoadWithOverrides(t *testing.T) {
 		t.Errorf("%+v: want the environment's database and address, the flags' namespace and task queue", c)
 	}
 }
+
+func TestSpendLimitNeedsAPricedModel(t *testing.T) {
+	noTemporalFile(t)
+	t.Setenv("OPENAI_MODEL", "my-llama")
+	t.Setenv("AI_MAX_SPEND_USD_PER_EVENT", "5")
+	_, err := Load()
+	if err == nil {
+		t.Fatal("a spend limit with an unpriced model was accepted")
+	}
+	for _, want := range []string{"AI_MAX_SPEND_USD_PER_EVENT", `"my-llama"`, "AI_PRICES"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %s", err, want)
+		}
+	}
+
+	t.Setenv("AI_PRICES", "my-llama=0.5/1.5")
+	c, err := Load()
+	if err != nil {
+		t.Fatalf("with the model priced: %v", err)
+	}
+	if p, ok := c.ModelPrice(); !ok || p.InputPerMillion != 0.5 || p.OutputPerMillion != 1.5 {
+		t.Errorf("price %+v %v", p, ok)
+	}
+
+	// Without a spend limit, an unpriced model is fine.
+	t.Setenv("AI_PRICES", "")
+	t.Setenv("AI_MAX_SPEND_USD_PER_EVENT", "0")
+	if _, err := Load(); err != nil {
+		t.Errorf("no spend limit: %v", err)
+	}
+}
+
+func TestAIBatchAndPriceValues(t *testing.T) {
+	noTemporalFile(t)
+	for _, tc := range []struct{ name, value string }{
+		{"AI_PRICES", "gpt-4o-mini=cheap/0.6"},
+		{"AI_MAX_SPEND_USD_PER_EVENT", "-1"},
+		{"AI_BATCH_MIN_BACKLOG", "0"},
+		{"AI_BATCH_POLL", "10ms"},
+	} {
+		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
+			t.Setenv(tc.name, tc.value)
+			if _, err := Load(); err == nil || !strings.Contains(err.Error(), tc.name) {
+				t.Fatalf("%s=%q: error %v, want one naming the variable", tc.name, tc.value, err)
+			}
+		})
+	}
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AIBatchAPI || c.AIBatchMinBacklog != 2000 || c.AIBatchPoll != time.Minute || c.AIMaxSpendUSDPerEvent != 0 {
+		t.Errorf("batch and spend defaults: %+v", c)
+	}
+}

@@ -471,18 +471,23 @@ type statusRow struct {
 // runs together), and the backfill workflow's phase and line when Temporal
 // answers.
 type aiBackfillRow struct {
-	Matches          int    `json:"matches"`
-	AI               int    `json:"ai"`
-	Backlog          int    `json:"backlog"`
-	Refused          int    `json:"refused"`
-	Calls            int    `json:"calls"`
-	PromptTokens     int    `json:"prompt_tokens"`
-	CompletionTokens int    `json:"completion_tokens"`
-	Upgraded         int    `json:"upgraded"`
-	Fenced           int    `json:"fenced"`
-	Workflow         string `json:"workflow"`
-	State            string `json:"state"`
-	Line             string `json:"line"`
+	Matches          int `json:"matches"`
+	AI               int `json:"ai"`
+	Backlog          int `json:"backlog"`
+	Refused          int `json:"refused"`
+	Calls            int `json:"calls"`
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+	Upgraded         int `json:"upgraded"`
+	Fenced           int `json:"fenced"`
+	// SpentUSD is what the event's calls cost at the price of this
+	// starter's OPENAI_MODEL (AI_PRICES); SpendLimitUSD is its
+	// AI_MAX_SPEND_USD_PER_EVENT.
+	SpentUSD      float64 `json:"spent_usd"`
+	SpendLimitUSD float64 `json:"spend_limit_usd,omitempty"`
+	Workflow      string  `json:"workflow"`
+	State         string  `json:"state"`
+	Line          string  `json:"line"`
 
 	// Rejections counts the model's answers rejected, by rule ("name",
 	// "length", "json", ...; see README "AI insights"), all runs together.
@@ -721,6 +726,10 @@ func (s *session) backfillRow(ctx context.Context, eventID string) (*aiBackfillR
 	row.Rejections = make(map[string]int, len(p.Rejections))
 	for _, c := range p.Rejections {
 		row.Rejections[c.Rule] = c.Answers
+	}
+	if price, ok := s.cfg.ModelPrice(); ok {
+		row.SpentUSD, row.SpendLimitUSD = price.Cost(p.PromptTokens, p.CompletionTokens), s.cfg.AIMaxSpendUSDPerEvent
+		row.Line += fmt.Sprintf(", $%.2f spent", row.SpentUSD)
 	}
 	if s.temporal == nil {
 		return row, nil

@@ -373,6 +373,7 @@ var workerTables = []struct{ table, privileges string }{
 	{"matchmaking_batch_shards", "SELECT, INSERT, UPDATE, DELETE"},
 	{"matchmaking_ai_backfill", "SELECT, INSERT, UPDATE"},
 	{"matchmaking_ai_skips", "SELECT, INSERT, UPDATE, DELETE"},
+	{"matchmaking_ai_batches", "SELECT, INSERT, UPDATE"},
 	{"matchmaking_schema_version", ""}, // the migrator's
 }
 

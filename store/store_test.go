@@ -430,6 +430,11 @@ func exerciseWorkerPaths(t *testing.T, e *env, st *store.Store, n int) {
 	must("QuarantineMembers", err)
 	_, err = st.ReleaseBatch(ctx, token, "test")
 	must("ReleaseBatch", err)
+	must("RecordAIBatch", st.RecordAIBatch(ctx, event, store.AIBatch{BatchID: "batch_1", Requests: 3, ListsUpTo: time.Now()}))
+	_, _, err = st.OpenAIBatch(ctx, event)
+	must("OpenAIBatch", err)
+	_, _, err = st.FinishAIBatch(ctx, event, "batch_1", store.AIBatchCounts{Answered: 3}, store.BackfillUsage{Calls: 3})
+	must("FinishAIBatch", err)
 }
 
 // TestGrantWorker: the worker's whole SQL runs as a role that has only what
@@ -456,6 +461,7 @@ func TestGrantWorker(t *testing.T) {
 		"matchmaking_insight_cache":  {"SELECT", "INSERT"},
 		"matchmaking_ai_backfill":    {"SELECT", "INSERT", "UPDATE"},
 		"matchmaking_ai_skips":       {"SELECT", "INSERT", "UPDATE", "DELETE"},
+		"matchmaking_ai_batches":     {"SELECT", "INSERT", "UPDATE"},
 	}
 	// Tables of migration 006, which a build may not have yet.
 	for table, privileges := range map[string][]string{

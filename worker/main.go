@@ -131,6 +131,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 
 	st := store.New(pool)
 	backfillSettings := workflows.NewBackfillSettings(cfg.MaxRuntime(), cfg.IdlePoll)
+	backfillSettings.BatchPoll = cfg.AIBatchPoll
 	writer, insightsMode, err := insightWriter(cfg, st, logger)
 	if err != nil {
 		return err
@@ -148,6 +149,9 @@ func run(cfg config.Config, logger *slog.Logger) error {
 			return shardWorkers(ctx, temporalClient, workflows.ShardTaskQueue(cfg.TaskQueue))
 		},
 		AIMaxCallsPerEvent: cfg.AIMaxCallsPerEvent,
+		AISpendLimitUSD:    cfg.AIMaxSpendUSDPerEvent,
+		AIBatch:            cfg.AIBatchAPI,
+		AIBatchMinBacklog:  cfg.AIBatchMinBacklog,
 		StartBackfill: func(ctx context.Context, eventID string) error {
 			return workflows.WakeBackfill(ctx, temporalClient, cfg.TaskQueue, eventID, backfillSettings)
 		},
@@ -155,6 +159,9 @@ func run(cfg config.Config, logger *slog.Logger) error {
 			return workflows.EventPaused(ctx, temporalClient, eventID)
 		},
 	}
+	// Validation refused a spend limit with an unpriced model; without a
+	// limit an unpriced model's spend shows as $0.
+	acts.AIPrice, _ = cfg.ModelPrice()
 	// Without WorkerStopTimeout the SDK cancels running activities the
 	// moment Stop is called; with it, they have that long to finish.
 	workerOpts := worker.Options{WorkerStopTimeout: cfg.WorkerStopTimeout}

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/eventmatch/matchmaker/activities"
+	"github.com/eventmatch/matchmaker/store"
 )
 
 // The AI backfill. A batch commits its lists with fallback insights (AI
@@ -49,8 +50,12 @@ type BackfillSettings struct {
 	// such round in a row, at most BackoffCeiling.
 	BackoffBase    time.Duration
 	BackoffCeiling time.Duration
-	// MaxRoundsPerRun bounds a run's history.
+	// MaxRoundsPerRun bounds a run's history (rounds, and polls of a
+	// batch).
 	MaxRoundsPerRun int
+	// BatchPoll is how often the backfill asks whether its batch at the
+	// provider's Batch API is done (AI_BATCH_POLL).
+	BatchPoll time.Duration
 }
 
 var defaultBackfillSettings = BackfillSettings{
@@ -60,6 +65,7 @@ var defaultBackfillSettings = BackfillSettings{
 	BackoffBase:     5 * time.Second,
 	BackoffCeiling:  5 * time.Minute,
 	MaxRoundsPerRun: 200,
+	BatchPoll:       time.Minute,
 }
 
 // NewBackfillSettings are the backfill's settings for the worker's
@@ -72,7 +78,7 @@ func backfillWithDefaults(s BackfillSettings) BackfillSettings {
 	d := defaultBackfillSettings
 	for _, f := range []struct{ v, def *time.Duration }{
 		{&s.RoundTimeout, &d.RoundTimeout}, {&s.IdlePoll, &d.IdlePoll}, {&s.PausePoll, &d.PausePoll},
-		{&s.BackoffBase, &d.BackoffBase}, {&s.BackoffCeiling, &d.BackoffCeiling},
+		{&s.BackoffBase, &d.BackoffBase}, {&s.BackoffCeiling, &d.BackoffCeiling}, {&s.BatchPoll, &d.BatchPoll},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def
@@ -103,8 +109,38 @@ type BackfillState struct {
 	// BudgetSpent whether the event has spent it.
 	Budget      int
 	BudgetSpent bool
+	// SpendLimitUSD is the worker's AI_MAX_SPEND_USD_PER_EVENT (0:
+	// unlimited), SpentUSD what the event's calls cost at the model's
+	// price, and SpendLimitReached whether the limit stopped the backfill.
+	SpendLimitUSD     float64
+	SpentUSD          float64
+	SpendLimitReached bool
 	// Progress is where the event stood after the last round.
 	Progress activities.BackfillProgress
+	// Batch is the event's batch at the provider's Batch API while it is
+	// open: carried across continue-as-new (and kept in the database), so
+	// that it is polled until collected and never submitted twice.
+	Batch BatchRef
+	// BatchDisarmed: a batch was tried (submitted, or declined) since the
+	// backlog was last below AI_BATCH_MIN_BACKLOG; the next one waits
+	// until it was, so that answers a batch failed are asked live rather
+	// than in batch after batch.
+	BatchDisarmed bool
+	// Batches counts the batches collected, BatchCounts what they found.
+	Batches     int
+	BatchCounts store.AIBatchCounts
+}
+
+// BatchRef is an open batch: its ID and counts, never its content.
+type BatchRef struct {
+	ID       string
+	Requests int
+	// ListsUpTo is the newest list write in the batch; lists written after
+	// it are served by live rounds while the batch runs.
+	ListsUpTo           time.Time
+	Status              string
+	Completed, Failed   int
+	Polls, PollFailures int
 }
 
 // BackfillInput starts or continues an event's backfill.
@@ -125,6 +161,16 @@ const (
 	BackfillBackingOff  BackfillPhase = "backing off"
 	BackfillBudgetSpent BackfillPhase = "budget spent"
 	BackfillFinished    BackfillPhase = "finished"
+	// BackfillAwaitingBatch: the backlog is at the provider's Batch API;
+	// the backfill polls it.
+	BackfillAwaitingBatch BackfillPhase = "awaiting batch"
+)
+
+// The Batch API mode (AI_BATCH_API) added commands to the backfill: runs
+// started before it replay as they were recorded.
+const (
+	batchAPIChange  = "ai-batch-api"
+	batchAPIVersion = 1
 )
 
 // BackfillStatus answers the backfill's status query (QueryStatus).
@@ -158,6 +204,8 @@ func AIBackfill(ctx workflow.Context, in BackfillInput) error {
 	}
 	b.publish(ctx)
 
+	batchAPI := workflow.GetVersion(ctx, batchAPIChange, workflow.DefaultVersion, batchAPIVersion) >= batchAPIVersion
+
 	var a *activities.Activities
 	opts := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: b.s.RoundTimeout,
@@ -169,8 +217,15 @@ func AIBackfill(ctx workflow.Context, in BackfillInput) error {
 		// A new run starts with a round, so wakes need not be carried.
 		b.drainWakes()
 		if roundsThisRun >= b.s.MaxRoundsPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
-			b.logger.Info("continuing as new", "rounds", roundsThisRun)
-			return workflow.NewContinueAsNewError(ctx, AIBackfill, BackfillInput{EventID: b.eventID, Settings: b.s, State: b.state})
+			return b.continueAsNew(ctx, roundsThisRun)
+		}
+		if batchAPI && b.state.Batch.ID != "" {
+			polls, err := b.awaitBatch(ctx)
+			if err != nil {
+				return err
+			}
+			roundsThisRun += polls
+			continue
 		}
 		b.phase = BackfillUpgrading
 		var res activities.BackfillRoundResult
@@ -184,6 +239,9 @@ func AIBackfill(ctx workflow.Context, in BackfillInput) error {
 			continue
 		}
 		b.add(res)
+		if !res.BatchAdvised {
+			b.state.BatchDisarmed = false
+		}
 		switch {
 		case res.Finished:
 			b.phase = BackfillFinished
@@ -212,11 +270,140 @@ func AIBackfill(ctx workflow.Context, in BackfillInput) error {
 		default:
 			b.state.FailuresInARow = 0
 			b.publish(ctx)
+			if batchAPI && res.BatchAdvised && !b.state.BatchDisarmed {
+				b.submitBatch(ctx)
+			}
 		}
 		if err != nil {
 			return err
 		}
 	}
+}
+
+func (b *backfill) continueAsNew(ctx workflow.Context, steps int) error {
+	b.logger.Info("continuing as new", "rounds_and_polls", steps)
+	return workflow.NewContinueAsNewError(ctx, AIBackfill, BackfillInput{EventID: b.eventID, Settings: b.s, State: b.state})
+}
+
+// submitBatch sends the backlog through the provider's Batch API, or
+// resumes the event's open batch. A failure leaves the live rounds to it.
+func (b *backfill) submitBatch(ctx workflow.Context) {
+	var a *activities.Activities
+	b.state.BatchDisarmed = true
+	var res activities.SubmitAIBatchResult
+	err := workflow.ExecuteActivity(b.activityOptions(ctx, "send the backlog through the Batch API"), a.SubmitAIBatch,
+		activities.BackfillRoundInput{EventID: b.eventID}).Get(ctx, &res)
+	switch {
+	case err != nil:
+		b.state.Errors++
+		b.state.LastError = plainError(err)
+	case res.BatchID != "":
+		b.state.Batch = BatchRef{ID: res.BatchID, Requests: res.Requests, ListsUpTo: res.ListsUpTo}
+		b.logger.Info("backlog sent in a batch", "batch_id", res.BatchID, "requests", res.Requests, "resumed", res.Resumed)
+	default:
+		b.logger.Info("no batch", "why", res.Declined)
+	}
+}
+
+// awaitBatch polls the open batch, a workflow timer of BatchPoll after
+// each poll, until it is done, then collects its answers. A wake meanwhile (lists
+// committed) runs a round for the lists written after the batch's, so a
+// newcomer does not wait for the batch. It returns the polls and rounds it
+// made, or continue-as-new (with the batch in the state) when the run's
+// history is long enough. A poll that fails after its retries is counted
+// and the polling goes on; a collect that fails backs off and is tried
+// again by the caller's next turn, the batch still open.
+func (b *backfill) awaitBatch(ctx workflow.Context) (int, error) {
+	var a *activities.Activities
+	steps := 0
+	nextPoll := workflow.Now(ctx).Add(b.s.BatchPoll)
+	for {
+		b.phase = BackfillAwaitingBatch
+		b.publish(ctx)
+		if steps >= b.s.MaxRoundsPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			return steps, b.continueAsNew(ctx, steps)
+		}
+		if wait := nextPoll.Sub(workflow.Now(ctx)); wait > 0 {
+			woke, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return b.wakeCh.Len() > 0 })
+			if err != nil {
+				return steps, err
+			}
+			if woke {
+				b.drainWakes()
+				steps++
+				b.roundForNewerLists(ctx)
+				continue
+			}
+		}
+		steps++
+		b.state.Batch.Polls++
+		var p activities.AIBatchPollResult
+		err := workflow.ExecuteActivity(b.activityOptions(ctx, "poll the batch"), a.PollAIBatch,
+			activities.AIBatchInput{EventID: b.eventID, BatchID: b.state.Batch.ID}).Get(ctx, &p)
+		nextPoll = workflow.Now(ctx).Add(b.s.BatchPoll)
+		if err != nil {
+			b.state.Batch.PollFailures++
+			b.state.Errors++
+			b.state.LastError = plainError(err)
+			continue
+		}
+		ref := &b.state.Batch
+		ref.Status, ref.Completed, ref.Failed = p.Status, p.Completed, p.Failed
+		if p.Done {
+			break
+		}
+	}
+	var c activities.AIBatchCollectResult
+	err := workflow.ExecuteActivity(b.activityOptions(ctx, "collect the batch's answers"), a.CollectAIBatch,
+		activities.AIBatchInput{EventID: b.eventID, BatchID: b.state.Batch.ID}).Get(ctx, &c)
+	if err != nil {
+		b.state.Errors++
+		b.state.LastError = plainError(err)
+		return steps, b.backOff(ctx)
+	}
+	st := &b.state
+	st.Batches++
+	st.BatchCounts.Answered += c.Answered
+	st.BatchCounts.Refused += c.Refused
+	st.BatchCounts.Failed += c.Failed
+	st.BatchCounts.Stale += c.Stale
+	st.AICalls += c.Calls
+	st.PromptTokens += c.PromptTokens
+	st.CompletionTokens += c.CompletionTokens
+	b.logger.Info("batch collected", "batch_id", st.Batch.ID, "answered", c.Answered, "refused", c.Refused,
+		"failed", c.Failed, "stale", c.Stale)
+	st.Batch = BatchRef{}
+	st.FailuresInARow = 0
+	return steps, nil
+}
+
+// roundForNewerLists runs a round for the lists written after the open
+// batch's. What it finds (nothing, a paused or disabled event, a dead
+// endpoint) changes nothing: the batch is polled on, and the loop after
+// it decides.
+func (b *backfill) roundForNewerLists(ctx workflow.Context) {
+	var a *activities.Activities
+	b.phase = BackfillUpgrading
+	var res activities.BackfillRoundResult
+	err := workflow.ExecuteActivity(b.activityOptions(ctx, "upgrade the lists written since the batch"), a.BackfillRound,
+		activities.BackfillRoundInput{EventID: b.eventID, ListsWrittenAfter: b.state.Batch.ListsUpTo}).Get(ctx, &res)
+	if err != nil {
+		b.state.Errors++
+		b.state.LastError = plainError(err)
+		return
+	}
+	if !res.Finished {
+		b.add(res)
+	}
+}
+
+func (b *backfill) activityOptions(ctx workflow.Context, summary string) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: b.s.RoundTimeout,
+		HeartbeatTimeout:    activities.HeartbeatTimeout,
+		RetryPolicy:         retryPolicy(),
+		Summary:             summary,
+	})
 }
 
 // backfill is one run's state, shared by the loop and the query.
@@ -234,8 +421,10 @@ func (b *backfill) add(r activities.BackfillRoundResult) {
 	st.Rounds++
 	st.BackfillCounts.Add(r.BackfillCounts)
 	st.Budget, st.BudgetSpent = r.Budget, r.BudgetSpent
+	st.SpendLimitReached = r.SpendLimitReached
 	if !r.Finished {
 		st.Progress = r.Progress
+		st.SpendLimitUSD, st.SpentUSD = r.SpendLimitUSD, r.SpentUSD
 	}
 }
 
@@ -282,12 +471,27 @@ func (b *backfill) status() BackfillStatus {
 func backfillLine(st BackfillState) string {
 	p := st.Progress
 	keep := p.Matches - p.AI
+	if b := st.Batch; b.ID != "" {
+		status := b.Status
+		if status == "" {
+			status = "submitted"
+		}
+		return fmt.Sprintf("batch %s %s: %d of %d requests done, %d failed; %s",
+			b.ID, status, b.Completed+b.Failed, b.Requests, b.Failed, p.Summary())
+	}
+	if st.SpendLimitReached {
+		return fmt.Sprintf("stopped: spend limit $%.2f reached ($%.2f spent); %d matches keep the fallback",
+			st.SpendLimitUSD, st.SpentUSD, keep)
+	}
 	if st.BudgetSpent {
 		return fmt.Sprintf("AI budget of %d calls spent; %d matches keep the fallback", st.Budget, keep)
 	}
 	line := p.Summary()
 	if st.Budget > 0 {
 		line += fmt.Sprintf(", budget %d calls", st.Budget)
+	}
+	if st.SpendLimitUSD > 0 {
+		line += fmt.Sprintf(", $%.2f spent of $%.2f", st.SpentUSD, st.SpendLimitUSD)
 	}
 	return line
 }
@@ -297,8 +501,15 @@ func (b *backfill) publish(ctx workflow.Context) {
 	st := b.status()
 	var sb strings.Builder
 	sb.WriteString(fmt.Sprintf("**AI backfill:** %s · %s\n\n", strings.ToUpper(string(st.Phase[:1]))+string(st.Phase[1:]), st.Line))
-	sb.WriteString(fmt.Sprintf("Event `%s` · %d rounds · %d upgraded · %d fenced out · %d backoffs\n",
+	sb.WriteString(fmt.Sprintf("Event `%s` · %d rounds · %d upgraded · %d fenced out · %d backoffs",
 		st.EventID, st.Rounds, st.Upgraded, st.Fenced, st.Backoffs))
+	if st.SpentUSD > 0 {
+		sb.WriteString(fmt.Sprintf(" · $%.2f spent", st.SpentUSD))
+	}
+	if st.Batches > 0 {
+		sb.WriteString(fmt.Sprintf(" · %d batches (%d answers, %d failed)", st.Batches, st.BatchCounts.Answered, st.BatchCounts.Failed))
+	}
+	sb.WriteString("\n")
 	if st.LastError != "" {
 		sb.WriteString(fmt.Sprintf("\nLast error: `%s`\n", strings.ReplaceAll(st.LastError, "`", "'")))
 	}

@@ -31,6 +31,7 @@ type backfillHarness struct {
 
 	mu     sync.Mutex
 	rounds []time.Duration // since the start, on the workflow clock
+	inputs []activities.BackfillRoundInput
 	start  time.Time
 }
 
@@ -67,6 +68,7 @@ func (h *backfillHarness) run() {
 			}
 			h.mu.Lock()
 			h.rounds = append(h.rounds, h.env.Now().Sub(h.start))
+			h.inputs = append(h.inputs, in)
 			n := len(h.rounds)
 			h.mu.Unlock()
 			return h.answer(n), nil
@@ -281,4 +283,29 @@ func TestBackfillStatusShowsRejectionsByRule(t *testing.T) {
 	}, time.Minute)
 	h.run()
 	require.NoError(t, h.env.GetWorkflowError())
+}
+
+func TestBackfillStopsAtTheSpendLimitWithAStatusLine(t *testing.T) {
+	h := newBackfillHarness(t, func(n int) activities.BackfillRoundResult {
+		switch n {
+		case 1:
+			r := upgrading(200, 800)
+			r.SpendLimitUSD, r.SpentUSD = 5, 4.2
+			return r
+		case 2:
+			return activities.BackfillRoundResult{BudgetSpent: true, SpendLimitReached: true, SpendLimitUSD: 5, SpentUSD: 4.99,
+				Progress: activities.BackfillProgress{Matches: 1000, AI: 200, Backlog: 800, Calls: 100}}
+		}
+		return finished
+	})
+	h.env.RegisterDelayedCallback(func() {
+		st := h.status()
+		assert.Equal(t, BackfillBudgetSpent, st.Phase)
+		assert.Equal(t, "stopped: spend limit $5.00 reached ($4.99 spent); 800 matches keep the fallback", st.Line)
+	}, time.Minute)
+	h.run()
+	require.NoError(t, h.env.GetWorkflowError())
+	rounds := h.roundTimes()
+	require.Len(t, rounds, 3)
+	assert.Equal(t, time.Hour, rounds[2], "a reached spend limit is looked at again only after an idle poll")
 }

@@ -44,6 +44,7 @@ func TestReplayWithTracing(t *testing.T) {
 				t.Fatal(err)
 			}
 			replayer.RegisterWorkflow(EventMatchmaking)
+			replayer.RegisterWorkflow(AIBackfill)
 			logger := log.NewStructuredLogger(slog.New(slog.DiscardHandler))
 			if err := replayer.ReplayWorkflowHistoryFromJSONFile(logger, file); err != nil {
 				t.Fatalf("replay %s with tracing: %v", file, err)

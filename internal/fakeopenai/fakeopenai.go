@@ -1,5 +1,5 @@
 // Package fakeopenai is a local OpenAI-compatible chat completions server for
-// tests. Nothing in it reaches the network beyond the loopback listener of an
+// tests, with the Batch API's /v1/files and /v1/batches (batch.go). Nothing in it reaches the network beyond the loopback listener of an
 // httptest.Server.
 //
 // A test chooses, per call, what the server answers:
@@ -184,6 +184,16 @@ type Server struct {
 	calls int
 	reqs  []Request
 
+	// The Batch API's state (batch.go).
+	files          map[string]*storedFile
+	batches        map[string]*fakeBatch
+	nextID         int
+	batchDelay     time.Duration
+	batchOutcome   string
+	failRetrievals int
+	batchLines     int
+	completing     sync.Mutex
+
 	done      chan struct{}
 	closeOnce sync.Once
 }
@@ -212,10 +222,12 @@ func Listen(addr string, behave func(call int, req Request) Response) (*Server, 
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{behave: behave, done: make(chan struct{})}
+	s := &Server{behave: behave, done: make(chan struct{}),
+		files: map[string]*storedFile{}, batches: map[string]*fakeBatch{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/chat/completions", s.chat)
 	mux.HandleFunc("/chat/completions", s.chat)
+	s.routeBatchAPI(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeBody(w, http.StatusNotFound, errorBody("Unknown request URL: "+r.Method+" "+r.URL.Path, "invalid_request_error", "unknown_url"))
 	})
@@ -229,14 +241,16 @@ func Listen(addr string, behave func(call int, req Request) Response) (*Server, 
 // URL is the base URL for an OpenAI client; it ends in /v1.
 func (s *Server) URL() string { return s.srv.URL + "/v1" }
 
-// Calls is the number of chat completion requests received so far.
+// Calls is the number of chat completion requests received so far, batch
+// lines included (see BatchLines).
 func (s *Server) Calls() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.calls
 }
 
-// Requests returns a copy of the chat completion requests received so far.
+// Requests returns a copy of the chat completion requests received so far,
+// batch lines included (their Path is /v1/batches/<batch id>).
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()

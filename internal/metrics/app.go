@@ -38,6 +38,7 @@ type App struct {
 	receiving    prometheus.Gauge
 	aiShare      *prometheus.GaugeVec
 	aiBacklog    *prometheus.GaugeVec
+	aiSpend      *prometheus.GaugeVec
 	upgraded     *prometheus.CounterVec
 	fenced       *prometheus.CounterVec
 
@@ -77,7 +78,7 @@ func (a *App) RetainEvents(keep map[string]bool) int {
 		}
 		for _, vec := range []interface{ DeleteLabelValues(...string) bool }{
 			a.batches, a.usersMatched, a.queueDepth, a.aiCalls, a.aiCacheHits, a.quarantined, a.deferred,
-			a.aiShare, a.aiBacklog, a.upgraded, a.fenced,
+			a.aiShare, a.aiBacklog, a.aiSpend, a.upgraded, a.fenced,
 		} {
 			vec.DeleteLabelValues(id)
 		}
@@ -148,6 +149,11 @@ func NewApp(reg prometheus.Registerer) (*App, error) {
 			Name: "matchmaking_ai_backlog",
 			Help: "The event's fallback insights the AI backfill still means to upgrade, as of its last round on this worker.",
 		}, []string{"event_id"}),
+		aiSpend: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "matchmaking_ai_spend_usd",
+			Help: "What the event's AI calls cost, all runs together, in USD at this worker's price of OPENAI_MODEL " +
+				"(0 when the model has no price), as of the AI backfill's last round on this worker.",
+		}, []string{"event_id"}),
 		upgraded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "matchmaking_ai_backfill_upgrades_total",
 			Help: "Fallback insights the AI backfill replaced with AI text.",
@@ -160,7 +166,7 @@ func NewApp(reg prometheus.Registerer) (*App, error) {
 	var errs []error
 	for _, c := range []prometheus.Collector{a.batches, a.usersMatched, a.queueDepth, a.stepDuration,
 		a.aiCalls, a.aiCacheHits, a.fallbacks, a.aiTokens, a.quarantined, a.deferred, a.receiving,
-		a.aiShare, a.aiBacklog, a.upgraded, a.fenced} {
+		a.aiShare, a.aiBacklog, a.aiSpend, a.upgraded, a.fenced} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}
@@ -262,6 +268,14 @@ func (a *App) SetAIProgress(eventID string, ai, matches, backlog int) {
 		a.aiShare.WithLabelValues(eventID).Set(share)
 		a.aiBacklog.WithLabelValues(eventID).Set(float64(backlog))
 	})
+}
+
+// SetAISpend shows what the event's AI calls cost, in USD.
+func (a *App) SetAISpend(eventID string, usd float64) {
+	if a == nil {
+		return
+	}
+	a.forEvent(eventID, func() { a.aiSpend.WithLabelValues(eventID).Set(usd) })
 }
 
 // BackfillRound counts a backfill round's AI insights written, and the

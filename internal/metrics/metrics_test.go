@@ -243,6 +243,7 @@ func TestRetainEventsDropsDisabledEvents(t *testing.T) {
 		app.SetQuarantined(id, 1)
 		app.ListsDeferred(id, 1)
 		app.AIUsage(id, 4, 1, 10, 5)
+		app.SetAISpend(id, 0.25)
 	}
 	if n := app.RetainEvents(map[string]bool{"kept": true}); n != 1 {
 		t.Errorf("RetainEvents dropped %d events, want 1", n)
@@ -255,6 +256,7 @@ func TestRetainEventsDropsDisabledEvents(t *testing.T) {
 		`matchmaking_batches_total{event_id="kept"} 1`,
 		`matchmaking_queue_depth{event_id="kept"} 2`,
 		`matchmaking_quarantined_members{event_id="kept"} 1`,
+		`matchmaking_ai_spend_usd{event_id="kept"} 0.25`,
 	)
 	// An event enabled again gets its series back.
 	app.SetQueueDepth("gone", 5)
