@@ -152,7 +152,13 @@ func TestCappedAssignmentUnderChanges(t *testing.T) {
 					}
 					repaired, changes := moveLists(pool, next, lists, moved, upserts)
 					before := cloneLists(repaired)
-					rewritten, _, err := next.RepairCapped(ctx, repaired, changes, n, maxAppearances, nil)
+					// Every other step starts rankings from reserves, as the
+					// engine would after its update.
+					var reserves []matching.Reserve
+					if step%2 == 1 {
+						reserves = fullReserves(t, next, n)
+					}
+					rewritten, _, err := next.RepairCapped(ctx, repaired, changes, n, maxAppearances, reserves)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -167,6 +173,11 @@ func TestCappedAssignmentUnderChanges(t *testing.T) {
 						}
 						if !sameList(repaired[v], before[v]) && !slices.Contains(rewritten, v) {
 							t.Fatalf("step %d: list of %d changed but is not reported", step, v)
+						}
+						for _, e := range repaired[v] {
+							if slices.Contains(changes.Changed, e.Other) && !slices.Contains(rewritten, v) {
+								t.Fatalf("step %d: list of %d shows changed member %d but is not reported", step, v, e.Other)
+							}
 						}
 					}
 					pool, lists = next, repaired
@@ -239,6 +250,21 @@ func sameList(a, b []matching.Entry) bool {
 	return slices.Equal(a, b) || (len(a) == 0 && len(b) == 0)
 }
 
+// fullReserves scores every member against everyone, for the reserves.
+func fullReserves(t *testing.T, pool *matching.Pool, n int) []matching.Reserve {
+	t.Helper()
+	lists := make([][]matching.Entry, pool.Len())
+	reserves := make([]matching.Reserve, pool.Len())
+	all := make([]int, pool.Len())
+	for v := range all {
+		all[v] = v
+	}
+	if _, _, err := pool.UpdateReserved(context.Background(), lists, reserves, all, n, matching.ReserveDepth); err != nil {
+		t.Fatal(err)
+	}
+	return reserves
+}
+
 // TestCappedListsFromReserves: the reserves a full update leaves are a
 // head start for the ranking, never a different answer.
 func TestCappedListsFromReserves(t *testing.T) {
@@ -246,15 +272,7 @@ func TestCappedListsFromReserves(t *testing.T) {
 	for seed := range int64(4) {
 		pool := matching.NewPool(demoProfiles(seed+1, 300))
 		const n, maxAppearances = 3, 4
-		lists := make([][]matching.Entry, pool.Len())
-		reserves := make([]matching.Reserve, pool.Len())
-		all := make([]int, pool.Len())
-		for v := range all {
-			all[v] = v
-		}
-		if _, _, err := pool.UpdateReserved(ctx, lists, reserves, all, n, matching.ReserveDepth); err != nil {
-			t.Fatal(err)
-		}
+		reserves := fullReserves(t, pool, n)
 		seeded, stats, err := pool.CappedLists(ctx, n, maxAppearances, reserves)
 		if err != nil {
 			t.Fatal(err)
@@ -271,6 +289,24 @@ func TestCappedListsFromReserves(t *testing.T) {
 		}
 		if stats.Scans >= pool.Len() {
 			t.Fatalf("seed %d: %d scans for %d members: the reserves were not used", seed, stats.Scans, pool.Len())
+		}
+	}
+}
+
+// TestCappedListsWithoutABindingCapAreTopN: when nobody can reach the cap,
+// the assignment is every member's own top N.
+func TestCappedListsWithoutABindingCapAreTopN(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, profiles := range [][]attendee.Profile{randomProfiles(rng, 120), demoProfiles(2, 120)} {
+		pool := matching.NewPool(profiles)
+		lists, _, err := pool.CappedLists(context.Background(), 3, pool.Len(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for v := range lists {
+			if want := pool.TopN(v, 3); !sameList(lists[v], want) {
+				t.Fatalf("list of %d is %v, top 3 %v", v, lists[v], want)
+			}
 		}
 	}
 }
