@@ -20,8 +20,9 @@ import (
 //     B's own list ranks candidates (Better from B's side), which the
 //     symmetric score makes the pair's score, ties broken by UserID.
 //
-// Because both sides rank a pair by the same score, and Better's tie-break
-// extends to one strict order over all pairs (see pairBefore), this
+// Because both sides rank a pair by the same score, and both sides'
+// tie-breaks are restrictions of one strict order over all pairs (see
+// pairBefore), this
 // assignment is unique: it is what taking pairs best first, while both
 // sides have room, gives. So a repaired assignment equals one computed from
 // scratch, whatever order the changes arrived in.
@@ -44,34 +45,20 @@ import (
 // viewer who would now take it, since it may have turned them away before.
 
 // pairBefore orders pairs (viewer a.v, candidate a.c) over the whole
-// event: higher score first, then by the pair's two UserID ranks (the
-// lower one, then the higher one), then by the viewer's. Restricted to one
-// viewer it is Better (on equal scores, the lower-ranked candidate first),
-// and restricted to one candidate it is Better from the candidate's side:
-// for a fixed viewer v and candidates with ranks x < y, the pair with x
-// comes first whether v is below x, between them, or above y; the same
-// holds with the roles swapped. One order that both sides' preferences
-// agree with is what makes the capped assignment unique.
+// event: higher score first, then by the viewer's UserID, then by the
+// candidate's. Restricted to one viewer it is Better; restricted to one
+// candidate it is Better from the candidate's side (on equal scores, the
+// viewer first in UserID order). One order that both sides' preferences
+// agree with is what makes the capped assignment unique; should Better's
+// tie-break change, this must change with it.
 func (p *Pool) pairBefore(a, b capPair) bool {
 	if a.score != b.score {
 		return a.score > b.score
 	}
-	alo, ahi := minMax(p.userIDRank[a.v], p.userIDRank[a.c])
-	blo, bhi := minMax(p.userIDRank[b.v], p.userIDRank[b.c])
-	if alo != blo {
-		return alo < blo
+	if a.v != b.v {
+		return p.userIDRank[a.v] < p.userIDRank[b.v]
 	}
-	if ahi != bhi {
-		return ahi < bhi
-	}
-	return p.userIDRank[a.v] < p.userIDRank[b.v]
-}
-
-func minMax(a, b int32) (int32, int32) {
-	if a < b {
-		return a, b
-	}
-	return b, a
+	return p.userIDRank[a.c] < p.userIDRank[b.c]
 }
 
 // capPair is a viewer, a candidate and the pair's score; cursor marks the
