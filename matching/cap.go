@@ -17,15 +17,14 @@ import (
 //     (A's own order, Better), and
 //   - B would take A: B is in fewer than maxAppearances lists, or B ranks A
 //     above one of the viewers whose lists B is in. B ranks viewers the way
-//     B's own list ranks candidates (Better from B's side), which the
-//     symmetric score makes the pair's score, ties broken by UserID.
+//     B's own list would rank them (Better from B's side): by the pair's
+//     score, which is symmetric, ties broken by UserID.
 //
 // Because both sides rank a pair by the same score, and both sides'
 // tie-breaks are restrictions of one strict order over all pairs (see
-// pairBefore), this
-// assignment is unique: it is what taking pairs best first, while both
-// sides have room, gives. So a repaired assignment equals one computed from
-// scratch, whatever order the changes arrived in.
+// pairBefore), this assignment is unique: it is what taking pairs best
+// first, while both sides have room, gives. So a repaired assignment
+// equals one computed from scratch, whatever order the changes came in.
 //
 // A list is short of n only when every eligible candidate it lacks is
 // already in maxAppearances lists of viewers that candidate ranks higher
@@ -62,7 +61,8 @@ func (p *Pool) pairBefore(a, b capPair) bool {
 }
 
 // capPair is a viewer, a candidate and the pair's score; cursor marks the
-// viewer's own next proposal, of which the heap holds at most one a viewer.
+// viewer's own next proposal, of which the heap holds at most one per
+// viewer.
 type capPair struct {
 	v, c   int32
 	score  float32
@@ -116,8 +116,10 @@ type CapStats struct {
 // CappedLists computes the capped assignment of the whole pool from
 // scratch (see the rule above); lists come back best first (Better).
 // reserves, if not nil, hold one Reserve per member, current for this pool
-// (as UpdateReserved leaves them), and spare scanning the event for every
-// viewer; nil or zero reserves are scanned for.
+// (as UpdateReserved leaves them once every member who joined or changed
+// has been claimed), and spare scanning the event for every viewer; a
+// zero Reserve, or one of another pool lineage or naming a stale score, is
+// scanned for instead.
 func (p *Pool) CappedLists(ctx context.Context, n, maxAppearances int, reserves []Reserve) ([][]Entry, CapStats, error) {
 	c, err := p.newCapper(n, maxAppearances, reserves)
 	if err != nil {
