@@ -143,6 +143,11 @@ func TestCappedAssignmentUnderChanges(t *testing.T) {
 					t.Fatal(err)
 				}
 				checkCapped(t, pool, lists, n, maxAppearances)
+				// The same event through CapState, as the engine keeps it.
+				state, repaired, _, err := pool.Assign(ctx, nil, n, maxAppearances)
+				if err != nil || repaired {
+					t.Fatalf("first Assign: repaired %v, %v", repaired, err)
+				}
 
 				for step := range 25 {
 					upserts, removals := e.randomChanges()
@@ -178,6 +183,16 @@ func TestCappedAssignmentUnderChanges(t *testing.T) {
 							if slices.Contains(changes.Changed, e.Other) && !slices.Contains(rewritten, v) {
 								t.Fatalf("step %d: list of %d shows changed member %d but is not reported", step, v, e.Other)
 							}
+						}
+					}
+					var wasRepaired bool
+					state, wasRepaired, _, err = next.Assign(ctx, state.Moved(moved, next.Len()), n, maxAppearances)
+					if err != nil || !wasRepaired {
+						t.Fatalf("step %d: Assign repaired %v, %v", step, wasRepaired, err)
+					}
+					for v := range next.Len() {
+						if !sameList(state.Lists()[v], scratch[v]) {
+							t.Fatalf("step %d: assigned list of %d is %v, from scratch %v", step, v, state.Lists()[v], scratch[v])
 						}
 					}
 					pool, lists = next, repaired
