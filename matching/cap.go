@@ -275,21 +275,25 @@ func (p *Pool) newCapper(n, maxAppearances int, reserves []Reserve) (*capper, er
 	}, nil
 }
 
-// rankAll gives every viewer a ranking prefix, scoring each pair once.
+// rankAll gives every viewer a ranking prefix, scoring each pair once. It
+// keeps as many as a full update's reserves (n + ReserveDepth): the pass
+// pays for every place it keeps on every pair, while a viewer turned away
+// by all of them costs one scan, and with the cap at 2n few are.
 func (c *capper) rankAll(ctx context.Context) error {
 	p := c.p
+	depth := c.n + ReserveDepth
 	size := p.Len()
 	all := make([]int, size)
 	fresh := make([]bool, size)
 	for v := range all {
 		all[v], fresh[v] = v, true
 	}
-	table, err := p.scoreOffers(ctx, all, fresh, make([]bool, size), capRankingDepth+1)
+	table, err := p.scoreOffers(ctx, all, fresh, make([]bool, size), depth+1)
 	if err != nil {
 		return fmt.Errorf("matching: capped assignment stopped: %w", err)
 	}
 	return parallel(ctx, size, func(v int) {
-		c.rankings[v] = cut(p, table.best(p, v, nil, capRankingDepth+1), capRankingDepth)
+		c.rankings[v] = cut(p, table.best(p, v, nil, depth+1), depth)
 	})
 }
 
