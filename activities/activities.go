@@ -36,6 +36,10 @@ type Activities struct {
 	// only, applied in SQL from what scoring staged.
 	Insights InsightWriter
 	TopN     int
+	// MaxAppearances is MAX_APPEARANCES: when above 0, batches commit the
+	// event's capped assignment (matching.CappedLists) instead of
+	// per-member top-N lists.
+	MaxAppearances int
 	// BatchSize and MaxRuntime are this worker's BATCH_SIZE and
 	// MAX_RUNTIME_MS. The worker owns them: claims take BatchSize members
 	// whatever the workflow asks, and DescribeEvent hands both to the

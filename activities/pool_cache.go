@@ -35,6 +35,18 @@ type eventView struct {
 	// without them, and matching ignores a reserve whose list is not the
 	// stored one.
 	reserves []matching.Reserve
+	// capped is the pool's capped assignment as this worker last computed
+	// it (matching.CapState), carried through member changes so that the
+	// next capped batch repairs it; nil when the cap is off or after a
+	// whole read. Like reserves it lives only in memory.
+	capped *matching.CapState
+}
+
+// withCapped is v with the capped assignment a batch computed on it.
+func (v *eventView) withCapped(capped *matching.CapState) *eventView {
+	next := *v
+	next.capped = capped
+	return &next
 }
 
 // withReserves is v with the reserves a batch computed on it.
@@ -74,7 +86,7 @@ func (v *eventView) advance(ctx context.Context, snap store.Snapshot) (*eventVie
 		next.lists, next.orphans = listsOf(next.pool, snap.Matches)
 		return next, nil
 	case len(snap.Members) == 0 && len(snap.MembersGone) == 0:
-		next.pool, next.lists, next.orphans, next.reserves = v.pool, v.lists, v.orphans, v.reserves
+		next.pool, next.lists, next.orphans, next.reserves, next.capped = v.pool, v.lists, v.orphans, v.reserves, v.capped
 	default:
 		if next, err = v.applyMembers(ctx, snap, next); err != nil {
 			return nil, err
@@ -140,6 +152,7 @@ func (v *eventView) applyMembers(ctx context.Context, snap store.Snapshot, next 
 		return nil, err
 	}
 	next.pool = pool
+	next.capped = v.capped.Moved(moved, pool.Len())
 	next.lists = make([][]matching.Entry, pool.Len())
 	if v.reserves != nil {
 		next.reserves = make([]matching.Reserve, pool.Len())

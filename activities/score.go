@@ -29,15 +29,19 @@ func (a *Activities) ScoreBatch(ctx context.Context, in BatchRef) (ScoreResult, 
 	}
 	activity.RecordHeartbeat(ctx, "loaded")
 
-	offers, err := a.shardOffers(ctx, in, view.view)
-	if err != nil {
-		return ScoreResult{}, fmt.Errorf("score batch %s: %w", in.Token, err)
+	var offers []*matching.Offers
+	if a.MaxAppearances <= 0 {
+		// A capped assignment is made whole here: shards stage nothing
+		// for it (see ScoreShard).
+		if offers, err = a.shardOffers(ctx, in, view.view); err != nil {
+			return ScoreResult{}, fmt.Errorf("score batch %s: %w", in.Token, err)
+		}
 	}
-	plan, err := planBatch(ctx, view.view, view.claimed, a.TopN, offers)
+	plan, err := planBatch(ctx, view.view, view.claimed, a.TopN, a.MaxAppearances, offers)
 	if errors.Is(err, errForeignOffers) {
 		a.log(ctx).Warn("shards do not fit this worker's copy of the event; scoring the batch here", "batch", in.Token, "error", err)
 		offers = nil
-		plan, err = planBatch(ctx, view.view, view.claimed, a.TopN, nil)
+		plan, err = planBatch(ctx, view.view, view.claimed, a.TopN, a.MaxAppearances, nil)
 	}
 	if err != nil {
 		// The attempt ran out of time or was cancelled: stop scoring now
@@ -58,6 +62,11 @@ func (a *Activities) ScoreBatch(ctx context.Context, in BatchRef) (ScoreResult, 
 		// version of the event; matching uses one only while the stored
 		// list is the one it extends.
 		a.events.put(in.EventID, view.view.withReserves(plan.reserves))
+	}
+	if plan.capped != nil {
+		// The assignment is a function of the pool alone, so it holds
+		// whether or not the commit lands.
+		a.events.put(in.EventID, view.view.withCapped(plan.capped))
 	}
 	res := ScoreResult{
 		Members:      plan.pool.Len(),
@@ -127,6 +136,9 @@ type batchPlan struct {
 	// scored against the whole event.
 	reserves []matching.Reserve
 	rescored int
+	// capped is the event's capped assignment when the cap is on (then
+	// lists are its lists and reserves are nil).
+	capped *matching.CapState
 }
 
 // ScoreShard scores one shard of a large batch on whichever worker takes
@@ -150,9 +162,14 @@ func (a *Activities) ScoreShard(ctx context.Context, in ShardRef) (ShardResult, 
 	activity.RecordHeartbeat(ctx, "loaded")
 	plan := &batchPlan{pool: view.view.pool}
 	plan.claim(view.claimed)
-	offers, err := plan.pool.ShardOffers(ctx, view.view.lists, plan.claimed, a.TopN, in.Shard, in.Shards)
-	if err != nil {
-		return ShardResult{}, fmt.Errorf("score shard %d of batch %s: %w", in.Shard, in.Token, err)
+	offers := &matching.Offers{}
+	if a.MaxAppearances <= 0 {
+		// With the cap on, ScoreBatch assigns the whole event itself and
+		// reads no shard, so this one stages nothing to merge.
+		offers, err = plan.pool.ShardOffers(ctx, view.view.lists, plan.claimed, a.TopN, in.Shard, in.Shards)
+		if err != nil {
+			return ShardResult{}, fmt.Errorf("score shard %d of batch %s: %w", in.Shard, in.Token, err)
+		}
 	}
 	encoded, err := offers.MarshalBinary()
 	if err != nil {
@@ -204,14 +221,18 @@ func (a *Activities) shardOffers(ctx context.Context, in BatchRef, view *eventVi
 }
 
 // planBatch applies the incremental update to a copy of the view's lists,
-// merging the shards' offers when there are any.
-func planBatch(ctx context.Context, view *eventView, claimedUsers []string, topN int, offers []*matching.Offers) (*batchPlan, error) {
+// merging the shards' offers when there are any; with maxAppearances above
+// 0 it plans the capped assignment instead (planCapped).
+func planBatch(ctx context.Context, view *eventView, claimedUsers []string, topN, maxAppearances int, offers []*matching.Offers) (*batchPlan, error) {
 	p := &batchPlan{pool: view.pool, lists: slices.Clone(view.lists)}
 	for owner := range view.orphans {
 		p.orphanViewers = append(p.orphanViewers, owner)
 	}
 	slices.Sort(p.orphanViewers)
 	p.claim(claimedUsers)
+	if maxAppearances > 0 {
+		return p.planCapped(ctx, view, topN, maxAppearances)
+	}
 	var err error
 	if offers != nil {
 		p.viewers, err = p.pool.UpdateWithOffers(ctx, p.lists, p.claimed, topN, offers)
@@ -230,6 +251,35 @@ func planBatch(ctx context.Context, view *eventView, claimedUsers []string, topN
 	}
 	if err != nil {
 		return nil, err
+	}
+	return p, nil
+}
+
+// planCapped makes p the event's capped assignment: repaired from the one
+// this worker computed before (every member set since taken as changed),
+// or from scratch after a whole read. The lists it rewrites are those that
+// differ from the stored ones, the claimed members' own, and those naming
+// a claimed member (their rows show that member's profile).
+func (p *batchPlan) planCapped(ctx context.Context, view *eventView, topN, maxAppearances int) (*batchPlan, error) {
+	state, repaired, stats, err := p.pool.Assign(ctx, view.capped, topN, maxAppearances)
+	if err != nil {
+		return nil, err
+	}
+	p.capped, p.lists = state, state.Lists()
+	if !repaired {
+		p.rescored = p.pool.Len()
+	} else {
+		p.rescored = stats.Scans
+	}
+	isClaimed := make([]bool, p.pool.Len())
+	for _, c := range p.claimed {
+		isClaimed[c] = true
+	}
+	for v, list := range p.lists {
+		if isClaimed[v] || !slices.Equal(list, view.lists[v]) ||
+			slices.ContainsFunc(list, func(e matching.Entry) bool { return isClaimed[e.Other] }) {
+			p.viewers = append(p.viewers, v)
+		}
 	}
 	return p, nil
 }

@@ -130,13 +130,43 @@ func TestPromptInjectionDoesNotChangeRanking(t *testing.T) {
 	}
 }
 
+// With the cap on, a batch plans the event's capped assignment: the lists
+// are the assignment from scratch, and every list that differs from the
+// stored one is rewritten.
+func TestPlanBatchWithTheCapPlansTheCappedAssignment(t *testing.T) {
+	gen := demodata.Generate(6, 80)
+	snap := snapshotOf(gen, gen[0].UserID)
+	snap.MembersLoaded, snap.MatchesLoaded = true, true
+	view, err := (*eventView)(nil).advance(context.Background(), snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := planBatch(context.Background(), view, snap.ClaimedUsers, 3, 3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _, err := plan.pool.CappedLists(context.Background(), 3, 3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(plan.lists) != fmt.Sprint(want) {
+		t.Fatalf("planned lists differ from the capped assignment")
+	}
+	if len(plan.viewers) != plan.pool.Len() {
+		t.Fatalf("%d lists rewritten, want all %d (none was stored)", len(plan.viewers), plan.pool.Len())
+	}
+	if plan.capped == nil || plan.reserves != nil {
+		t.Fatalf("a capped plan keeps its assignment and no reserves")
+	}
+}
+
 func planOf(snap store.Snapshot, topN int) *batchPlan {
 	snap.MembersLoaded, snap.MatchesLoaded = true, true
 	view, err := (*eventView)(nil).advance(context.Background(), snap)
 	if err != nil {
 		panic(err) // a background context is never cancelled
 	}
-	plan, err := planBatch(context.Background(), view, snap.ClaimedUsers, topN, nil)
+	plan, err := planBatch(context.Background(), view, snap.ClaimedUsers, topN, 0, nil)
 	if err != nil {
 		panic(err) // a background context is never cancelled
 	}

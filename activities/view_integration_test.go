@@ -24,13 +24,25 @@ import (
 // list must be its owner's true top-N. It also checks that the cache was
 // used: only the first batch may read the whole event.
 func TestCachedViewEqualsAWholeRead(t *testing.T) {
+	cachedViewScenario(t, 0)
+}
+
+// TestCappedAssignmentThroughBatches is the same scenario with the cap
+// on: every batch repairs the capped assignment the worker computed
+// before, and at the end the stored lists must be the capped assignment of
+// the event computed from scratch (it is unique).
+func TestCappedAssignmentThroughBatches(t *testing.T) {
+	cachedViewScenario(t, 4)
+}
+
+func cachedViewScenario(t *testing.T, maxAppearances int) {
 	testenv.RequireIntegration(t)
 	t.Parallel()
 	ctx := context.Background()
 	everyone := demodata.Generate(23, 400)
 	st, eventID := newEnabledEvent(t, "view", everyone[:150])
 	pool := st.Pool()
-	acts := &Activities{Store: st, TopN: 3, Lease: time.Minute}
+	acts := &Activities{Store: st, TopN: 3, MaxAppearances: maxAppearances, Lease: time.Minute}
 	joined := 150
 	present := func() []string {
 		var ids []string
@@ -120,6 +132,10 @@ func TestCachedViewEqualsAWholeRead(t *testing.T) {
 	if wholeReads != 1 {
 		t.Errorf("%d of %d batches read the whole event, want only the first", wholeReads, batches)
 	}
+	if maxAppearances > 0 {
+		assertCappedAssignment(t, st, eventID, 3, maxAppearances)
+		return
+	}
 	assertTrueTopN(t, st, eventID, 3)
 }
 
@@ -176,6 +192,32 @@ func assertViewIsWholeRead(t *testing.T, acts *Activities, st *store.Store, ref 
 // assertTrueTopN checks every stored list against a pool built from scratch.
 func assertTrueTopN(t *testing.T, st *store.Store, eventID string, topN int) {
 	t.Helper()
+	assertFromScratch(t, st, eventID, func(pool *matching.Pool) [][]matching.Entry {
+		lists := make([][]matching.Entry, pool.Len())
+		for i := range lists {
+			lists[i] = pool.TopN(i, topN)
+		}
+		return lists
+	})
+}
+
+// assertCappedAssignment checks every stored list against the capped
+// assignment of a pool built from scratch.
+func assertCappedAssignment(t *testing.T, st *store.Store, eventID string, topN, maxAppearances int) {
+	t.Helper()
+	assertFromScratch(t, st, eventID, func(pool *matching.Pool) [][]matching.Entry {
+		lists, _, err := pool.CappedLists(context.Background(), topN, maxAppearances, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lists
+	})
+}
+
+// assertFromScratch checks every stored list against the lists expected
+// computes from a pool built from scratch.
+func assertFromScratch(t *testing.T, st *store.Store, eventID string, expected func(*matching.Pool) [][]matching.Entry) {
+	t.Helper()
 	ctx := context.Background()
 	if _, err := st.Pool().Exec(ctx, `INSERT INTO matchmaking_batches (token, event_id, claimed_users) VALUES ('check', $1, '{}') ON CONFLICT DO NOTHING`, eventID); err != nil {
 		t.Fatal(err)
@@ -192,9 +234,10 @@ func assertTrueTopN(t *testing.T, st *store.Store, eventID string, topN int) {
 	for _, m := range snap.Matches {
 		stored[m.UserID] = append(stored[m.UserID], m)
 	}
+	wantLists := expected(pool)
 	for i := range pool.Len() {
 		owner := pool.Profile(i).UserID
-		want := pool.TopN(i, topN)
+		want := wantLists[i]
 		got := stored[owner]
 		if len(got) != len(want) {
 			t.Fatalf("%s: %d stored matches, want %d", owner, len(got), len(want))

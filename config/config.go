@@ -59,6 +59,10 @@ type Config struct {
 	MaxRuntimeMS int `env:"MAX_RUNTIME_MS" envDefault:"45000"`
 	// TopN is how many people each member is told to meet.
 	TopN int `env:"TOP_N" envDefault:"3"`
+	// MaxAppearances is the most lists one member may appear in (see
+	// matching.CappedLists); 0 means no cap. Unset (or empty) means
+	// 2 × TopN, set by LoadWith once TopN is known.
+	MaxAppearances int `env:"MAX_APPEARANCES"`
 
 	// OpenAIAPIKey enables AI insights; unset means fallback insights only.
 	OpenAIAPIKey string `env:"OPENAI_API_KEY"`
@@ -154,6 +158,11 @@ func LoadWith(o Overrides) (Config, error) {
 	// default; for METRICS_ADDR the empty string means "no endpoint".
 	if v, ok := os.LookupEnv("METRICS_ADDR"); ok && strings.TrimSpace(v) == "" {
 		c.MetricsAddr = ""
+	}
+	// Unset is not 0 (no cap): the default follows TOP_N. An empty value
+	// counts as unset, as env does for every variable with a default.
+	if v, ok := os.LookupEnv("MAX_APPEARANCES"); !ok || v == "" {
+		c.MaxAppearances = DefaultMaxAppearances(c.TopN)
 	}
 	if o.DatabaseURL != "" {
 		c.DatabaseURL, c.DatabaseListenURL = o.DatabaseURL, ""
@@ -260,6 +269,11 @@ func (c Config) ListenVar() string {
 	return "DATABASE_URL"
 }
 
+// DefaultMaxAppearances is MAX_APPEARANCES when unset: twice the places a
+// member's own list takes, so attention spreads while lists keep most of
+// their score (docs/PERFORMANCE.md has the figures for other caps).
+func DefaultMaxAppearances(topN int) int { return 2 * topN }
+
 // MaxRuntime is MAX_RUNTIME_MS as a duration.
 func (c Config) MaxRuntime() time.Duration {
 	return time.Duration(c.MaxRuntimeMS) * time.Millisecond
@@ -287,6 +301,9 @@ func (c Config) validate() error {
 	check(c.BatchSize >= 1 && c.BatchSize <= 10000, "BATCH_SIZE must be between 1 and 10000, got %d", c.BatchSize)
 	check(c.MaxRuntimeMS >= 1000 && c.MaxRuntimeMS <= 3600000, "MAX_RUNTIME_MS must be between 1000 and 3600000, got %d", c.MaxRuntimeMS)
 	check(c.TopN >= 1 && c.TopN <= 20, "TOP_N must be between 1 and 20, got %d", c.TopN)
+	// Fewer places than TOP_N per member could not fill every list.
+	check(c.MaxAppearances == 0 || c.MaxAppearances >= c.TopN,
+		"MAX_APPEARANCES must be 0 (no cap) or at least TOP_N (%d), got %d", c.TopN, c.MaxAppearances)
 	check(c.IdlePoll >= time.Second, "IDLE_POLL must be at least 1s, got %s", c.IdlePoll)
 	check(c.SafetyPoll >= time.Second, "SAFETY_POLL must be at least 1s, got %s", c.SafetyPoll)
 	check(c.WakeDebounce >= 0 && c.WakeDebounce <= 10*time.Second, "WAKE_DEBOUNCE must be between 0 and 10s, got %s", c.WakeDebounce)

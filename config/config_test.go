@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -25,13 +26,14 @@ func TestLoadDefaults(t *testing.T) {
 
 func TestLoadNamesTheBadVariable(t *testing.T) {
 	cases := map[string]string{
-		"BATCH_SIZE":     "lots",
-		"MAX_RUNTIME_MS": "5",
-		"TOP_N":          "0",
-		"IDLE_POLL":      "soon",
-		"METRICS_ADDR":   "9464",
-		"LOG_LEVEL":      "verbose",
-		"LOG_FORMAT":     "xml",
+		"BATCH_SIZE":      "lots",
+		"MAX_RUNTIME_MS":  "5",
+		"TOP_N":           "0",
+		"MAX_APPEARANCES": "2", // below the default TOP_N of 3
+		"IDLE_POLL":       "soon",
+		"METRICS_ADDR":    "9464",
+		"LOG_LEVEL":       "verbose",
+		"LOG_FORMAT":      "xml",
 	}
 	for name, value := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -359,5 +361,38 @@ func TestAIBatchAndPriceValues(t *testing.T) {
 	}
 	if c.AIBatchAPI || c.AIBatchMinBacklog != 2000 || c.AIBatchPoll != time.Minute || c.AIMaxSpendUSDPerEvent != 0 {
 		t.Errorf("batch and spend defaults: %+v", c)
+	}
+}
+
+func TestMaxAppearances(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want int
+	}{
+		{map[string]string{}, 6},
+		{map[string]string{"TOP_N": "5"}, 10},
+		{map[string]string{"MAX_APPEARANCES": ""}, 6},
+		{map[string]string{"MAX_APPEARANCES": "0"}, 0},
+		{map[string]string{"MAX_APPEARANCES": "3"}, 3},
+		{map[string]string{"TOP_N": "4", "MAX_APPEARANCES": "9"}, 9},
+	} {
+		t.Run(fmt.Sprint(tc.env), func(t *testing.T) {
+			for name, value := range tc.env {
+				t.Setenv(name, value)
+			}
+			c, err := Load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.MaxAppearances != tc.want {
+				t.Fatalf("MaxAppearances = %d, want %d", c.MaxAppearances, tc.want)
+			}
+		})
+	}
+	for _, bad := range []string{"-1", "2", "many"} {
+		t.Setenv("MAX_APPEARANCES", bad)
+		if _, err := Load(); err == nil || !strings.Contains(err.Error(), "MAX_APPEARANCES") {
+			t.Fatalf("MAX_APPEARANCES=%s: got %v", bad, err)
+		}
 	}
 }

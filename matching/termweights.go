@@ -128,9 +128,13 @@ func mix64(x uint64) uint64 {
 
 // tieKey orders the candidates of one viewer that have equal scores: a
 // hash of both user IDs, so that who wins a tie differs from viewer to
-// viewer instead of always favouring the smallest user IDs.
+// viewer instead of always favouring the smallest user IDs. It is
+// symmetric (the pair's key, whoever views), so that a viewer's order and a
+// candidate's order of its listers agree with one order over all pairs,
+// which the capped assignment needs (see pairBefore in cap.go).
 func tieKey(viewerHash, otherHash uint64) uint64 {
-	return mix64(viewerHash ^ mix64(otherHash+0x9e3779b97f4a7c15))
+	lo, hi := min(viewerHash, otherHash), max(viewerHash, otherHash)
+	return mix64(lo ^ mix64(hi+0x9e3779b97f4a7c15))
 }
 
 // MarkForRescore returns lists with every list made invalid, so that the

@@ -137,14 +137,16 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	acts := &activities.Activities{
-		Store:      st,
-		Insights:   writer,
-		TopN:       cfg.TopN,
-		BatchSize:  cfg.BatchSize,
-		MaxRuntime: cfg.MaxRuntime(),
-		Lease:      leaseFor(cfg),
-		Logger:     logger,
-		Metrics:    obs.app,
+		Store:    st,
+		Insights: writer,
+		TopN:     cfg.TopN,
+		// 0 keeps per-member top-N lists.
+		MaxAppearances: cfg.MaxAppearances,
+		BatchSize:      cfg.BatchSize,
+		MaxRuntime:     cfg.MaxRuntime(),
+		Lease:          leaseFor(cfg),
+		Logger:         logger,
+		Metrics:        obs.app,
 		ShardWorkers: func(ctx context.Context) (int, error) {
 			return shardWorkers(ctx, temporalClient, workflows.ShardTaskQueue(cfg.TaskQueue))
 		},
@@ -193,7 +195,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 	defer stopGracefully(cfg.WorkerStopTimeout, drain, ready, logger, w, shardWorker)
 	logger.Info("worker started", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress,
 		"namespace", cfg.TemporalNamespace, "batch_size", cfg.BatchSize, "max_runtime_ms", cfg.MaxRuntimeMS,
-		"top_n", cfg.TopN, "insights", insightsMode, "stop_timeout", cfg.WorkerStopTimeout,
+		"top_n", cfg.TopN, "max_appearances", cfg.MaxAppearances, "insights", insightsMode, "stop_timeout", cfg.WorkerStopTimeout,
 		"metrics", obs.describe(), "health", obs.describeHealth())
 
 	settings := workflows.NewSettings(cfg.BatchSize, cfg.MaxRuntime(), cfg.IdlePoll)

@@ -1,0 +1,616 @@
+package matching
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+)
+
+// A capped assignment gives every member a list of at most n others in
+// which nobody appears more than maxAppearances times, and in which no pair
+// would rather be listed than what they have: there is no blocking pair, a
+// viewer A and an eligible candidate B not in A's list where
+//
+//   - A would take B: A's list is short, or B ranks above A's worst entry
+//     (A's own order, Better), and
+//   - B would take A: B is in fewer than maxAppearances lists, or B ranks A
+//     above one of the viewers whose lists B is in. B ranks viewers the way
+//     B's own list would rank them (Better from B's side): by the pair's
+//     score, which is symmetric, ties broken by the pair's tieKey.
+//
+// Because both sides rank a pair by the same score, and both sides'
+// tie-breaks are restrictions of one strict order over all pairs (see
+// pairBefore), this assignment is unique: it is what taking pairs best
+// first, while both sides have room, gives. So a repaired assignment
+// equals one computed from scratch, whatever order the changes came in.
+//
+// A list is short of n only when every eligible candidate it lacks is
+// already in maxAppearances lists of viewers that candidate ranks higher
+// (or when there are fewer than n eligible candidates). Counting places
+// then bounds who can be short: E eligible candidates of whom at least
+// E−n+1 are full take (E−n+1)·maxAppearances places of at most n·size, so
+// a member with E > n·size/maxAppearances + n − 1 eligible candidates
+// always has a full list; with maxAppearances = 2n (the default of
+// MAX_APPEARANCES), everyone who may meet more than half the event.
+//
+// The assignment is computed by many-to-many deferred acceptance in the
+// global pair order: viewers propose down their ranking, each proposal is
+// taken in order of the pair's rank, and a full candidate lets its worst
+// holder go when a better one proposes, who then proposes on. Repair runs
+// the same process from the previous assignment: it drops what changed,
+// and a candidate that gains room while full is offered again to every
+// viewer who would now take it, since it may have turned them away before.
+
+// pairBefore orders pairs (viewer a.v, candidate a.c) over the whole
+// event: higher score first, then the pair's tieKey (symmetric), then by
+// the viewer's UserID, then by the candidate's. Restricted to one viewer it
+// is Better; restricted to one candidate it is Better from the candidate's
+// side (on equal scores and keys, the viewer first in UserID order). One
+// order that both sides' preferences agree with is what makes the capped
+// assignment unique; should Better's tie-break change, this must change
+// with it.
+func (p *Pool) pairBefore(a, b capPair) bool {
+	if a.score != b.score {
+		return a.score > b.score
+	}
+	if ka, kb := tieKey(p.idHash[a.v], p.idHash[a.c]), tieKey(p.idHash[b.v], p.idHash[b.c]); ka != kb {
+		return ka < kb
+	}
+	if a.v != b.v {
+		return p.userIDRank[a.v] < p.userIDRank[b.v]
+	}
+	return p.userIDRank[a.c] < p.userIDRank[b.c]
+}
+
+// capPair is a viewer, a candidate and the pair's score; cursor marks the
+// viewer's own next proposal, of which the heap holds at most one per
+// viewer.
+type capPair struct {
+	v, c   int32
+	score  float32
+	cursor bool
+}
+
+// capRankingDepth is how many candidates a viewer's ranking is scanned
+// for the first time it has no reserve to start from: a viewer turned away
+// by all of them scans the event again below the last one, for twice as
+// many each time (up to capRankingMaxDepth), so that a viewer far down a
+// crowded ranking costs a few scans rather than one per few candidates.
+const (
+	capRankingDepth    = 24
+	capRankingMaxDepth = 1536
+)
+
+// ranking is a prefix of one viewer's candidates, best first (Better),
+// and where the rest begins: every eligible candidate outside entries
+// ranks no better than bound (reserve semantics); complete means there is
+// no rest. next is the viewer's next proposal.
+type ranking struct {
+	ready    bool
+	depth    int // how many the last scan kept
+	entries  []Entry
+	bound    reserveBound
+	complete bool
+	next     int
+}
+
+// CapChanges tells RepairCapped what changed since the assignment it
+// repairs was made.
+type CapChanges struct {
+	// Changed are members who joined, whose profile changed, or whose
+	// eligibility with anyone changed: every pair of theirs is decided
+	// again.
+	Changed []int
+	// Freed are members who were in the list of a member who left, so
+	// they may have room they did not have.
+	Freed []int
+}
+
+// CapStats says how much work an assignment took.
+type CapStats struct {
+	// Proposals is how many pairs were considered; Scans how many times
+	// the event was scanned for one viewer's ranking or for the viewers of
+	// a candidate who gained room (the pass that ranks everyone at once,
+	// when CappedLists gets no reserves, is not counted).
+	Proposals, Scans int
+}
+
+// CappedLists computes the capped assignment of the whole pool from
+// scratch (see the rule above); lists come back best first (Better).
+// reserves, if not nil, hold one Reserve per member, current for this pool
+// (as UpdateReserved leaves them once every member who joined or changed
+// has been claimed), and spare scanning the event for every viewer; a
+// zero Reserve, or one of another pool lineage or naming a stale score, is
+// scanned for instead.
+func (p *Pool) CappedLists(ctx context.Context, n, maxAppearances int, reserves []Reserve) ([][]Entry, CapStats, error) {
+	c, err := p.newCapper(n, maxAppearances, reserves)
+	if err != nil {
+		return nil, CapStats{}, err
+	}
+	if reserves == nil {
+		if err := c.rankAll(ctx); err != nil {
+			return nil, CapStats{}, err
+		}
+	}
+	for v := range p.Len() {
+		c.wake(v)
+	}
+	if err := c.run(ctx); err != nil {
+		return nil, c.stats, err
+	}
+	for v, list := range c.lists {
+		if len(list) == 0 {
+			c.lists[v] = nil
+			continue
+		}
+		c.sort(v)
+	}
+	return c.lists, c.stats, nil
+}
+
+// RepairCapped makes lists, the capped assignment of the pool before
+// changes (moved onto this pool by the caller: an entry naming a member
+// who left has Other -1), the capped assignment of this pool, in place,
+// and returns the viewers whose lists it rewrote (ascending). A list is
+// rewritten when its members or their order changed, or when it names a
+// changed member (whose rows show their profile). Lists that were not a
+// capped assignment with the same n and maxAppearances must be computed
+// with CappedLists instead: repair trusts every pair that did not change.
+// On error (ctx done) lists are untouched.
+func (p *Pool) RepairCapped(ctx context.Context, lists [][]Entry, changes CapChanges, n, maxAppearances int, reserves []Reserve) ([]int, CapStats, error) {
+	if len(lists) != p.Len() {
+		panic(fmt.Sprintf("matching: RepairCapped got %d lists for a pool of %d", len(lists), p.Len()))
+	}
+	c, err := p.newCapper(n, maxAppearances, reserves)
+	if err != nil {
+		return nil, CapStats{}, err
+	}
+	size := p.Len()
+	changed := make([]bool, size)
+	for _, m := range changes.Changed {
+		changed[m] = true
+	}
+	suspectCandidate := make([]bool, size)
+	for _, m := range changes.Freed {
+		suspectCandidate[m] = true
+	}
+	var suspectViewers []int
+	// Keep every pair of two unchanged members (its score and both sides'
+	// orders are what they were); the rest go, and both sides of each are
+	// looked at again. Lists that keep everything are shared, not copied.
+	for v, list := range lists {
+		if changed[v] {
+			suspectViewers = append(suspectViewers, v)
+			suspectCandidate[v] = true
+			for _, e := range list {
+				if e.Other >= 0 {
+					suspectCandidate[e.Other] = true
+				}
+			}
+			c.owned[v] = true
+			continue
+		}
+		kept := list
+		for k, e := range list {
+			if e.Other >= 0 && !changed[e.Other] && p.Eligible(v, e.Other) {
+				if len(kept) < len(list) {
+					kept = append(kept, e)
+				}
+				continue
+			}
+			if len(kept) == len(list) {
+				kept = append(make([]Entry, 0, n+1), list[:k]...)
+				c.owned[v] = true
+				suspectViewers = append(suspectViewers, v)
+			}
+			if e.Other >= 0 {
+				suspectCandidate[e.Other] = true
+			}
+		}
+		c.lists[v] = kept
+	}
+	c.indexHolders()
+	for _, v := range suspectViewers {
+		c.wake(v)
+	}
+	for cand := range size {
+		if suspectCandidate[cand] {
+			if err := c.offerAgain(ctx, cand); err != nil {
+				return nil, c.stats, err
+			}
+		}
+	}
+	if err := c.run(ctx); err != nil {
+		return nil, c.stats, err
+	}
+	var rewritten []int
+	for v, list := range c.lists {
+		if !c.owned[v] {
+			continue // every entry kept, none changed
+		}
+		c.sort(v)
+		if !sameEntries(list, lists[v]) || changed[v] || slices.ContainsFunc(list, func(e Entry) bool { return changed[e.Other] }) {
+			rewritten = append(rewritten, v)
+		}
+	}
+	for _, v := range rewritten {
+		lists[v] = c.lists[v]
+	}
+	return rewritten, c.stats, nil
+}
+
+// capper is one run of deferred acceptance.
+type capper struct {
+	p              *Pool
+	n              int
+	maxAppearances int
+	lists          [][]Entry // viewer -> candidates held, in no order
+	holders        [][]Entry // candidate -> viewers (Other) holding it
+	rankings       []ranking
+	reserves       []Reserve
+	// owned[v]: lists[v] is the capper's own copy (others may be the
+	// caller's, which are never written to).
+	owned  []bool
+	queued []bool // the viewer's cursor proposal is in the heap
+	heap   []capPair
+	stats  CapStats
+	// err is why a scan inside a step stopped (ctx done); run returns it.
+	err error
+}
+
+func (p *Pool) newCapper(n, maxAppearances int, reserves []Reserve) (*capper, error) {
+	if n < 0 || maxAppearances < n {
+		return nil, fmt.Errorf("matching: a cap of %d appearances cannot fill lists of %d", maxAppearances, n)
+	}
+	if reserves != nil && len(reserves) != p.Len() {
+		panic(fmt.Sprintf("matching: got %d reserves for a pool of %d", len(reserves), p.Len()))
+	}
+	size := p.Len()
+	return &capper{
+		p: p, n: n, maxAppearances: maxAppearances,
+		lists:    make([][]Entry, size),
+		holders:  make([][]Entry, size),
+		rankings: make([]ranking, size),
+		reserves: reserves,
+		queued:   make([]bool, size),
+		owned:    make([]bool, size),
+	}, nil
+}
+
+// rankAll gives every viewer a ranking prefix, scoring each pair once. It
+// keeps as many as a full update's reserves (n + ReserveDepth): the pass
+// pays for every place it keeps on every pair, while a viewer turned away
+// by all of them costs one scan, and with the cap at 2n few are.
+func (c *capper) rankAll(ctx context.Context) error {
+	p := c.p
+	depth := c.n + ReserveDepth
+	size := p.Len()
+	all := make([]int, size)
+	fresh := make([]bool, size)
+	for v := range all {
+		all[v], fresh[v] = v, true
+	}
+	table, err := p.scoreOffers(ctx, all, fresh, make([]bool, size), depth+1)
+	if err != nil {
+		return fmt.Errorf("matching: capped assignment stopped: %w", err)
+	}
+	return parallel(ctx, size, func(v int) {
+		c.rankings[v] = cut(p, v, table.best(p, v, nil, depth+1), depth)
+	})
+}
+
+// cut makes a ranking of the best-first candidates found, keeping depth of
+// them: the first one left out bounds the rest.
+func cut(p *Pool, viewer int, found []Entry, depth int) ranking {
+	if len(found) <= depth {
+		return ranking{ready: true, depth: depth, entries: found, complete: true}
+	}
+	return ranking{ready: true, depth: depth, entries: found[:depth], bound: p.boundOf(viewer, found[depth])}
+}
+
+// next returns v's next candidate to propose to, or false when v has
+// proposed to everyone eligible.
+func (c *capper) next(v int) (Entry, bool) {
+	r := &c.rankings[v]
+	if !r.ready {
+		*r = c.firstRanking(v)
+	}
+	for r.next >= len(r.entries) {
+		if r.complete {
+			return Entry{}, false
+		}
+		*r = c.scanBelow(v, r.bound, true, min(2*max(r.depth, capRankingDepth/2), capRankingMaxDepth))
+	}
+	return r.entries[r.next], true
+}
+
+// firstRanking is v's reserve when there is a usable one, else a scan.
+func (c *capper) firstRanking(v int) ranking {
+	if c.reserves != nil {
+		r := c.reserves[v]
+		if r.lineage == c.p.lineage && r.lineage != 0 {
+			entries := make([]Entry, 0, len(r.top)+len(r.rest))
+			usable := true
+			for _, e := range slices.Concat(r.top, r.rest) {
+				if e.Other < 0 || e.Other >= c.p.Len() || e.Score != c.p.Score(v, e.Other) || !c.p.Eligible(v, e.Other) {
+					usable = false
+					break
+				}
+				entries = append(entries, e)
+			}
+			if usable {
+				return ranking{ready: true, depth: len(entries), entries: entries, bound: r.bound, complete: !r.bound.set}
+			}
+		}
+	}
+	return c.scanBelow(v, reserveBound{}, false, capRankingDepth)
+}
+
+// scanBelow scores v against the whole pool for its best candidates that
+// rank no better than bound (all of them if below is false), keeping
+// depth of them, on every
+// core: this is the cost of a viewer turned away by its whole ranking so
+// far, and of a repair's changed members.
+func (c *capper) scanBelow(v int, bound reserveBound, below bool, depth int) ranking {
+	c.stats.Scans++
+	p := c.p
+	keep := depth + 1
+	parts := splitRange(p.Len())
+	found := make([][]Entry, len(parts))
+	var wg sync.WaitGroup
+	for w, part := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			top := make([]Entry, 0, keep+1)
+			for j := part[0]; j < part[1]; j++ {
+				if !p.Eligible(v, j) {
+					continue
+				}
+				e := Entry{Other: j, Score: p.Score(v, j)}
+				if below && p.beatsBound(v, e, bound) {
+					continue
+				}
+				if len(top) == keep {
+					if worst := top[keep-1]; e.Score < worst.Score || !p.Better(v, e, worst) {
+						continue
+					}
+					top = top[:keep-1]
+				}
+				top = p.insert(v, top, e)
+			}
+			found[w] = top
+		}()
+	}
+	wg.Wait()
+	merged := found[0]
+	for _, more := range found[1:] {
+		for _, e := range more {
+			merged = p.insert(v, merged, e)
+		}
+	}
+	return cut(p, v, merged[:min(len(merged), keep)], depth)
+}
+
+// splitRange cuts [0, size) into one part per core, or one part when
+// size is too small for goroutines to pay.
+func splitRange(size int) [][2]int {
+	workers := runtime.GOMAXPROCS(0)
+	if size < 2048 || workers < 2 {
+		return [][2]int{{0, size}}
+	}
+	parts := make([][2]int, workers)
+	for w := range parts {
+		parts[w] = [2]int{w * size / workers, (w + 1) * size / workers}
+	}
+	return parts
+}
+
+// wake queues v's next proposal if v has room and none is queued.
+func (c *capper) wake(v int) {
+	if c.queued[v] || len(c.lists[v]) >= c.n {
+		return
+	}
+	e, ok := c.next(v)
+	if !ok {
+		return
+	}
+	c.queued[v] = true
+	c.push(capPair{v: int32(v), c: int32(e.Other), score: e.Score, cursor: true})
+}
+
+// offerAgain queues every pair of cand's that blocks: run when cand may
+// take viewers it turned away before.
+func (c *capper) offerAgain(ctx context.Context, cand int) error {
+	c.stats.Scans++
+	p := c.p
+	scores := make([]float32, p.Len())
+	if err := parallel(ctx, p.Len(), func(v int) { scores[v] = p.Score(v, cand) }); err != nil {
+		return fmt.Errorf("matching: capped assignment stopped: %w", err)
+	}
+	for v, s := range scores {
+		if p.Eligible(v, cand) && c.blocks(v, cand, s) {
+			c.push(capPair{v: int32(v), c: int32(cand), score: s})
+		}
+	}
+	return nil
+}
+
+// blocks reports whether v and cand would both rather list each other
+// than what they hold now.
+func (c *capper) blocks(v, cand int, score float32) bool {
+	list := c.lists[v]
+	if listsOther(list, cand) {
+		return false
+	}
+	if len(list) >= c.n && !c.p.Better(v, Entry{Other: cand, Score: score}, worstOf(c.p, v, list)) {
+		return false
+	}
+	held := c.holders[cand]
+	return len(held) < c.maxAppearances || c.p.Better(cand, Entry{Other: v, Score: score}, worstOf(c.p, cand, held))
+}
+
+// run takes proposals best pair first until none is left.
+func (c *capper) run(ctx context.Context) error {
+	done := ctx.Done()
+	for steps := 0; len(c.heap) > 0; steps++ {
+		if c.err != nil {
+			return c.err
+		}
+		if steps%1024 == 0 && isDone(done) {
+			return fmt.Errorf("matching: capped assignment stopped: %w", ctx.Err())
+		}
+		pair := c.pop()
+		c.stats.Proposals++
+		v, cand := int(pair.v), int(pair.c)
+		if pair.cursor {
+			c.queued[v] = false
+		}
+		if c.blocks(v, cand, pair.score) {
+			c.take(ctx, v, cand, pair.score)
+		}
+		// The viewer moves past cand whether taken or not. Taking the
+		// best blocking pair settles every pair ranked above it for good
+		// (it then agrees with the unique assignment there), and the heap
+		// only ever holds a viewer's next proposal or pairs offerAgain
+		// found, so a pair turned down here never blocks later. A full
+		// viewer proposes to nobody: pairs of theirs that block when a
+		// candidate frees a place are queued by offerAgain.
+		if pair.cursor {
+			c.rankings[v].next++
+		}
+		c.wake(v)
+	}
+	return c.err
+}
+
+// take lists cand for v; each side lets its worst go if over its limit.
+func (c *capper) take(ctx context.Context, v, cand int, score float32) {
+	c.own(v)
+	c.lists[v] = append(c.lists[v], Entry{Other: cand, Score: score})
+	c.holders[cand] = append(c.holders[cand], Entry{Other: v, Score: score})
+	if len(c.lists[v]) > c.n {
+		w := worstOf(c.p, v, c.lists[v]).Other
+		c.dropEntry(v, w)
+		c.dropHolder(w, v)
+		if len(c.holders[w]) == c.maxAppearances-1 && c.err == nil {
+			// w was full, so it may have turned away viewers it would
+			// take now.
+			c.err = c.offerAgain(ctx, w)
+		}
+	}
+	if len(c.holders[cand]) > c.maxAppearances {
+		y := c.worstHolder(cand)
+		c.dropHolder(cand, y)
+		c.dropEntry(y, cand)
+		c.wake(y)
+	}
+}
+
+func (c *capper) worstHolder(cand int) int {
+	return worstOf(c.p, cand, c.holders[cand]).Other
+}
+
+func (c *capper) dropEntry(v, cand int) {
+	c.own(v)
+	c.lists[v] = slices.DeleteFunc(c.lists[v], func(e Entry) bool { return e.Other == cand })
+}
+
+func (c *capper) dropHolder(cand, v int) {
+	c.holders[cand] = slices.DeleteFunc(c.holders[cand], func(e Entry) bool { return e.Other == v })
+}
+
+// worstOf is the last of entries in owner's order; entries is not empty.
+func worstOf(p *Pool, owner int, entries []Entry) Entry {
+	worst := entries[0]
+	for _, e := range entries[1:] {
+		if p.Better(owner, worst, e) {
+			worst = e
+		}
+	}
+	return worst
+}
+
+// own makes lists[v] the capper's to change.
+func (c *capper) own(v int) {
+	if !c.owned[v] {
+		c.lists[v] = append(make([]Entry, 0, c.n+1), c.lists[v]...)
+		c.owned[v] = true
+	}
+}
+
+// sort puts lists[v] in Better order.
+func (c *capper) sort(v int) {
+	slices.SortFunc(c.lists[v], func(a, b Entry) int {
+		if c.p.Better(v, a, b) {
+			return -1
+		}
+		return 1
+	})
+}
+
+// indexHolders fills holders from lists: one backing array, each
+// candidate's part exactly as long as its holders, so that only the
+// candidates a run changes ever allocate.
+func (c *capper) indexHolders() {
+	counts := make([]int32, len(c.lists))
+	total := 0
+	for _, list := range c.lists {
+		for _, e := range list {
+			counts[e.Other]++
+			total++
+		}
+	}
+	flat := make([]Entry, total)
+	at := 0
+	for cand, count := range counts {
+		c.holders[cand] = flat[at : at : at+int(count)]
+		at += int(count)
+	}
+	for v, list := range c.lists {
+		for _, e := range list {
+			c.holders[e.Other] = append(c.holders[e.Other], Entry{Other: v, Score: e.Score})
+		}
+	}
+}
+
+// The heap is a binary max-heap in pairBefore order.
+
+func (c *capper) push(pair capPair) {
+	c.heap = append(c.heap, pair)
+	h := c.heap
+	for i := len(h) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !c.p.pairBefore(h[i], h[parent]) {
+			break
+		}
+		h[i], h[parent] = h[parent], h[i]
+		i = parent
+	}
+}
+
+func (c *capper) pop() capPair {
+	h := c.heap
+	top := h[0]
+	last := len(h) - 1
+	h[0] = h[last]
+	h = h[:last]
+	for i := 0; ; {
+		best, l, r := i, 2*i+1, 2*i+2
+		if l < len(h) && c.p.pairBefore(h[l], h[best]) {
+			best = l
+		}
+		if r < len(h) && c.p.pairBefore(h[r], h[best]) {
+			best = r
+		}
+		if best == i {
+			break
+		}
+		h[i], h[best] = h[best], h[i]
+		i = best
+	}
+	c.heap = h
+	return top
+}
