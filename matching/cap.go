@@ -8,40 +8,44 @@ import (
 	"sync"
 )
 
-// A capped assignment gives every member a list of at most n others in
-// which nobody appears more than maxAppearances times, and in which no pair
-// would rather be listed than what they have: there is no blocking pair, a
-// viewer A and an eligible candidate B not in A's list where
+// A capped assignment gives every member a list of at most n others, in
+// two tiers.
+//
+// The fair share (FairShare) lets nobody appear in more than n lists, n
+// being also the length of a list, so that the places of all lists, n per
+// member, can be spread evenly; and no pair would rather be listed than
+// what they have: there is no blocking pair, a viewer A and an eligible
+// candidate B not in A's list where
 //
 //   - A would take B: A's list is short, or B ranks above A's worst entry
 //     (A's own order, Better), and
-//   - B would take A: B is in fewer than maxAppearances lists, or B ranks A
-//     above one of the viewers whose lists B is in. B ranks viewers the way
-//     B's own list would rank them (Better from B's side): by the pair's
-//     score, which is symmetric, ties broken by the pair's tieKey.
+//   - B would take A: B is in fewer than n lists, or B ranks A above one of
+//     the viewers whose lists B is in. B ranks viewers the way B's own list
+//     would rank them (Better from B's side): by the pair's score, which is
+//     symmetric, ties broken by the pair's tieKey.
 //
 // Because both sides rank a pair by the same score, and both sides'
 // tie-breaks are restrictions of one strict order over all pairs (see
-// pairBefore), this assignment is unique: it is what taking pairs best
-// first, while both sides have room, gives. So a repaired assignment
+// pairBefore), the fair share is unique: it is what taking pairs best
+// first, while both sides have room, gives. So a repaired fair share
 // equals one computed from scratch, whatever order the changes came in.
 //
-// A list is short of n only when every eligible candidate it lacks is
-// already in maxAppearances lists of viewers that candidate ranks higher
-// (or when there are fewer than n eligible candidates). Counting places
-// then bounds who can be short: E eligible candidates of whom at least
-// E−n+1 are full take (E−n+1)·maxAppearances places of at most n·size, so
-// a member with E > n·size/maxAppearances + n − 1 eligible candidates
-// always has a full list; with maxAppearances = 2n (the default of
-// MAX_APPEARANCES), everyone who may meet more than half the event.
+// The fill (FillShort, capfill.go) then tops up the lists the fair share
+// leaves short (every eligible candidate they lack already holds n better
+// viewers: members few may meet, under rules or exclusions), best pair
+// first, from candidates in fewer than maxAppearances lists. After it a
+// list is short only when every eligible member it lacks is in
+// maxAppearances lists. The fill is a function of the fair share, so the
+// whole assignment is unique too.
 //
-// The assignment is computed by many-to-many deferred acceptance in the
+// The fair share is computed by many-to-many deferred acceptance in the
 // global pair order: viewers propose down their ranking, each proposal is
 // taken in order of the pair's rank, and a full candidate lets its worst
 // holder go when a better one proposes, who then proposes on. Repair runs
-// the same process from the previous assignment: it drops what changed,
+// the same process from the previous fair share: it drops what changed,
 // and a candidate that gains room while full is offered again to every
 // viewer who would now take it, since it may have turned them away before.
+// (The capper below takes its cap as a parameter; FairShare passes n.)
 
 // pairBefore orders pairs (viewer a.v, candidate a.c) over the whole
 // event: higher score first, then the pair's tieKey (symmetric), then by
@@ -118,14 +122,30 @@ type CapStats struct {
 }
 
 // CappedLists computes the capped assignment of the whole pool from
-// scratch (see the rule above); lists come back best first (Better).
+// scratch: the fair share (FairShare), then its short lists filled up to
+// maxAppearances (FillShort). Lists come back best first (Better).
+func (p *Pool) CappedLists(ctx context.Context, n, maxAppearances int, reserves []Reserve) ([][]Entry, CapStats, error) {
+	if maxAppearances < n {
+		return nil, CapStats{}, fmt.Errorf("matching: a cap of %d appearances cannot fill lists of %d", maxAppearances, n)
+	}
+	share, stats, err := p.FairShare(ctx, n, reserves)
+	if err != nil {
+		return nil, stats, err
+	}
+	lists, err := p.FillShort(ctx, share, n, maxAppearances)
+	return lists, stats, err
+}
+
+// FairShare computes the pool's assignment with nobody in more than n
+// lists (the rule above with maxAppearances = n) from scratch; lists come
+// back best first (Better).
 // reserves, if not nil, hold one Reserve per member, current for this pool
 // (as UpdateReserved leaves them once every member who joined or changed
 // has been claimed), and spare scanning the event for every viewer; a
 // zero Reserve, or one of another pool lineage or naming a stale score, is
 // scanned for instead.
-func (p *Pool) CappedLists(ctx context.Context, n, maxAppearances int, reserves []Reserve) ([][]Entry, CapStats, error) {
-	c, err := p.newCapper(n, maxAppearances, reserves)
+func (p *Pool) FairShare(ctx context.Context, n int, reserves []Reserve) ([][]Entry, CapStats, error) {
+	c, err := p.newCapper(n, n, reserves)
 	if err != nil {
 		return nil, CapStats{}, err
 	}
@@ -150,20 +170,20 @@ func (p *Pool) CappedLists(ctx context.Context, n, maxAppearances int, reserves 
 	return c.lists, c.stats, nil
 }
 
-// RepairCapped makes lists, the capped assignment of the pool before
-// changes (moved onto this pool by the caller: an entry naming a member
-// who left has Other -1), the capped assignment of this pool, in place,
+// RepairFairShare makes lists, the fair share (FairShare) of the pool
+// before changes (moved onto this pool by the caller: an entry naming a
+// member who left has Other -1), the fair share of this pool, in place,
 // and returns the viewers whose lists it rewrote (ascending). A list is
 // rewritten when its members or their order changed, or when it names a
 // changed member (whose rows show their profile). Lists that were not a
-// capped assignment with the same n and maxAppearances must be computed
-// with CappedLists instead: repair trusts every pair that did not change.
-// On error (ctx done) lists are untouched.
-func (p *Pool) RepairCapped(ctx context.Context, lists [][]Entry, changes CapChanges, n, maxAppearances int, reserves []Reserve) ([]int, CapStats, error) {
+// fair share with the same n must be computed with FairShare instead:
+// repair trusts every pair that did not change. On error (ctx done) lists
+// are untouched.
+func (p *Pool) RepairFairShare(ctx context.Context, lists [][]Entry, changes CapChanges, n int, reserves []Reserve) ([]int, CapStats, error) {
 	if len(lists) != p.Len() {
-		panic(fmt.Sprintf("matching: RepairCapped got %d lists for a pool of %d", len(lists), p.Len()))
+		panic(fmt.Sprintf("matching: RepairFairShare got %d lists for a pool of %d", len(lists), p.Len()))
 	}
-	c, err := p.newCapper(n, maxAppearances, reserves)
+	c, err := p.newCapper(n, n, reserves)
 	if err != nil {
 		return nil, CapStats{}, err
 	}
@@ -279,13 +299,22 @@ func (p *Pool) newCapper(n, maxAppearances int, reserves []Reserve) (*capper, er
 	}, nil
 }
 
-// rankAll gives every viewer a ranking prefix, scoring each pair once. It
-// keeps as many as a full update's reserves (n + ReserveDepth): the pass
-// pays for every place it keeps on every pair, while a viewer turned away
-// by all of them costs one scan, and with the cap at 2n few are.
+// rankAllExtraDepth is how many candidates past a full update's reserves
+// (n + ReserveDepth) rankAll keeps per viewer. The pass pays for every
+// place it keeps on every pair, while a viewer turned away by all of them
+// costs one scan of the event; with nobody in more than n lists of a fair
+// share, many viewers are turned away by the hubs at the top of their
+// rankings. On 10,000 demodata members with TOP_N 3: 4,524 scans with no
+// extra depth, 1,463 with 24, 974 with 40, 628 with 64 (go test -bench
+// FullMatch ./matching/). The offer table counts in int8, so the whole
+// depth must stay below 127.
+const rankAllExtraDepth = 64
+
+// rankAll gives every viewer a ranking prefix, scoring each pair once, of
+// n + ReserveDepth + rankAllExtraDepth candidates.
 func (c *capper) rankAll(ctx context.Context) error {
 	p := c.p
-	depth := c.n + ReserveDepth
+	depth := c.n + ReserveDepth + rankAllExtraDepth
 	size := p.Len()
 	all := make([]int, size)
 	fresh := make([]bool, size)

@@ -90,7 +90,7 @@ func BenchmarkRepairCappedNewcomer(b *testing.B) {
 		s := steps[k%newcomers]
 		k++
 		lists := slices.Clone(s.lists)
-		changed, stats, err := s.pool.RepairCapped(context.Background(), lists, matching.CapChanges{Changed: []int{s.added}}, capBenchN, capBenchCap, nil)
+		changed, stats, err := s.pool.RepairFairShare(context.Background(), lists, matching.CapChanges{Changed: []int{s.added}}, capBenchN, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -156,10 +156,14 @@ func BenchmarkFullMatch(b *testing.B) {
 		}
 	})
 	b.Run(fmt.Sprintf("cap=%d", capBenchCap), func(b *testing.B) {
+		var stats matching.CapStats
 		for b.Loop() {
-			if _, _, err := pool.CappedLists(context.Background(), capBenchN, capBenchCap, nil); err != nil {
+			var err error
+			if _, stats, err = pool.CappedLists(context.Background(), capBenchN, capBenchCap, nil); err != nil {
 				b.Fatal(err)
 			}
 		}
+		b.ReportMetric(float64(stats.Scans), "scans/op")
+		b.ReportMetric(float64(stats.Proposals), "proposals/op")
 	})
 }

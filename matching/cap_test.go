@@ -12,6 +12,60 @@ import (
 	"github.com/eventmatch/matchmaker/matching"
 )
 
+// checkFilled fills share (a fair share) up to maxAppearances and checks
+// the result by brute force: it keeps every entry of share, fills only
+// lists share left short, respects the cap, and leaves a list short only
+// when every eligible member it lacks is at the cap. It returns the
+// filled lists.
+func checkFilled(t *testing.T, pool *matching.Pool, share [][]matching.Entry, n, maxAppearances int) [][]matching.Entry {
+	t.Helper()
+	filled, err := pool.FillShort(context.Background(), share, n, maxAppearances)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := pool.Len()
+	appears := make([]int, size)
+	for v, list := range filled {
+		if len(share[v]) == n && !sameList(list, share[v]) {
+			t.Fatalf("full list of %d changed by the fill: %v, was %v", v, list, share[v])
+		}
+		if len(list) > n {
+			t.Fatalf("filled list of %d holds %d > %d", v, len(list), n)
+		}
+		for k, e := range list {
+			if !pool.Eligible(v, e.Other) || e.Score != pool.Score(v, e.Other) {
+				t.Fatalf("filled list of %d names %v: ineligible or a stale score", v, e)
+			}
+			if k > 0 && !pool.Better(v, list[k-1], e) {
+				t.Fatalf("filled list of %d out of order or duplicated: %v", v, list)
+			}
+			appears[e.Other]++
+		}
+		for _, e := range share[v] {
+			if !slices.ContainsFunc(list, func(f matching.Entry) bool { return f.Other == e.Other }) {
+				t.Fatalf("the fill dropped %d from the list of %d", e.Other, v)
+			}
+		}
+	}
+	for c, a := range appears {
+		if a > maxAppearances {
+			t.Fatalf("%d appears in %d lists after the fill, cap %d", c, a, maxAppearances)
+		}
+	}
+	for v, list := range filled {
+		if len(list) == n {
+			continue
+		}
+		for c := range size {
+			if pool.Eligible(v, c) && appears[c] < maxAppearances &&
+				!slices.ContainsFunc(list, func(e matching.Entry) bool { return e.Other == c }) {
+				t.Fatalf("list of %d is short (%d) while %d, eligible, is in %d < %d lists", v, len(list), c, appears[c], maxAppearances)
+			}
+		}
+	}
+	return filled
+}
+
 // checkCapped fails t unless lists are a capped assignment of pool as the
 // rule defines it, checked by brute force over every pair:
 //   - every list holds at most n distinct eligible others with their
@@ -138,11 +192,12 @@ func TestCappedAssignmentUnderChanges(t *testing.T) {
 					e.profiles = append(e.profiles, e.newProfile())
 				}
 				pool := matching.NewPool(slices.Clone(e.profiles))
-				lists, _, err := pool.CappedLists(ctx, n, maxAppearances, nil)
+				lists, _, err := pool.FairShare(ctx, n, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
-				checkCapped(t, pool, lists, n, maxAppearances)
+				checkCapped(t, pool, lists, n, n)
+				checkFilled(t, pool, lists, n, maxAppearances)
 				// The same event through CapState, as the engine keeps it.
 				state, repaired, _, err := pool.Assign(ctx, nil, n, maxAppearances)
 				if err != nil || repaired {
@@ -159,18 +214,19 @@ func TestCappedAssignmentUnderChanges(t *testing.T) {
 						// New bio-term weights change every pair's score:
 						// the engine starts again from scratch (Apply began
 						// a new lineage, so Assign does not repair).
-						scratch, _, err := next.CappedLists(ctx, n, maxAppearances, nil)
+						scratch, _, err := next.FairShare(ctx, n, nil)
 						if err != nil {
 							t.Fatal(err)
 						}
-						checkCapped(t, next, scratch, n, maxAppearances)
+						checkCapped(t, next, scratch, n, n)
+						filled := checkFilled(t, next, scratch, n, maxAppearances)
 						var wasRepaired bool
 						state, wasRepaired, _, err = next.Assign(ctx, state.Moved(moved, next.Len()), n, maxAppearances)
 						if err != nil || wasRepaired {
 							t.Fatalf("step %d: new term weights, Assign repaired %v, %v", step, wasRepaired, err)
 						}
 						for v := range next.Len() {
-							if !sameList(state.Lists()[v], scratch[v]) {
+							if !sameList(state.Lists()[v], filled[v]) {
 								t.Fatalf("step %d: assigned list of %d is %v, from scratch %v", step, v, state.Lists()[v], scratch[v])
 							}
 						}
@@ -185,12 +241,13 @@ func TestCappedAssignmentUnderChanges(t *testing.T) {
 					if step%2 == 1 {
 						reserves = fullReserves(t, next, n)
 					}
-					rewritten, _, err := next.RepairCapped(ctx, repaired, changes, n, maxAppearances, reserves)
+					rewritten, _, err := next.RepairFairShare(ctx, repaired, changes, n, reserves)
 					if err != nil {
 						t.Fatal(err)
 					}
-					checkCapped(t, next, repaired, n, maxAppearances)
-					scratch, _, err := next.CappedLists(ctx, n, maxAppearances, nil)
+					checkCapped(t, next, repaired, n, n)
+					filled := checkFilled(t, next, repaired, n, maxAppearances)
+					scratch, _, err := next.FairShare(ctx, n, nil)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -212,9 +269,13 @@ func TestCappedAssignmentUnderChanges(t *testing.T) {
 					if err != nil || !wasRepaired {
 						t.Fatalf("step %d: Assign repaired %v, %v", step, wasRepaired, err)
 					}
+					whole, _, err := next.CappedLists(ctx, n, maxAppearances, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
 					for v := range next.Len() {
-						if !sameList(state.Lists()[v], scratch[v]) {
-							t.Fatalf("step %d: assigned list of %d is %v, from scratch %v", step, v, state.Lists()[v], scratch[v])
+						if !sameList(state.Lists()[v], filled[v]) || !sameList(whole[v], filled[v]) {
+							t.Fatalf("step %d: assigned list of %d is %v, from scratch %v, filled %v", step, v, state.Lists()[v], whole[v], filled[v])
 						}
 					}
 					pool, lists = next, repaired
@@ -318,7 +379,12 @@ func TestCappedListsFromReserves(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkCapped(t, pool, seeded, n, maxAppearances)
+		share, _, err := pool.FairShare(ctx, n, reserves)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkCapped(t, pool, share, n, n)
+		checkFilled(t, pool, share, n, maxAppearances)
 		for v := range seeded {
 			if !sameList(seeded[v], scanned[v]) {
 				t.Fatalf("seed %d: list of %d is %v from reserves, %v from a scan", seed, v, seeded[v], scanned[v])
@@ -330,20 +396,56 @@ func TestCappedListsFromReserves(t *testing.T) {
 	}
 }
 
-// TestCappedListsWithoutABindingCapAreTopN: when nobody can reach the cap,
-// the assignment is every member's own top N.
-func TestCappedListsWithoutABindingCapAreTopN(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	for _, profiles := range [][]attendee.Profile{randomProfiles(rng, 120), demoProfiles(2, 120)} {
-		pool := matching.NewPool(profiles)
-		lists, _, err := pool.CappedLists(context.Background(), 3, pool.Len(), nil)
-		if err != nil {
-			t.Fatal(err)
+// TestFillShortTopsUpListsTheFairShareLeavesShort: under rules that let 40
+// investors see only 6 startups, a fair share of 2 appearances fills 6 of
+// the investors' 80 places; the fill lets startups take up to
+// maxAppearances, and the investors left short are short only because
+// every startup is at the cap. An event where nobody is short is left as
+// it is.
+func TestFillShortTopsUpListsTheFairShareLeavesShort(t *testing.T) {
+	ctx := context.Background()
+	var profiles []attendee.Profile
+	for k := range 46 {
+		kind := "investor"
+		if k < 6 {
+			kind = "startup"
 		}
-		for v := range lists {
-			if want := pool.TopN(v, 3); !sameList(lists[v], want) {
-				t.Fatalf("list of %d is %v, top 3 %v", v, lists[v], want)
-			}
+		profiles = append(profiles, attendee.Profile{UserID: userID(k), AttendeeType: kind,
+			Interests: []string{fmt.Sprint("topic", k%5), fmt.Sprint("field", k%3)}})
+	}
+	pool, err := matching.NewPoolWithRules(ctx, profiles, []attendee.Rule{{ViewerType: "investor", CandidateType: "startup"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 2
+	share, _, err := pool.FairShare(ctx, n, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCapped(t, pool, share, n, n)
+	for _, maxAppearances := range []int{2, 5, 40} {
+		filled := checkFilled(t, pool, share, n, maxAppearances)
+		places := 0
+		for _, list := range filled {
+			places += len(list)
+		}
+		if want := min(6*maxAppearances, 40*n); places != want {
+			t.Fatalf("cap %d: %d places filled, want %d", maxAppearances, places, want)
+		}
+	}
+
+	open := matching.NewPool(demoProfiles(2, 120))
+	share, _, err = open.FairShare(ctx, 3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filled, err := open.FillShort(ctx, share, 3, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v := range share {
+		if len(share[v]) != 3 || !sameList(filled[v], share[v]) {
+			t.Fatalf("open event: list of %d is %v, fair share %v", v, filled[v], share[v])
 		}
 	}
 }

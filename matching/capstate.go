@@ -2,6 +2,7 @@ package matching
 
 import (
 	"context"
+	"fmt"
 	"slices"
 )
 
@@ -14,7 +15,9 @@ import (
 type CapState struct {
 	lineage, clock    uint64 // of the pool it is the assignment of
 	n, maxAppearances int
-	lists             [][]Entry
+	// share is the fair share (FairShare), which repair keeps; lists is
+	// share with its short lists filled (FillShort).
+	share, lists [][]Entry
 	// freed are members listed by someone who left since.
 	freed []int
 }
@@ -24,7 +27,7 @@ type CapState struct {
 func (s *CapState) Lists() [][]Entry { return s.lists }
 
 // Moved carries s onto the pool of size members that Apply returned with
-// moved: lists follow their owners, an entry naming someone who left gets
+// moved: the fair share's lists follow their owners, an entry naming someone who left gets
 // Other -1, and whom the leavers listed is remembered as freed. A nil
 // state stays nil.
 func (s *CapState) Moved(moved []int, size int) *CapState {
@@ -32,10 +35,11 @@ func (s *CapState) Moved(moved []int, size int) *CapState {
 		return nil
 	}
 	next := *s
-	next.lists = make([][]Entry, size)
+	next.lists = nil // filled again by Assign
+	next.share = make([][]Entry, size)
 	if !slices.Contains(moved, -1) {
 		// Nobody left: everyone kept their index.
-		copy(next.lists, s.lists)
+		copy(next.share, s.share)
 		return &next
 	}
 	next.freed = nil
@@ -44,7 +48,7 @@ func (s *CapState) Moved(moved []int, size int) *CapState {
 			next.freed = append(next.freed, to)
 		}
 	}
-	for old, list := range s.lists {
+	for old, list := range s.share {
 		to := moved[old]
 		if to < 0 {
 			for _, e := range list {
@@ -64,7 +68,7 @@ func (s *CapState) Moved(moved []int, size int) *CapState {
 				remapped[k].Other = moved[e.Other]
 			}
 		}
-		next.lists[to] = remapped
+		next.share[to] = remapped
 	}
 	return &next
 }
@@ -76,23 +80,29 @@ func (s *CapState) Moved(moved []int, size int) *CapState {
 // or from another lineage). repaired says which.
 func (p *Pool) Assign(ctx context.Context, prev *CapState, n, maxAppearances int) (state *CapState, repaired bool, stats CapStats, err error) {
 	state = &CapState{lineage: p.lineage, clock: p.clock, n: n, maxAppearances: maxAppearances}
-	if prev == nil || prev.lineage != p.lineage || prev.clock > p.clock || len(prev.lists) != p.Len() ||
+	if maxAppearances < n {
+		return nil, false, stats, fmt.Errorf("matching: a cap of %d appearances cannot fill lists of %d", maxAppearances, n)
+	}
+	if prev == nil || prev.lineage != p.lineage || prev.clock > p.clock || len(prev.share) != p.Len() ||
 		prev.n != n || prev.maxAppearances != maxAppearances {
-		state.lists, stats, err = p.CappedLists(ctx, n, maxAppearances, nil)
-		if err != nil {
+		if state.share, stats, err = p.FairShare(ctx, n, nil); err != nil {
 			return nil, false, stats, err
 		}
-		return state, false, stats, nil
-	}
-	changes := CapChanges{Freed: prev.freed}
-	for i, revision := range p.revision {
-		if revision > prev.clock {
-			changes.Changed = append(changes.Changed, i)
+	} else {
+		changes := CapChanges{Freed: prev.freed}
+		for i, revision := range p.revision {
+			if revision > prev.clock {
+				changes.Changed = append(changes.Changed, i)
+			}
 		}
+		state.share = slices.Clone(prev.share)
+		if _, stats, err = p.RepairFairShare(ctx, state.share, changes, n, nil); err != nil {
+			return nil, false, stats, err
+		}
+		repaired = true
 	}
-	state.lists = slices.Clone(prev.lists)
-	if _, stats, err = p.RepairCapped(ctx, state.lists, changes, n, maxAppearances, nil); err != nil {
+	if state.lists, err = p.FillShort(ctx, state.share, n, maxAppearances); err != nil {
 		return nil, false, stats, err
 	}
-	return state, true, stats, nil
+	return state, repaired, stats, nil
 }

@@ -14,8 +14,17 @@ import (
 
 // engineLists returns every member's list as the engine computes it for a
 // whole event: every member claimed against empty stored lists, which is
-// what a worker does when an event is first matched.
-func engineLists(pool *matching.Pool, n int) ([][]matching.Entry, error) {
+// what a worker does when an event is first matched. With maxAppearances
+// above 0 that is the capped assignment (MAX_APPEARANCES), otherwise each
+// member's own top-N.
+func engineLists(pool *matching.Pool, n, maxAppearances int) ([][]matching.Entry, error) {
+	if maxAppearances > 0 {
+		lists, _, err := pool.CappedLists(context.Background(), n, maxAppearances, nil)
+		if err != nil {
+			return nil, fmt.Errorf("matching the event with MAX_APPEARANCES %d: %w", maxAppearances, err)
+		}
+		return lists, nil
+	}
 	lists := make([][]matching.Entry, pool.Len())
 	claimed := make([]int, pool.Len())
 	for i := range claimed {
@@ -100,6 +109,11 @@ var violations = []violation{
 // quality is one population's figures.
 type quality struct {
 	members, n                 int
+	maxAppearances             int // 0: no cap
+	overCap                    int // members in more lists than maxAppearances
+	uncappedInAList            float64
+	uncappedMostListed         int
+	uncappedGini               float64
 	inAList, fullLists         float64
 	mostListed                 int
 	gini, reciprocity          float64
@@ -114,15 +128,35 @@ type quality struct {
 }
 
 // measure computes every figure of one event.
-func measure(profiles []attendee.Profile, groups [][]int, n int) (*quality, error) {
+func measure(profiles []attendee.Profile, groups [][]int, n, maxAppearances int) (*quality, error) {
 	pool := matching.NewPool(profiles)
-	lists, err := engineLists(pool, n)
+	lists, err := engineLists(pool, n, maxAppearances)
 	if err != nil {
 		return nil, err
 	}
+	// The same event without the cap: the stuffers are measured on it (a
+	// cap would hide what scoring alone lets them buy), and its spread is
+	// shown beside the capped one.
+	uncapped := lists
+	if maxAppearances > 0 {
+		if uncapped, err = engineLists(pool, n, 0); err != nil {
+			return nil, err
+		}
+	}
 	size := pool.Len()
-	q := &quality{members: size, n: n, violations: map[string]int{}}
+	q := &quality{members: size, n: n, maxAppearances: maxAppearances, violations: map[string]int{}}
 	counts := appearances(lists, size)
+	uncappedCounts := appearances(uncapped, size)
+	q.uncappedMostListed, q.uncappedGini = slices.Max(append(uncappedCounts, 0)), gini(uncappedCounts)
+	for i := range size {
+		if uncappedCounts[i] > 0 {
+			q.uncappedInAList++
+		}
+		if maxAppearances > 0 && counts[i] > maxAppearances {
+			q.overCap++
+		}
+	}
+	q.uncappedInAList /= float64(max(size, 1))
 	listed, full, entries, reciprocal := 0, 0, 0, 0
 	for i, list := range lists {
 		if counts[i] > 0 {
@@ -178,10 +212,10 @@ func measure(profiles []attendee.Profile, groups [][]int, n int) (*quality, erro
 	q.tiePlaces = share(tied, places)
 	q.tiesToSmallerID = share(toSmaller, ties)
 
-	if q.stufferAppears, q.honestP90, err = measureStuffer(pool, lists, tagStuffer(profiles), n); err != nil {
+	if q.stufferAppears, q.honestP90, err = measureStuffer(pool, uncapped, tagStuffer(profiles), n); err != nil {
 		return nil, err
 	}
-	if q.offerStufferAppears, _, err = measureStuffer(pool, lists, offerStuffer(profiles), n); err != nil {
+	if q.offerStufferAppears, _, err = measureStuffer(pool, uncapped, offerStuffer(profiles), n); err != nil {
 		return nil, err
 	}
 

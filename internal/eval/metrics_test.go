@@ -25,12 +25,13 @@ func TestPercentile(t *testing.T) {
 	}
 }
 
-// The figures of a small event follow from the lists: every list is full,
-// the engine's lists are the unconstrained top-N, and nobody is listed by
-// a colleague.
+// The figures of a small event follow from the lists: without a cap every
+// list is full, the engine's lists are the unconstrained top-N, and nobody
+// is listed by a colleague; with a cap nobody is over it, and the score
+// kept falls below the unconstrained one while coverage does not fall.
 func TestMeasureSmallEvent(t *testing.T) {
 	members, groups := demodata.GeneratePlanted(5, 300)
-	q, err := measure(members, groups, 3)
+	q, err := measure(members, groups, 3, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,6 +46,21 @@ func TestMeasureSmallEvent(t *testing.T) {
 	}
 	if q.plantedEngine <= q.plantedRand {
 		t.Fatalf("planted partners found %v, no better than random lists %v", q.plantedEngine, q.plantedRand)
+	}
+
+	capped, err := measure(members, groups, 3, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if capped.mostListed > 4 || capped.overCap != 0 {
+		t.Fatalf("cap 4: most-listed %d, %d over the cap", capped.mostListed, capped.overCap)
+	}
+	if q.mostListed <= 4 {
+		t.Fatalf("uncapped most-listed %d: this event does not test the cap", q.mostListed)
+	}
+	if capped.scoreKept >= 1 || capped.inAList < q.inAList || capped.uncappedGini != q.gini {
+		t.Fatalf("cap 4: score kept %v, in a list %v (uncapped %v), uncapped Gini %v (want %v)",
+			capped.scoreKept, capped.inAList, q.inAList, capped.uncappedGini, q.gini)
 	}
 }
 
