@@ -44,7 +44,19 @@ type AIWriter struct {
 	Model       string
 	Concurrency int
 	Logger      *slog.Logger
+
+	// lastAnswer is when the endpoint last answered a call (any answer, in
+	// Unix nanoseconds), or 0 once a call failed the way a dead endpoint
+	// does: a round right after answers skips the solo first call.
+	lastAnswer atomic.Int64
 }
+
+// answeredWithin is how recent the endpoint's last answer must be for a
+// round to start all its calls at once. A round's solo first call costs
+// one model latency, and a backfill runs many short rounds; an endpoint
+// that died since costs at most one round of calls in flight
+// (AI_CONCURRENCY), after which rounds probe alone again.
+const answeredWithin = time.Minute
 
 // budgetReserve (at most a tenth of the time left) is kept from the activity's deadline for writing fallbacks
 // and saving, so a slow model never makes the activity itself time out.
@@ -339,11 +351,14 @@ func (w *AIWriter) callModel(ctx context.Context, todo []*pairJob) bool {
 	if len(todo) == 0 {
 		return false
 	}
-	// The first call goes alone: a bad key, an unknown model or a dead
-	// endpoint then costs one request, not one per worker in flight.
+	// The first call goes alone, unless the endpoint answered moments ago:
+	// a bad key, an unknown model or a dead endpoint then costs one
+	// request, not one per worker in flight.
 	var calls callState
-	w.callOne(budget, todo[0], &calls)
-	todo = todo[1:]
+	if last := w.lastAnswer.Load(); last == 0 || time.Since(time.Unix(0, last)) > answeredWithin {
+		w.callOne(budget, todo[0], &calls)
+		todo = todo[1:]
+	}
 
 	queue := make(chan *pairJob)
 	var done atomic.Int64
@@ -419,10 +434,16 @@ func (w *AIWriter) callOne(ctx context.Context, j *pairJob, calls *callState) {
 	if err == nil {
 		j.fromAI = true
 		calls.took(j.latency)
+		w.lastAnswer.Store(time.Now().UnixNano())
 		return
 	}
 	j.answer.ForFirst, j.answer.ForSecond = "", ""
 	j.reason = insight.Classify(err)
+	if endpointFailure(j.reason) {
+		w.lastAnswer.Store(0)
+	} else {
+		w.lastAnswer.Store(time.Now().UnixNano()) // it answered; the answer was the problem
+	}
 	if endpointFailure(j.reason) && !calls.stopped.Swap(true) {
 		w.log().Warn("a model call failed; this backfill round asks nothing more", "error", err)
 	}
