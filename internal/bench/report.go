@@ -253,7 +253,8 @@ func (r *report) markdown() string {
 		n := r.scaleRuns[0].spec.members
 		w("The %s-member event of each seed matched by one worker process, then by two, every process limited to one core "+
 			"(`GOMAXPROCS=1`; this machine has %s), so the second process brings a core of its own: the only fair scale-out on two cores. "+
-			"Large batches are scored in shards on the task queue `<queue>-shards`, one shard at a time per process. "+
+			"Large batches are scored in shards on the task queue `<queue>-shards`, one shard at a time per process; "+
+			"these rows run `MAX_APPEARANCES=0`, since a capped assignment is not sharded. "+
 			"Medians of %s; the speed-up is the median of each seed's ratio, with the smallest and largest.\n\n",
 			thousands(n), r.machine.cores, plural(len(one), "pair of runs", "pairs of runs"))
 		w("| members | one worker, one core | two workers, one core each | speed-up (min–max) |\n")
