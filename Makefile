@@ -46,10 +46,10 @@ demo-stop:
 # and store hold theirs for a minute or more while mostly waiting; with
 # CPUs+1, matching's tests started 78 s into the run, behind the links of
 # the small packages, and ended last; with CPUs+2, at 33 s.
-# On 2 cores shared with other work, warm caches: 123-188 s, against
-# 168-280 s before the e2e tests ran in parallel and the checks alongside
-# (measured back to back, three pairs); the e2e package alone went from
-# 158-230 s to 81-109 s.
+# On 2 cores shared with other work, warm caches: 105-113 s, against
+# 162-171 s before the e2e tests ran in parallel, the checks alongside and
+# -p at CPUs+2 (two runs of each, back to back); the e2e package took
+# 84-88 s of it, against 152-162 s.
 test: $(TEMPORAL_CLI)
 	@$(MAKE) --no-print-directory -j 2 test-go test-checks
 
