@@ -159,6 +159,7 @@ func queryBackfill(t *testing.T, eventID string) workflows.BackfillStatus {
 // 1.5 s a call, every member is listed (with fallback insights) before the
 // model's first answer, and then every match gets an AI insight.
 func TestAIBackfillListsEveryoneBeforeTheModelAnswers(t *testing.T) {
+	t.Parallel()
 	const members = 40
 	var mu sync.Mutex
 	var firstAnswer time.Time
@@ -237,6 +238,7 @@ func TestAIBackfillListsEveryoneBeforeTheModelAnswers(t *testing.T) {
 // leaves; a new worker finishes the backfill, every match ends with AI
 // text, and none is about the renamed member's old profile.
 func TestAIBackfillSurvivesAWorkerKilledMidway(t *testing.T) {
+	t.Parallel()
 	const members = 60
 	fake := fakeopenai.New(t, func(call int, req fakeopenai.Request) fakeopenai.Response {
 		return fakeopenai.Echo(call, req).After(200 * time.Millisecond)
@@ -300,6 +302,7 @@ func TestAIBackfillSurvivesAWorkerKilledMidway(t *testing.T) {
 // backfill's rounds after the one running, and `starter resume` lets it
 // finish.
 func TestAIBackfillPausesAndResumesWithTheEvent(t *testing.T) {
+	t.Parallel()
 	const members = 60
 	fake := fakeopenai.New(t, func(call int, req fakeopenai.Request) fakeopenai.Response {
 		return fakeopenai.Echo(call, req).After(200 * time.Millisecond)
@@ -342,6 +345,7 @@ func TestAIBackfillPausesAndResumesWithTheEvent(t *testing.T) {
 // starts it at its safety poll, and every match ends with AI text without
 // a single batch being committed again.
 func TestAIBackfillStartsForListsMatchedBeforeAIWasOn(t *testing.T) {
+	t.Parallel()
 	const members = 20
 	fake := fakeopenai.New(t, fakeopenai.Echo)
 	e := newEnv(t, nil)

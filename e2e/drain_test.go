@@ -45,6 +45,7 @@ const drainLease = 4*drainMaxRuntime + time.Minute
 // shorter than what is left of the batch, so the stopping worker releases
 // it and the other worker claims it again at once.
 func TestStoppedWorkerReleasesABatchItCannotFinish(t *testing.T) {
+	t.Parallel()
 	r := runDrain(t, 3*time.Second)
 	// The deadline (2.4 s for 3 s), then the workflow moving to the other
 	// worker and claiming: seconds, not the lease.
@@ -63,6 +64,7 @@ func TestStoppedWorkerReleasesABatchItCannotFinish(t *testing.T) {
 // enough, so the stopping worker finishes the step it runs and the batch
 // commits without going round again.
 func TestStoppedWorkerFinishesItsRunningBatch(t *testing.T) {
+	t.Parallel()
 	r := runDrain(t, 25*time.Second)
 	if r.released {
 		t.Errorf("the batch was released although the stop timeout left it time to finish")
@@ -129,9 +131,12 @@ func runDrain(t *testing.T, stopTimeout time.Duration) drainResult {
 	}
 	e.mustStarter("enable", "drain")
 
-	// Wait until one worker's scoring step waits for the lock.
+	// Wait until one worker's scoring step waits for the lock. The drain
+	// tests run in parallel with the same application names, each on a
+	// database of its own.
 	waiting := func(app string) bool {
-		return tryInt(pool, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`, app) > 0
+		return tryInt(pool, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND application_name = $1 AND wait_event_type = 'Lock'`, app) > 0
 	}
 	runner, other := -1, -1
 	waitFor(t, 60*time.Second, "a worker's scoring step to wait for the staged lists' lock", func() bool {
@@ -171,15 +176,23 @@ func runDrain(t *testing.T, stopTimeout time.Duration) drainResult {
 		if r.exited == 0 && !workers[runner].alive() {
 			r.exited = since
 		}
+		// Fully matched is read before taken up: a batch committed between
+		// the two reads is then seen taken up in the same pass, never
+		// "never taken up" although the event is done.
+		matchedNow := r.matched == 0 && fullyMatched(pool, eventID)
 		if r.takenUp == 0 {
 			switch {
-			case tryInt(pool, `SELECT count(*) FROM matchmaking_queue WHERE event_id = $1 AND claim_token <> $2`, eventID, token) > 0:
+			// The batch row stays after its commit: a claim and commit
+			// quicker than one pass of this loop still shows.
+			case tryInt(pool, `SELECT count(*) FROM matchmaking_queue WHERE event_id = $1 AND claim_token <> $2`, eventID, token) > 0 ||
+				tryInt(pool, `SELECT count(*) FROM matchmaking_batches WHERE event_id = $1 AND token <> $2
+					AND claimed_at > (SELECT claimed_at FROM matchmaking_batches WHERE token = $2)`, eventID, token) > 0:
 				r.takenUp, r.how = since, "its members were claimed by another batch"
 			case tryInt(pool, `SELECT count(*) FROM matchmaking_batches WHERE token = $1 AND committed_at IS NOT NULL`, token) > 0:
 				r.takenUp, r.how = since, "it was committed"
 			}
 		}
-		if r.matched == 0 && fullyMatched(pool, eventID) {
+		if matchedNow {
 			r.matched = since
 		}
 		if r.exited > 0 && r.matched > 0 {

@@ -150,6 +150,7 @@ func listIDs(list []store.StoredMatch) []string {
 // event is being matched in small batches, starts a new one, and checks the
 // result is complete, duplicate-free and equal to a full recompute.
 func TestWorkerKilledMidRunLosesNothing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, map[string]string{"BATCH_SIZE": "20"})
 	pool := openPool(t, e.dbURL)
 	eventID := loadEvent(t, pool, "crash", demodata.Generate(23, 400))

@@ -22,6 +22,7 @@ import (
 // role, whose session timeouts come from its role settings there. Six
 // `starter matches` at once through the pooler all succeed.
 func TestEventThroughTransactionPooler(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	// SAFETY_POLL of an hour: a newcomer matched within seconds was woken
 	// by LISTEN, not by a poll.
