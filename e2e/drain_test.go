@@ -138,6 +138,17 @@ func runDrain(t *testing.T, stopTimeout time.Duration) drainResult {
 		return tryInt(pool, `SELECT count(*) FROM pg_stat_activity
 			WHERE datname = current_database() AND application_name = $1 AND wait_event_type = 'Lock'`, app) > 0
 	}
+	// The release of a cancelled step deletes its staged lists, so it waits
+	// for the same lock: the lock must go as soon as the release waits, or
+	// the release ends after the SDK's own cancellation at
+	// WORKER_STOP_TIMEOUT and its report is lost. (The step itself deletes
+	// its staged lists before writing them, so only a wait after the stop
+	// deadline is the release's.)
+	releasing := func(app string) bool {
+		return tryInt(pool, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND application_name = $1 AND wait_event_type = 'Lock'
+			AND query LIKE '%DELETE FROM matchmaking_staged_matches%'`, app) > 0
+	}
 	runner, other := -1, -1
 	waitFor(t, 60*time.Second, "a worker's scoring step to wait for the staged lists' lock", func() bool {
 		for i, app := range apps {
@@ -165,11 +176,11 @@ func runDrain(t *testing.T, stopTimeout time.Duration) drainResult {
 		since := time.Since(stopped)
 		// A step the stop timeout leaves time for goes on after drainHold;
 		// one it does not is cancelled at the stop deadline, and the lock
-		// then goes so that its batch can be released. The release waits
-		// for the same lock (for up to 5 s), so the runner may never be
-		// seen not waiting: a second after the deadline the lock goes
-		// anyway.
+		// then goes so that its batch can be released: when the runner is
+		// seen not waiting, or waiting in the release, and a second after
+		// the deadline in any case.
 		if held && ((stopTimeout > drainHold+5*time.Second && since > drainHold) || !waiting(apps[runner]) ||
+			(since > activities.StopDeadline(stopTimeout) && releasing(apps[runner])) ||
 			since > activities.StopDeadline(stopTimeout)+time.Second) {
 			unlock()
 		}
