@@ -59,9 +59,11 @@ type Config struct {
 	MaxRuntimeMS int `env:"MAX_RUNTIME_MS" envDefault:"45000"`
 	// TopN is how many people each member is told to meet.
 	TopN int `env:"TOP_N" envDefault:"3"`
-	// MaxAppearances is the most lists one member may appear in (see
-	// matching.CappedLists); 0 means no cap. Unset (or empty) means
-	// 2 × TopN, set by LoadWith once TopN is known.
+	// MaxAppearances is the most lists one member may appear in: a fair
+	// share puts everyone in at most TopN lists, and only lists it leaves
+	// short take members up to this (see matching.CappedLists); 0 means
+	// no cap. Unset (or empty) means 2 × TopN, set by LoadWith once TopN
+	// is known.
 	MaxAppearances int `env:"MAX_APPEARANCES"`
 
 	// OpenAIAPIKey enables AI insights; unset means fallback insights only.

@@ -100,7 +100,7 @@ type ranking struct {
 	next     int
 }
 
-// CapChanges tells RepairCapped what changed since the assignment it
+// CapChanges tells RepairFairShare what changed since the fair share it
 // repairs was made.
 type CapChanges struct {
 	// Changed are members who joined, whose profile changed, or whose
