@@ -304,11 +304,12 @@ func (p *Pool) newCapper(n, maxAppearances int, reserves []Reserve) (*capper, er
 // place it keeps on every pair, while a viewer turned away by all of them
 // costs one scan of the event; with nobody in more than n lists of a fair
 // share, many viewers are turned away by the hubs at the top of their
-// rankings. On 10,000 demodata members with TOP_N 3: 4,524 scans with no
-// extra depth, 1,463 with 24, 974 with 40, 628 with 64 (go test -bench
-// FullMatch ./matching/). The offer table counts in int8, so the whole
-// depth must stay below 127.
-const rankAllExtraDepth = 64
+// rankings. On 10,000 demodata members with TOP_N 3 (go test -run '^$'
+// -bench FullMatch/cap -benchtime 3x -count 2 ./matching/, quiet 2-core
+// machine): no extra depth 4,524 scans, 3.64-3.65 s; 24 extra 1,463
+// scans, 2.81-3.04 s; 64 extra 628 scans, 4.16-5.30 s. The offer table
+// counts in int8, so the whole depth must stay below 127.
+const rankAllExtraDepth = 24
 
 // rankAll gives every viewer a ranking prefix, scoring each pair once, of
 // n + ReserveDepth + rankAllExtraDepth candidates.
