@@ -82,7 +82,9 @@ type capPair struct {
 // by all of them scans the event again below the last one, for twice as
 // many each time (up to capRankingMaxDepth), so that a viewer far down a
 // crowded ranking costs a few scans rather than one per few candidates.
-const (
+// (Variables only so that tests can make rankings shallow, to run every
+// path past the first scan on small events; they change no result.)
+var (
 	capRankingDepth    = 24
 	capRankingMaxDepth = 1536
 )
@@ -90,7 +92,11 @@ const (
 // ranking is a prefix of one viewer's candidates, best first (Better),
 // and where the rest begins: every eligible candidate outside entries
 // ranks no better than bound (reserve semantics); complete means there is
-// no rest. next is the viewer's next proposal.
+// no rest. next is the viewer's next proposal. A scan below the bound
+// appends to entries, so that a ranking stays a prefix from the top: the
+// index of who ranks whom (see offerAgain) and the next repair (CapState)
+// rely on it. entries may be shared with a CapState and are never written
+// in place.
 type ranking struct {
 	ready    bool
 	depth    int // how many the last scan kept
@@ -145,20 +151,30 @@ func (p *Pool) CappedLists(ctx context.Context, n, maxAppearances int, reserves 
 // zero Reserve, or one of another pool lineage or naming a stale score, is
 // scanned for instead.
 func (p *Pool) FairShare(ctx context.Context, n int, reserves []Reserve) ([][]Entry, CapStats, error) {
-	c, err := p.newCapper(n, n, reserves)
+	c, err := p.fairShare(ctx, n, reserves)
 	if err != nil {
 		return nil, CapStats{}, err
 	}
+	return c.lists, c.stats, nil
+}
+
+// fairShare is FairShare, returning the capper it ran (for its rankings).
+func (p *Pool) fairShare(ctx context.Context, n int, reserves []Reserve) (*capper, error) {
+	c, err := p.newCapper(n, n, reserves)
+	if err != nil {
+		return nil, err
+	}
+	c.index = indexUnbuilt // every list starts empty
 	if reserves == nil {
 		if err := c.rankAll(ctx); err != nil {
-			return nil, CapStats{}, err
+			return nil, err
 		}
 	}
 	for v := range p.Len() {
 		c.wake(v)
 	}
 	if err := c.run(ctx); err != nil {
-		return nil, c.stats, err
+		return nil, err
 	}
 	for v, list := range c.lists {
 		if len(list) == 0 {
@@ -167,7 +183,7 @@ func (p *Pool) FairShare(ctx context.Context, n int, reserves []Reserve) ([][]En
 		}
 		c.sort(v)
 	}
-	return c.lists, c.stats, nil
+	return c, nil
 }
 
 // RepairFairShare makes lists, the fair share (FairShare) of the pool
@@ -180,12 +196,29 @@ func (p *Pool) FairShare(ctx context.Context, n int, reserves []Reserve) ([][]En
 // repair trusts every pair that did not change. On error (ctx done) lists
 // are untouched.
 func (p *Pool) RepairFairShare(ctx context.Context, lists [][]Entry, changes CapChanges, n int, reserves []Reserve) ([]int, CapStats, error) {
+	rewritten, c, err := p.repairFairShare(ctx, lists, changes, n, reserves, nil)
+	if err != nil {
+		return nil, CapStats{}, err
+	}
+	return rewritten, c.stats, nil
+}
+
+// repairFairShare is RepairFairShare starting from rankings, when not nil:
+// one per member, each a prefix of that member's ranking in this pool or
+// not ready (refreshRankings makes them so). It returns the capper it ran.
+func (p *Pool) repairFairShare(ctx context.Context, lists [][]Entry, changes CapChanges, n int, reserves []Reserve, rankings []ranking) ([]int, *capper, error) {
 	if len(lists) != p.Len() {
 		panic(fmt.Sprintf("matching: RepairFairShare got %d lists for a pool of %d", len(lists), p.Len()))
 	}
 	c, err := p.newCapper(n, n, reserves)
 	if err != nil {
-		return nil, CapStats{}, err
+		return nil, nil, err
+	}
+	if rankings != nil {
+		if len(rankings) != p.Len() {
+			panic(fmt.Sprintf("matching: repairFairShare got %d rankings for a pool of %d", len(rankings), p.Len()))
+		}
+		c.rankings, c.index = rankings, indexUnbuilt
 	}
 	size := p.Len()
 	changed := make([]bool, size)
@@ -238,12 +271,12 @@ func (p *Pool) RepairFairShare(ctx context.Context, lists [][]Entry, changes Cap
 	for cand := range size {
 		if suspectCandidate[cand] {
 			if err := c.offerAgain(ctx, cand); err != nil {
-				return nil, c.stats, err
+				return nil, nil, err
 			}
 		}
 	}
 	if err := c.run(ctx); err != nil {
-		return nil, c.stats, err
+		return nil, nil, err
 	}
 	var rewritten []int
 	for v, list := range c.lists {
@@ -258,7 +291,7 @@ func (p *Pool) RepairFairShare(ctx context.Context, lists [][]Entry, changes Cap
 	for _, v := range rewritten {
 		lists[v] = c.lists[v]
 	}
-	return rewritten, c.stats, nil
+	return rewritten, c, nil
 }
 
 // capper is one run of deferred acceptance.
@@ -276,6 +309,13 @@ type capper struct {
 	queued []bool // the viewer's cursor proposal is in the heap
 	heap   []capPair
 	stats  CapStats
+	// The index of who ranks whom (buildIndex): rankedBy[cand] are the
+	// viewers whose indexed ranking holds cand; loose are the viewers
+	// whose ranking the index does not show.
+	index    int
+	rankedBy [][]int32
+	isLoose  []bool
+	loose    []int32
 	// err is why a scan inside a step stopped (ctx done); run returns it.
 	err error
 }
@@ -296,6 +336,7 @@ func (p *Pool) newCapper(n, maxAppearances int, reserves []Reserve) (*capper, er
 		reserves: reserves,
 		queued:   make([]bool, size),
 		owned:    make([]bool, size),
+		index:    indexNotWorthIt, // see indexUnbuilt
 	}, nil
 }
 
@@ -308,8 +349,9 @@ func (p *Pool) newCapper(n, maxAppearances int, reserves []Reserve) (*capper, er
 // -bench FullMatch/cap -benchtime 3x -count 2 ./matching/, quiet 2-core
 // machine): no extra depth 4,524 scans, 3.64-3.65 s; 24 extra 1,463
 // scans, 2.81-3.04 s; 64 extra 628 scans, 4.16-5.30 s. The offer table
-// counts in int8, so the whole depth must stay below 127.
-const rankAllExtraDepth = 24
+// counts in int8, so the whole depth must stay below 127. (A variable for
+// tests, as capRankingDepth.)
+var rankAllExtraDepth = 24
 
 // rankAll gives every viewer a ranking prefix, scoring each pair once, of
 // n + ReserveDepth + rankAllExtraDepth candidates.
@@ -346,12 +388,16 @@ func (c *capper) next(v int) (Entry, bool) {
 	r := &c.rankings[v]
 	if !r.ready {
 		*r = c.firstRanking(v)
+		c.markLoose(v)
 	}
 	for r.next >= len(r.entries) {
 		if r.complete {
 			return Entry{}, false
 		}
-		*r = c.scanBelow(v, r.bound, true, min(2*max(r.depth, capRankingDepth/2), capRankingMaxDepth))
+		more := c.scanBelow(v, r.bound, true, min(2*max(r.depth, capRankingDepth/2), capRankingMaxDepth))
+		r.entries = append(r.entries[:len(r.entries):len(r.entries)], more.entries...)
+		r.depth, r.bound, r.complete = more.depth, more.bound, more.complete
+		c.markLoose(v)
 	}
 	return r.entries[r.next], true
 }
@@ -452,8 +498,33 @@ func (c *capper) wake(v int) {
 }
 
 // offerAgain queues every pair of cand's that blocks: run when cand may
-// take viewers it turned away before.
+// take viewers it turned away before. A viewer with room proposes on down
+// its ranking by itself (wake), so the pairs offerAgain must find are
+// those the viewer's cursor has passed (while short) or that rank above
+// its worst entry (while full): pairs of candidates in its ranking, since
+// every entry a viewer holds comes from its ranking or ranks above an
+// entry that does. So once the index of who ranks whom is built, cand is
+// offered only to the viewers whose indexed ranking holds it, and to the
+// loose ones whose ranking the index does not show, instead of being
+// scored against the whole event.
 func (c *capper) offerAgain(ctx context.Context, cand int) error {
+	if c.index == indexUnbuilt {
+		c.buildIndex()
+	}
+	if c.index == indexBuilt {
+		for _, v := range c.rankedBy[cand] {
+			if !c.isLoose[v] {
+				c.offer(int(v), cand)
+			}
+		}
+		for _, v := range c.loose {
+			c.offer(int(v), cand)
+		}
+		if checkIndexedOffers {
+			c.checkIndexedOffers(cand)
+		}
+		return nil
+	}
 	c.stats.Scans++
 	p := c.p
 	scores := make([]float32, p.Len())
@@ -466,6 +537,101 @@ func (c *capper) offerAgain(ctx context.Context, cand int) error {
 		}
 	}
 	return nil
+}
+
+// offer queues v and cand if they block.
+func (c *capper) offer(v, cand int) {
+	if !c.p.Eligible(v, cand) {
+		return
+	}
+	if s := c.p.Score(v, cand); c.blocks(v, cand, s) {
+		c.push(capPair{v: int32(v), c: int32(cand), score: s})
+	}
+}
+
+// The index of who ranks whom is built at a run's first offerAgain, from
+// the rankings then ready; a viewer whose ranking is not ready then, or
+// changes later (a first scan, or a scan below its bound), is loose for
+// the rest of the run and looked at by every offerAgain. It serves only
+// runs whose lists hold nothing from outside their viewers' rankings: a
+// fair share from scratch, whose lists start empty, and a repair from
+// rankings kept with the lists (CapState), where only changed members,
+// whose lists are emptied, have none. A repair without them ranks the
+// viewers it wakes from the top, below what they hold, so it scans
+// (indexNotWorthIt from the start). When too many viewers are loose from
+// the start, scanning is cheaper too.
+const (
+	indexUnbuilt = iota
+	indexBuilt
+	indexNotWorthIt
+)
+
+func (c *capper) buildIndex() {
+	size := c.p.Len()
+	c.isLoose = make([]bool, size)
+	counts := make([]int32, size)
+	total := 0
+	for v := range size {
+		if !c.rankings[v].ready {
+			c.isLoose[v] = true
+			c.loose = append(c.loose, int32(v))
+			continue
+		}
+		for _, e := range c.rankings[v].entries {
+			counts[e.Other]++
+		}
+		total += len(c.rankings[v].entries)
+	}
+	if len(c.loose) > size/4 {
+		c.index, c.isLoose, c.loose = indexNotWorthIt, nil, nil
+		return
+	}
+	flat := make([]int32, total)
+	c.rankedBy = make([][]int32, size)
+	at := 0
+	for cand, count := range counts {
+		c.rankedBy[cand] = flat[at : at : at+int(count)]
+		at += int(count)
+	}
+	for v := range size {
+		if c.isLoose[v] {
+			continue
+		}
+		for _, e := range c.rankings[v].entries {
+			c.rankedBy[e.Other] = append(c.rankedBy[e.Other], int32(v))
+		}
+	}
+	c.index = indexBuilt
+}
+
+// checkIndexedOffers makes every offerAgain that uses the index check,
+// by scoring cand against the whole event, that it offered cand to every
+// viewer that blocks with cand, save those whose queued proposal ranks
+// cand no better than itself (they reach cand on their own). Tests set
+// it (CheckIndexedOffers): a missed pair seldom changes an assignment, so
+// comparing assignments would rarely show one.
+var checkIndexedOffers = false
+
+func (c *capper) checkIndexedOffers(cand int) {
+	for v := range c.p.Len() {
+		e := Entry{Other: cand, Score: c.p.Score(v, cand)}
+		if !c.p.Eligible(v, cand) || !c.blocks(v, cand, e.Score) || c.isLoose[v] || slices.Contains(c.rankedBy[cand], int32(v)) {
+			continue
+		}
+		if r := &c.rankings[v]; c.queued[v] && !c.p.Better(v, e, r.entries[r.next]) {
+			continue
+		}
+		panic(fmt.Sprintf("matching: the index did not offer %d to %d, which blocks with it (ranking %+v, list %v)",
+			cand, v, c.rankings[v], c.lists[v]))
+	}
+}
+
+// markLoose takes v's ranking out of the index: it changed.
+func (c *capper) markLoose(v int) {
+	if c.index == indexBuilt && !c.isLoose[v] {
+		c.isLoose[v] = true
+		c.loose = append(c.loose, int32(v))
+	}
 }
 
 // blocks reports whether v and cand would both rather list each other

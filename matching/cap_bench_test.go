@@ -103,6 +103,47 @@ func BenchmarkRepairCappedNewcomer(b *testing.B) {
 	b.ReportMetric(float64(rewritten)/float64(k), "lists-rewritten/op")
 }
 
+// BenchmarkAssignCappedNewcomer is the engine's path for a newcomer's
+// batch in a capped event of 10,000 members: Assign repairing the state
+// it kept (fair share, rankings and fill) after one member joins (a
+// different one each time, from 32).
+func BenchmarkAssignCappedNewcomer(b *testing.B) {
+	const newcomers = 32
+	profiles := demodata.Generate(1, capBenchSize+newcomers)
+	pool := matching.NewPool(profiles[:capBenchSize])
+	state, _, _, err := pool.Assign(context.Background(), nil, capBenchN, capBenchCap)
+	if err != nil {
+		b.Fatal(err)
+	}
+	type step struct {
+		pool  *matching.Pool
+		state *matching.CapState
+	}
+	steps := make([]step, newcomers)
+	for k := range steps {
+		next, moved, err := pool.Apply(context.Background(), profiles[capBenchSize+k:capBenchSize+k+1], nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		steps[k] = step{pool: next, state: state.Moved(moved, next.Len())}
+	}
+	scans, proposals := 0, 0
+	b.ResetTimer()
+	k := 0
+	for b.Loop() {
+		s := steps[k%newcomers]
+		k++
+		_, repaired, stats, err := s.pool.Assign(context.Background(), s.state, capBenchN, capBenchCap)
+		if err != nil || !repaired {
+			b.Fatalf("repaired %v, %v", repaired, err)
+		}
+		scans += stats.Scans
+		proposals += stats.Proposals
+	}
+	b.ReportMetric(float64(scans)/float64(k), "scans/op")
+	b.ReportMetric(float64(proposals)/float64(k), "proposals/op")
+}
+
 // reportQuality reports what issue 11 measures: the share of members in at
 // least one list, the most-listed member, the Gini of appearances, the
 // share of full lists, and the total score kept against uncapped top-N.

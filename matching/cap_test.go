@@ -177,112 +177,130 @@ func (e *capEvent) edited(profile attendee.Profile) attendee.Profile {
 // the repaired lists must be a capped assignment (checked by brute force),
 // equal the one computed from scratch (the assignment is unique), and every
 // list the repair changed must be among those it reports.
+//
+// Small events rank everyone within one scan. Shallow ones rank few
+// candidates per scan (ShallowRankings), so that rankings stop at a
+// bound, are scanned below it, and are kept and refreshed between steps
+// (CapState) in events small enough to check by brute force. Every use of
+// the index of who ranks whom is checked against a scan
+// (CheckIndexedOffers).
 func TestCappedAssignmentUnderChanges(t *testing.T) {
-	ctx := context.Background()
+	defer matching.CheckIndexedOffers()()
 	for seed := range int64(12) {
 		for _, demo := range []bool{false, true} {
-			rng := rand.New(rand.NewPCG(uint64(seed), 77))
-			n := 1 + rng.IntN(4)
-			maxAppearances := n + rng.IntN(n+1)
-			size := 20 + rng.IntN(80)
-			name := fmt.Sprintf("seed%d/demo=%v/n=%d/cap=%d/size=%d", seed, demo, n, maxAppearances, size)
-			t.Run(name, func(t *testing.T) {
-				e := &capEvent{rng: rng, demo: demo, seed: seed + 100}
-				for range size {
-					e.profiles = append(e.profiles, e.newProfile())
-				}
-				pool := matching.NewPool(slices.Clone(e.profiles))
-				lists, _, err := pool.FairShare(ctx, n, nil)
+			testCappedEventUnderChanges(t, "small", seed, demo, 20, 80, 25)
+		}
+	}
+	defer matching.ShallowRankings(2, 0)()
+	for seed := range int64(6) {
+		for _, demo := range []bool{false, true} {
+			testCappedEventUnderChanges(t, "shallow", seed+100, demo, 40, 120, 15)
+		}
+	}
+}
+
+func testCappedEventUnderChanges(t *testing.T, kind string, seed int64, demo bool, minSize, sizeSpan, steps int) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(uint64(seed), 77))
+	n := 1 + rng.IntN(4)
+	maxAppearances := n + rng.IntN(n+1)
+	size := minSize + rng.IntN(sizeSpan)
+	name := fmt.Sprintf("%s/seed%d/demo=%v/n=%d/cap=%d/size=%d", kind, seed, demo, n, maxAppearances, size)
+	t.Run(name, func(t *testing.T) {
+		e := &capEvent{rng: rng, demo: demo, seed: seed + 100}
+		for range size {
+			e.profiles = append(e.profiles, e.newProfile())
+		}
+		pool := matching.NewPool(slices.Clone(e.profiles))
+		lists, _, err := pool.FairShare(ctx, n, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkCapped(t, pool, lists, n, n)
+		checkFilled(t, pool, lists, n, maxAppearances)
+		// The same event through CapState, as the engine keeps it.
+		state, repaired, _, err := pool.Assign(ctx, nil, n, maxAppearances)
+		if err != nil || repaired {
+			t.Fatalf("first Assign: repaired %v, %v", repaired, err)
+		}
+
+		for step := range steps {
+			upserts, removals := e.randomChanges()
+			next, moved, err := pool.Apply(ctx, upserts, removals)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !next.SameTermWeights(pool) {
+				// New bio-term weights change every pair's score:
+				// the engine starts again from scratch (Apply began
+				// a new lineage, so Assign does not repair).
+				scratch, _, err := next.FairShare(ctx, n, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
-				checkCapped(t, pool, lists, n, n)
-				checkFilled(t, pool, lists, n, maxAppearances)
-				// The same event through CapState, as the engine keeps it.
-				state, repaired, _, err := pool.Assign(ctx, nil, n, maxAppearances)
-				if err != nil || repaired {
-					t.Fatalf("first Assign: repaired %v, %v", repaired, err)
+				checkCapped(t, next, scratch, n, n)
+				filled := checkFilled(t, next, scratch, n, maxAppearances)
+				var wasRepaired bool
+				state, wasRepaired, _, err = next.Assign(ctx, state.Moved(moved, next.Len()), n, maxAppearances)
+				if err != nil || wasRepaired {
+					t.Fatalf("step %d: new term weights, Assign repaired %v, %v", step, wasRepaired, err)
 				}
-
-				for step := range 25 {
-					upserts, removals := e.randomChanges()
-					next, moved, err := pool.Apply(ctx, upserts, removals)
-					if err != nil {
-						t.Fatal(err)
+				for v := range next.Len() {
+					if !sameList(state.Lists()[v], filled[v]) {
+						t.Fatalf("step %d: assigned list of %d is %v, from scratch %v", step, v, state.Lists()[v], scratch[v])
 					}
-					if !next.SameTermWeights(pool) {
-						// New bio-term weights change every pair's score:
-						// the engine starts again from scratch (Apply began
-						// a new lineage, so Assign does not repair).
-						scratch, _, err := next.FairShare(ctx, n, nil)
-						if err != nil {
-							t.Fatal(err)
-						}
-						checkCapped(t, next, scratch, n, n)
-						filled := checkFilled(t, next, scratch, n, maxAppearances)
-						var wasRepaired bool
-						state, wasRepaired, _, err = next.Assign(ctx, state.Moved(moved, next.Len()), n, maxAppearances)
-						if err != nil || wasRepaired {
-							t.Fatalf("step %d: new term weights, Assign repaired %v, %v", step, wasRepaired, err)
-						}
-						for v := range next.Len() {
-							if !sameList(state.Lists()[v], filled[v]) {
-								t.Fatalf("step %d: assigned list of %d is %v, from scratch %v", step, v, state.Lists()[v], scratch[v])
-							}
-						}
-						pool, lists = next, scratch
-						continue
-					}
-					repaired, changes := moveLists(pool, next, lists, moved, upserts)
-					before := cloneLists(repaired)
-					// Every other step starts rankings from reserves, as the
-					// engine would after its update.
-					var reserves []matching.Reserve
-					if step%2 == 1 {
-						reserves = fullReserves(t, next, n)
-					}
-					rewritten, _, err := next.RepairFairShare(ctx, repaired, changes, n, reserves)
-					if err != nil {
-						t.Fatal(err)
-					}
-					checkCapped(t, next, repaired, n, n)
-					filled := checkFilled(t, next, repaired, n, maxAppearances)
-					scratch, _, err := next.FairShare(ctx, n, nil)
-					if err != nil {
-						t.Fatal(err)
-					}
-					for v := range next.Len() {
-						if !sameList(repaired[v], scratch[v]) {
-							t.Fatalf("step %d: repaired list of %d is %v, from scratch %v", step, v, repaired[v], scratch[v])
-						}
-						if !sameList(repaired[v], before[v]) && !slices.Contains(rewritten, v) {
-							t.Fatalf("step %d: list of %d changed but is not reported", step, v)
-						}
-						for _, e := range repaired[v] {
-							if slices.Contains(changes.Changed, e.Other) && !slices.Contains(rewritten, v) {
-								t.Fatalf("step %d: list of %d shows changed member %d but is not reported", step, v, e.Other)
-							}
-						}
-					}
-					var wasRepaired bool
-					state, wasRepaired, _, err = next.Assign(ctx, state.Moved(moved, next.Len()), n, maxAppearances)
-					if err != nil || !wasRepaired {
-						t.Fatalf("step %d: Assign repaired %v, %v", step, wasRepaired, err)
-					}
-					whole, _, err := next.CappedLists(ctx, n, maxAppearances, nil)
-					if err != nil {
-						t.Fatal(err)
-					}
-					for v := range next.Len() {
-						if !sameList(state.Lists()[v], filled[v]) || !sameList(whole[v], filled[v]) {
-							t.Fatalf("step %d: assigned list of %d is %v, from scratch %v, filled %v", step, v, state.Lists()[v], whole[v], filled[v])
-						}
-					}
-					pool, lists = next, repaired
 				}
-			})
+				pool, lists = next, scratch
+				continue
+			}
+			repaired, changes := moveLists(pool, next, lists, moved, upserts)
+			before := cloneLists(repaired)
+			// Every other step starts rankings from reserves, as the
+			// engine would after its update.
+			var reserves []matching.Reserve
+			if step%2 == 1 {
+				reserves = fullReserves(t, next, n)
+			}
+			rewritten, _, err := next.RepairFairShare(ctx, repaired, changes, n, reserves)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkCapped(t, next, repaired, n, n)
+			filled := checkFilled(t, next, repaired, n, maxAppearances)
+			scratch, _, err := next.FairShare(ctx, n, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for v := range next.Len() {
+				if !sameList(repaired[v], scratch[v]) {
+					t.Fatalf("step %d: repaired list of %d is %v, from scratch %v", step, v, repaired[v], scratch[v])
+				}
+				if !sameList(repaired[v], before[v]) && !slices.Contains(rewritten, v) {
+					t.Fatalf("step %d: list of %d changed but is not reported", step, v)
+				}
+				for _, e := range repaired[v] {
+					if slices.Contains(changes.Changed, e.Other) && !slices.Contains(rewritten, v) {
+						t.Fatalf("step %d: list of %d shows changed member %d but is not reported", step, v, e.Other)
+					}
+				}
+			}
+			var wasRepaired bool
+			state, wasRepaired, _, err = next.Assign(ctx, state.Moved(moved, next.Len()), n, maxAppearances)
+			if err != nil || !wasRepaired {
+				t.Fatalf("step %d: Assign repaired %v, %v", step, wasRepaired, err)
+			}
+			whole, _, err := next.CappedLists(ctx, n, maxAppearances, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for v := range next.Len() {
+				if !sameList(state.Lists()[v], filled[v]) || !sameList(whole[v], filled[v]) {
+					t.Fatalf("step %d: assigned list of %d is %v, from scratch %v, filled %v", step, v, state.Lists()[v], whole[v], filled[v])
+				}
+			}
+			pool, lists = next, repaired
 		}
-	}
+	})
 }
 
 // randomChanges draws one step: some newcomers, edits and departures.

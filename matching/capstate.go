@@ -20,6 +20,10 @@ type CapState struct {
 	share, lists [][]Entry
 	// freed are members listed by someone who left since.
 	freed []int
+	// rankings are the prefixes of every member's ranking the fair share
+	// was made from, kept so that a repair starts from them instead of
+	// scanning the event for every viewer it wakes (refreshRankings).
+	rankings []ranking
 }
 
 // Lists are the assignment, by pool index, best first. They are shared:
@@ -37,10 +41,26 @@ func (s *CapState) Moved(moved []int, size int) *CapState {
 	next := *s
 	next.lists = nil // filled again by Assign
 	next.share = make([][]Entry, size)
+	next.rankings = make([]ranking, size)
 	if !slices.Contains(moved, -1) {
 		// Nobody left: everyone kept their index.
 		copy(next.share, s.share)
+		copy(next.rankings, s.rankings)
 		return &next
+	}
+	for old, r := range s.rankings {
+		to := moved[old]
+		if to < 0 || !r.ready {
+			continue
+		}
+		entries := make([]Entry, 0, len(r.entries))
+		for _, e := range r.entries {
+			if moved[e.Other] >= 0 {
+				entries = append(entries, Entry{Other: moved[e.Other], Score: e.Score})
+			}
+		}
+		r.entries = entries
+		next.rankings[to] = r
 	}
 	next.freed = nil
 	for _, f := range s.freed {
@@ -85,9 +105,11 @@ func (p *Pool) Assign(ctx context.Context, prev *CapState, n, maxAppearances int
 	}
 	if prev == nil || prev.lineage != p.lineage || prev.clock > p.clock || len(prev.share) != p.Len() ||
 		prev.n != n || prev.maxAppearances != maxAppearances {
-		if state.share, stats, err = p.FairShare(ctx, n, nil); err != nil {
+		c, err := p.fairShare(ctx, n, nil)
+		if err != nil {
 			return nil, false, stats, err
 		}
+		state.share, stats, state.rankings = c.lists, c.stats, c.keptRankings()
 	} else {
 		changes := CapChanges{Freed: prev.freed}
 		for i, revision := range p.revision {
@@ -95,14 +117,81 @@ func (p *Pool) Assign(ctx context.Context, prev *CapState, n, maxAppearances int
 				changes.Changed = append(changes.Changed, i)
 			}
 		}
+		var rankings []ranking
+		if len(prev.rankings) == p.Len() {
+			if rankings, err = p.refreshRankings(ctx, prev.rankings, changes.Changed); err != nil {
+				return nil, false, stats, err
+			}
+		}
 		state.share = slices.Clone(prev.share)
-		if _, stats, err = p.RepairFairShare(ctx, state.share, changes, n, nil); err != nil {
+		_, c, err := p.repairFairShare(ctx, state.share, changes, n, nil, rankings)
+		if err != nil {
 			return nil, false, stats, err
 		}
-		repaired = true
+		stats, state.rankings, repaired = c.stats, c.keptRankings(), true
 	}
 	if state.lists, err = p.FillShort(ctx, state.share, n, maxAppearances); err != nil {
 		return nil, false, stats, err
 	}
 	return state, repaired, stats, nil
+}
+
+// keptRankings are c's rankings as the next repair starts from them: at
+// the top.
+func (c *capper) keptRankings() []ranking {
+	for v := range c.rankings {
+		c.rankings[v].next = 0
+	}
+	return c.rankings
+}
+
+// refreshRankings makes prev, prefixes of every member's ranking moved
+// onto p from the pool before the members in changed were set, prefixes
+// of their rankings in p: a changed member's own is dropped (it is
+// scanned for again), and every other's loses the changed members it
+// holds and gains those that now rank above its bound. prev is not
+// modified: its entries may be shared with the state it came from.
+func (p *Pool) refreshRankings(ctx context.Context, prev []ranking, changed []int) ([]ranking, error) {
+	rankings := slices.Clone(prev)
+	if len(changed) == 0 {
+		return rankings, nil
+	}
+	isChanged := make([]bool, p.Len())
+	for _, x := range changed {
+		isChanged[x] = true
+		rankings[x] = ranking{}
+	}
+	err := parallel(ctx, p.Len(), func(v int) {
+		r := &rankings[v]
+		if !r.ready {
+			return
+		}
+		var entries []Entry // a copy, once one is needed
+		for k, e := range r.entries {
+			if entries == nil && isChanged[e.Other] {
+				entries = append(make([]Entry, 0, len(r.entries)+len(changed)), r.entries[:k]...)
+			}
+			if entries != nil && !isChanged[e.Other] {
+				entries = append(entries, e)
+			}
+		}
+		for _, x := range changed {
+			if !p.Eligible(v, x) {
+				continue
+			}
+			if e := (Entry{Other: x, Score: p.Score(v, x)}); r.complete || p.beatsBound(v, e, r.bound) {
+				if entries == nil {
+					entries = append(make([]Entry, 0, len(r.entries)+len(changed)), r.entries...)
+				}
+				entries = p.insert(v, entries, e)
+			}
+		}
+		if entries != nil {
+			r.entries = entries
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("matching: capped assignment stopped: %w", err)
+	}
+	return rankings, nil
 }
