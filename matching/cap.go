@@ -79,14 +79,16 @@ type capPair struct {
 
 // capRankingDepth is how many candidates a viewer's ranking is scanned
 // for the first time it has no reserve to start from: a viewer turned away
-// by all of them scans the event again below the last one, for twice as
-// many each time (up to capRankingMaxDepth), so that a viewer far down a
-// crowded ranking costs a few scans rather than one per few candidates.
-// (Variables only so that tests can make rankings shallow, to run every
-// path past the first scan on small events; they change no result.)
+// by all of them scans the event again below the last one, for four times
+// as many each time (up to capRankingMaxDepth), so that a viewer far down
+// a crowded ranking costs a few scans rather than one per few candidates.
+// A scan costs about the same whatever its depth (every pair is scored);
+// what a deeper one adds is memory, kept with the ranking. (Variables only
+// so that tests can make rankings shallow, to run every path past the
+// first scan on small events; they change no result.)
 var (
 	capRankingDepth    = 24
-	capRankingMaxDepth = 1536
+	capRankingMaxDepth = 4096
 )
 
 // ranking is a prefix of one viewer's candidates, best first (Better),
@@ -196,7 +198,7 @@ func (p *Pool) fairShare(ctx context.Context, n int, reserves []Reserve) (*cappe
 // repair trusts every pair that did not change. On error (ctx done) lists
 // are untouched.
 func (p *Pool) RepairFairShare(ctx context.Context, lists [][]Entry, changes CapChanges, n int, reserves []Reserve) ([]int, CapStats, error) {
-	rewritten, c, err := p.repairFairShare(ctx, lists, changes, n, reserves, nil)
+	rewritten, c, err := p.repairFairShare(ctx, lists, changes, n, reserves, nil, nil)
 	if err != nil {
 		return nil, CapStats{}, err
 	}
@@ -205,8 +207,10 @@ func (p *Pool) RepairFairShare(ctx context.Context, lists [][]Entry, changes Cap
 
 // repairFairShare is RepairFairShare starting from rankings, when not nil:
 // one per member, each a prefix of that member's ranking in this pool or
-// not ready (refreshRankings makes them so). It returns the capper it ran.
-func (p *Pool) repairFairShare(ctx context.Context, lists [][]Entry, changes CapChanges, n int, reserves []Reserve, rankings []ranking) ([]int, *capper, error) {
+// not ready (refreshRankings makes them so), and from index, when not nil:
+// an index of who ranks whom that is true of every ranking it does not
+// hold loose. It returns the capper it ran.
+func (p *Pool) repairFairShare(ctx context.Context, lists [][]Entry, changes CapChanges, n int, reserves []Reserve, rankings []ranking, index *rankIndex) ([]int, *capper, error) {
 	if len(lists) != p.Len() {
 		panic(fmt.Sprintf("matching: RepairFairShare got %d lists for a pool of %d", len(lists), p.Len()))
 	}
@@ -219,6 +223,14 @@ func (p *Pool) repairFairShare(ctx context.Context, lists [][]Entry, changes Cap
 			panic(fmt.Sprintf("matching: repairFairShare got %d rankings for a pool of %d", len(rankings), p.Len()))
 		}
 		c.rankings, c.index = rankings, indexUnbuilt
+		c.keptCursors, c.keptNext = true, make([]int, p.Len())
+		for v, r := range rankings {
+			c.keptNext[v] = min(r.next, len(r.entries))
+		}
+		if index != nil {
+			c.rankedBy, c.isLoose, c.loose = index.rankedBy, slices.Clone(index.isLoose), slices.Clone(index.loose)
+			c.index = indexBuilt
+		}
 	}
 	size := p.Len()
 	changed := make([]bool, size)
@@ -266,7 +278,7 @@ func (p *Pool) repairFairShare(ctx context.Context, lists [][]Entry, changes Cap
 	}
 	c.indexHolders()
 	for _, v := range suspectViewers {
-		c.wake(v)
+		c.lost(v)
 	}
 	for cand := range size {
 		if suspectCandidate[cand] {
@@ -307,6 +319,10 @@ type capper struct {
 	// caller's, which are never written to).
 	owned  []bool
 	queued []bool // the viewer's cursor proposal is in the heap
+	// keptCursors: the rankings came with cursors from an earlier run
+	// (a repair from a CapState), which were at keptNext.
+	keptCursors bool
+	keptNext    []int
 	heap   []capPair
 	stats  CapStats
 	// The index of who ranks whom (buildIndex): rankedBy[cand] are the
@@ -394,7 +410,7 @@ func (c *capper) next(v int) (Entry, bool) {
 		if r.complete {
 			return Entry{}, false
 		}
-		more := c.scanBelow(v, r.bound, true, min(2*max(r.depth, capRankingDepth/2), capRankingMaxDepth))
+		more := c.scanBelow(v, r.bound, true, min(4*max(r.depth, capRankingDepth/4), capRankingMaxDepth))
 		r.entries = append(r.entries[:len(r.entries):len(r.entries)], more.entries...)
 		r.depth, r.bound, r.complete = more.depth, more.bound, more.complete
 		c.markLoose(v)
@@ -440,13 +456,17 @@ func (c *capper) scanBelow(v int, bound reserveBound, below bool, depth int) ran
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			top := make([]Entry, 0, keep+1)
+			top := make([]Entry, 0, min(keep, part[1]-part[0])+1)
 			for j := part[0]; j < part[1]; j++ {
 				if !p.Eligible(v, j) {
 					continue
 				}
 				e := Entry{Other: j, Score: p.Score(v, j)}
 				if below && p.beatsBound(v, e, bound) {
+					continue
+				}
+				if keep > insertionKeepLimit {
+					top = append(top, e) // sorted below
 					continue
 				}
 				if len(top) == keep {
@@ -461,14 +481,31 @@ func (c *capper) scanBelow(v int, bound reserveBound, below bool, depth int) ran
 		}()
 	}
 	wg.Wait()
-	merged := found[0]
-	for _, more := range found[1:] {
-		for _, e := range more {
-			merged = p.insert(v, merged, e)
+	var merged []Entry
+	if keep > insertionKeepLimit {
+		merged = slices.Concat(found...)
+		slices.SortFunc(merged, func(a, b Entry) int {
+			if p.Better(v, a, b) {
+				return -1
+			}
+			return 1
+		})
+	} else {
+		merged = found[0]
+		for _, more := range found[1:] {
+			for _, e := range more {
+				merged = p.insert(v, merged, e)
+			}
 		}
 	}
 	return cut(p, v, merged[:min(len(merged), keep)], depth)
 }
+
+// insertionKeepLimit is the deepest scan that keeps its best candidates
+// by insertion into a sorted slice; a deeper one keeps every candidate and
+// sorts them, which is cheaper than inserting into thousands. (A variable
+// for tests, as capRankingDepth.)
+var insertionKeepLimit = 256
 
 // splitRange cuts [0, size) into one part per core, or one part when
 // size is too small for goroutines to pay.
@@ -495,6 +532,28 @@ func (c *capper) wake(v int) {
 	}
 	c.queued[v] = true
 	c.push(capPair{v: int32(v), c: int32(e.Other), score: e.Score, cursor: true})
+}
+
+// lost is wake for a viewer that lost an entry it did not let go itself.
+// In a run that started from kept cursors (see keptRankings) it first
+// queues the pairs of v's that block among those its cursor passed in an
+// earlier run: v may have let some of them go, back then, for the one it
+// has just lost. (Pairs passed in this run are the run's own business, as
+// in a run from scratch.)
+func (c *capper) lost(v int) {
+	if c.keptCursors {
+		c.catchUp(v)
+	}
+	c.wake(v)
+}
+
+func (c *capper) catchUp(v int) {
+	r := &c.rankings[v]
+	for _, e := range r.entries[:c.keptNext[v]] {
+		if c.blocks(v, e.Other, e.Score) {
+			c.push(capPair{v: int32(v), c: int32(e.Other), score: e.Score})
+		}
+	}
 }
 
 // offerAgain queues every pair of cand's that blocks: run when cand may
@@ -626,6 +685,24 @@ func (c *capper) checkIndexedOffers(cand int) {
 	}
 }
 
+// rankIndex is the index of who ranks whom as a run left it, kept in a
+// CapState so that the next repair need not build it again: rankedBy as
+// last built, and the viewers loose since. It is never modified; a
+// repair copies what it changes.
+type rankIndex struct {
+	rankedBy [][]int32
+	isLoose  []bool
+	loose    []int32
+}
+
+// keptIndex is c's index for the next repair, or nil when c built none.
+func (c *capper) keptIndex() *rankIndex {
+	if c.index != indexBuilt {
+		return nil
+	}
+	return &rankIndex{rankedBy: c.rankedBy, isLoose: c.isLoose, loose: c.loose}
+}
+
 // markLoose takes v's ranking out of the index: it changed.
 func (c *capper) markLoose(v int) {
 	if c.index == indexBuilt && !c.isLoose[v] {
@@ -701,7 +778,7 @@ func (c *capper) take(ctx context.Context, v, cand int, score float32) {
 		y := c.worstHolder(cand)
 		c.dropHolder(cand, y)
 		c.dropEntry(y, cand)
-		c.wake(y)
+		c.lost(y)
 	}
 }
 

@@ -181,9 +181,10 @@ func (e *capEvent) edited(profile attendee.Profile) attendee.Profile {
 // Small events rank everyone within one scan. Shallow ones rank few
 // candidates per scan (ShallowRankings), so that rankings stop at a
 // bound, are scanned below it, and are kept and refreshed between steps
-// (CapState) in events small enough to check by brute force. Every use of
-// the index of who ranks whom is checked against a scan
-// (CheckIndexedOffers).
+// (CapState) in events small enough to check by brute force; kept-index
+// ones also keep the index of who ranks whom from step to step however
+// stale it grows (KeepRankIndexes). Every use of the index is checked
+// against a scan (CheckIndexedOffers).
 func TestCappedAssignmentUnderChanges(t *testing.T) {
 	defer matching.CheckIndexedOffers()()
 	for seed := range int64(12) {
@@ -195,6 +196,12 @@ func TestCappedAssignmentUnderChanges(t *testing.T) {
 	for seed := range int64(6) {
 		for _, demo := range []bool{false, true} {
 			testCappedEventUnderChanges(t, "shallow", seed+100, demo, 40, 120, 15)
+		}
+	}
+	defer matching.KeepRankIndexes()()
+	for seed := range int64(6) {
+		for _, demo := range []bool{false, true} {
+			testCappedEventUnderChanges(t, "kept-index", seed+200, demo, 40, 120, 15)
 		}
 	}
 }
@@ -289,6 +296,7 @@ func testCappedEventUnderChanges(t *testing.T, kind string, seed int64, demo boo
 			if err != nil || !wasRepaired {
 				t.Fatalf("step %d: Assign repaired %v, %v", step, wasRepaired, err)
 			}
+			checkCapped(t, next, state.Share(), n, n)
 			whole, _, err := next.CappedLists(ctx, n, maxAppearances, nil)
 			if err != nil {
 				t.Fatal(err)

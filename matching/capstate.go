@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sort"
 )
 
 // CapState is a pool's capped assignment (see CappedLists), kept by a
@@ -24,6 +25,8 @@ type CapState struct {
 	// was made from, kept so that a repair starts from them instead of
 	// scanning the event for every viewer it wakes (refreshRankings).
 	rankings []ranking
+	// index is the index of who ranks whom the last run left, or nil.
+	index *rankIndex
 }
 
 // Lists are the assignment, by pool index, best first. They are shared:
@@ -48,18 +51,22 @@ func (s *CapState) Moved(moved []int, size int) *CapState {
 		copy(next.rankings, s.rankings)
 		return &next
 	}
+	next.index = nil // it names members by their old indexes
 	for old, r := range s.rankings {
 		to := moved[old]
 		if to < 0 || !r.ready {
 			continue
 		}
 		entries := make([]Entry, 0, len(r.entries))
-		for _, e := range r.entries {
+		cursor := r.next
+		for k, e := range r.entries {
 			if moved[e.Other] >= 0 {
 				entries = append(entries, Entry{Other: moved[e.Other], Score: e.Score})
+			} else if k < r.next {
+				cursor-- // it stays on the same candidate
 			}
 		}
-		r.entries = entries
+		r.entries, r.next = entries, cursor
 		next.rankings[to] = r
 	}
 	next.freed = nil
@@ -109,7 +116,7 @@ func (p *Pool) Assign(ctx context.Context, prev *CapState, n, maxAppearances int
 		if err != nil {
 			return nil, false, stats, err
 		}
-		state.share, stats, state.rankings = c.lists, c.stats, c.keptRankings()
+		state.share, stats, state.rankings, state.index = c.lists, c.stats, c.keptRankings(), c.keptIndex()
 	} else {
 		changes := CapChanges{Freed: prev.freed}
 		for i, revision := range p.revision {
@@ -118,17 +125,22 @@ func (p *Pool) Assign(ctx context.Context, prev *CapState, n, maxAppearances int
 			}
 		}
 		var rankings []ranking
+		var index *rankIndex
 		if len(prev.rankings) == p.Len() {
-			if rankings, err = p.refreshRankings(ctx, prev.rankings, changes.Changed); err != nil {
+			var touched []int
+			if rankings, touched, err = p.refreshRankings(ctx, prev.rankings, changes.Changed); err != nil {
 				return nil, false, stats, err
 			}
+			// A changed member's own ranking is scanned anew, which makes
+			// it loose then (capper.next).
+			index = prev.index.with(touched, p.Len())
 		}
 		state.share = slices.Clone(prev.share)
-		_, c, err := p.repairFairShare(ctx, state.share, changes, n, nil, rankings)
+		_, c, err := p.repairFairShare(ctx, state.share, changes, n, nil, rankings, index)
 		if err != nil {
 			return nil, false, stats, err
 		}
-		stats, state.rankings, repaired = c.stats, c.keptRankings(), true
+		stats, state.rankings, state.index, repaired = c.stats, c.keptRankings(), c.keptIndex(), true
 	}
 	if state.lists, err = p.FillShort(ctx, state.share, n, maxAppearances); err != nil {
 		return nil, false, stats, err
@@ -136,12 +148,13 @@ func (p *Pool) Assign(ctx context.Context, prev *CapState, n, maxAppearances int
 	return state, repaired, stats, nil
 }
 
-// keptRankings are c's rankings as the next repair starts from them: at
-// the top.
+// keptRankings are c's rankings as the next repair starts from them,
+// each viewer's cursor where this run left it. Everything above a cursor
+// was proposed to and is held or turned the viewer away for better ones;
+// such a pair blocks again only through a change the repair offers again
+// (offerAgain on every changed, freed or dropped member), so a viewer
+// woken by the repair proposes on from its cursor rather than from the top.
 func (c *capper) keptRankings() []ranking {
-	for v := range c.rankings {
-		c.rankings[v].next = 0
-	}
 	return c.rankings
 }
 
@@ -151,25 +164,32 @@ func (c *capper) keptRankings() []ranking {
 // scanned for again), and every other's loses the changed members it
 // holds and gains those that now rank above its bound. prev is not
 // modified: its entries may be shared with the state it came from.
-func (p *Pool) refreshRankings(ctx context.Context, prev []ranking, changed []int) ([]ranking, error) {
-	rankings := slices.Clone(prev)
+func (p *Pool) refreshRankings(ctx context.Context, prev []ranking, changed []int) (rankings []ranking, touched []int, err error) {
+	rankings = slices.Clone(prev)
 	if len(changed) == 0 {
-		return rankings, nil
+		return rankings, nil, nil
 	}
 	isChanged := make([]bool, p.Len())
 	for _, x := range changed {
 		isChanged[x] = true
 		rankings[x] = ranking{}
 	}
-	err := parallel(ctx, p.Len(), func(v int) {
+	isTouched := make([]bool, p.Len())
+	err = parallel(ctx, p.Len(), func(v int) {
 		r := &rankings[v]
 		if !r.ready {
 			return
 		}
+		// The cursor (next) stays on the same candidate: entries removed
+		// above it move it up, entries inserted above it move it down.
 		var entries []Entry // a copy, once one is needed
+		next := r.next
 		for k, e := range r.entries {
 			if entries == nil && isChanged[e.Other] {
 				entries = append(make([]Entry, 0, len(r.entries)+len(changed)), r.entries[:k]...)
+			}
+			if isChanged[e.Other] && k < r.next {
+				next--
 			}
 			if entries != nil && !isChanged[e.Other] {
 				entries = append(entries, e)
@@ -183,15 +203,55 @@ func (p *Pool) refreshRankings(ctx context.Context, prev []ranking, changed []in
 				if entries == nil {
 					entries = append(make([]Entry, 0, len(r.entries)+len(changed)), r.entries...)
 				}
-				entries = p.insert(v, entries, e)
+				at := sort.Search(len(entries), func(k int) bool { return p.Better(v, e, entries[k]) })
+				entries = slices.Insert(entries, at, e)
+				if at < next {
+					next++
+				}
 			}
 		}
 		if entries != nil {
-			r.entries = entries
+			r.entries, r.next, isTouched[v] = entries, next, true
 		}
 	})
 	if err != nil {
-		return nil, fmt.Errorf("matching: capped assignment stopped: %w", err)
+		return nil, nil, fmt.Errorf("matching: capped assignment stopped: %w", err)
 	}
-	return rankings, nil
+	for v, t := range isTouched {
+		if t {
+			touched = append(touched, v)
+		}
+	}
+	return rankings, touched, nil
+}
+
+// maxLooseShare is how many of an event's members may be loose in a kept
+// index (1 in maxLooseShare) before a repair builds it again: each loose
+// viewer costs a score in every offerAgain, a build one pass over every
+// ranking. (A variable so that tests can keep every index.)
+var maxLooseShare = 32
+
+// with is x for a repair of a pool of size members whose rankings changed
+// for the members in loose: x with them loose, or nil when x is nil or
+// too many are loose (the repair then builds a new one).
+func (x *rankIndex) with(loose []int, size int) *rankIndex {
+	if x == nil || len(x.rankedBy) > size {
+		return nil
+	}
+	next := &rankIndex{rankedBy: x.rankedBy, isLoose: slices.Clone(x.isLoose), loose: slices.Clone(x.loose)}
+	if grow := size - len(x.rankedBy); grow > 0 {
+		// Members who joined since: nobody's indexed ranking holds them.
+		next.rankedBy = append(x.rankedBy[:len(x.rankedBy):len(x.rankedBy)], make([][]int32, grow)...)
+		next.isLoose = append(next.isLoose, make([]bool, grow)...)
+	}
+	for _, v := range loose {
+		if !next.isLoose[v] {
+			next.isLoose[v] = true
+			next.loose = append(next.loose, int32(v))
+		}
+	}
+	if len(next.loose)*maxLooseShare > size {
+		return nil
+	}
+	return next
 }
