@@ -323,8 +323,8 @@ type capper struct {
 	// (a repair from a CapState), which were at keptNext.
 	keptCursors bool
 	keptNext    []int
-	heap   []capPair
-	stats  CapStats
+	heap        []capPair
+	stats       CapStats
 	// The index of who ranks whom (buildIndex): rankedBy[cand] are the
 	// viewers whose indexed ranking holds cand; loose are the viewers
 	// whose ranking the index does not show.
