@@ -57,9 +57,11 @@ func BenchmarkCappedLists(b *testing.B) {
 	}
 }
 
-// BenchmarkRepairCappedNewcomer is what the cap adds to a newcomer's batch
-// in a capped event of 10,000 members: the repair after one member joins
-// (a different one each time, from 32).
+// BenchmarkRepairCappedNewcomer is RepairFairShare after one member joins
+// a capped event of 10,000 members (a different one each time, from 32),
+// from the lists alone: every viewer it wakes is ranked anew. The engine
+// repairs through Assign, from the rankings it kept
+// (BenchmarkAssignCappedNewcomer).
 func BenchmarkRepairCappedNewcomer(b *testing.B) {
 	const newcomers = 32
 	profiles := demodata.Generate(1, capBenchSize+newcomers)

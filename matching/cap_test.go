@@ -193,15 +193,15 @@ func TestCappedAssignmentUnderChanges(t *testing.T) {
 		}
 	}
 	defer matching.ShallowRankings(2, 0)()
-	for seed := range int64(6) {
+	for seed := range int64(4) {
 		for _, demo := range []bool{false, true} {
-			testCappedEventUnderChanges(t, "shallow", seed+100, demo, 40, 120, 15)
+			testCappedEventUnderChanges(t, "shallow", seed+100, demo, 40, 60, 12)
 		}
 	}
 	defer matching.KeepRankIndexes()()
-	for seed := range int64(6) {
+	for seed := range int64(4) {
 		for _, demo := range []bool{false, true} {
-			testCappedEventUnderChanges(t, "kept-index", seed+200, demo, 40, 120, 15)
+			testCappedEventUnderChanges(t, "kept-index", seed+200, demo, 40, 60, 12)
 		}
 	}
 }
@@ -296,7 +296,11 @@ func testCappedEventUnderChanges(t *testing.T, kind string, seed int64, demo boo
 			if err != nil || !wasRepaired {
 				t.Fatalf("step %d: Assign repaired %v, %v", step, wasRepaired, err)
 			}
-			checkCapped(t, next, state.Share(), n, n)
+			for v, list := range state.Share() {
+				if !sameList(list, scratch[v]) {
+					t.Fatalf("step %d: Assign's fair share list of %d is %v, from scratch %v", step, v, list, scratch[v])
+				}
+			}
 			whole, _, err := next.CappedLists(ctx, n, maxAppearances, nil)
 			if err != nil {
 				t.Fatal(err)
