@@ -1,6 +1,7 @@
 package matching
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"runtime"
@@ -483,13 +484,7 @@ func (c *capper) scanBelow(v int, bound reserveBound, below bool, depth int) ran
 	wg.Wait()
 	var merged []Entry
 	if keep > insertionKeepLimit {
-		merged = slices.Concat(found...)
-		slices.SortFunc(merged, func(a, b Entry) int {
-			if p.Better(v, a, b) {
-				return -1
-			}
-			return 1
-		})
+		merged = p.sortBetter(v, slices.Concat(found...))
 	} else {
 		merged = found[0]
 		for _, more := range found[1:] {
@@ -499,6 +494,36 @@ func (c *capper) scanBelow(v int, bound reserveBound, below bool, depth int) ran
 		}
 	}
 	return cut(p, v, merged[:min(len(merged), keep)], depth)
+}
+
+// sortBetter sorts entries into v's order (Better), computing each
+// entry's tie key once rather than in every comparison: scores tie often
+// (few tags make few distinct scores), and a tie key costs two hashes.
+func (p *Pool) sortBetter(v int, entries []Entry) []Entry {
+	type keyed struct {
+		score float32
+		rank  int32 // the UserID's rank, the last tie-break
+		tie   uint64
+		other int
+	}
+	keys := make([]keyed, len(entries))
+	for k, e := range entries {
+		keys[k] = keyed{score: e.Score, rank: p.userIDRank[e.Other], tie: tieKey(p.idHash[v], p.idHash[e.Other]), other: e.Other}
+	}
+	slices.SortFunc(keys, func(a, b keyed) int {
+		switch {
+		case a.score != b.score:
+			return cmp.Compare(b.score, a.score)
+		case a.tie != b.tie:
+			return cmp.Compare(a.tie, b.tie)
+		default:
+			return cmp.Compare(a.rank, b.rank)
+		}
+	})
+	for k, key := range keys {
+		entries[k] = Entry{Other: key.other, Score: key.score}
+	}
+	return entries
 }
 
 // insertionKeepLimit is the deepest scan that keeps its best candidates

@@ -54,13 +54,7 @@ func (p *Pool) FillShort(ctx context.Context, share [][]Entry, n, maxAppearances
 				found = append(found, Entry{Other: c, Score: p.Score(v, c)})
 			}
 		}
-		slices.SortFunc(found, func(a, b Entry) int {
-			if p.Better(v, a, b) {
-				return -1
-			}
-			return 1
-		})
-		rankings[k] = found
+		rankings[k] = p.sortBetter(v, found)
 	}); err != nil {
 		return nil, fmt.Errorf("matching: filling short lists stopped: %w", err)
 	}

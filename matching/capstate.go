@@ -128,7 +128,7 @@ func (p *Pool) Assign(ctx context.Context, prev *CapState, n, maxAppearances int
 		var index *rankIndex
 		if len(prev.rankings) == p.Len() {
 			var touched []int
-			if rankings, touched, err = p.refreshRankings(ctx, prev.rankings, changes.Changed); err != nil {
+			if rankings, touched, err = p.refreshRankings(ctx, prev.rankings, changes.Changed, prev.index); err != nil {
 				return nil, false, stats, err
 			}
 			// A changed member's own ranking is scanned anew, which makes
@@ -164,7 +164,10 @@ func (c *capper) keptRankings() []ranking {
 // scanned for again), and every other's loses the changed members it
 // holds and gains those that now rank above its bound. prev is not
 // modified: its entries may be shared with the state it came from.
-func (p *Pool) refreshRankings(ctx context.Context, prev []ranking, changed []int) (rankings []ranking, touched []int, err error) {
+// index, when not nil, is an index of who ranks whom true of prev but for
+// its loose viewers; it spares looking for the changed members in every
+// other ranking.
+func (p *Pool) refreshRankings(ctx context.Context, prev []ranking, changed []int, index *rankIndex) (rankings []ranking, touched []int, err error) {
 	rankings = slices.Clone(prev)
 	if len(changed) == 0 {
 		return rankings, nil, nil
@@ -173,6 +176,21 @@ func (p *Pool) refreshRankings(ctx context.Context, prev []ranking, changed []in
 	for _, x := range changed {
 		isChanged[x] = true
 		rankings[x] = ranking{}
+	}
+	// mayHold[v]: v's ranking may hold a changed member.
+	var mayHold []bool
+	if index != nil && len(index.rankedBy) <= p.Len() {
+		mayHold = make([]bool, p.Len())
+		for _, x := range changed {
+			if x < len(index.rankedBy) {
+				for _, v := range index.rankedBy[x] {
+					mayHold[v] = true
+				}
+			}
+		}
+		for _, v := range index.loose {
+			mayHold[v] = true
+		}
 	}
 	isTouched := make([]bool, p.Len())
 	err = parallel(ctx, p.Len(), func(v int) {
@@ -185,6 +203,9 @@ func (p *Pool) refreshRankings(ctx context.Context, prev []ranking, changed []in
 		var entries []Entry // a copy, once one is needed
 		next := r.next
 		for k, e := range r.entries {
+			if mayHold != nil && !mayHold[v] {
+				break
+			}
 			if entries == nil && isChanged[e.Other] {
 				entries = append(make([]Entry, 0, len(r.entries)+len(changed)), r.entries[:k]...)
 			}
