@@ -158,6 +158,7 @@ func BenchmarkAssignCappedNewcomer(b *testing.B) {
 	})
 	b.Run("chained", func(b *testing.B) {
 		scans, proposals, k := 0, 0, 0
+		var last *matching.CapState
 		for b.Loop() {
 			s := state
 			for j, pool := range pools {
@@ -165,8 +166,11 @@ func BenchmarkAssignCappedNewcomer(b *testing.B) {
 				s, stats = assign(pool, s.Moved(moves[j], pool.Len()))
 				scans, proposals, k = scans+stats.Scans, proposals+stats.Proposals, k+1
 			}
+			last = s
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(k), "ns/newcomer")
+		b.ReportMetric(float64(state.RankedEntries())/float64(len(state.Lists())), "ranked/member-before")
+		b.ReportMetric(float64(last.RankedEntries())/float64(len(last.Lists())), "ranked/member-after")
 		b.ReportMetric(float64(scans)/float64(k), "scans/newcomer")
 		b.ReportMetric(float64(proposals)/float64(k), "proposals/newcomer")
 	})

@@ -38,3 +38,12 @@ func CheckIndexedOffers() (restore func()) {
 
 // Share is the fair share s holds, before its short lists are filled.
 func (s *CapState) Share() [][]Entry { return s.share }
+
+// RankedEntries is how many ranking entries s keeps, all viewers together.
+func (s *CapState) RankedEntries() int {
+	total := 0
+	for _, r := range s.rankings {
+		total += len(r.entries)
+	}
+	return total
+}
