@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -340,6 +341,12 @@ func TestRowsQueuedWhileNoWorkerRanArePickedUp(t *testing.T) {
 		if !strings.Contains(scrape, series) {
 			t.Errorf("metrics lack %s", series)
 		}
+	}
+	// Matching 80 members scores each pair that may meet at least once.
+	if m := regexp.MustCompile(`(?m)^matchmaking_pairs_scored_total (\S+)$`).FindStringSubmatch(scrape); m == nil {
+		t.Errorf("metrics lack matchmaking_pairs_scored_total")
+	} else if scored, err := strconv.ParseFloat(m[1], 64); err != nil || scored < 80*79/4 {
+		t.Errorf("matchmaking_pairs_scored_total is %s after matching 80 members, want at least %d", m[1], 80*79/4)
 	}
 	// Disabling the event finishes its workflow, which the SDK counts.
 	if out, errOut, code := e.starter("disable", "stranded"); code != 0 || !strings.Contains(out, "its workflow finished") {

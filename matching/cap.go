@@ -425,6 +425,7 @@ func (c *capper) firstRanking(v int) ranking {
 		r := c.reserves[v]
 		if r.lineage == c.p.lineage && r.lineage != 0 {
 			entries := make([]Entry, 0, len(r.top)+len(r.rest))
+			pairsScored.Add(int64(len(r.top) + len(r.rest)))
 			usable := true
 			for _, e := range slices.Concat(r.top, r.rest) {
 				if e.Other < 0 || e.Other >= c.p.Len() || e.Score != c.p.Score(v, e.Other) || !c.p.Eligible(v, e.Other) {
@@ -448,6 +449,7 @@ func (c *capper) firstRanking(v int) ranking {
 // far, and of a repair's changed members.
 func (c *capper) scanBelow(v int, bound reserveBound, below bool, depth int) ranking {
 	c.stats.Scans++
+	pairsScored.Add(int64(c.p.Len() - 1))
 	p := c.p
 	keep := depth + 1
 	parts := splitRange(p.Len())
@@ -611,6 +613,7 @@ func (c *capper) offerAgain(ctx context.Context, cand int) error {
 	}
 	c.stats.Scans++
 	p := c.p
+	pairsScored.Add(int64(p.Len() - 1))
 	scores := make([]float32, p.Len())
 	if err := parallel(ctx, p.Len(), func(v int) { scores[v] = p.Score(v, cand) }); err != nil {
 		return fmt.Errorf("matching: capped assignment stopped: %w", err)
@@ -628,6 +631,7 @@ func (c *capper) offer(v, cand int) {
 	if !c.p.Eligible(v, cand) {
 		return
 	}
+	pairsScored.Add(1)
 	if s := c.p.Score(v, cand); c.blocks(v, cand, s) {
 		c.push(capPair{v: int32(v), c: int32(cand), score: s})
 	}

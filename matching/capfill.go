@@ -46,6 +46,7 @@ func (p *Pool) FillShort(ctx context.Context, share [][]Entry, n, maxAppearances
 	// first. Appearances only grow from here, so a candidate already at
 	// the cap is never one.
 	rankings := make([][]Entry, len(short))
+	pairsScored.Add(int64(len(short) * size))
 	if err := parallel(ctx, len(short), func(k int) {
 		v := short[k]
 		var found []Entry

@@ -193,6 +193,7 @@ func (p *Pool) refreshRankings(ctx context.Context, prev []ranking, changed []in
 		}
 	}
 	isTouched := make([]bool, p.Len())
+	pairsScored.Add(int64(len(changed) * p.Len()))
 	err = parallel(ctx, p.Len(), func(v int) {
 		r := &rankings[v]
 		if !r.ready {

@@ -694,6 +694,18 @@ func (p *Pool) Eligible(i, j int) bool {
 	return i != j && (p.company[i] == 0 || p.company[i] != p.company[j]) && (!p.elig.restricts || p.eventAllows(i, j))
 }
 
+// pairsScored counts the pair scores this process computed to choose
+// lists (PairsScored); each loop that scores adds its count once, so that
+// counting costs the hot loops nothing.
+var pairsScored atomic.Int64
+
+// PairsScored is how many pair scores this process has computed to choose
+// lists since it started: every kernel that scores pairs (the full update's
+// one pass, scans for one member, checks of stored scores) adds what it
+// computed. The worker exports it as matchmaking_pairs_scored_total, and
+// make bench divides a full match's share of it by the event's pairs.
+func PairsScored() int64 { return pairsScored.Load() }
+
 // Score rates how worthwhile it is for i and j to meet, in [0,1].
 //
 // It is symmetric bit-for-bit: every input is an integer count that does

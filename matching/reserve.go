@@ -127,6 +127,7 @@ func (p *Pool) repair(v int, list []Entry, r Reserve, n int) (extended []Entry, 
 					continue
 				}
 				e.Score = p.Score(v, e.Other)
+				pairsScored.Add(1)
 				if !p.beatsBound(v, e, r.bound) {
 					continue // someone left out may now rank above them
 				}

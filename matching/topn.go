@@ -43,6 +43,7 @@ func (p *Pool) TopN(i, n int) []Entry {
 		return nil
 	}
 	top := make([]Entry, 0, min(n, p.Len()))
+	pairsScored.Add(int64(p.Len() - 1))
 	for j := range p.profiles {
 		if !p.Eligible(i, j) {
 			continue
@@ -367,6 +368,7 @@ func (p *Pool) UpdateWithOffers(ctx context.Context, lists [][]Entry, claimed []
 	members := p.fingerprint()
 	table := newOfferTable(len(shards), size, n, func(int) int { return n })
 	for w, shard := range shards {
+		pairsScored.Add(int64(len(shard.Rows)))
 		if shard.Members != members {
 			return nil, errors.New("matching: a shard was scored on other members")
 		}
@@ -447,6 +449,8 @@ func (p *Pool) scoreOffers(ctx context.Context, freshIDs []int, fresh, isClaimed
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			scored := int64(0)
+			defer func() { pairsScored.Add(scored) }()
 			for {
 				k := int(next.Add(1)) - 1
 				if k >= len(freshIDs) || stop.Load() {
@@ -473,6 +477,7 @@ func (p *Pool) scoreOffers(ctx context.Context, freshIDs []int, fresh, isClaimed
 						continue
 					}
 					s := p.Score(i, j)
+					scored++
 					if toI {
 						t.offer(p, w, i, Entry{Other: j, Score: s})
 					}
@@ -639,6 +644,7 @@ func (p *Pool) isValidList(viewer int, list []Entry, n int) bool {
 	if len(list) > n {
 		return false
 	}
+	pairsScored.Add(int64(len(list)))
 	for k, e := range list {
 		if e.Other < 0 || e.Other >= p.Len() || !p.Eligible(viewer, e.Other) {
 			return false

@@ -1,6 +1,7 @@
 package matching_test
 
 import (
+	"context"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -276,5 +277,49 @@ func TestUpdateInsertsNewcomerOnlyWhereItBeatsTheLast(t *testing.T) {
 	}
 	if !slices.Equal(lists[59], pool.TopN(59, n)) {
 		t.Fatalf("newcomer's list %+v", lists[59])
+	}
+}
+
+// TestPairsScoredCountsAFullUpdateOnce: a full update scores every pair of
+// members that may meet once, and PairsScored says so. (Not parallel: the count is the
+// process's.)
+func TestPairsScoredCountsAFullUpdateOnce(t *testing.T) {
+	const size, n = 300, 3
+	pool := matching.NewPool(demodata.Generate(5, size))
+	lists := make([][]matching.Entry, size)
+	reserves := make([]matching.Reserve, size)
+	all := make([]int, size)
+	for v := range all {
+		all[v] = v
+	}
+	before := matching.PairsScored()
+	if _, _, err := pool.UpdateReserved(context.Background(), lists, reserves, all, n, matching.ReserveDepth); err != nil {
+		t.Fatal(err)
+	}
+	// Pairs neither side may meet (same company) are not scored.
+	var eligiblePairs int64
+	for i := range size {
+		for j := i + 1; j < size; j++ {
+			if pool.Eligible(i, j) || pool.Eligible(j, i) {
+				eligiblePairs++
+			}
+		}
+	}
+	if got := matching.PairsScored() - before; got != eligiblePairs || eligiblePairs < size*(size-1)/4 {
+		t.Errorf("a full update of %d members counted %d pair scores; %d pairs may meet", size, got, eligiblePairs)
+	}
+	// A newcomer's update scores the newcomer against everyone (and checks
+	// the stored scores of the lists it keeps, which this count includes).
+	before = matching.PairsScored()
+	next, _, err := pool.Apply(context.Background(), demodata.Generate(5, size+1)[size:], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lists = append(lists, nil)
+	if _, _, err := next.UpdateReserved(context.Background(), lists, append(reserves, matching.Reserve{}), []int{size}, n, matching.ReserveDepth); err != nil {
+		t.Fatal(err)
+	}
+	if got := matching.PairsScored() - before; got < size || got > int64(size*(n+1)+size) {
+		t.Errorf("a newcomer's update counted %d pair scores, want between %d and %d", got, size, size*(n+1)+size)
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/eventmatch/matchmaker/internal/metrics"
 	"github.com/eventmatch/matchmaker/internal/telemetry"
 	"github.com/eventmatch/matchmaker/listener"
+	"github.com/eventmatch/matchmaker/matching"
 	"github.com/eventmatch/matchmaker/store"
 	"github.com/eventmatch/matchmaker/workflows"
 )
@@ -340,6 +341,9 @@ func startEndpoint(cfg config.Config, ready *readiness, logger *slog.Logger) (*o
 	}
 	sdk, err := metrics.NewSDKHandler(reg, logger)
 	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	if err := metrics.RegisterPairsScored(reg, matching.PairsScored); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	ep, err := serveEndpoint(cfg.MetricsAddr, endpointMux(reg, ready), logger)

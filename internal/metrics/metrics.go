@@ -27,6 +27,16 @@ const Path = "/metrics"
 // shutdownGrace bounds how long a scrape in flight may delay shutdown.
 const shutdownGrace = 5 * time.Second
 
+// RegisterPairsScored adds matchmaking_pairs_scored_total to reg, read
+// from count at each scrape: matching.PairsScored, passed in so that this
+// package imports none of the engine's.
+func RegisterPairsScored(reg prometheus.Registerer, count func() int64) error {
+	return reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "matchmaking_pairs_scored_total",
+		Help: "Pair scores this worker computed to choose lists (a full match of N members scores about N(N-1)/2).",
+	}, func() float64 { return float64(count()) }))
+}
+
 // NewRegistry returns a registry holding the Go runtime and process
 // collectors; App and the Temporal handler add theirs to it.
 func NewRegistry() *prometheus.Registry {
