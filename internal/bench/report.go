@@ -36,100 +36,73 @@ type report struct {
 	elapsed   time.Duration
 }
 
-// sizeSummary is the medians of one size's runs.
-type sizeSummary struct {
+// summary is the medians of the runs of one size (AI runs: of one AI
+// row), in seconds but rss and calls.
+type summary struct {
 	members   int
+	row       aiRow // AI runs only
 	runs      []runResult
-	wall      float64   // median seconds
 	medianRun runResult // the run whose wall time is the (lower) median: its step shares are quoted
-	rss       float64   // median bytes
-	lower     float64   // median seconds of kernel + COPY
+	wall      float64   // AI runs: listed
+	rss       float64   // bytes
+	lower     float64   // kernel + COPY
 	kernel    float64
 	copyTime  float64
+	// AI runs only.
+	ai99, ai100 float64
+	calls       float64 // the backfill's model calls
+	floor       float64 // calls ÷ the row's calls per second
+	ratio       float64 // each run's 100% AI ÷ its floor
 }
 
-func summarize(runs []runResult) []sizeSummary {
-	var sizes []int
-	for _, r := range runs {
-		if !slices.Contains(sizes, r.spec.members) {
-			sizes = append(sizes, r.spec.members)
-		}
-	}
-	var out []sizeSummary
-	for _, n := range sizes {
-		s := sizeSummary{members: n}
-		var walls, rss, lower, kernel, copyTime []float64
-		for _, r := range runs {
-			if r.spec.members != n {
-				continue
-			}
-			s.runs = append(s.runs, r)
-			walls = append(walls, r.wall.Seconds())
-			rss = append(rss, float64(r.peakRSS))
-			lower = append(lower, r.lower.total().Seconds())
-			kernel = append(kernel, r.lower.kernel.Seconds())
-			copyTime = append(copyTime, r.lower.copyTime.Seconds())
-		}
-		s.wall, s.rss, s.lower, s.kernel, s.copyTime = median(walls), median(rss), median(lower), median(kernel), median(copyTime)
-		byWall := slices.Clone(s.runs)
-		slices.SortFunc(byWall, func(a, b runResult) int { return cmp.Compare(a.wall, b.wall) })
-		s.medianRun = byWall[(len(byWall)-1)/2]
-		out = append(out, s)
-	}
-	return out
-}
-
-// aiSummary is the medians of one AI row's runs, in seconds but calls.
-type aiSummary struct {
-	row                 aiRow
-	runs                []runResult
-	listed, ai99, ai100 float64
-	calls               float64 // the backfill's model calls
-	floor               float64 // calls ÷ the row's calls per second
-	ratio               float64 // each run's 100% AI ÷ its floor
-}
-
-// summarizeAI groups AI runs by row, in the order they ran.
-func summarizeAI(runs []runResult) []aiSummary {
-	var out []aiSummary
+// summarize groups runs by size, in the order they ran.
+func summarize(runs []runResult) []summary {
+	var out []summary
 	for _, run := range runs {
-		k := slices.IndexFunc(out, func(s aiSummary) bool { return s.row == run.spec.ai })
+		k := slices.IndexFunc(out, func(s summary) bool { return s.members == run.spec.members })
 		if k < 0 {
-			out, k = append(out, aiSummary{row: run.spec.ai}), len(out)
+			out, k = append(out, summary{members: run.spec.members, row: run.spec.ai}), len(out)
 		}
 		out[k].runs = append(out[k].runs, run)
 	}
 	for k := range out {
 		s := &out[k]
-		var listed, ai99, ai100, calls, floor, ratio []float64
+		var wall, rss, lower, kernel, copyTime, ai99, ai100, calls, floor, ratio []float64
 		for _, run := range s.runs {
 			f := s.row.floor(float64(run.backfillCalls))
-			listed, ai99, ai100 = append(listed, run.wall.Seconds()), append(ai99, run.ai99.Seconds()), append(ai100, run.ai100.Seconds())
+			wall, rss = append(wall, run.wall.Seconds()), append(rss, float64(run.peakRSS))
+			lower, kernel = append(lower, run.lower.total().Seconds()), append(kernel, run.lower.kernel.Seconds())
+			copyTime, ai99, ai100 = append(copyTime, run.lower.copyTime.Seconds()), append(ai99, run.ai99.Seconds()), append(ai100, run.ai100.Seconds())
 			calls, floor, ratio = append(calls, float64(run.backfillCalls)), append(floor, f), append(ratio, run.ai100.Seconds()/f)
 		}
-		s.listed, s.ai99, s.ai100 = median(listed), median(ai99), median(ai100)
-		s.calls, s.floor, s.ratio = median(calls), median(floor), median(ratio)
+		s.wall, s.rss, s.lower, s.kernel, s.copyTime = median(wall), median(rss), median(lower), median(kernel), median(copyTime)
+		s.ai99, s.ai100, s.calls, s.floor, s.ratio = median(ai99), median(ai100), median(calls), median(floor), median(ratio)
+		byWall := slices.Clone(s.runs)
+		slices.SortFunc(byWall, func(a, b runResult) int { return cmp.Compare(a.wall, b.wall) })
+		s.medianRun = byWall[(len(byWall)-1)/2]
 	}
 	return out
 }
 
-// findAI is the AI row of members, if it ran.
-func (r *report) findAI(members int) (aiSummary, bool) {
-	for _, s := range summarizeAI(r.aiRuns) {
-		if s.row.members == members {
-			return s, true
-		}
+// find is the summary of the runs of members, if they ran.
+func find(runs []runResult, members int) (summary, bool) {
+	sums := summarize(runs)
+	k := slices.IndexFunc(sums, func(s summary) bool { return s.members == members })
+	if k < 0 {
+		return summary{}, false
 	}
-	return aiSummary{}, false
+	return sums[k], true
 }
 
-// aiRowsLine names AI rows: "500 members at 300 ms per call and 4,000 at 200 ms".
-func aiRowsLine(rows []aiRow) string {
-	parts := make([]string, len(rows))
-	for i, row := range rows {
-		parts[i] = fmt.Sprintf("%s at %s", thousands(row.members), ms(row.latency.Seconds()))
+// aiRowsLine names the AI rows of members: "500 members at 300 ms per call
+// and 4,000 at 200 ms".
+func aiRowsLine(members []int) string {
+	parts := make([]string, len(members))
+	for i, n := range members {
+		row, _ := aiRowOf(n)
+		parts[i] = fmt.Sprintf("%s at %s", thousands(n), ms(row.latency.Seconds()))
 		if i == 0 {
-			parts[i] = fmt.Sprintf("%s members at %s per call", thousands(row.members), ms(row.latency.Seconds()))
+			parts[i] = fmt.Sprintf("%s members at %s per call", thousands(n), ms(row.latency.Seconds()))
 		}
 	}
 	if len(parts) == 0 {
@@ -138,30 +111,10 @@ func aiRowsLine(rows []aiRow) string {
 	return joinAnd(parts)
 }
 
-// defaultAIRows are the AI rows of the default run.
-func defaultAIRows() []aiRow {
-	var rows []aiRow
-	for _, n := range sizesOf(defaultAISizes) {
-		if row, ok := aiRowOf(n); ok {
-			rows = append(rows, row)
-		}
-	}
-	return rows
-}
-
 // isDefault: the run measured what a plain `make bench` measures.
 func (r *report) isDefault() bool {
 	return slices.Equal(r.opts.Sizes, sizesOf(defaultSizes)) && r.opts.Runs == defaultRuns &&
 		r.opts.AI == defaultAI && slices.Equal(r.opts.AISizes, sizesOf(defaultAISizes)) && r.opts.Newcomers == defaultNewcomers
-}
-
-func (r *report) find(members int) (sizeSummary, bool) {
-	for _, s := range summarize(r.runs) {
-		if s.members == members {
-			return s, true
-		}
-	}
-	return sizeSummary{}, false
 }
 
 // newcomerResult is the newcomer test, if one ran.
@@ -190,7 +143,7 @@ func (r *report) markdown() string {
 		"it takes about a quarter of an hour on a 2-core machine, about five minutes of it the 4,000-member AI row's backfill (%s). "+
 		"`BENCH_SIZES=500 BENCH_RUNS=3 make bench` is a quick check; %s.\n\n",
 		joinInts(sizesOf(defaultSizes)), defaultRuns,
-		onOff(defaultAI, "the AI rows ("+aiRowsLine(defaultAIRows())+")", "no AI row"), thisRun,
+		onOff(defaultAI, "the AI rows ("+aiRowsLine(sizesOf(defaultAISizes))+")", "no AI row"), thisRun,
 		onOff(defaultAI, "`BENCH_AI=0` leaves the AI rows out and `BENCH_AI_SIZES=500` keeps only the 500-member one", "`BENCH_AI=1` adds the AI rows"))
 
 	w("| | |\n| --- | --- |\n")
@@ -203,7 +156,7 @@ func (r *report) markdown() string {
 	w("| date | %s |\n", m.date.Format(time.RFC3339))
 	w("| engine settings | %s |\n", r.engineSettings())
 	w("| runs | %s members, %s each (seeds 1…%d of `demodata.Generate`)%s |\n", joinInts(r.opts.Sizes), plural(r.opts.Runs, "run", "runs"), r.opts.Runs,
-		onOff(len(r.aiRuns) > 0, fmt.Sprintf("; AI rows: %s, %s each", aiRowsLine(r.ranAIRows()), plural(r.opts.Runs, "run", "runs")), "; no AI row"))
+		onOff(len(r.aiRuns) > 0, fmt.Sprintf("; AI rows: %s, %s each", aiRowsLine(r.opts.AISizes), plural(r.opts.Runs, "run", "runs")), "; no AI row"))
 	w("| bench took | %s |\n\n", roundDuration(r.elapsed))
 
 	w("### End to end: `starter enable` → every member matched, queue empty\n\n")
@@ -301,14 +254,14 @@ func (r *report) markdown() string {
 			"÷ lower bound is 100%% AI divided by it. Medians of the runs (of each run's ratio for the ratio).\n\n", ms(pollInterval.Seconds()))
 		w("| members | model latency | AI_CONCURRENCY | AI_REQUESTS_PER_MINUTE | listed | ≥ 99%% AI | 100%% AI | model calls | lower bound | 100%% AI ÷ lower bound |\n")
 		w("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-		for _, ai := range summarizeAI(r.aiRuns) {
+		for _, ai := range summarize(r.aiRuns) {
 			row := ai.row
 			w("| %s | %s | %d | %d | %s | %s | %s | %s | %s | %.2f× |\n", thousands(row.members), ms(row.latency.Seconds()), row.concurrency,
-				row.requestsPerMinute, secs(ai.listed), secs(ai.ai99), secs(ai.ai100), thousands(int(math.Round(ai.calls))), secs(ai.floor), ai.ratio)
+				row.requestsPerMinute, secs(ai.wall), secs(ai.ai99), secs(ai.ai100), thousands(int(math.Round(ai.calls))), secs(ai.floor), ai.ratio)
 		}
 		w("\n")
 	} else {
-		w("Not run (BENCH_AI=0): the AI rows are %s, with the fake model.\n\n", aiRowsLine(aiRows))
+		w("Not run (BENCH_AI=0): the AI rows are %s, with the fake model.\n\n", aiRowsLine(aiRowSizes()))
 	}
 
 	w("### Scoring kernel: `go test -run '^$' -bench . -benchmem ./matching/`\n\n")
@@ -376,12 +329,12 @@ const notMeasured = "not measured"
 // targets are the issue's, each with what this run measured.
 func (r *report) targets() []target {
 	var out []target
-	if s, ok := r.find(500); ok {
+	if s, ok := find(r.runs, 500); ok {
 		out = append(out, target{"500 members fully matched ≤ 2 s", secs(s.wall), met(s.wall <= 2)})
 	} else {
 		out = append(out, target{"500 members fully matched ≤ 2 s", "size 500 not in this run", notMeasured})
 	}
-	if s, ok := r.find(10000); ok {
+	if s, ok := find(r.runs, 10000); ok {
 		out = append(out,
 			target{"10,000 members fully matched ≤ 10 s", secs(s.wall), met(s.wall <= 10)},
 			target{"10,000 members ≤ 3× the lower bound", fmt.Sprintf("%.1f× (%s vs %s)", s.wall/s.lower, secs(s.wall), secs(s.lower)), met(s.wall <= 3*s.lower)})
@@ -433,7 +386,7 @@ func (r *report) targets() []target {
 
 	out = append(out, r.aiTargets()...)
 
-	if s, ok := r.find(10000); ok {
+	if s, ok := find(r.runs, 10000); ok {
 		out = append(out, target{"worker peak RSS at 10,000 members ≤ 500 MB", megabytes(s.rss), met(s.rss <= 500e6)})
 	} else {
 		out = append(out, target{"worker peak RSS at 10,000 members ≤ 500 MB", "size 10,000 not in this run", notMeasured})
@@ -458,8 +411,8 @@ func (r *report) aiTargets() []target {
 		{"4,000 members with AI at 200 ms per call: every member listed ≤ 10 s", missing(4000), notMeasured},
 		{"4,000 members with AI at 200 ms per call: ≥ 99% of matches with an AI insight ≤ 5 min", missing(4000), notMeasured},
 	}
-	if ai, ok := r.findAI(4000); ok {
-		big[0].measured, big[0].status = secs(ai.listed), met(ai.listed <= 10)
+	if ai, ok := find(r.aiRuns, 4000); ok {
+		big[0].measured, big[0].status = secs(ai.wall), met(ai.wall <= 10)
 		big[1].measured = fmt.Sprintf("%s (%s)", secs(ai.ai99), limits(ai.row))
 		big[1].status = met(ai.ai99 <= 300)
 	}
@@ -468,20 +421,11 @@ func (r *report) aiTargets() []target {
 		{"500 members with AI at 300 ms per call: 100% AI no slower than before the backfill (12.2 s)", missing(500), notMeasured},
 		{"500 members with AI at 300 ms per call: 100% AI ≤ 20 s", missing(500), notMeasured},
 	}
-	if ai, ok := r.findAI(500); ok {
+	if ai, ok := find(r.aiRuns, 500); ok {
 		small[0].measured, small[0].status = fmt.Sprintf("%s (%s)", secs(ai.ai100), limits(ai.row)), met(ai.ai100 <= 12.2)
 		small[1].measured, small[1].status = secs(ai.ai100), met(ai.ai100 <= 20)
 	}
 	return append(out, small...)
-}
-
-// ranAIRows are the AI rows of this run.
-func (r *report) ranAIRows() []aiRow {
-	var rows []aiRow
-	for _, s := range summarizeAI(r.aiRuns) {
-		rows = append(rows, s.row)
-	}
-	return rows
 }
 
 func (r *report) engineSettings() string {
