@@ -198,11 +198,7 @@ func (r *report) markdown() string {
 
 	w("### One event on more workers\n\n")
 	if len(r.scaleRuns) > 0 {
-		var one, two, ratios []float64
-		for k := 0; k+1 < len(r.scaleRuns); k += 2 {
-			a, b := r.scaleRuns[k].wall.Seconds(), r.scaleRuns[k+1].wall.Seconds()
-			one, two, ratios = append(one, a), append(two, b), append(ratios, a/b)
-		}
+		one, two, ratios := r.scaleOut()
 		n := r.scaleRuns[0].spec.members
 		w("The %s-member event of each seed matched by one worker process, then by two, every process limited to one core "+
 			"(`GOMAXPROCS=1`; this machine has %s), so the second process brings a core of its own: the only fair scale-out on two cores. "+
@@ -326,22 +322,31 @@ func met(ok bool) string {
 
 const notMeasured = "not measured"
 
+// measuredOn is target name measured on the summary of the runs of
+// members: measure says what they measured and whether that meets the
+// target. When none ran, the target is not measured, for missing.
+func measuredOn(name string, runs []runResult, members int, missing string, measure func(summary) (string, bool)) target {
+	s, ok := find(runs, members)
+	if !ok {
+		return target{name, missing, notMeasured}
+	}
+	measured, ok := measure(s)
+	return target{name, measured, met(ok)}
+}
+
+// sizeTarget is a target on the plain runs of members.
+func (r *report) sizeTarget(name string, members int, measure func(summary) (string, bool)) target {
+	return measuredOn(name, r.runs, members, fmt.Sprintf("size %s not in this run", thousands(members)), measure)
+}
+
 // targets are the issue's, each with what this run measured.
 func (r *report) targets() []target {
-	var out []target
-	if s, ok := find(r.runs, 500); ok {
-		out = append(out, target{"500 members fully matched ≤ 2 s", secs(s.wall), met(s.wall <= 2)})
-	} else {
-		out = append(out, target{"500 members fully matched ≤ 2 s", "size 500 not in this run", notMeasured})
-	}
-	if s, ok := find(r.runs, 10000); ok {
-		out = append(out,
-			target{"10,000 members fully matched ≤ 10 s", secs(s.wall), met(s.wall <= 10)},
-			target{"10,000 members ≤ 3× the lower bound", fmt.Sprintf("%.1f× (%s vs %s)", s.wall/s.lower, secs(s.wall), secs(s.lower)), met(s.wall <= 3*s.lower)})
-	} else {
-		out = append(out,
-			target{"10,000 members fully matched ≤ 10 s", "size 10,000 not in this run", notMeasured},
-			target{"10,000 members ≤ 3× the lower bound", "size 10,000 not in this run", notMeasured})
+	out := []target{
+		r.sizeTarget("500 members fully matched ≤ 2 s", 500, func(s summary) (string, bool) { return secs(s.wall), s.wall <= 2 }),
+		r.sizeTarget("10,000 members fully matched ≤ 10 s", 10000, func(s summary) (string, bool) { return secs(s.wall), s.wall <= 10 }),
+		r.sizeTarget("10,000 members ≤ 3× the lower bound", 10000, func(s summary) (string, bool) {
+			return fmt.Sprintf("%.1f× (%s vs %s)", s.wall/s.lower, secs(s.wall), secs(s.lower)), s.wall <= 3*s.lower
+		}),
 	}
 
 	kernel := target{"scoring kernel ≥ 20 M pairs/s/core", "no BenchmarkScore result", notMeasured}
@@ -356,76 +361,54 @@ func (r *report) targets() []target {
 		kernel.measured += fmt.Sprintf("; all pairs of the %s-member events in the runs: %s pairs/s", thousands(s.members),
 			millions(float64(s.runs[0].lower.pairs)/s.kernel))
 	}
-	out = append(out, kernel)
 
-	newcomer := target{"newcomer matched ≤ 100 ms (p95) in a 10,000-member event", "", notMeasured}
+	newcomer := target{"newcomer matched ≤ 100 ms (p95) in a 10,000-member event", "newcomer test not run", notMeasured}
 	if run, lat := r.newcomerResult(); len(lat) > 0 {
-		n := run.spec.members
 		p95 := percentile(lat, 95)
-		newcomer.measured = fmt.Sprintf("p95 %s in a %s-member event", ms(p95), thousands(n))
-		if n >= 10000 {
-			newcomer.status = met(p95 <= 0.1)
-		} else {
-			newcomer.status = "not measured at 10,000"
-		}
-	} else {
-		newcomer.measured = "newcomer test not run"
+		newcomer.measured = fmt.Sprintf("p95 %s in a %s-member event", ms(p95), thousands(run.spec.members))
+		newcomer.status = onOff(run.spec.members >= 10000, met(p95 <= 0.1), "not measured at 10,000")
 	}
-	out = append(out, newcomer)
 
 	scaleOut := target{"two one-core workers on one event ≥ 1.7× one", "scale-out rows not run (BENCH_SCALEOUT=0)", notMeasured}
-	if len(r.scaleRuns) > 1 {
-		var ratios []float64
-		for k := 0; k+1 < len(r.scaleRuns); k += 2 {
-			ratios = append(ratios, r.scaleRuns[k].wall.Seconds()/r.scaleRuns[k+1].wall.Seconds())
-		}
+	if _, _, ratios := r.scaleOut(); len(ratios) > 0 {
 		scaleOut.measured = fmt.Sprintf("%.2f× at %s members", median(ratios), thousands(r.scaleRuns[0].spec.members))
 		scaleOut.status = met(median(ratios) >= 1.7)
 	}
-	out = append(out, scaleOut)
-
-	out = append(out, r.aiTargets()...)
-
-	if s, ok := find(r.runs, 10000); ok {
-		out = append(out, target{"worker peak RSS at 10,000 members ≤ 500 MB", megabytes(s.rss), met(s.rss <= 500e6)})
-	} else {
-		out = append(out, target{"worker peak RSS at 10,000 members ≤ 500 MB", "size 10,000 not in this run", notMeasured})
-	}
-	return out
+	out = append(append(out, kernel, newcomer, scaleOut), r.aiTargets()...)
+	return append(out, r.sizeTarget("worker peak RSS at 10,000 members ≤ 500 MB", 10000,
+		func(s summary) (string, bool) { return megabytes(s.rss), s.rss <= 500e6 }))
 }
 
 // aiTargets are issue 13's targets for the AI rows, and the older 20 s
 // one, which now reads as 100% AI.
 func (r *report) aiTargets() []target {
-	missing := func(members int) string {
-		if len(r.aiRuns) == 0 {
-			return "AI rows not run (BENCH_AI=0)"
-		}
-		return fmt.Sprintf("AI row of %s members not in this run (BENCH_AI_SIZES)", thousands(members))
+	aiTarget := func(name string, members int, measure func(summary) (string, bool)) target {
+		missing := fmt.Sprintf("AI row of %s members not in this run (BENCH_AI_SIZES)", thousands(members))
+		return measuredOn(name, r.aiRuns, members, onOff(len(r.aiRuns) > 0, missing, "AI rows not run (BENCH_AI=0)"), measure)
 	}
-	limits := func(row aiRow) string {
-		return fmt.Sprintf("AI_CONCURRENCY=%d, AI_REQUESTS_PER_MINUTE=%d", row.concurrency, row.requestsPerMinute)
+	withLimits := func(seconds float64, row aiRow) string {
+		return fmt.Sprintf("%s (AI_CONCURRENCY=%d, AI_REQUESTS_PER_MINUTE=%d)", secs(seconds), row.concurrency, row.requestsPerMinute)
 	}
-	var out []target
-	big := []target{
-		{"4,000 members with AI at 200 ms per call: every member listed ≤ 10 s", missing(4000), notMeasured},
-		{"4,000 members with AI at 200 ms per call: ≥ 99% of matches with an AI insight ≤ 5 min", missing(4000), notMeasured},
+	return []target{
+		aiTarget("4,000 members with AI at 200 ms per call: every member listed ≤ 10 s", 4000,
+			func(s summary) (string, bool) { return secs(s.wall), s.wall <= 10 }),
+		aiTarget("4,000 members with AI at 200 ms per call: ≥ 99% of matches with an AI insight ≤ 5 min", 4000,
+			func(s summary) (string, bool) { return withLimits(s.ai99, s.row), s.ai99 <= 300 }),
+		aiTarget("500 members with AI at 300 ms per call: 100% AI no slower than before the backfill (12.2 s)", 500,
+			func(s summary) (string, bool) { return withLimits(s.ai100, s.row), s.ai100 <= 12.2 }),
+		aiTarget("500 members with AI at 300 ms per call: 100% AI ≤ 20 s", 500,
+			func(s summary) (string, bool) { return secs(s.ai100), s.ai100 <= 20 }),
 	}
-	if ai, ok := find(r.aiRuns, 4000); ok {
-		big[0].measured, big[0].status = secs(ai.wall), met(ai.wall <= 10)
-		big[1].measured = fmt.Sprintf("%s (%s)", secs(ai.ai99), limits(ai.row))
-		big[1].status = met(ai.ai99 <= 300)
+}
+
+// scaleOut is the wall times of the scale-out rows in seconds, one worker
+// and two, and each seed's ratio of the two.
+func (r *report) scaleOut() (one, two, ratios []float64) {
+	for k := 0; k+1 < len(r.scaleRuns); k += 2 {
+		a, b := r.scaleRuns[k].wall.Seconds(), r.scaleRuns[k+1].wall.Seconds()
+		one, two, ratios = append(one, a), append(two, b), append(ratios, a/b)
 	}
-	out = append(out, big...)
-	small := []target{
-		{"500 members with AI at 300 ms per call: 100% AI no slower than before the backfill (12.2 s)", missing(500), notMeasured},
-		{"500 members with AI at 300 ms per call: 100% AI ≤ 20 s", missing(500), notMeasured},
-	}
-	if ai, ok := find(r.aiRuns, 500); ok {
-		small[0].measured, small[0].status = fmt.Sprintf("%s (%s)", secs(ai.ai100), limits(ai.row)), met(ai.ai100 <= 12.2)
-		small[1].measured, small[1].status = secs(ai.ai100), met(ai.ai100 <= 20)
-	}
-	return append(out, small...)
+	return one, two, ratios
 }
 
 func (r *report) engineSettings() string {
