@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -113,8 +114,8 @@ func aiRowsLine(members []int) string {
 
 // isDefault: the run measured what a plain `make bench` measures.
 func (r *report) isDefault() bool {
-	return slices.Equal(r.opts.Sizes, sizesOf(defaultSizes)) && r.opts.Runs == defaultRuns &&
-		r.opts.AI == defaultAI && slices.Equal(r.opts.AISizes, sizesOf(defaultAISizes)) && r.opts.Newcomers == defaultNewcomers
+	return slices.Equal(r.opts.Sizes, defaultSizes) && r.opts.Runs == defaultRuns &&
+		r.opts.AI == defaultAI && slices.Equal(r.opts.AISizes, defaultAISizes) && r.opts.Newcomers == defaultNewcomers
 }
 
 // newcomerResult is the newcomer test, if one ran.
@@ -154,8 +155,8 @@ func (r *report) markdown() string {
 	w("**Default run.** `make bench` runs %s members, %d runs each, the newcomer test on the largest size, and %s; "+
 		"it takes about a quarter of an hour on a 2-core machine, about five minutes of it the 4,000-member AI row's backfill (%s). "+
 		"`BENCH_SIZES=500 BENCH_RUNS=3 make bench` is a quick check; %s.\n\n",
-		joinInts(sizesOf(defaultSizes)), defaultRuns,
-		onOff(defaultAI, "the AI rows ("+aiRowsLine(sizesOf(defaultAISizes))+")", "no AI row"), thisRun,
+		joinInts(defaultSizes), defaultRuns,
+		onOff(defaultAI, "the AI rows ("+aiRowsLine(defaultAISizes)+")", "no AI row"), thisRun,
 		onOff(defaultAI, "`BENCH_AI=0` leaves the AI rows out and `BENCH_AI_SIZES=500` keeps only the 500-member one", "`BENCH_AI=1` adds the AI rows"))
 
 	w("| | |\n| --- | --- |\n")
@@ -194,7 +195,7 @@ func (r *report) markdown() string {
 	head(0, fmt.Sprintf("members | pairs | kernel, all pairs, 1 core | kernel pairs/s | COPY of N·%d rows | lower bound | end to end ÷ lower bound", r.engine.TopN))
 	for _, s := range sizes {
 		pairs := s.runs[0].lower.pairs
-		row(thousands(s.members), thousands64(pairs), secs(s.kernel), millions(float64(pairs)/s.kernel), secs(s.copyTime), secs(s.lower),
+		row(thousands(s.members), thousands(pairs), secs(s.kernel), millions(float64(pairs)/s.kernel), secs(s.copyTime), secs(s.lower),
 			fmt.Sprintf("%.1f×", s.wall/s.lower))
 	}
 
@@ -291,7 +292,7 @@ func (r *report) markdown() string {
 		for _, run := range r.aiRuns {
 			floor := run.spec.ai.floor(float64(run.backfillCalls))
 			row(thousands(run.spec.members), run.spec.seed, secs(run.wall.Seconds()), secs(run.ai99.Seconds()), secs(run.ai100.Seconds()),
-				thousands64(run.backfillCalls), thousands(int(math.Round(run.metricCalls))), secs(floor), fmt.Sprintf("%.2f×", run.ai100.Seconds()/floor))
+				thousands(run.backfillCalls), thousands(int(math.Round(run.metricCalls))), secs(floor), fmt.Sprintf("%.2f×", run.ai100.Seconds()/floor))
 		}
 	}
 	return strings.TrimRight(b.String(), "\n")
@@ -505,7 +506,7 @@ func millions(v float64) string { return fmt.Sprintf("%.1f M", v/1e6) }
 
 func num(v float64) string {
 	if v >= 1000 {
-		return thousands64(int64(math.Round(v)))
+		return thousands(int64(math.Round(v)))
 	}
 	if v == math.Trunc(v) {
 		return fmt.Sprintf("%.0f", v)
@@ -513,19 +514,16 @@ func num(v float64) string {
 	return fmt.Sprintf("%.1f", v)
 }
 
-func thousands(n int) string { return thousands64(int64(n)) }
-
-func thousands64(n int64) string {
-	s := fmt.Sprint(n)
+// thousands puts a comma between each three digits: 12,345.
+func thousands[T int | int64](n T) string {
 	if n < 0 {
-		return "-" + thousands64(-n)
+		return "-" + thousands(-n)
 	}
-	var parts []string
-	for len(s) > 3 {
-		parts = append([]string{s[len(s)-3:]}, parts...)
-		s = s[:len(s)-3]
+	s := strconv.FormatInt(int64(n), 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
 	}
-	return strings.Join(append([]string{s}, parts...), ",")
+	return s
 }
 
 func joinInts(ns []int) string {
@@ -538,24 +536,10 @@ func joinInts(ns []int) string {
 
 // joinAnd joins parts as a sentence lists them: "a, b and c".
 func joinAnd(parts []string) string {
-	switch len(parts) {
-	case 0:
-		return ""
-	case 1:
-		return parts[0]
+	if len(parts) < 2 {
+		return strings.Join(parts, "")
 	}
 	return strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
-}
-
-func sizesOf(list string) []int {
-	var out []int
-	for _, f := range strings.Split(list, ",") {
-		var n int
-		if _, err := fmt.Sscan(f, &n); err == nil {
-			out = append(out, n)
-		}
-	}
-	return out
 }
 
 func plural(n int, one, many string) string {
