@@ -176,16 +176,17 @@ func aiRowSizes() []int {
 // command is how this bench was invoked, for the report: the BENCH_*
 // variables set in the environment and `make bench` when make ran it.
 func command() string {
-	var parts []string
-	for _, name := range []string{"BENCH_SIZES", "BENCH_RUNS", "BENCH_AI", "BENCH_AI_SIZES", "BENCH_NEWCOMERS", "BENCH_SCALEOUT", "BENCH_TIMEOUT", "BENCH_DATABASE_URL"} {
+	parts := fromEnv("BENCH_SIZES", "BENCH_RUNS", "BENCH_AI", "BENCH_AI_SIZES", "BENCH_NEWCOMERS", "BENCH_SCALEOUT", "BENCH_TIMEOUT", "BENCH_DATABASE_URL")
+	return strings.Join(append(parts, onOff(os.Getenv("MAKELEVEL") != "", "make bench", "go run ./internal/bench")), " ")
+}
+
+// fromEnv is NAME=value for each of names set in the environment.
+func fromEnv(names ...string) []string {
+	var set []string
+	for _, name := range names {
 		if v := os.Getenv(name); v != "" {
-			parts = append(parts, name+"="+v)
+			set = append(set, name+"="+v)
 		}
 	}
-	if os.Getenv("MAKELEVEL") != "" {
-		parts = append(parts, "make bench")
-	} else {
-		parts = append(parts, "go run ./internal/bench")
-	}
-	return strings.Join(parts, " ")
+	return set
 }

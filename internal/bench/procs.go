@@ -105,11 +105,7 @@ func (p *process) logTail(lines int) string {
 	if err != nil {
 		return "    (no log: " + err.Error() + ")"
 	}
-	all := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return "    " + strings.Join(all, "\n    ") + "\n    (full log: " + p.logPath + ")"
+	return "    " + strings.ReplaceAll(lastLines(string(data), lines), "\n", "\n    ") + "\n    (full log: " + p.logPath + ")"
 }
 
 // runCommand runs a short-lived command (starter, go) and returns its

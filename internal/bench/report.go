@@ -401,12 +401,7 @@ func (r *report) scaleOut() (one, two, ratios []float64) {
 func (r *report) engineSettings() string {
 	e := r.engine
 	settings := fmt.Sprintf("BATCH_SIZE=%d, TOP_N=%d, WAKE_DEBOUNCE=%s, MAX_RUNTIME_MS=%d", e.BatchSize, e.TopN, e.WakeDebounce, e.MaxRuntimeMS)
-	var set []string
-	for _, name := range []string{"BATCH_SIZE", "TOP_N", "WAKE_DEBOUNCE", "MAX_RUNTIME_MS", "IDLE_POLL", "SAFETY_POLL", "LOG_LEVEL"} {
-		if v := os.Getenv(name); v != "" {
-			set = append(set, name+"="+v)
-		}
-	}
+	set := fromEnv("BATCH_SIZE", "TOP_N", "WAKE_DEBOUNCE", "MAX_RUNTIME_MS", "IDLE_POLL", "SAFETY_POLL", "LOG_LEVEL")
 	if len(set) == 0 {
 		return settings + " (the worker's defaults)"
 	}

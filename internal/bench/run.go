@@ -74,13 +74,12 @@ type phase struct {
 	peakRSS     int64              // the worker's VmHWM in bytes at the end
 }
 
-func (p phase) stepsTotal() float64 { return sumSteps(p.stepSeconds) }
-
-// sumSteps adds every step label the worker reported, including any added
-// after the bench was written, so that the rest stays "outside the steps".
-func sumSteps(bySteps map[string]float64) float64 {
+// stepsTotal adds every step label the worker reported, including any
+// added after the bench was written, so that the rest stays "outside the
+// steps".
+func (p phase) stepsTotal() float64 {
 	total := 0.0
-	for _, v := range bySteps {
+	for _, v := range p.stepSeconds {
 		total += v
 	}
 	return total
