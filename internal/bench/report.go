@@ -78,8 +78,7 @@ func summarize(runs []runResult) []summary {
 		}
 		s.wall, s.rss, s.lower, s.kernel, s.copyTime = median(wall), median(rss), median(lower), median(kernel), median(copyTime)
 		s.ai99, s.ai100, s.calls, s.floor, s.ratio = median(ai99), median(ai100), median(calls), median(floor), median(ratio)
-		byWall := slices.Clone(s.runs)
-		slices.SortFunc(byWall, func(a, b runResult) int { return cmp.Compare(a.wall, b.wall) })
+		byWall := slices.SortedFunc(slices.Values(s.runs), func(a, b runResult) int { return cmp.Compare(a.wall, b.wall) })
 		s.medianRun = byWall[(len(byWall)-1)/2]
 	}
 	return out
@@ -339,8 +338,7 @@ func (r *report) targets() []target {
 	kernel := target{"scoring kernel ≥ 20 M pairs/s/core", "no BenchmarkScore result", notMeasured}
 	for _, k := range r.kernel.benchmarks {
 		if v, unit, ok := k.pairsPerSecond(); ok && k.name == "BenchmarkScore" && unit == "pairs/s" {
-			kernel.measured = millions(v) + " pairs/s (BenchmarkScore)"
-			kernel.status = met(v >= 20e6)
+			kernel.measured, kernel.status = millions(v)+" pairs/s (BenchmarkScore)", met(v >= 20e6)
 		}
 	}
 	if sizes := summarize(r.runs); len(sizes) > 0 {
@@ -358,8 +356,7 @@ func (r *report) targets() []target {
 
 	scaleOut := target{"two one-core workers on one event ≥ 1.7× one", "scale-out rows not run (BENCH_SCALEOUT=0)", notMeasured}
 	if _, _, ratios := r.scaleOut(); len(ratios) > 0 {
-		scaleOut.measured = fmt.Sprintf("%.2f× at %s members", median(ratios), thousands(r.scaleRuns[0].spec.members))
-		scaleOut.status = met(median(ratios) >= 1.7)
+		scaleOut.measured, scaleOut.status = fmt.Sprintf("%.2f× at %s members", median(ratios), thousands(r.scaleRuns[0].spec.members)), met(median(ratios) >= 1.7)
 	}
 	out = append(append(out, kernel, newcomer, scaleOut), r.aiTargets()...)
 	return append(out, r.sizeTarget("worker peak RSS at 10,000 members ≤ 500 MB", 10000,
@@ -427,14 +424,8 @@ func writeDoc(path, generated string) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(doc); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+	_, err = tmp.WriteString(doc)
+	if err := errors.Join(err, tmp.Close(), os.Chmod(tmp.Name(), 0o644)); err != nil {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)

@@ -298,11 +298,11 @@ func (b *bench) enableAndWait(ctx context.Context, db *pgxpool.Pool, env []strin
 		case <-tick.C:
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				what, where := "not fully matched", progressOf(db, eventID, members)
+				what := "not fully matched"
 				if reached.listed > 0 {
 					what = fmt.Sprintf("listed in %.3f s, but not every match has an AI insight", reached.listed.Seconds())
-					where = aiProgressOf(db, eventID)
 				}
+				where := progressOf(db, eventID, members, reached.listed > 0)
 				return reached, 0, fmt.Errorf("%s within %s (BENCH_TIMEOUT): %s\n  worker log:\n%s",
 					what, b.opts.RunTimeout, where, worker.logTail(15))
 			}
@@ -366,23 +366,6 @@ func atLeastShare(ai, rows, percent int) bool {
 	return rows > 0 && 100*ai >= percent*rows
 }
 
-// aiProgressOf describes how far an event's AI backfill got, for a timeout
-// message.
-func aiProgressOf(db *pgxpool.Pool, eventID string) string {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	rows, ai, err := aiShare(ctx, db, eventID)
-	if err != nil {
-		return "AI progress unknown: " + err.Error()
-	}
-	var calls int64
-	if err := db.QueryRow(ctx, `SELECT coalesce((SELECT calls FROM matchmaking_ai_backfill WHERE event_id = $1), 0)`,
-		eventID).Scan(&calls); err != nil {
-		return "AI progress unknown: " + err.Error()
-	}
-	return fmt.Sprintf("%d of %d matches with an AI insight, %d backfill model calls so far", ai, rows, calls)
-}
-
 // fullyMatched: the queue is empty and every member has a list. The count
 // runs only once the queue is empty, to keep the 20 ms poll cheap.
 func fullyMatched(ctx context.Context, db *pgxpool.Pool, eventID string, members int) (bool, error) {
@@ -394,10 +377,22 @@ func fullyMatched(ctx context.Context, db *pgxpool.Pool, eventID string, members
 	return done, err
 }
 
-// progressOf describes how far an event got, for a timeout message.
-func progressOf(db *pgxpool.Pool, eventID string, members int) string {
+// progressOf describes how far an event got, for a timeout message: its
+// members matched or, once it is listed, its AI backfill.
+func progressOf(db *pgxpool.Pool, eventID string, members int, listed bool) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	if listed {
+		rows, ai, err := aiShare(ctx, db, eventID)
+		var calls int64
+		if err == nil {
+			err = db.QueryRow(ctx, `SELECT coalesce((SELECT calls FROM matchmaking_ai_backfill WHERE event_id = $1), 0)`, eventID).Scan(&calls)
+		}
+		if err != nil {
+			return "AI progress unknown: " + err.Error()
+		}
+		return fmt.Sprintf("%d of %d matches with an AI insight, %d backfill model calls so far", ai, rows, calls)
+	}
 	var queued, matched int
 	if err := db.QueryRow(ctx, `
 		SELECT (SELECT count(*) FROM matchmaking_queue WHERE event_id = $1),
