@@ -278,7 +278,7 @@ func (r *report) markdown() string {
 	head(0, "members | seed | fully matched | `starter enable` returned | batches | Σ steps | Temporal schedule-to-start | worker peak RSS | kernel, all pairs | COPY")
 	for _, run := range slices.Concat(r.runs, r.aiRuns) {
 		label, kernel, copyTime := thousands(run.spec.members), secs(run.lower.kernel.Seconds()), secs(run.lower.copyTime.Seconds())
-		if run.spec.aiBaseURL != "" {
+		if run.spec.withAI() {
 			label, kernel, copyTime = label+" with AI", "—", "—"
 		}
 		row(label, run.spec.seed, secs(run.wall.Seconds()), secs(run.enableReturned.Seconds()), run.batches, secs(run.stepsTotal()), secs(run.dispatch),

@@ -98,7 +98,7 @@ func goldenReport() *report {
 // seconds, and the backfill's calls.
 func goldenAIRun(row aiRow, seed int64, t [4]float64) runResult {
 	run := goldenRun(row.members, seed, t[0])
-	run.spec.ai, run.spec.aiBaseURL, run.lower = row, "http://127.0.0.1:4000", lowerBound{}
+	run.spec.ai, run.lower = row, lowerBound{}
 	run.ai99, run.ai100, run.backfillCalls, run.metricCalls = sec(t[1]), sec(t[2]), int64(t[3]), t[3]+7
 	run.stepSeconds["insights"] = 0.1 * float64(row.members) / 1000
 	return run

@@ -47,7 +47,7 @@ func TestAtLeastShare(t *testing.T) {
 // calls.
 func aiRun(row aiRow, seed int64, listed, ai99, ai100 float64, calls int64) runResult {
 	d := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
-	return runResult{spec: runSpec{members: row.members, seed: seed, run: int(seed), ai: row, aiBaseURL: "http://fake"},
+	return runResult{spec: runSpec{members: row.members, seed: seed, run: int(seed), ai: row},
 		wall: d(listed), ai99: d(ai99), ai100: d(ai100), backfillCalls: calls, metricCalls: float64(calls),
 		phase: phase{stepSeconds: map[string]float64{"commit": 0.1}}}
 }

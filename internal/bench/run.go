@@ -14,6 +14,7 @@ import (
 
 	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/demodata"
+	"github.com/eventmatch/matchmaker/internal/fakeopenai"
 	"github.com/eventmatch/matchmaker/internal/testenv"
 	"github.com/eventmatch/matchmaker/store"
 )
@@ -26,10 +27,9 @@ var steps = []string{"claim", "score", "insights", "commit", "release"}
 type runSpec struct {
 	members   int
 	seed      int64
-	run       int    // 1-based, for messages
-	newcomers int    // inserted one at a time once the event is matched
-	ai        aiRow  // the AI row; zero without AI
-	aiBaseURL string // the fake model's URL for an AI row; empty otherwise
+	run       int   // 1-based, for messages
+	newcomers int   // inserted one at a time once the event is matched
+	ai        aiRow // the AI row, against a fake model of the run's own; zero without AI
 	// workers > 1 runs that many worker processes; oneCore limits each to
 	// one core (GOMAXPROCS=1). Scale-out rows skip the lower bound.
 	workers int
@@ -38,7 +38,7 @@ type runSpec struct {
 
 func (s runSpec) String() string {
 	kind := ""
-	if s.aiBaseURL != "" {
+	if s.withAI() {
 		kind = fmt.Sprintf(" with AI (fake model at %s)", s.ai.latency)
 	}
 	if s.oneCore {
@@ -46,6 +46,8 @@ func (s runSpec) String() string {
 	}
 	return fmt.Sprintf("%d members%s, run %d (seed %d)", s.members, kind, s.run, s.seed)
 }
+
+func (s runSpec) withAI() bool { return s.ai.members > 0 }
 
 // runResult is what one run measured.
 type runResult struct {
@@ -122,12 +124,21 @@ func (b *bench) measureRun(ctx context.Context, spec runSpec) (runResult, error)
 	}
 
 	var extra []string
-	if spec.aiBaseURL != "" {
-		extra = []string{"OPENAI_API_KEY=bench-not-a-key", "OPENAI_BASE_URL=" + spec.aiBaseURL,
+	if spec.withAI() {
+		// The fake model answers after the row's latency; it keeps every
+		// request it received, and a run of 4,000 members sends about 9,000.
+		fake, err := fakeopenai.Listen("127.0.0.1:0", func(call int, req fakeopenai.Request) fakeopenai.Response {
+			return fakeopenai.Echo(call, req).After(spec.ai.latency)
+		})
+		if err != nil {
+			return res, fmt.Errorf("start the fake model server: %w", err)
+		}
+		defer fake.Close()
+		extra = []string{"OPENAI_API_KEY=bench-not-a-key", "OPENAI_BASE_URL=" + fake.URL(),
 			"AI_CONCURRENCY=" + strconv.Itoa(spec.ai.concurrency), "AI_REQUESTS_PER_MINUTE=" + strconv.Itoa(spec.ai.requestsPerMinute)}
 	}
 	env := b.runEnv(url, "bench-"+name, extra...)
-	if spec.aiBaseURL == "" && !spec.oneCore {
+	if !spec.withAI() && !spec.oneCore {
 		if res.lower, err = measureLowerBound(ctx, db, eventID, members, b.engine.TopN); err != nil {
 			return fail(err)
 		}
@@ -172,7 +183,7 @@ func (b *bench) measureRun(ctx context.Context, spec runSpec) (runResult, error)
 	if err != nil {
 		return fail(err)
 	}
-	reached, enableReturned, err := b.enableAndWait(ctx, db, env, eventID, spec.members, spec.aiBaseURL != "", worker)
+	reached, enableReturned, err := b.enableAndWait(ctx, db, env, eventID, spec.members, spec.withAI(), worker)
 	if err != nil {
 		return fail(err)
 	}
@@ -209,7 +220,7 @@ func (b *bench) measureRun(ctx context.Context, spec runSpec) (runResult, error)
 	}
 	progress(fmt.Sprintf("%s: fully matched (listed) in %.3f s (%s, %d match rows, worker peak RSS %.0f MB)",
 		spec, res.wall.Seconds(), plural(res.batches, "batch", "batches"), res.matchRows, float64(res.peakRSS)/1e6))
-	if spec.aiBaseURL != "" {
+	if spec.withAI() {
 		progress(fmt.Sprintf("%s: ≥ 99%% AI in %.3f s, 100%% AI in %.3f s (%d backfill calls, matchmaking_ai_calls_total +%.0f)",
 			spec, res.ai99.Seconds(), res.ai100.Seconds(), res.backfillCalls, res.metricCalls))
 	}
