@@ -125,10 +125,7 @@ func runCommand(ctx context.Context, env []string, dir, bin string, args ...stri
 
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 var workerReady = regexp.MustCompile(`msg="worker started".*metrics=(http://\S+)`)

@@ -46,9 +46,8 @@ type summary struct {
 	medianRun runResult // the run whose wall time is the (lower) median: its step shares are quoted
 	wall      float64   // AI runs: listed
 	rss       float64   // bytes
-	lower     float64   // kernel + COPY
-	kernel    float64
-	copyTime  float64
+	// The lower bound, kernel + COPY, and its two parts.
+	lower, kernel, copyTime float64
 	// AI runs only.
 	ai99, ai100 float64
 	calls       float64 // the backfill's model calls
@@ -299,12 +298,7 @@ func (r *report) markdown() string {
 
 type target struct{ target, measured, status string }
 
-func met(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "**not met**"
-}
+func met(ok bool) string { return onOff(ok, "met", "**not met**") }
 
 const notMeasured = "not measured"
 
@@ -399,10 +393,7 @@ func (r *report) engineSettings() string {
 	e := r.engine
 	settings := fmt.Sprintf("BATCH_SIZE=%d, TOP_N=%d, WAKE_DEBOUNCE=%s, MAX_RUNTIME_MS=%d", e.BatchSize, e.TopN, e.WakeDebounce, e.MaxRuntimeMS)
 	set := fromEnv("BATCH_SIZE", "TOP_N", "WAKE_DEBOUNCE", "MAX_RUNTIME_MS", "IDLE_POLL", "SAFETY_POLL", "LOG_LEVEL")
-	if len(set) == 0 {
-		return settings + " (the worker's defaults)"
-	}
-	return settings + " (from the environment: " + strings.Join(set, ", ") + ")"
+	return settings + onOff(len(set) == 0, " (the worker's defaults)", " (from the environment: "+strings.Join(set, ", ")+")")
 }
 
 // writeDoc puts generated between the markers of path, creating the file
@@ -528,12 +519,7 @@ func joinAnd(parts []string) string {
 	return strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
 }
 
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return thousands(n) + " " + many
-}
+func plural(n int, one, many string) string { return onOff(n == 1, "1 "+one, thousands(n)+" "+many) }
 
 func onOff(b bool, yes, no string) string {
 	if b {
