@@ -279,56 +279,50 @@ func (b *bench) enableAndWait(ctx context.Context, db *pgxpool.Pool, env []strin
 		after time.Duration
 		err   error
 	}
-	enabled := make(chan enableResult, 1)
+	starter := make(chan enableResult, 1) // nil once the starter has returned
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 
 	start := time.Now()
-	go func() {
+	go func(returned chan<- enableResult) {
 		_, err := runCommand(ctx, env, "", b.bin("starter"), "enable", eventCode)
-		enabled <- enableResult{time.Since(start), err}
-	}()
-	starterDone := false
-	for {
-		err := pollMilestones(ctx, db, eventID, members, withAI, start, &reached)
-		if err == nil && reached.done(withAI) {
-			break
-		}
-		if err != nil && ctx.Err() == nil {
-			return reached, 0, fmt.Errorf("poll the event: %w", err)
-		}
-		if worker.exited() {
-			return reached, 0, fmt.Errorf("the worker exited (%v) while the event was being matched:\n%s", worker.exitErr, worker.logTail(20))
+		returned <- enableResult{time.Since(start), err}
+	}(starter)
+	// Poll until every stage is reached; then, if the starter is still
+	// running, wait for it too.
+	for !reached.done(withAI) || starter != nil {
+		if !reached.done(withAI) {
+			err := pollMilestones(ctx, db, eventID, members, withAI, start, &reached)
+			if err == nil && reached.done(withAI) {
+				continue
+			}
+			if err != nil && ctx.Err() == nil {
+				return reached, 0, fmt.Errorf("poll the event: %w", err)
+			}
+			if worker.exited() {
+				return reached, 0, fmt.Errorf("the worker exited (%v) while the event was being matched:\n%s", worker.exitErr, worker.logTail(20))
+			}
 		}
 		select {
-		case r := <-enabled:
+		case r := <-starter:
 			if r.err != nil {
 				return reached, 0, r.err
 			}
-			starterDone, enableReturned = true, r.after
+			starter, enableReturned = nil, r.after
 		case <-tick.C:
 		case <-ctx.Done():
+			if reached.done(withAI) {
+				return reached, 0, errors.New("the event was matched but `starter enable` did not return")
+			}
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				what := "not fully matched"
 				if reached.listed > 0 {
 					what = fmt.Sprintf("listed in %.3f s, but not every match has an AI insight", reached.listed.Seconds())
 				}
-				where := progressOf(db, eventID, members, reached.listed > 0)
 				return reached, 0, fmt.Errorf("%s within %s (BENCH_TIMEOUT): %s\n  worker log:\n%s",
-					what, b.opts.RunTimeout, where, worker.logTail(15))
+					what, b.opts.RunTimeout, progressOf(db, eventID, members, reached.listed > 0), worker.logTail(15))
 			}
 			return reached, 0, ctx.Err()
-		}
-	}
-	if !starterDone {
-		select {
-		case r := <-enabled:
-			if r.err != nil {
-				return reached, 0, r.err
-			}
-			enableReturned = r.after
-		case <-ctx.Done():
-			return reached, 0, errors.New("the event was matched but `starter enable` did not return")
 		}
 	}
 	return reached, enableReturned, nil
