@@ -334,8 +334,13 @@ func (b *bench) enableAndWait(ctx context.Context, db *pgxpool.Pool, env []strin
 // far.
 func pollMilestones(ctx context.Context, db *pgxpool.Pool, eventID string, members int, withAI bool, start time.Time, m *milestones) error {
 	if m.listed == 0 {
-		done, err := fullyMatched(ctx, db, eventID, members)
-		if err != nil || !done {
+		// Listed: the queue is empty and every member has a list. The count
+		// runs only once the queue is empty, to keep the 20 ms poll cheap.
+		var listed bool
+		if err := db.QueryRow(ctx, `
+			SELECT CASE WHEN EXISTS (SELECT 1 FROM matchmaking_queue WHERE event_id = $1) THEN false
+			            ELSE (SELECT count(DISTINCT user_id) FROM matches WHERE event_id = $1) = $2 END`,
+			eventID, members).Scan(&listed); err != nil || !listed {
 			return err
 		}
 		m.listed = time.Since(start)
@@ -369,17 +374,6 @@ func aiShare(ctx context.Context, db *pgxpool.Pool, eventID string) (rows, ai in
 // means every row). No rows is no share.
 func atLeastShare(ai, rows, percent int) bool {
 	return rows > 0 && 100*ai >= percent*rows
-}
-
-// fullyMatched: the queue is empty and every member has a list. The count
-// runs only once the queue is empty, to keep the 20 ms poll cheap.
-func fullyMatched(ctx context.Context, db *pgxpool.Pool, eventID string, members int) (bool, error) {
-	var done bool
-	err := db.QueryRow(ctx, `
-		SELECT CASE WHEN EXISTS (SELECT 1 FROM matchmaking_queue WHERE event_id = $1) THEN false
-		            ELSE (SELECT count(DISTINCT user_id) FROM matches WHERE event_id = $1) = $2 END`,
-		eventID, members).Scan(&done)
-	return done, err
 }
 
 // progressOf describes how far an event got, for a timeout message: its
