@@ -138,6 +138,7 @@ func (r *report) markdown() string {
 		}
 		b.WriteString("\n")
 	}
+	// row writes a table row: each cell as fmt's %v.
 	row := func(cells ...any) {
 		for _, cell := range cells {
 			w("| %v ", cell)
