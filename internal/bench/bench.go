@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/eventmatch/matchmaker/config"
-	"github.com/eventmatch/matchmaker/internal/fakeopenai"
 	"github.com/eventmatch/matchmaker/internal/testenv"
 )
 
@@ -103,11 +102,13 @@ func run(ctx context.Context, opts options) error {
 
 	for _, n := range opts.AISizes {
 		row, _ := aiRowOf(n) // parseOptions accepted only sizes of rows
-		runs, err := b.measureAIRow(ctx, row)
-		if err != nil {
-			return err
+		for r := 1; r <= opts.Runs; r++ {
+			res, err := b.measureRun(ctx, runSpec{members: n, seed: int64(r), run: r, ai: row})
+			if err != nil {
+				return err
+			}
+			rep.aiRuns = append(rep.aiRuns, res)
 		}
-		rep.aiRuns = append(rep.aiRuns, runs...)
 	}
 
 	rep.elapsed = time.Since(began)
@@ -122,28 +123,6 @@ func run(ctx context.Context, opts options) error {
 	}
 	ok = true
 	return nil
-}
-
-// measureAIRow runs an AI row BENCH_RUNS times, each against a fake model
-// of its own that answers after the row's latency: the fake keeps every
-// request it received, and a run of 4,000 members sends about 9,000.
-func (b *bench) measureAIRow(ctx context.Context, row aiRow) ([]runResult, error) {
-	var runs []runResult
-	for r := 1; r <= b.opts.Runs; r++ {
-		fake, err := fakeopenai.Listen("127.0.0.1:0", func(call int, req fakeopenai.Request) fakeopenai.Response {
-			return fakeopenai.Echo(call, req).After(row.latency)
-		})
-		if err != nil {
-			return nil, fmt.Errorf("start the fake model server: %w", err)
-		}
-		res, err := b.measureRun(ctx, runSpec{members: row.members, seed: int64(r), run: r, ai: row, aiBaseURL: fake.URL()})
-		fake.Close()
-		if err != nil {
-			return nil, err
-		}
-		runs = append(runs, res)
-	}
-	return runs, nil
 }
 
 func newBench(ctx context.Context, opts options) (*bench, error) {

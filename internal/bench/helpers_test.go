@@ -119,7 +119,7 @@ func TestParseOptions(t *testing.T) {
 		t.Setenv(name, "")
 	}
 	o, err := parseOptions()
-	if err != nil || !slices.Equal(o.Sizes, sizesOf(defaultSizes)) || o.Runs != defaultRuns || o.AI != defaultAI || o.ScaleOut != defaultScaleOut {
+	if err != nil || !slices.Equal(o.Sizes, defaultSizes) || o.Runs != defaultRuns || o.AI != defaultAI || o.ScaleOut != defaultScaleOut {
 		t.Fatalf("defaults: %+v, %v", o, err)
 	}
 	t.Setenv("BENCH_SIZES", "2000,500,2000")

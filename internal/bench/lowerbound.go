@@ -71,8 +71,6 @@ func measureLowerBound(ctx context.Context, db *pgxpool.Pool, eventID string, me
 		return lb, fmt.Errorf("COPY into the scratch table: %w", err)
 	}
 	lb.rows = int(copied)
-	if _, err := db.Exec(ctx, `DROP TABLE bench_lower_bound`); err != nil {
-		return lb, err
-	}
-	return lb, nil
+	_, err = db.Exec(ctx, `DROP TABLE bench_lower_bound`)
+	return lb, err
 }

@@ -28,6 +28,8 @@ type machine struct {
 func (b *bench) describeMachine(ctx context.Context) (machine, error) {
 	m := machine{
 		cpu:       procField("/proc/cpuinfo", "model name"),
+		cores:     strconv.Itoa(runtime.NumCPU()),
+		memory:    "unknown",
 		goVersion: runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
 		date:      time.Now().UTC(),
 	}
@@ -38,13 +40,9 @@ func (b *bench) describeMachine(ctx context.Context) (machine, error) {
 	}
 	if out, err := runCommand(ctx, os.Environ(), "", "nproc"); err == nil {
 		m.cores = strings.TrimSpace(out)
-	} else {
-		m.cores = strconv.Itoa(runtime.NumCPU())
 	}
 	if kB, err := strconv.ParseFloat(strings.TrimSuffix(procField("/proc/meminfo", "MemTotal"), " kB"), 64); err == nil {
 		m.memory = fmt.Sprintf("%.1f GiB", kB/(1<<20))
-	} else {
-		m.memory = "unknown"
 	}
 	if out, err := runCommand(ctx, os.Environ(), "", b.opts.GoCmd, "env", "GOVERSION"); err == nil {
 		m.goVersion = strings.TrimSpace(out) + " " + runtime.GOOS + "/" + runtime.GOARCH

@@ -32,15 +32,18 @@ import (
 	"github.com/caarlos0/env/v10"
 )
 
-// defaultAI is whether the default run has the AI row; a variable, so that
-// comparing a run's setting with it reads as the comparison it is.
-var defaultAI = true
+var (
+	// defaultAI is whether the default run has the AI row; a variable, so
+	// that comparing a run's setting with it reads as the comparison it is.
+	defaultAI      = true
+	defaultSizes   = []int{500, 2000, 10000} // the default run's event sizes
+	defaultAISizes = []int{500, 4000}        // the default run's AI rows
+)
 
 // Defaults of the bench. The default run takes about a quarter of an hour
 // on a 2-core machine, a third of it the 4,000-member AI row, which issue
 // 13 wants in every `make bench`; docs/PERFORMANCE.md says what it covers.
 const (
-	defaultSizes     = "500,2000,10000"
 	defaultRuns      = 3
 	defaultNewcomers = 50
 	// defaultScaleOut is the event of the scale-out rows: one worker, then
@@ -69,9 +72,6 @@ var aiRows = []aiRow{
 	{members: 500, latency: 300 * time.Millisecond, concurrency: 32, requestsPerMinute: 6000},
 	{members: 4000, latency: 200 * time.Millisecond, concurrency: 32, requestsPerMinute: 20000},
 }
-
-// defaultAISizes are the AI rows of the default run.
-const defaultAISizes = "500,4000"
 
 // callsPerSecond is the most model calls per second the worker's limits
 // allow: AI_CONCURRENCY calls in flight, each taking the model's latency,
@@ -130,26 +130,22 @@ func main() {
 }
 
 func parseOptions() (options, error) {
-	o := options{Sizes: sizesOf(defaultSizes), Runs: defaultRuns, AI: defaultAI, AISizes: sizesOf(defaultAISizes), Newcomers: defaultNewcomers,
+	o := options{Sizes: defaultSizes, Runs: defaultRuns, AI: defaultAI, AISizes: defaultAISizes, Newcomers: defaultNewcomers,
 		ScaleOut: defaultScaleOut, RunTimeout: defaultTimeout, AdminURL: defaultAdminURL, Doc: defaultDoc,
 		BinDir: "bin", GoCmd: "go"}
 	if err := env.Parse(&o); err != nil {
 		return options{}, err
 	}
-	for _, n := range o.Sizes {
-		if n < minMembers {
-			return options{}, fmt.Errorf("BENCH_SIZES: %d is not a member count of at least %d", n, minMembers)
-		}
+	o.Sizes = slices.Compact(slices.Sorted(slices.Values(o.Sizes)))
+	if len(o.Sizes) > 0 && o.Sizes[0] < minMembers { // the smallest size
+		return options{}, fmt.Errorf("BENCH_SIZES: %d is not a member count of at least %d", o.Sizes[0], minMembers)
 	}
-	slices.Sort(o.Sizes)
-	o.Sizes = slices.Compact(o.Sizes)
 	for _, n := range o.AISizes {
 		if _, ok := aiRowOf(n); !ok {
 			return options{}, fmt.Errorf("BENCH_AI_SIZES: no AI row of %d members; the rows are %s", n, joinInts(aiRowSizes()))
 		}
 	}
-	slices.Sort(o.AISizes)
-	o.AISizes = slices.Compact(o.AISizes)
+	o.AISizes = slices.Compact(slices.Sorted(slices.Values(o.AISizes)))
 	if !o.AI {
 		o.AISizes = nil
 	}
@@ -178,16 +174,17 @@ func aiRowSizes() []int {
 // command is how this bench was invoked, for the report: the BENCH_*
 // variables set in the environment and `make bench` when make ran it.
 func command() string {
-	var parts []string
-	for _, name := range []string{"BENCH_SIZES", "BENCH_RUNS", "BENCH_AI", "BENCH_AI_SIZES", "BENCH_NEWCOMERS", "BENCH_SCALEOUT", "BENCH_TIMEOUT", "BENCH_DATABASE_URL"} {
+	parts := fromEnv("BENCH_SIZES", "BENCH_RUNS", "BENCH_AI", "BENCH_AI_SIZES", "BENCH_NEWCOMERS", "BENCH_SCALEOUT", "BENCH_TIMEOUT", "BENCH_DATABASE_URL")
+	return strings.Join(append(parts, onOff(os.Getenv("MAKELEVEL") != "", "make bench", "go run ./internal/bench")), " ")
+}
+
+// fromEnv is NAME=value for each of names set in the environment.
+func fromEnv(names ...string) []string {
+	var set []string
+	for _, name := range names {
 		if v := os.Getenv(name); v != "" {
-			parts = append(parts, name+"="+v)
+			set = append(set, name+"="+v)
 		}
 	}
-	if os.Getenv("MAKELEVEL") != "" {
-		parts = append(parts, "make bench")
-	} else {
-		parts = append(parts, "go run ./internal/bench")
-	}
-	return strings.Join(parts, " ")
+	return set
 }

@@ -105,11 +105,7 @@ func (p *process) logTail(lines int) string {
 	if err != nil {
 		return "    (no log: " + err.Error() + ")"
 	}
-	all := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return "    " + strings.Join(all, "\n    ") + "\n    (full log: " + p.logPath + ")"
+	return "    " + strings.ReplaceAll(lastLines(string(data), lines), "\n", "\n    ") + "\n    (full log: " + p.logPath + ")"
 }
 
 // runCommand runs a short-lived command (starter, go) and returns its
@@ -129,10 +125,7 @@ func runCommand(ctx context.Context, env []string, dir, bin string, args ...stri
 
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 var workerReady = regexp.MustCompile(`msg="worker started".*metrics=(http://\S+)`)

@@ -53,13 +53,7 @@ func parseMetrics(text []byte) (metrics, error) {
 
 // sum adds a metric over its series: counter and gauge values, and the
 // sums of a histogram's observations.
-func (m metrics) sum(name string) float64 {
-	total := 0.0
-	for _, v := range m.byLabel(name, "") {
-		total += v
-	}
-	return total
-}
+func (m metrics) sum(name string) float64 { return m.byLabel(name, "")[""] }
 
 // byLabel is sum per value of one label.
 func (m metrics) byLabel(name, label string) map[string]float64 {

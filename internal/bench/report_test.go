@@ -47,7 +47,7 @@ func TestAtLeastShare(t *testing.T) {
 // calls.
 func aiRun(row aiRow, seed int64, listed, ai99, ai100 float64, calls int64) runResult {
 	d := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
-	return runResult{spec: runSpec{members: row.members, seed: seed, run: int(seed), ai: row, aiBaseURL: "http://fake"},
+	return runResult{spec: runSpec{members: row.members, seed: seed, run: int(seed), ai: row},
 		wall: d(listed), ai99: d(ai99), ai100: d(ai100), backfillCalls: calls, metricCalls: float64(calls),
 		phase: phase{stepSeconds: map[string]float64{"commit": 0.1}}}
 }
@@ -64,12 +64,12 @@ func TestAIReportRowsAndTargets(t *testing.T) {
 		aiRun(big, 1, 8, 301, 320, 9000),
 	}}
 
-	sums := summarizeAI(r.aiRuns)
+	sums := summarize(r.aiRuns)
 	if len(sums) != 2 || sums[0].row != small || sums[1].row != big || len(sums[0].runs) != 3 {
 		t.Fatalf("summarized into %+v", sums)
 	}
 	s := sums[0]
-	if s.listed != 0.6 || s.ai99 != 11.5 || s.ai100 != 12 || s.calls != 1125 || s.floor != 11.25 || math.Abs(s.ratio-12/11.25) > 1e-9 {
+	if s.wall != 0.6 || s.ai99 != 11.5 || s.ai100 != 12 || s.calls != 1125 || s.floor != 11.25 || math.Abs(s.ratio-12/11.25) > 1e-9 {
 		t.Errorf("500-member medians %+v", s)
 	}
 

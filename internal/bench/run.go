@@ -14,6 +14,7 @@ import (
 
 	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/demodata"
+	"github.com/eventmatch/matchmaker/internal/fakeopenai"
 	"github.com/eventmatch/matchmaker/internal/testenv"
 	"github.com/eventmatch/matchmaker/store"
 )
@@ -26,10 +27,9 @@ var steps = []string{"claim", "score", "insights", "commit", "release"}
 type runSpec struct {
 	members   int
 	seed      int64
-	run       int    // 1-based, for messages
-	newcomers int    // inserted one at a time once the event is matched
-	ai        aiRow  // the AI row; zero without AI
-	aiBaseURL string // the fake model's URL for an AI row; empty otherwise
+	run       int   // 1-based, for messages
+	newcomers int   // inserted one at a time once the event is matched
+	ai        aiRow // the AI row, against a fake model of the run's own; zero without AI
 	// workers > 1 runs that many worker processes; oneCore limits each to
 	// one core (GOMAXPROCS=1). Scale-out rows skip the lower bound.
 	workers int
@@ -38,7 +38,7 @@ type runSpec struct {
 
 func (s runSpec) String() string {
 	kind := ""
-	if s.aiBaseURL != "" {
+	if s.withAI() {
 		kind = fmt.Sprintf(" with AI (fake model at %s)", s.ai.latency)
 	}
 	if s.oneCore {
@@ -46,6 +46,8 @@ func (s runSpec) String() string {
 	}
 	return fmt.Sprintf("%d members%s, run %d (seed %d)", s.members, kind, s.run, s.seed)
 }
+
+func (s runSpec) withAI() bool { return s.ai.members > 0 }
 
 // runResult is what one run measured.
 type runResult struct {
@@ -74,13 +76,12 @@ type phase struct {
 	peakRSS     int64              // the worker's VmHWM in bytes at the end
 }
 
-func (p phase) stepsTotal() float64 { return sumSteps(p.stepSeconds) }
-
-// sumSteps adds every step label the worker reported, including any added
-// after the bench was written, so that the rest stays "outside the steps".
-func sumSteps(bySteps map[string]float64) float64 {
+// stepsTotal adds every step label the worker reported, including any
+// added after the bench was written, so that the rest stays "outside the
+// steps".
+func (p phase) stepsTotal() float64 {
 	total := 0.0
-	for _, v := range bySteps {
+	for _, v := range p.stepSeconds {
 		total += v
 	}
 	return total
@@ -123,12 +124,21 @@ func (b *bench) measureRun(ctx context.Context, spec runSpec) (runResult, error)
 	}
 
 	var extra []string
-	if spec.aiBaseURL != "" {
-		extra = []string{"OPENAI_API_KEY=bench-not-a-key", "OPENAI_BASE_URL=" + spec.aiBaseURL,
+	if spec.withAI() {
+		// The fake model answers after the row's latency; it keeps every
+		// request it received, and a run of 4,000 members sends about 9,000.
+		fake, err := fakeopenai.Listen("127.0.0.1:0", func(call int, req fakeopenai.Request) fakeopenai.Response {
+			return fakeopenai.Echo(call, req).After(spec.ai.latency)
+		})
+		if err != nil {
+			return res, fmt.Errorf("start the fake model server: %w", err)
+		}
+		defer fake.Close()
+		extra = []string{"OPENAI_API_KEY=bench-not-a-key", "OPENAI_BASE_URL=" + fake.URL(),
 			"AI_CONCURRENCY=" + strconv.Itoa(spec.ai.concurrency), "AI_REQUESTS_PER_MINUTE=" + strconv.Itoa(spec.ai.requestsPerMinute)}
 	}
 	env := b.runEnv(url, "bench-"+name, extra...)
-	if spec.aiBaseURL == "" && !spec.oneCore {
+	if !spec.withAI() && !spec.oneCore {
 		if res.lower, err = measureLowerBound(ctx, db, eventID, members, b.engine.TopN); err != nil {
 			return fail(err)
 		}
@@ -173,7 +183,7 @@ func (b *bench) measureRun(ctx context.Context, spec runSpec) (runResult, error)
 	if err != nil {
 		return fail(err)
 	}
-	reached, enableReturned, err := b.enableAndWait(ctx, db, env, eventID, spec.members, spec.aiBaseURL != "", worker)
+	reached, enableReturned, err := b.enableAndWait(ctx, db, env, eventID, spec.members, spec.withAI(), worker)
 	if err != nil {
 		return fail(err)
 	}
@@ -210,7 +220,7 @@ func (b *bench) measureRun(ctx context.Context, spec runSpec) (runResult, error)
 	}
 	progress(fmt.Sprintf("%s: fully matched (listed) in %.3f s (%s, %d match rows, worker peak RSS %.0f MB)",
 		spec, res.wall.Seconds(), plural(res.batches, "batch", "batches"), res.matchRows, float64(res.peakRSS)/1e6))
-	if spec.aiBaseURL != "" {
+	if spec.withAI() {
 		progress(fmt.Sprintf("%s: ≥ 99%% AI in %.3f s, 100%% AI in %.3f s (%d backfill calls, matchmaking_ai_calls_total +%.0f)",
 			spec, res.ai99.Seconds(), res.ai100.Seconds(), res.backfillCalls, res.metricCalls))
 	}
@@ -269,56 +279,50 @@ func (b *bench) enableAndWait(ctx context.Context, db *pgxpool.Pool, env []strin
 		after time.Duration
 		err   error
 	}
-	enabled := make(chan enableResult, 1)
+	starter := make(chan enableResult, 1) // nil once the starter has returned
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 
 	start := time.Now()
-	go func() {
+	go func(returned chan<- enableResult) {
 		_, err := runCommand(ctx, env, "", b.bin("starter"), "enable", eventCode)
-		enabled <- enableResult{time.Since(start), err}
-	}()
-	starterDone := false
-	for {
-		err := pollMilestones(ctx, db, eventID, members, withAI, start, &reached)
-		if err == nil && reached.done(withAI) {
-			break
-		}
-		if err != nil && ctx.Err() == nil {
-			return reached, 0, fmt.Errorf("poll the event: %w", err)
-		}
-		if worker.exited() {
-			return reached, 0, fmt.Errorf("the worker exited (%v) while the event was being matched:\n%s", worker.exitErr, worker.logTail(20))
+		returned <- enableResult{time.Since(start), err}
+	}(starter)
+	// Poll until every stage is reached; then, if the starter is still
+	// running, wait for it too.
+	for !reached.done(withAI) || starter != nil {
+		if !reached.done(withAI) {
+			err := pollMilestones(ctx, db, eventID, members, withAI, start, &reached)
+			if err == nil && reached.done(withAI) {
+				continue
+			}
+			if err != nil && ctx.Err() == nil {
+				return reached, 0, fmt.Errorf("poll the event: %w", err)
+			}
+			if worker.exited() {
+				return reached, 0, fmt.Errorf("the worker exited (%v) while the event was being matched:\n%s", worker.exitErr, worker.logTail(20))
+			}
 		}
 		select {
-		case r := <-enabled:
+		case r := <-starter:
 			if r.err != nil {
 				return reached, 0, r.err
 			}
-			starterDone, enableReturned = true, r.after
+			starter, enableReturned = nil, r.after
 		case <-tick.C:
 		case <-ctx.Done():
+			if reached.done(withAI) {
+				return reached, 0, errors.New("the event was matched but `starter enable` did not return")
+			}
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				what, where := "not fully matched", progressOf(db, eventID, members)
+				what := "not fully matched"
 				if reached.listed > 0 {
 					what = fmt.Sprintf("listed in %.3f s, but not every match has an AI insight", reached.listed.Seconds())
-					where = aiProgressOf(db, eventID)
 				}
 				return reached, 0, fmt.Errorf("%s within %s (BENCH_TIMEOUT): %s\n  worker log:\n%s",
-					what, b.opts.RunTimeout, where, worker.logTail(15))
+					what, b.opts.RunTimeout, progressOf(db, eventID, members, reached.listed > 0), worker.logTail(15))
 			}
 			return reached, 0, ctx.Err()
-		}
-	}
-	if !starterDone {
-		select {
-		case r := <-enabled:
-			if r.err != nil {
-				return reached, 0, r.err
-			}
-			enableReturned = r.after
-		case <-ctx.Done():
-			return reached, 0, errors.New("the event was matched but `starter enable` did not return")
 		}
 	}
 	return reached, enableReturned, nil
@@ -330,8 +334,13 @@ func (b *bench) enableAndWait(ctx context.Context, db *pgxpool.Pool, env []strin
 // far.
 func pollMilestones(ctx context.Context, db *pgxpool.Pool, eventID string, members int, withAI bool, start time.Time, m *milestones) error {
 	if m.listed == 0 {
-		done, err := fullyMatched(ctx, db, eventID, members)
-		if err != nil || !done {
+		// Listed: the queue is empty and every member has a list. The count
+		// runs only once the queue is empty, to keep the 20 ms poll cheap.
+		var listed bool
+		if err := db.QueryRow(ctx, `
+			SELECT CASE WHEN EXISTS (SELECT 1 FROM matchmaking_queue WHERE event_id = $1) THEN false
+			            ELSE (SELECT count(DISTINCT user_id) FROM matches WHERE event_id = $1) = $2 END`,
+			eventID, members).Scan(&listed); err != nil || !listed {
 			return err
 		}
 		m.listed = time.Since(start)
@@ -367,38 +376,22 @@ func atLeastShare(ai, rows, percent int) bool {
 	return rows > 0 && 100*ai >= percent*rows
 }
 
-// aiProgressOf describes how far an event's AI backfill got, for a timeout
-// message.
-func aiProgressOf(db *pgxpool.Pool, eventID string) string {
+// progressOf describes how far an event got, for a timeout message: its
+// members matched or, once it is listed, its AI backfill.
+func progressOf(db *pgxpool.Pool, eventID string, members int, listed bool) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	rows, ai, err := aiShare(ctx, db, eventID)
-	if err != nil {
-		return "AI progress unknown: " + err.Error()
+	if listed {
+		rows, ai, err := aiShare(ctx, db, eventID)
+		var calls int64
+		if err == nil {
+			err = db.QueryRow(ctx, `SELECT coalesce((SELECT calls FROM matchmaking_ai_backfill WHERE event_id = $1), 0)`, eventID).Scan(&calls)
+		}
+		if err != nil {
+			return "AI progress unknown: " + err.Error()
+		}
+		return fmt.Sprintf("%d of %d matches with an AI insight, %d backfill model calls so far", ai, rows, calls)
 	}
-	var calls int64
-	if err := db.QueryRow(ctx, `SELECT coalesce((SELECT calls FROM matchmaking_ai_backfill WHERE event_id = $1), 0)`,
-		eventID).Scan(&calls); err != nil {
-		return "AI progress unknown: " + err.Error()
-	}
-	return fmt.Sprintf("%d of %d matches with an AI insight, %d backfill model calls so far", ai, rows, calls)
-}
-
-// fullyMatched: the queue is empty and every member has a list. The count
-// runs only once the queue is empty, to keep the 20 ms poll cheap.
-func fullyMatched(ctx context.Context, db *pgxpool.Pool, eventID string, members int) (bool, error) {
-	var done bool
-	err := db.QueryRow(ctx, `
-		SELECT CASE WHEN EXISTS (SELECT 1 FROM matchmaking_queue WHERE event_id = $1) THEN false
-		            ELSE (SELECT count(DISTINCT user_id) FROM matches WHERE event_id = $1) = $2 END`,
-		eventID, members).Scan(&done)
-	return done, err
-}
-
-// progressOf describes how far an event got, for a timeout message.
-func progressOf(db *pgxpool.Pool, eventID string, members int) string {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	var queued, matched int
 	if err := db.QueryRow(ctx, `
 		SELECT (SELECT count(*) FROM matchmaking_queue WHERE event_id = $1),
