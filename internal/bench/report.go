@@ -274,15 +274,17 @@ func (r *report) markdown() string {
 
 	w("\n### Every run\n\n")
 	w("Σ steps is the time inside the batch steps; Temporal schedule-to-start is how long the worker's workflow and activity tasks waited to be picked up " +
-		"(the SDK's `temporal_*_schedule_to_start_latency_seconds`), summed — part of \"Temporal round trips and waits\".\n\n")
-	head(0, "members | seed | fully matched | `starter enable` returned | batches | Σ steps | Temporal schedule-to-start | worker peak RSS | kernel, all pairs | COPY")
+		"(the SDK's `temporal_*_schedule_to_start_latency_seconds`), summed — part of \"Temporal round trips and waits\"; " +
+		"pairs scored ÷ all pairs is the worker's `matchmaking_pairs_scored_total` during the run ÷ N·(N−1)/2 " +
+		"(1 when the full match scored each pair once).\n\n")
+	head(0, "members | seed | fully matched | `starter enable` returned | batches | Σ steps | Temporal schedule-to-start | worker peak RSS | pairs scored ÷ all pairs | kernel, all pairs | COPY")
 	for _, run := range slices.Concat(r.runs, r.aiRuns) {
 		label, kernel, copyTime := thousands(run.spec.members), secs(run.lower.kernel.Seconds()), secs(run.lower.copyTime.Seconds())
 		if run.spec.withAI() {
 			label, kernel, copyTime = label+" with AI", "—", "—"
 		}
 		row(label, run.spec.seed, secs(run.wall.Seconds()), secs(run.enableReturned.Seconds()), run.batches, secs(run.stepsTotal()), secs(run.dispatch),
-			megabytes(float64(run.peakRSS)), kernel, copyTime)
+			megabytes(float64(run.peakRSS)), run.scoredShare(), kernel, copyTime)
 	}
 	if len(r.aiRuns) > 0 {
 		w("\nThe AI runs (their rows above stop at listed, but their schedule-to-start and peak RSS run to 100%% AI): model calls from the " +

@@ -32,7 +32,8 @@ func goldenRun(members int, seed int64, wall float64) runResult {
 			dispatch:    0.0031 * n * f,
 			peakRSS:     int64(48e6 + 7.5e6*n*f),
 		},
-		matchRows: members * 3,
+		matchRows:   members * 3,
+		pairsScored: float64(members) * float64(members-1) / 2 * (1 + 0.05*f),
 		lower: lowerBound{
 			pairs:    int64(members) * int64(members-1) / 2,
 			kernel:   sec(0.024 * n * n * f),

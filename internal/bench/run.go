@@ -63,6 +63,9 @@ type runResult struct {
 	ai99, ai100   time.Duration // enable launched → ≥ 99%, then all, of the event's matches with an AI insight
 	backfillCalls int64         // the event's matchmaking_ai_backfill.calls: the backfill's model calls
 	metricCalls   float64       // the worker's matchmaking_ai_calls_total during the run (batches and backfill)
+	// pairsScored is the worker's matchmaking_pairs_scored_total during
+	// the run: the pair scores computed to choose the lists.
+	pairsScored float64
 
 	newcomers []time.Duration // the insert's commit → the newcomer's matches persisted, each
 	newcomer  phase           // the newcomers, all of them
@@ -210,6 +213,7 @@ func (b *bench) measureRun(ctx context.Context, spec runSpec) (runResult, error)
 	}
 	res.phase = matched
 	res.metricCalls = after.sum("matchmaking_ai_calls_total") - before.sum("matchmaking_ai_calls_total")
+	res.pairsScored = after.sum("matchmaking_pairs_scored_total") - before.sum("matchmaking_pairs_scored_total")
 	// Calls are recorded in the same transaction as the answers they
 	// bought, so at 100% AI the count is final.
 	if err := db.QueryRow(ctx, `
@@ -450,4 +454,14 @@ func waitUntil(ctx context.Context, worker *process, timeout time.Duration, quer
 		case <-time.After(newcomerPoll):
 		}
 	}
+}
+
+// scoredShare is pairs scored ÷ all pairs of the run's event, as the
+// report prints it: how many times over the full match scored the event
+// (about 1 when every pair is scored once).
+func (r runResult) scoredShare() string {
+	if r.pairsScored == 0 || r.lower.pairs == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f×", r.pairsScored/float64(r.lower.pairs))
 }
