@@ -280,11 +280,12 @@ func (r *report) markdown() string {
 	head(0, "members | seed | fully matched | `starter enable` returned | batches | Σ steps | Temporal schedule-to-start | worker peak RSS | pairs scored ÷ all pairs | kernel, all pairs | COPY")
 	for _, run := range slices.Concat(r.runs, r.aiRuns) {
 		label, kernel, copyTime := thousands(run.spec.members), secs(run.lower.kernel.Seconds()), secs(run.lower.copyTime.Seconds())
+		scored := onOff(run.pairsScored > 0 && run.lower.pairs > 0, fmt.Sprintf("%.2f×", run.pairsScored/float64(max(run.lower.pairs, 1))), "—")
 		if run.spec.withAI() {
 			label, kernel, copyTime = label+" with AI", "—", "—"
 		}
 		row(label, run.spec.seed, secs(run.wall.Seconds()), secs(run.enableReturned.Seconds()), run.batches, secs(run.stepsTotal()), secs(run.dispatch),
-			megabytes(float64(run.peakRSS)), run.scoredShare(), kernel, copyTime)
+			megabytes(float64(run.peakRSS)), scored, kernel, copyTime)
 	}
 	if len(r.aiRuns) > 0 {
 		w("\nThe AI runs (their rows above stop at listed, but their schedule-to-start and peak RSS run to 100%% AI): model calls from the " +

@@ -63,9 +63,7 @@ type runResult struct {
 	ai99, ai100   time.Duration // enable launched → ≥ 99%, then all, of the event's matches with an AI insight
 	backfillCalls int64         // the event's matchmaking_ai_backfill.calls: the backfill's model calls
 	metricCalls   float64       // the worker's matchmaking_ai_calls_total during the run (batches and backfill)
-	// pairsScored is the worker's matchmaking_pairs_scored_total during
-	// the run: the pair scores computed to choose the lists.
-	pairsScored float64
+	pairsScored   float64       // the worker's matchmaking_pairs_scored_total during the run
 
 	newcomers []time.Duration // the insert's commit → the newcomer's matches persisted, each
 	newcomer  phase           // the newcomers, all of them
@@ -454,14 +452,4 @@ func waitUntil(ctx context.Context, worker *process, timeout time.Duration, quer
 		case <-time.After(newcomerPoll):
 		}
 	}
-}
-
-// scoredShare is pairs scored ÷ all pairs of the run's event, as the
-// report prints it: how many times over the full match scored the event
-// (about 1 when every pair is scored once).
-func (r runResult) scoredShare() string {
-	if r.pairsScored == 0 || r.lower.pairs == 0 {
-		return "—"
-	}
-	return fmt.Sprintf("%.2f×", r.pairsScored/float64(r.lower.pairs))
 }
