@@ -150,10 +150,11 @@ func (p *Pool) Assign(ctx context.Context, prev *CapState, n, maxAppearances int
 
 // keptRankings are c's rankings as the next repair starts from them,
 // each viewer's cursor where this run left it. Everything above a cursor
-// was proposed to and is held or turned the viewer away for better ones;
-// such a pair blocks again only through a change the repair offers again
-// (offerAgain on every changed, freed or dropped member), so a viewer
-// woken by the repair proposes on from its cursor rather than from the top.
+// was proposed to and is held, or was let go, or turned the viewer away
+// for better ones; such a pair blocks again only when its candidate gains
+// room (offerAgain on every changed, freed or dropped member) or its
+// viewer loses an entry (catchUp, in capper.lost), so a viewer woken by
+// the repair proposes on from its cursor rather than from the top.
 func (c *capper) keptRankings() []ranking {
 	return c.rankings
 }
