@@ -486,7 +486,7 @@ func (c *capper) scanBelow(v int, bound reserveBound, below bool, depth int) ran
 	wg.Wait()
 	var merged []Entry
 	if keep > insertionKeepLimit {
-		merged = p.sortBetter(v, slices.Concat(found...))
+		merged = p.bestBetter(v, slices.Concat(found...), keep)
 	} else {
 		merged = found[0]
 		for _, more := range found[1:] {
@@ -502,30 +502,105 @@ func (c *capper) scanBelow(v int, bound reserveBound, below bool, depth int) ran
 // entry's tie key once rather than in every comparison: scores tie often
 // (few tags make few distinct scores), and a tie key costs two hashes.
 func (p *Pool) sortBetter(v int, entries []Entry) []Entry {
-	type keyed struct {
-		score float32
-		rank  int32 // the UserID's rank, the last tie-break
-		tie   uint64
-		other int
+	keys := p.betterKeys(v, entries)
+	slices.SortFunc(keys, compareBetter)
+	return writeBack(entries, keys)
+}
+
+// bestBetter is the first keep of sortBetter(v, entries): selected, then
+// only they are sorted. A deep scan keeps a few thousand of an event's
+// candidates, and sorting all of them (up to 50,000 at 50,000 members)
+// was most of the single-threaded part of a capped full match at that
+// size.
+func (p *Pool) bestBetter(v int, entries []Entry, keep int) []Entry {
+	if len(entries) <= keep {
+		return p.sortBetter(v, entries)
 	}
-	keys := make([]keyed, len(entries))
+	keys := p.betterKeys(v, entries)
+	selectFirst(keys, keep, compareBetter)
+	keys = keys[:keep]
+	slices.SortFunc(keys, compareBetter)
+	return writeBack(entries[:keep], keys)
+}
+
+// betterKey is an entry with what Better compares, computed once.
+type betterKey struct {
+	score float32
+	rank  int32 // the UserID's rank, the last tie-break
+	tie   uint64
+	other int
+}
+
+func (p *Pool) betterKeys(v int, entries []Entry) []betterKey {
+	keys := make([]betterKey, len(entries))
 	for k, e := range entries {
-		keys[k] = keyed{score: e.Score, rank: p.userIDRank[e.Other], tie: tieKey(p.idHash[v], p.idHash[e.Other]), other: e.Other}
+		keys[k] = betterKey{score: e.Score, rank: p.userIDRank[e.Other], tie: tieKey(p.idHash[v], p.idHash[e.Other]), other: e.Other}
 	}
-	slices.SortFunc(keys, func(a, b keyed) int {
-		switch {
-		case a.score != b.score:
-			return cmp.Compare(b.score, a.score)
-		case a.tie != b.tie:
-			return cmp.Compare(a.tie, b.tie)
-		default:
-			return cmp.Compare(a.rank, b.rank)
-		}
-	})
+	return keys
+}
+
+// compareBetter orders keys as Better orders entries: better first.
+func compareBetter(a, b betterKey) int {
+	switch {
+	case a.score != b.score:
+		return cmp.Compare(b.score, a.score)
+	case a.tie != b.tie:
+		return cmp.Compare(a.tie, b.tie)
+	default:
+		return cmp.Compare(a.rank, b.rank)
+	}
+}
+
+func writeBack(entries []Entry, keys []betterKey) []Entry {
 	for k, key := range keys {
 		entries[k] = Entry{Other: key.other, Score: key.score}
 	}
 	return entries
+}
+
+// selectFirst reorders xs so that its first k are the k first in order
+// compare (a strict order: no two distinct elements compare equal), in no
+// particular order among themselves: Hoare's quickselect, with the median
+// of three as the pivot, in linear expected time.
+func selectFirst[T any](xs []T, k int, compare func(a, b T) int) {
+	lo, hi := 0, len(xs)-1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if compare(xs[mid], xs[lo]) < 0 {
+			xs[mid], xs[lo] = xs[lo], xs[mid]
+		}
+		if compare(xs[hi], xs[lo]) < 0 {
+			xs[hi], xs[lo] = xs[lo], xs[hi]
+		}
+		if compare(xs[hi], xs[mid]) < 0 {
+			xs[hi], xs[mid] = xs[mid], xs[hi]
+		}
+		pivot := xs[mid]
+		i, j := lo, hi
+		for i <= j {
+			for compare(xs[i], pivot) < 0 {
+				i++
+			}
+			for compare(pivot, xs[j]) < 0 {
+				j--
+			}
+			if i <= j {
+				xs[i], xs[j] = xs[j], xs[i]
+				i++
+				j--
+			}
+		}
+		// xs[lo..j] come before the pivot or are it, xs[i..hi] after it or
+		// it, and what lies between is the pivot.
+		switch {
+		case k-1 <= j:
+			hi = j
+		case k-1 >= i:
+			lo = i
+		default:
+			return
+		}
+	}
 }
 
 // insertionKeepLimit is the deepest scan that keeps its best candidates
