@@ -77,7 +77,8 @@ type Activities struct {
 	// backfill pauses with it; nil reports never.
 	EventPaused func(ctx context.Context, eventID string) (bool, error)
 
-	events eventCache
+	events      eventCache
+	assignments assignments
 }
 
 // ClaimInput names a batch to claim.

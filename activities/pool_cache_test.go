@@ -28,7 +28,7 @@ func TestCachedViewRescoresEveryListWhenTermWeightsChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := planBatch(context.Background(), view, userIDs(members), 3, 0, nil)
+	plan, err := planBatch(context.Background(), view, userIDs(members), 3, 0, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

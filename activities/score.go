@@ -37,11 +37,20 @@ func (a *Activities) ScoreBatch(ctx context.Context, in BatchRef) (ScoreResult, 
 			return ScoreResult{}, fmt.Errorf("score batch %s: %w", in.Token, err)
 		}
 	}
-	plan, err := planBatch(ctx, view.view, view.claimed, a.TopN, a.MaxAppearances, offers)
+	var capped *cappedResult
+	if a.MaxAppearances > 0 {
+		// Detached from this attempt: see assign.go.
+		result, err := a.assignments.assign(ctx, in.EventID, view.view, a.TopN, a.MaxAppearances, &a.events)
+		if err != nil {
+			return ScoreResult{}, fmt.Errorf("score batch %s: capped assignment: %w", in.Token, err)
+		}
+		capped = &result
+	}
+	plan, err := planBatch(ctx, view.view, view.claimed, a.TopN, a.MaxAppearances, offers, capped)
 	if errors.Is(err, errForeignOffers) {
 		a.log(ctx).Warn("shards do not fit this worker's copy of the event; scoring the batch here", "batch", in.Token, "error", err)
 		offers = nil
-		plan, err = planBatch(ctx, view.view, view.claimed, a.TopN, a.MaxAppearances, nil)
+		plan, err = planBatch(ctx, view.view, view.claimed, a.TopN, a.MaxAppearances, nil, capped)
 	}
 	if err != nil {
 		// The attempt ran out of time or was cancelled: stop scoring now
@@ -62,11 +71,6 @@ func (a *Activities) ScoreBatch(ctx context.Context, in BatchRef) (ScoreResult, 
 		// version of the event; matching uses one only while the stored
 		// list is the one it extends.
 		a.events.put(in.EventID, view.view.withReserves(plan.reserves))
-	}
-	if plan.capped != nil {
-		// The assignment is a function of the pool alone, so it holds
-		// whether or not the commit lands.
-		a.events.put(in.EventID, view.view.withCapped(plan.capped))
 	}
 	res := ScoreResult{
 		Members:      plan.pool.Len(),
@@ -222,8 +226,9 @@ func (a *Activities) shardOffers(ctx context.Context, in BatchRef, view *eventVi
 
 // planBatch applies the incremental update to a copy of the view's lists,
 // merging the shards' offers when there are any; with maxAppearances above
-// 0 it plans the capped assignment instead (planCapped).
-func planBatch(ctx context.Context, view *eventView, claimedUsers []string, topN, maxAppearances int, offers []*matching.Offers) (*batchPlan, error) {
+// 0 it plans the capped assignment instead (planCapped), given as capped
+// when it was computed already.
+func planBatch(ctx context.Context, view *eventView, claimedUsers []string, topN, maxAppearances int, offers []*matching.Offers, capped *cappedResult) (*batchPlan, error) {
 	p := &batchPlan{pool: view.pool, lists: slices.Clone(view.lists)}
 	for owner := range view.orphans {
 		p.orphanViewers = append(p.orphanViewers, owner)
@@ -231,7 +236,7 @@ func planBatch(ctx context.Context, view *eventView, claimedUsers []string, topN
 	slices.Sort(p.orphanViewers)
 	p.claim(claimedUsers)
 	if maxAppearances > 0 {
-		return p.planCapped(ctx, view, topN, maxAppearances)
+		return p.planCapped(ctx, view, topN, maxAppearances, capped)
 	}
 	var err error
 	if offers != nil {
@@ -255,21 +260,25 @@ func planBatch(ctx context.Context, view *eventView, claimedUsers []string, topN
 	return p, nil
 }
 
-// planCapped makes p the event's capped assignment: repaired from the one
-// this worker computed before (every member set since taken as changed),
-// or from scratch after a whole read. The lists it rewrites are those that
-// differ from the stored ones, the claimed members' own, and those naming
-// a claimed member (their rows show that member's profile).
-func (p *batchPlan) planCapped(ctx context.Context, view *eventView, topN, maxAppearances int) (*batchPlan, error) {
-	state, repaired, stats, err := p.pool.Assign(ctx, view.capped, topN, maxAppearances)
-	if err != nil {
-		return nil, err
+// planCapped makes p the event's capped assignment: capped, or else
+// computed here, repaired from the one this worker computed before (every
+// member set since taken as changed), or from scratch after a whole read.
+// The lists it rewrites are those that differ from the stored ones, the
+// claimed members' own, and those naming a claimed member (their rows show
+// that member's profile).
+func (p *batchPlan) planCapped(ctx context.Context, view *eventView, topN, maxAppearances int, capped *cappedResult) (*batchPlan, error) {
+	if capped == nil {
+		state, repaired, stats, err := p.pool.Assign(ctx, view.capped, topN, maxAppearances)
+		if err != nil {
+			return nil, err
+		}
+		capped = &cappedResult{state: state, repaired: repaired, stats: stats}
 	}
-	p.capped, p.lists = state, state.Lists()
-	if !repaired {
+	p.capped, p.lists = capped.state, capped.state.Lists()
+	if !capped.repaired {
 		p.rescored = p.pool.Len()
 	} else {
-		p.rescored = stats.Scans
+		p.rescored = capped.stats.Scans
 	}
 	isClaimed := make([]bool, p.pool.Len())
 	for _, c := range p.claimed {

@@ -141,7 +141,7 @@ func TestPlanBatchWithTheCapPlansTheCappedAssignment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := planBatch(context.Background(), view, snap.ClaimedUsers, 3, 3, nil)
+	plan, err := planBatch(context.Background(), view, snap.ClaimedUsers, 3, 3, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func planOf(snap store.Snapshot, topN int) *batchPlan {
 	if err != nil {
 		panic(err) // a background context is never cancelled
 	}
-	plan, err := planBatch(context.Background(), view, snap.ClaimedUsers, topN, 0, nil)
+	plan, err := planBatch(context.Background(), view, snap.ClaimedUsers, topN, 0, nil, nil)
 	if err != nil {
 		panic(err) // a background context is never cancelled
 	}

@@ -1,0 +1,94 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/eventmatch/matchmaker/demodata"
+	"github.com/eventmatch/matchmaker/matching"
+)
+
+// An attempt that ends before the capped assignment does leaves it
+// running; the retry waits for that computation rather than starting
+// another, and the result lands in the event's cached view.
+func TestCappedAssignmentOutlivesTheAttempt(t *testing.T) {
+	t.Parallel()
+	pool := matching.NewPool(demodata.Generate(5, 3000))
+	view := &eventView{membersVersion: 1, listsVersion: 1, pool: pool}
+	var events eventCache
+	events.put("ev", view)
+	var s assignments
+
+	short, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	if _, err := s.assign(short, "ev", view, 3, 6, &events); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("an attempt that timed out got %v, want its deadline", err)
+	}
+	s.mu.Lock()
+	running := s.byEvent["ev"]
+	s.mu.Unlock()
+	if running == nil {
+		t.Fatal("the attempt's timeout took the computation with it")
+	}
+
+	got, err := s.assign(context.Background(), "ev", view, 3, 6, &events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-running.done
+	if running.err != nil || got.state != running.result.state {
+		t.Fatalf("the retry did not take the first computation's result (its error: %v)", running.err)
+	}
+	cached := events.get("ev")
+	if cached.pool != pool || cached.capped != got.state {
+		t.Fatal("the assignment is not in the event's cached view")
+	}
+	want, _, _, err := pool.Assign(context.Background(), nil, 3, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.EqualFunc(got.state.Lists(), want.Lists(), slices.Equal) {
+		t.Fatal("the detached assignment differs from one computed in place")
+	}
+
+	// With the assignment in the view, the next batch repairs it, which
+	// changes nothing.
+	again, err := s.assign(context.Background(), "ev", cached, 3, 6, &events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.repaired || again.stats.Scans != 0 {
+		t.Fatalf("the next batch repaired=%v with %d scans, want a repair with none", again.repaired, again.stats.Scans)
+	}
+}
+
+// Asking for the assignment of another pool of the event cancels the one
+// running, whose result could serve nobody.
+func TestCappedAssignmentOfAnotherPoolCancelsTheRunningOne(t *testing.T) {
+	t.Parallel()
+	old := &eventView{membersVersion: 1, listsVersion: 1, pool: matching.NewPool(demodata.Generate(5, 5000))}
+	next := &eventView{membersVersion: 2, listsVersion: 1, pool: matching.NewPool(demodata.Generate(6, 200))}
+	var events eventCache
+	var s assignments
+	short, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	if _, err := s.assign(short, "ev", old, 3, 6, &events); err == nil {
+		t.Skip("the 5,000-member assignment finished within a millisecond")
+	}
+	s.mu.Lock()
+	running := s.byEvent["ev"]
+	s.mu.Unlock()
+	if _, err := s.assign(context.Background(), "ev", next, 3, 6, &events); err != nil {
+		t.Fatal(err)
+	}
+	<-running.done
+	if !errors.Is(running.err, context.Canceled) {
+		t.Fatalf("the old pool's assignment ended with %v, want cancelled", running.err)
+	}
+	if cached := events.get("ev"); cached == nil || cached.pool != next.pool {
+		t.Fatal("the new pool's assignment is not cached")
+	}
+}
