@@ -42,6 +42,10 @@ func (a *Activities) ScoreBatch(ctx context.Context, in BatchRef) (ScoreResult, 
 		// Detached from this attempt: see assign.go.
 		result, err := a.assignments.assign(ctx, in.EventID, view.view, a.TopN, a.MaxAppearances, &a.events)
 		if err != nil {
+			if ctx.Err() != nil {
+				a.log(ctx).Info("the capped assignment outlasts this attempt; it goes on for the retry",
+					"event_id", in.EventID, "batch", in.Token, "members", view.view.pool.Len())
+			}
 			return ScoreResult{}, fmt.Errorf("score batch %s: capped assignment: %w", in.Token, err)
 		}
 		capped = &result
