@@ -2,6 +2,9 @@ package activities
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
 	"sync"
 
 	"github.com/eventmatch/matchmaker/matching"
@@ -77,12 +80,11 @@ func (s *assignments) assign(ctx context.Context, eventID string, view *eventVie
 
 func (s *assignments) run(ctx context.Context, eventID string, view *eventView, a *assignment, events *eventCache) {
 	defer a.cancel()
-	state, repaired, stats, err := a.pool.Assign(ctx, a.prev, a.n, a.maxAppearances)
-	a.result, a.err = cappedResult{state: state, repaired: repaired, stats: stats}, err
-	if err == nil {
+	a.result, a.err = assignRecovered(ctx, a)
+	if a.err == nil {
 		// The assignment is a function of the pool alone: it holds for
 		// this view whatever becomes of the batch that asked for it.
-		events.put(eventID, view.withCapped(state))
+		events.put(eventID, view.withCapped(a.result.state))
 	}
 	s.mu.Lock()
 	if s.byEvent[eventID] == a {
@@ -90,4 +92,21 @@ func (s *assignments) run(ctx context.Context, eventID string, view *eventView, 
 	}
 	s.mu.Unlock()
 	close(a.done)
+}
+
+// errAssignmentPanicked: the capped assignment panicked. The attempt
+// fails with it and Temporal retries the step.
+var errAssignmentPanicked = errors.New("capped assignment panicked")
+
+// assignRecovered is a's computation, with a panic turned into its error:
+// run's goroutine is not an activity's, so the SDK would not recover it,
+// and one bad event would take the worker and every other event down.
+func assignRecovered(ctx context.Context, a *assignment) (result cappedResult, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v\n%s", errAssignmentPanicked, r, debug.Stack())
+		}
+	}()
+	state, repaired, stats, err := a.pool.Assign(ctx, a.prev, a.n, a.maxAppearances)
+	return cappedResult{state: state, repaired: repaired, stats: stats}, err
 }

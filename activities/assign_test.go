@@ -92,3 +92,19 @@ func TestCappedAssignmentOfAnotherPoolCancelsTheRunningOne(t *testing.T) {
 		t.Fatal("the new pool's assignment is not cached")
 	}
 }
+
+// A panic in the assignment fails the attempt that waits for it instead of
+// the worker: it runs outside the activity's goroutine, where the SDK's own
+// recovery does not reach.
+func TestCappedAssignmentPanicIsAnError(t *testing.T) {
+	t.Parallel()
+	view := &eventView{membersVersion: 1, listsVersion: 1} // no pool: Assign dereferences nil
+	var events eventCache
+	var s assignments
+	if _, err := s.assign(context.Background(), "ev", view, 3, 6, &events); !errors.Is(err, errAssignmentPanicked) {
+		t.Fatalf("got %v, want the panic as an error", err)
+	}
+	if events.get("ev") != nil {
+		t.Fatal("a failed assignment was cached")
+	}
+}
