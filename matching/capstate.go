@@ -33,6 +33,33 @@ type CapState struct {
 // callers must not modify them.
 func (s *CapState) Lists() [][]Entry { return s.lists }
 
+// CarriedTo is s, the assignment of from, carried onto to, a pool derived
+// from from (to.DerivesFrom(from)), its members matched by UserID: what
+// Moved along every Apply between them would give. nil when to does not
+// derive from from.
+func (s *CapState) CarriedTo(from, to *Pool) *CapState {
+	if s == nil || !to.DerivesFrom(from) || len(s.share) != from.Len() {
+		return nil
+	}
+	moved := make([]int, from.Len())
+	for i := range moved {
+		moved[i] = -1
+		if j, ok := to.Index(from.profiles[i].UserID); ok {
+			moved[i] = j
+		}
+	}
+	return s.Moved(moved, to.Len())
+}
+
+func isIdentity(moved []int) bool {
+	for i, to := range moved {
+		if to != i {
+			return false
+		}
+	}
+	return true
+}
+
 // Moved carries s onto the pool of size members that Apply returned with
 // moved: the fair share's lists follow their owners, an entry naming someone who left gets
 // Other -1, and whom the leavers listed is remembered as freed. A nil
@@ -45,8 +72,8 @@ func (s *CapState) Moved(moved []int, size int) *CapState {
 	next.lists = nil // filled again by Assign
 	next.share = make([][]Entry, size)
 	next.rankings = make([]ranking, size)
-	if !slices.Contains(moved, -1) {
-		// Nobody left: everyone kept their index.
+	if isIdentity(moved) {
+		// Nobody left (or came back): everyone kept their index.
 		copy(next.share, s.share)
 		copy(next.rankings, s.rankings)
 		return &next

@@ -98,10 +98,28 @@ type Pool struct {
 	lineage  uint64
 	clock    uint64
 	revision []uint64
+	// id names this pool, and ancestors the pools Apply derived it from,
+	// nearest last, at most maxAncestors of them (DerivesFrom).
+	id        uint64
+	ancestors []uint64
 }
 
-// lineages hands out pool lineages; 0 is never one.
-var lineages atomic.Uint64
+// lineages hands out pool lineages, and poolIDs pool ids; 0 is never one.
+var lineages, poolIDs atomic.Uint64
+
+// maxAncestors is how many Applys back DerivesFrom can see. A worker
+// applies an event's changes once per batch attempt, so this spans far more
+// than the attempts of one long assignment.
+const maxAncestors = 64
+
+// DerivesFrom reports whether p is q or was derived from q by Apply in q's
+// lineage, at most maxAncestors Applys back. Only then can what was
+// computed on q be carried onto p, its changes since taken as changed:
+// pools of one lineage need not be one chain (two Applys to the same pool
+// are siblings, and neither has the other's changes).
+func (p *Pool) DerivesFrom(q *Pool) bool {
+	return p == q || (p.lineage == q.lineage && slices.Contains(p.ancestors, q.id))
+}
 
 // internedIDs are the ID spaces of a pool's names and tags. They only
 // grow, so an ID means the same name or tag in every pool that shares them.
@@ -290,6 +308,7 @@ func NewPoolContext(ctx context.Context, profiles []attendee.Profile) (*Pool, er
 		lineage:    lineages.Add(1),
 		clock:      1,
 		revision:   make([]uint64, len(profiles)),
+		id:         poolIDs.Add(1),
 		ids: &internedIDs{
 			companies:  map[string]int32{},
 			industries: map[string]int32{},
@@ -523,6 +542,8 @@ func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals [
 		lineage:    p.lineage,
 		clock:      p.clock + 1,
 		revision:   slices.Clone(p.revision),
+		id:         poolIDs.Add(1),
+		ancestors:  append(slices.Clone(p.ancestors[max(0, len(p.ancestors)-(maxAncestors-1)):]), p.id),
 		elig:       p.elig.clone(),
 	}
 	set := func(i, k int) {
