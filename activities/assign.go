@@ -18,10 +18,15 @@ import (
 // matched. So the assignment runs detached from the attempt that asked for
 // it: an attempt that times out leaves it running, a retry on this worker
 // that finds the same pool waits for the same computation, and the result
-// is kept in the event's cached view for whoever comes after. A worker
-// computes at most one assignment per event at a time; asking for another
-// (the event changed meanwhile) cancels the running one, whose result
-// could serve nobody.
+// is kept in the event's cached view for whoever comes after.
+//
+// Members may join or edit while it runs, and then the retry's pool is a
+// newer one. A pool derived from the running computation's
+// (matching.Pool.DerivesFrom) does not cancel it: the new assignment waits
+// for it and repairs its result, so a steady trickle of changes cannot keep
+// a large event from ever being matched. Any other pool of the event (a
+// whole read) cancels the running one, whose result could serve nobody.
+// A worker keeps at most one such chain per event.
 
 // cappedResult is matching.Pool.Assign's result.
 type cappedResult struct {
@@ -31,15 +36,30 @@ type cappedResult struct {
 }
 
 // assignment is one detached computation: of pool's assignment repaired
-// from prev.
+// from prev, or from after's result when after is set.
 type assignment struct {
 	pool              *matching.Pool
 	prev              *matching.CapState
 	n, maxAppearances int
-	cancel            context.CancelFunc
-	done              chan struct{} // closed once result and err are set
-	result            cappedResult
-	err               error
+	// after is the computation of an older pool of the event this one
+	// repairs, once it is done; nil when there is none.
+	after  *assignment
+	cancel context.CancelFunc
+	done   chan struct{} // closed once result and err are set
+	result cappedResult
+	err    error
+}
+
+// serves reports whether a computes what view asks for.
+func (a *assignment) serves(view *eventView, n, maxAppearances int) bool {
+	return a.pool == view.pool && a.prev == view.capped && a.n == n && a.maxAppearances == maxAppearances
+}
+
+// cancelChain cancels a and the computations it waits for.
+func (a *assignment) cancelChain() {
+	for ; a != nil; a = a.after {
+		a.cancel()
+	}
 }
 
 // assignments are the detached computations running on this worker, by
@@ -57,12 +77,17 @@ type assignments struct {
 func (s *assignments) assign(ctx context.Context, eventID string, view *eventView, n, maxAppearances int, events *eventCache) (cappedResult, error) {
 	s.mu.Lock()
 	a := s.byEvent[eventID]
-	if a == nil || a.pool != view.pool || a.prev != view.capped || a.n != n || a.maxAppearances != maxAppearances {
-		if a != nil {
-			a.cancel()
-		}
+	if a == nil || !a.serves(view, n, maxAppearances) {
+		running := a
 		detached, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		a = &assignment{pool: view.pool, prev: view.capped, n: n, maxAppearances: maxAppearances, cancel: cancel, done: make(chan struct{})}
+		switch {
+		case running == nil:
+		case running.n == n && running.maxAppearances == maxAppearances && view.pool.DerivesFrom(running.pool):
+			a.after = running
+		default:
+			running.cancelChain()
+		}
 		if s.byEvent == nil {
 			s.byEvent = map[string]*assignment{}
 		}
@@ -80,7 +105,20 @@ func (s *assignments) assign(ctx context.Context, eventID string, view *eventVie
 
 func (s *assignments) run(ctx context.Context, eventID string, view *eventView, a *assignment, events *eventCache) {
 	defer a.cancel()
-	a.result, a.err = assignRecovered(ctx, a)
+	prev := a.prev
+	if a.after != nil {
+		select {
+		case <-a.after.done:
+			if carried := a.after.result.state.CarriedTo(a.after.pool, a.pool); a.after.err == nil && carried != nil {
+				prev = carried
+			}
+		case <-ctx.Done():
+		}
+		s.mu.Lock()
+		a.after = nil // done with it: let its result go
+		s.mu.Unlock()
+	}
+	a.result, a.err = assignRecovered(ctx, a, prev)
 	if a.err == nil {
 		// The assignment is a function of the pool alone: it holds for
 		// this view whatever becomes of the batch that asked for it.
@@ -101,12 +139,12 @@ var errAssignmentPanicked = errors.New("capped assignment panicked")
 // assignRecovered is a's computation, with a panic turned into its error:
 // run's goroutine is not an activity's, so the SDK would not recover it,
 // and one bad event would take the worker and every other event down.
-func assignRecovered(ctx context.Context, a *assignment) (result cappedResult, err error) {
+func assignRecovered(ctx context.Context, a *assignment, prev *matching.CapState) (result cappedResult, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: %v\n%s", errAssignmentPanicked, r, debug.Stack())
 		}
 	}()
-	state, repaired, stats, err := a.pool.Assign(ctx, a.prev, a.n, a.maxAppearances)
+	state, repaired, stats, err := a.pool.Assign(ctx, prev, a.n, a.maxAppearances)
 	return cappedResult{state: state, repaired: repaired, stats: stats}, err
 }

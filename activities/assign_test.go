@@ -9,6 +9,7 @@ import (
 
 	"github.com/eventmatch/matchmaker/demodata"
 	"github.com/eventmatch/matchmaker/matching"
+	"github.com/eventmatch/matchmaker/store"
 )
 
 // An attempt that ends before the capped assignment does leaves it
@@ -106,5 +107,48 @@ func TestCappedAssignmentPanicIsAnError(t *testing.T) {
 	}
 	if events.get("ev") != nil {
 		t.Fatal("a failed assignment was cached")
+	}
+}
+
+// Members who join while a long assignment runs give the retry a newer
+// pool; the running computation goes on, and the new assignment repairs
+// its result rather than starting over.
+func TestCappedAssignmentOfADerivedPoolBuildsOnTheRunningOne(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	gen := demodata.Generate(5, 3010)
+	base := &eventView{membersVersion: 1, listsVersion: 1, pool: matching.NewPool(gen[:3000])}
+	var events eventCache
+	var s assignments
+	short, cancel := context.WithTimeout(ctx, time.Millisecond)
+	defer cancel()
+	if _, err := s.assign(short, "ev", base, 3, 6, &events); err == nil {
+		t.Skip("the 3,000-member assignment finished within a millisecond")
+	}
+	s.mu.Lock()
+	running := s.byEvent["ev"]
+	s.mu.Unlock()
+
+	joined, err := base.advance(ctx, store.Snapshot{Version: 1, MembersVersion: 2, Members: gen[3000:3010]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.assign(ctx, "ev", joined, 3, 6, &events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-running.done
+	if running.err != nil {
+		t.Fatalf("the older pool's assignment ended with %v; a derived pool must not cancel it", running.err)
+	}
+	if !got.repaired {
+		t.Fatal("the derived pool's assignment was made from scratch, not repaired from the running one")
+	}
+	want, _, _, err := joined.pool.Assign(ctx, nil, 3, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.EqualFunc(got.state.Lists(), want.Lists(), slices.Equal) {
+		t.Fatal("the repaired assignment differs from one from scratch")
 	}
 }
