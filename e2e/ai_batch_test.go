@@ -59,8 +59,16 @@ func TestAIBatchSurvivesAWorkerKilledWhileItWaits(t *testing.T) {
 	if fake.BatchLines() == 0 {
 		t.Error("no batch line was answered")
 	}
+	// The workflow's status hears of the collection when its activity
+	// returns, a moment after the rows waitForAIShare saw.
+	collected := func(st workflows.BackfillStatus) bool {
+		return st.Batches == 1 && st.BatchCounts.Answered > 0 && st.Batch.ID == ""
+	}
 	st := queryBackfill(t, eventID)
-	if st.Batches != 1 || st.BatchCounts.Answered == 0 || st.Batch.ID != "" {
+	for deadline := time.Now().Add(30 * time.Second); !collected(st) && time.Now().Before(deadline); st = queryBackfill(t, eventID) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !collected(st) {
 		t.Errorf("backfill status %+v, want one batch collected", st)
 	}
 	if n := queryInt(t, pool, `SELECT count(*) FROM matchmaking_ai_batches WHERE event_id = $1 AND collected_at IS NOT NULL`, eventID); n != 1 {
