@@ -12,6 +12,26 @@ import (
 	"github.com/eventmatch/matchmaker/store"
 )
 
+// timedOut asks s for view's assignment with an attempt that times out at
+// once, and returns the computation that attempt leaves running. The
+// events here are thousands of members, whose assignment takes far longer
+// than the attempt's millisecond.
+func timedOut(t *testing.T, s *assignments, view *eventView, events *eventCache) *assignment {
+	t.Helper()
+	short, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	if _, err := s.assign(short, "ev", view, 3, 6, events); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("an attempt that timed out got %v, want its deadline", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	running := s.byEvent["ev"]
+	if running == nil {
+		t.Fatal("the attempt's timeout took the computation with it")
+	}
+	return running
+}
+
 // An attempt that ends before the capped assignment does leaves it
 // running; the retry waits for that computation rather than starting
 // another, and the result lands in the event's cached view.
@@ -22,18 +42,7 @@ func TestCappedAssignmentOutlivesTheAttempt(t *testing.T) {
 	var events eventCache
 	events.put("ev", view)
 	var s assignments
-
-	short, cancel := context.WithTimeout(context.Background(), time.Millisecond)
-	defer cancel()
-	if _, err := s.assign(short, "ev", view, 3, 6, &events); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("an attempt that timed out got %v, want its deadline", err)
-	}
-	s.mu.Lock()
-	running := s.byEvent["ev"]
-	s.mu.Unlock()
-	if running == nil {
-		t.Fatal("the attempt's timeout took the computation with it")
-	}
+	running := timedOut(t, &s, view, &events)
 
 	got, err := s.assign(context.Background(), "ev", view, 3, 6, &events)
 	if err != nil {
@@ -74,14 +83,7 @@ func TestCappedAssignmentOfAnotherPoolCancelsTheRunningOne(t *testing.T) {
 	next := &eventView{membersVersion: 2, listsVersion: 1, pool: matching.NewPool(demodata.Generate(6, 200))}
 	var events eventCache
 	var s assignments
-	short, cancel := context.WithTimeout(context.Background(), time.Millisecond)
-	defer cancel()
-	if _, err := s.assign(short, "ev", old, 3, 6, &events); err == nil {
-		t.Skip("the 5,000-member assignment finished within a millisecond")
-	}
-	s.mu.Lock()
-	running := s.byEvent["ev"]
-	s.mu.Unlock()
+	running := timedOut(t, &s, old, &events)
 	if _, err := s.assign(context.Background(), "ev", next, 3, 6, &events); err != nil {
 		t.Fatal(err)
 	}
@@ -120,14 +122,7 @@ func TestCappedAssignmentOfADerivedPoolBuildsOnTheRunningOne(t *testing.T) {
 	base := &eventView{membersVersion: 1, listsVersion: 1, pool: matching.NewPool(gen[:3000])}
 	var events eventCache
 	var s assignments
-	short, cancel := context.WithTimeout(ctx, time.Millisecond)
-	defer cancel()
-	if _, err := s.assign(short, "ev", base, 3, 6, &events); err == nil {
-		t.Skip("the 3,000-member assignment finished within a millisecond")
-	}
-	s.mu.Lock()
-	running := s.byEvent["ev"]
-	s.mu.Unlock()
+	running := timedOut(t, &s, base, &events)
 
 	joined, err := base.advance(ctx, store.Snapshot{Version: 1, MembersVersion: 2, Members: gen[3000:3010]})
 	if err != nil {
