@@ -403,9 +403,9 @@ type offerTable struct {
 	// for a row of no places. The rows of a large event do not fit in a
 	// cache, and an offer is made to a different row for every pair, so
 	// most offers, which enter no row, are turned away by this small array
-	// without reading the row. The capped assignment of 20,000 members from
-	// scratch took 12.7-14.8 s before and 9.8-12.1 s after (interleaved
-	// runs), and half as long as before on a machine busy with a build.
+	// without reading the row (with the tiles below: go test -run '^$'
+	// -bench FullMatch -benchtime 2x ./matching/, 10,000 members uncapped,
+	// 1.67-2.09 s before, 1.16-1.40 s after).
 	floors [][]float32
 }
 
@@ -437,9 +437,10 @@ func (t *offerTable) capacity(viewer int) int { return t.start[viewer+1] - t.sta
 // signatures and floors of 512 candidates stay in a core's cache while 64
 // fresh members are scored against them. A batch too small to give each
 // worker a few tiles of 64 gets narrower ones, so that every core still
-// takes part. Scoring all pairs of 20,000 demodata members on 2 cores took
-// 5.2 s in tiles of 64×512, 5.7 s of 16×512 and 6.3 s untiled (three
-// runs each, interleaved).
+// takes part. The sizes were chosen with a throwaway test (not kept):
+// scoring all pairs of 20,000 demodata members on 2 cores took 5.2 s in
+// tiles of 64×512, 5.7 s of 16×512 and 6.3 s untiled (three runs each,
+// interleaved).
 const (
 	scoreTileRows = 64
 	scoreTileCols = 512
