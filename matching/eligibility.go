@@ -78,7 +78,7 @@ func NewPoolWithRules(ctx context.Context, profiles []attendee.Profile, rules []
 	if err != nil {
 		return nil, err
 	}
-	p.elig.setRules(rules, p.profiles)
+	p.elig.setRules(rules, profiles)
 	return p, nil
 }
 

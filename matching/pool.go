@@ -57,7 +57,11 @@ const (
 // A Pool is never modified once built, so batches may score against it
 // concurrently; Apply derives a new pool from it.
 type Pool struct {
-	profiles []attendee.Profile
+	// profiles and tags are held by pointer: Apply copies these arrays
+	// for every batch of changes, and an array of pointers is a small
+	// fraction of the bytes, and of the pointers the garbage collector
+	// checks on every copy, of an array of the profiles themselves.
+	profiles []*attendee.Profile
 	index    map[string]int
 
 	// userIDRank[i] is the position of profiles[i].UserID in sorted order,
@@ -81,7 +85,7 @@ type Pool struct {
 	bioInvNorm []float64
 	bioTerms   [][]string // each profile's bio terms, for weights and Reasons
 	terms      termStats
-	tags       []cappedTags
+	tags       []*cappedTags
 
 	// ids are shared by a pool and every pool derived from it with Apply.
 	ids *internedIDs
@@ -295,7 +299,7 @@ func NewPool(profiles []attendee.Profile) *Pool {
 // duplicate UserIDs.
 func NewPoolContext(ctx context.Context, profiles []attendee.Profile) (*Pool, error) {
 	p := &Pool{
-		profiles:   profiles,
+		profiles:   make([]*attendee.Profile, len(profiles)),
 		index:      make(map[string]int, len(profiles)),
 		userIDRank: make([]int32, len(profiles)),
 		idHash:     make([]uint64, len(profiles)),
@@ -315,6 +319,7 @@ func NewPoolContext(ctx context.Context, profiles []attendee.Profile) (*Pool, er
 		},
 	}
 	for i, profile := range profiles {
+		p.profiles[i] = &profiles[i]
 		p.revision[i] = p.clock
 		if _, dup := p.index[profile.UserID]; dup {
 			panic(fmt.Sprintf("matching: duplicate UserID %q", profile.UserID))
@@ -336,13 +341,15 @@ func NewPoolContext(ctx context.Context, profiles []attendee.Profile) (*Pool, er
 
 	// The text work (capping, tag keys, bio terms) is per profile and
 	// runs on every core; interning below is sequential and cheap.
-	p.tags = make([]cappedTags, len(profiles))
+	p.tags = make([]*cappedTags, len(profiles))
+	tags := make([]cappedTags, len(profiles))
 	interests := make([][]string, len(profiles))
 	lookingFor := make([][]string, len(profiles))
 	offering := make([][]string, len(profiles))
 	err := parallel(ctx, len(profiles), func(i int) {
 		text := readProfileText(&profiles[i])
-		p.tags[i] = text.tags
+		tags[i] = text.tags
+		p.tags[i] = &tags[i]
 		interests[i], lookingFor[i], offering[i] = text.interestKeys, text.lookingForKeys, text.offerKeys
 		p.bioTerms[i] = text.bioTerms
 	})
@@ -465,11 +472,12 @@ func buildTagBitsets(field [][]string, ids map[string]int) tagBitsets {
 // those of NewPool (NewPoolWithRules, with p's rules) over the same
 // profiles in any order.
 //
-// Removals of user IDs not in p are ignored. Apply panics if upserts repeat
+// Upserts are copied. Removals of user IDs not in p are ignored. Apply panics if upserts repeat
 // a UserID or name one that removals name too, since the result would be
 // ambiguous. It stops early with an error wrapping ctx.Err() once ctx is
 // done.
 func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals []string) (*Pool, []int, error) {
+	upserts = slices.Clone(upserts) // the pool keeps pointers to them
 	removed := make([]bool, p.Len())
 	removedCount := 0
 	for _, id := range removals {
@@ -548,7 +556,7 @@ func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals [
 	}
 	set := func(i, k int) {
 		text, ids := &texts[k], &idsOf[k]
-		q.profiles[i] = upserts[k]
+		q.profiles[i] = &upserts[k]
 		q.company[i], q.industry[i] = ids.company, ids.industry
 		q.interests.setRow(i, ids.interests)
 		q.lookingFor.setRow(i, ids.lookingFor)
@@ -558,7 +566,7 @@ func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals [
 		q.terms.add(q.bioTerms[i], -1)
 		q.terms.add(text.bioTerms, 1)
 		q.bioTerms[i] = text.bioTerms
-		q.tags[i] = text.tags
+		q.tags[i] = &text.tags
 		q.revision[i] = q.clock
 		q.elig.set(i, &upserts[k])
 	}
@@ -605,7 +613,7 @@ func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals [
 
 	for _, k := range added {
 		i := len(q.profiles)
-		q.profiles = append(q.profiles, attendee.Profile{})
+		q.profiles = append(q.profiles, nil)
 		q.company = append(q.company, 0)
 		q.industry = append(q.industry, 0)
 		q.interests.appendRow(nil)
@@ -615,7 +623,7 @@ func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals [
 		q.bioRows = append(q.bioRows, make([]uint64, bioSignatureWords)...)
 		q.bioInvNorm = append(q.bioInvNorm, 0)
 		q.bioTerms = append(q.bioTerms, nil)
-		q.tags = append(q.tags, cappedTags{})
+		q.tags = append(q.tags, nil)
 		q.revision = append(q.revision, 0)
 		q.elig.grow()
 		set(i, k)
@@ -697,7 +705,7 @@ func (q *Pool) rankUserIDs(p *Pool, moved []int, added []int) {
 func (p *Pool) Len() int { return len(p.profiles) }
 
 // Profile returns the profile at index i.
-func (p *Pool) Profile(i int) attendee.Profile { return p.profiles[i] }
+func (p *Pool) Profile(i int) attendee.Profile { return *p.profiles[i] }
 
 // Index returns the pool index of userID (exact match on the canonical form).
 func (p *Pool) Index(userID string) (int, bool) {
