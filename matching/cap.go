@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -163,7 +164,7 @@ func (p *Pool) FairShare(ctx context.Context, n int, reserves []Reserve) ([][]En
 
 // fairShare is FairShare, returning the capper it ran (for its rankings).
 func (p *Pool) fairShare(ctx context.Context, n int, reserves []Reserve) (*capper, error) {
-	c, err := p.newCapper(n, n, reserves)
+	c, err := p.newCapper(n, n, reserves, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -215,15 +216,15 @@ func (p *Pool) repairFairShare(ctx context.Context, lists [][]Entry, changes Cap
 	if len(lists) != p.Len() {
 		panic(fmt.Sprintf("matching: RepairFairShare got %d lists for a pool of %d", len(lists), p.Len()))
 	}
-	c, err := p.newCapper(n, n, reserves)
+	if rankings != nil && len(rankings) != p.Len() {
+		panic(fmt.Sprintf("matching: repairFairShare got %d rankings for a pool of %d", len(rankings), p.Len()))
+	}
+	c, err := p.newCapper(n, n, reserves, rankings)
 	if err != nil {
 		return nil, nil, err
 	}
 	if rankings != nil {
-		if len(rankings) != p.Len() {
-			panic(fmt.Sprintf("matching: repairFairShare got %d rankings for a pool of %d", len(rankings), p.Len()))
-		}
-		c.rankings, c.index = rankings, indexUnbuilt
+		c.index = indexUnbuilt
 		c.keptCursors, c.keptNext = true, make([]int, p.Len())
 		for v, r := range rankings {
 			c.keptNext[v] = min(r.next, len(r.entries))
@@ -314,8 +315,11 @@ type capper struct {
 	maxAppearances int
 	lists          [][]Entry // viewer -> candidates held, in no order
 	holders        [][]Entry // candidate -> viewers (Other) holding it
-	rankings       []ranking
-	reserves       []Reserve
+	// holderFloor[cand] is the lowest score among cand's holders when
+	// cand is full, -Inf while it has room (setFloor).
+	holderFloor []float32
+	rankings    []ranking
+	reserves    []Reserve
 	// owned[v]: lists[v] is the capper's own copy (others may be the
 	// caller's, which are never written to).
 	owned  []bool
@@ -337,7 +341,9 @@ type capper struct {
 	err error
 }
 
-func (p *Pool) newCapper(n, maxAppearances int, reserves []Reserve) (*capper, error) {
+// newCapper starts a run from rankings, or from none ready when rankings
+// is nil.
+func (p *Pool) newCapper(n, maxAppearances int, reserves []Reserve, rankings []ranking) (*capper, error) {
 	if n < 0 || maxAppearances < n {
 		return nil, fmt.Errorf("matching: a cap of %d appearances cannot fill lists of %d", maxAppearances, n)
 	}
@@ -345,15 +351,23 @@ func (p *Pool) newCapper(n, maxAppearances int, reserves []Reserve) (*capper, er
 		panic(fmt.Sprintf("matching: got %d reserves for a pool of %d", len(reserves), p.Len()))
 	}
 	size := p.Len()
+	if rankings == nil {
+		rankings = make([]ranking, size)
+	}
+	noFloor := make([]float32, size) // nobody holds anyone yet
+	for cand := range noFloor {
+		noFloor[cand] = float32(math.Inf(-1))
+	}
 	return &capper{
 		p: p, n: n, maxAppearances: maxAppearances,
-		lists:    make([][]Entry, size),
-		holders:  make([][]Entry, size),
-		rankings: make([]ranking, size),
-		reserves: reserves,
-		queued:   make([]bool, size),
-		owned:    make([]bool, size),
-		index:    indexNotWorthIt, // see indexUnbuilt
+		lists:       make([][]Entry, size),
+		holders:     make([][]Entry, size),
+		holderFloor: noFloor,
+		rankings:    rankings,
+		reserves:    reserves,
+		queued:      make([]bool, size),
+		owned:       make([]bool, size),
+		index:       indexNotWorthIt, // see indexUnbuilt
 	}, nil
 }
 
@@ -459,7 +473,8 @@ func (c *capper) scanBelow(v int, bound reserveBound, below bool, depth int) ran
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			top := make([]Entry, 0, min(keep, part[1]-part[0])+1)
+			top := make([]Entry, 0, min(2*keep, part[1]-part[0])+1)
+			floor := float32(math.Inf(-1))
 			for j := part[0]; j < part[1]; j++ {
 				if !p.Eligible(v, j) {
 					continue
@@ -469,7 +484,18 @@ func (c *capper) scanBelow(v int, bound reserveBound, below bool, depth int) ran
 					continue
 				}
 				if keep > insertionKeepLimit {
-					top = append(top, e) // sorted below
+					// Kept unsorted (sorted below), but cut back to
+					// the best keep whenever it holds twice that:
+					// from then on a candidate scoring below the
+					// keep-th best so far cannot be kept, and most
+					// of an event does, so it is never stored.
+					if e.Score < floor {
+						continue
+					}
+					if top = append(top, e); len(top) == 2*keep {
+						top = p.selectBetter(v, top, keep)
+						floor = lowestScore(top)
+					}
 					continue
 				}
 				if len(top) == keep {
@@ -521,6 +547,22 @@ func (p *Pool) bestBetter(v int, entries []Entry, keep int) []Entry {
 	keys = keys[:keep]
 	slices.SortFunc(keys, compareBetter)
 	return writeBack(entries[:keep], keys)
+}
+
+// selectBetter is the first keep of sortBetter(v, entries), in no order.
+func (p *Pool) selectBetter(v int, entries []Entry, keep int) []Entry {
+	keys := p.betterKeys(v, entries)
+	selectFirst(keys, keep, compareBetter)
+	return writeBack(entries[:keep], keys[:keep])
+}
+
+// lowestScore is the lowest score of entries, which is not empty.
+func lowestScore(entries []Entry) float32 {
+	lowest := entries[0].Score
+	for _, e := range entries[1:] {
+		lowest = min(lowest, e.Score)
+	}
+	return lowest
 }
 
 // betterKey is an entry with what Better compares, computed once.
@@ -825,8 +867,31 @@ func (c *capper) blocks(v, cand int, score float32) bool {
 	if len(list) >= c.n && !c.p.Better(v, Entry{Other: cand, Score: score}, worstOf(c.p, v, list)) {
 		return false
 	}
+	// Most pairs a run looks at score below the worst holder of a full
+	// candidate; the floor turns them away without reading the holders.
+	switch floor := c.holderFloor[cand]; {
+	case score < floor:
+		return false
+	case score > floor:
+		return true
+	}
+	return c.p.Better(cand, Entry{Other: v, Score: score}, worstOf(c.p, cand, c.holders[cand]))
+}
+
+// setFloor updates holderFloor[cand] after cand's holders changed: the
+// lowest score among them when cand is full, else -Inf (cand has room for
+// anyone).
+func (c *capper) setFloor(cand int) {
 	held := c.holders[cand]
-	return len(held) < c.maxAppearances || c.p.Better(cand, Entry{Other: v, Score: score}, worstOf(c.p, cand, held))
+	switch {
+	case len(held) < c.maxAppearances:
+		c.holderFloor[cand] = float32(math.Inf(-1))
+		return
+	case len(held) == 0: // a cap of 0: cand takes nobody
+		c.holderFloor[cand] = float32(math.Inf(1))
+		return
+	}
+	c.holderFloor[cand] = lowestScore(held)
 }
 
 // run takes proposals best pair first until none is left.
@@ -868,6 +933,7 @@ func (c *capper) take(ctx context.Context, v, cand int, score float32) {
 	c.own(v)
 	c.lists[v] = append(c.lists[v], Entry{Other: cand, Score: score})
 	c.holders[cand] = append(c.holders[cand], Entry{Other: v, Score: score})
+	c.setFloor(cand)
 	if len(c.lists[v]) > c.n {
 		w := worstOf(c.p, v, c.lists[v]).Other
 		c.dropEntry(v, w)
@@ -897,6 +963,7 @@ func (c *capper) dropEntry(v, cand int) {
 
 func (c *capper) dropHolder(cand, v int) {
 	c.holders[cand] = slices.DeleteFunc(c.holders[cand], func(e Entry) bool { return e.Other == v })
+	c.setFloor(cand)
 }
 
 // worstOf is the last of entries in owner's order; entries is not empty.
@@ -950,6 +1017,9 @@ func (c *capper) indexHolders() {
 		for _, e := range list {
 			c.holders[e.Other] = append(c.holders[e.Other], Entry{Other: v, Score: e.Score})
 		}
+	}
+	for cand := range c.holders {
+		c.setFloor(cand)
 	}
 }
 

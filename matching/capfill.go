@@ -22,6 +22,16 @@ import (
 // exclusions and languages that leave a few members wanted by many make
 // them.
 func (p *Pool) FillShort(ctx context.Context, share [][]Entry, n, maxAppearances int) ([][]Entry, error) {
+	return p.fillShort(ctx, share, n, maxAppearances, nil)
+}
+
+// fillShort is FillShort reading a short viewer's candidates from its
+// ranking in rankings, when not nil and that ranking is complete, rather
+// than scoring and sorting the event for it. The viewers a fair share
+// leaves short proposed to everyone they rank, so the run that made it
+// left each of them a complete ranking: every eligible member, best
+// first, the order the fill needs.
+func (p *Pool) fillShort(ctx context.Context, share [][]Entry, n, maxAppearances int, rankings []ranking) ([][]Entry, error) {
 	if maxAppearances < n {
 		return nil, fmt.Errorf("matching: a cap of %d appearances cannot fill lists of %d", maxAppearances, n)
 	}
@@ -45,17 +55,26 @@ func (p *Pool) FillShort(ctx context.Context, share [][]Entry, n, maxAppearances
 	// Each short viewer's candidates that could still take it, best
 	// first. Appearances only grow from here, so a candidate already at
 	// the cap is never one.
-	rankings := make([][]Entry, len(short))
-	pairsScored.Add(int64(len(short) * size))
+	candidates := make([][]Entry, len(short))
 	if err := parallel(ctx, len(short), func(k int) {
 		v := short[k]
 		var found []Entry
+		if rankings != nil && rankings[v].ready && rankings[v].complete {
+			for _, e := range rankings[v].entries {
+				if appears[e.Other] < maxAppearances && p.Eligible(v, e.Other) && !listsOther(share[v], e.Other) {
+					found = append(found, e)
+				}
+			}
+			candidates[k] = found
+			return
+		}
+		pairsScored.Add(int64(size))
 		for c := range size {
 			if appears[c] < maxAppearances && p.Eligible(v, c) && !listsOther(share[v], c) {
 				found = append(found, Entry{Other: c, Score: p.Score(v, c)})
 			}
 		}
-		rankings[k] = p.sortBetter(v, found)
+		candidates[k] = p.sortBetter(v, found)
 	}); err != nil {
 		return nil, fmt.Errorf("matching: filling short lists stopped: %w", err)
 	}
@@ -64,8 +83,8 @@ func (p *Pool) FillShort(ctx context.Context, share [][]Entry, n, maxAppearances
 	proposals := &fillHeap{p: p}
 	for k, v := range short {
 		lists[v] = slices.Clone(share[v])
-		if len(rankings[k]) > 0 {
-			proposals.pairs = append(proposals.pairs, fillProposal{k: k, pair: capPair{v: int32(v), c: int32(rankings[k][0].Other), score: rankings[k][0].Score}})
+		if len(candidates[k]) > 0 {
+			proposals.pairs = append(proposals.pairs, fillProposal{k: k, pair: capPair{v: int32(v), c: int32(candidates[k][0].Other), score: candidates[k][0].Score}})
 		}
 	}
 	heap.Init(proposals)
@@ -78,7 +97,7 @@ func (p *Pool) FillShort(ctx context.Context, share [][]Entry, n, maxAppearances
 			appears[c]++
 		}
 		next[top.k]++
-		if ranking := rankings[top.k]; len(lists[v]) < n && next[top.k] < len(ranking) {
+		if ranking := candidates[top.k]; len(lists[v]) < n && next[top.k] < len(ranking) {
 			e := ranking[next[top.k]]
 			heap.Push(proposals, fillProposal{k: top.k, pair: capPair{v: top.pair.v, c: int32(e.Other), score: e.Score}})
 		}

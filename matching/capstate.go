@@ -169,7 +169,7 @@ func (p *Pool) Assign(ctx context.Context, prev *CapState, n, maxAppearances int
 		}
 		stats, state.rankings, state.index, repaired = c.stats, c.keptRankings(), c.keptIndex(), true
 	}
-	if state.lists, err = p.FillShort(ctx, state.share, n, maxAppearances); err != nil {
+	if state.lists, err = p.fillShort(ctx, state.share, n, maxAppearances, state.rankings); err != nil {
 		return nil, false, stats, err
 	}
 	return state, repaired, stats, nil
