@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -20,6 +21,7 @@ import (
 // that changed.
 func (a *Activities) ScoreBatch(ctx context.Context, in BatchRef) (ScoreResult, error) {
 	defer keepAlive(ctx)()
+	took := stepTimes{last: time.Now()}
 	view, err := a.eventView(ctx, in)
 	if err != nil {
 		if isBatchNotFound(err) {
@@ -27,6 +29,7 @@ func (a *Activities) ScoreBatch(ctx context.Context, in BatchRef) (ScoreResult, 
 		}
 		return ScoreResult{}, fmt.Errorf("score batch %s: %w", in.Token, err)
 	}
+	took.mark(&took.load)
 	activity.RecordHeartbeat(ctx, "loaded")
 
 	var offers []*matching.Offers
@@ -50,6 +53,7 @@ func (a *Activities) ScoreBatch(ctx context.Context, in BatchRef) (ScoreResult, 
 		}
 		capped = &result
 	}
+	took.mark(&took.assign)
 	plan, err := planBatch(ctx, view.view, view.claimed, a.TopN, a.MaxAppearances, offers, capped)
 	if errors.Is(err, errForeignOffers) {
 		a.log(ctx).Warn("shards do not fit this worker's copy of the event; scoring the batch here", "batch", in.Token, "error", err)
@@ -65,11 +69,13 @@ func (a *Activities) ScoreBatch(ctx context.Context, in BatchRef) (ScoreResult, 
 	if err != nil {
 		return ScoreResult{}, fmt.Errorf("score batch %s: %w", in.Token, err)
 	}
+	took.mark(&took.plan)
 	activity.RecordHeartbeat(ctx, "scored")
 
 	if err := a.Store.StageMatches(ctx, in.Token, view.view.listsVersion, plan.viewerIDs(), rows); err != nil {
 		return ScoreResult{}, err
 	}
+	took.mark(&took.stage)
 	if plan.reserves != nil {
 		// Whether or not the commit lands, the reserves hold for this
 		// version of the event; matching uses one only while the stored
@@ -89,8 +95,26 @@ func (a *Activities) ScoreBatch(ctx context.Context, in BatchRef) (ScoreResult, 
 	}
 	a.log(ctx).Info("scored batch", "event_id", in.EventID, "batch", in.Token,
 		"members", res.Members, "scored", res.Scored, "lists_changed", res.ListsChanged,
-		"lists_rescored", res.ListsRescored, "read_whole_event", res.ReadWholeEvent)
+		"lists_rescored", res.ListsRescored, "read_whole_event", res.ReadWholeEvent,
+		"load_ms", took.load.Milliseconds(), "assign_ms", took.assign.Milliseconds(),
+		"plan_ms", took.plan.Milliseconds(), "stage_ms", took.stage.Milliseconds())
 	return res, nil
+}
+
+// stepTimes are how long ScoreBatch's parts took, for its log line: reading
+// and applying the event's changes; the capped assignment when the cap is
+// on, else reading the shards' offers; scoring and building the rows; and
+// staging them.
+type stepTimes struct {
+	load, assign, plan, stage time.Duration
+	last                      time.Time
+}
+
+// mark sets part to the time since the previous mark (the first: since
+// the step began) and starts the next.
+func (t *stepTimes) mark(part *time.Duration) {
+	now := time.Now()
+	*part, t.last = now.Sub(t.last), now
 }
 
 // batchView is the event as a batch scores it, and the batch's members.
