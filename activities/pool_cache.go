@@ -199,9 +199,15 @@ func (v *eventView) applyMembers(ctx context.Context, snap store.Snapshot, next 
 
 // listsOf maps stored rows onto the pool: lists by pool index, and the
 // owners of lists who are not in the pool.
+//
+// The lists share one backing array, each capped at its length (as
+// matching's packLists): the batches after compare every stored list with
+// the assignment, and one allocation per list would make that pass a cache
+// miss per member of a large event.
 func listsOf(pool *matching.Pool, matches []store.StoredMatch) ([][]matching.Entry, map[string]bool) {
 	lists := make([][]matching.Entry, pool.Len())
 	orphans := map[string]bool{}
+	flat := make([]matching.Entry, len(matches))
 	for start := 0; start < len(matches); {
 		end := start + 1
 		for end < len(matches) && matches[end].UserID == matches[start].UserID {
@@ -209,7 +215,7 @@ func listsOf(pool *matching.Pool, matches []store.StoredMatch) ([][]matching.Ent
 		}
 		owner := matches[start].UserID
 		if i, ok := pool.Index(owner); ok {
-			lists[i] = entriesOf(pool, matches[start:end])
+			lists[i] = entriesInto(flat[start:end:end], pool, matches[start:end])
 		} else {
 			orphans[owner] = true
 		}
@@ -223,7 +229,11 @@ func entriesOf(pool *matching.Pool, rows []store.StoredMatch) []matching.Entry {
 	if len(rows) == 0 {
 		return nil
 	}
-	list := make([]matching.Entry, len(rows))
+	return entriesInto(make([]matching.Entry, len(rows)), pool, rows)
+}
+
+// entriesInto is entriesOf written into list, which is as long as rows.
+func entriesInto(list []matching.Entry, pool *matching.Pool, rows []store.StoredMatch) []matching.Entry {
 	for k, m := range rows {
 		other, ok := pool.Index(m.MatchedUserID)
 		if !ok {

@@ -187,7 +187,31 @@ func (p *Pool) fairShare(ctx context.Context, n int, reserves []Reserve) (*cappe
 		}
 		c.sort(v)
 	}
+	c.lists = packLists(c.lists)
 	return c, nil
+}
+
+// packLists copies lists into one backing array, each list's capacity its
+// length, so that appending to one never writes into the next. Every
+// repair passes over all the lists of the fair share it starts from
+// (repairFairShare, indexHolders, FillShort), and at 50,000 members one
+// small allocation per member made each of those passes a cache miss per
+// member: packed, they read memory in order.
+func packLists(lists [][]Entry) [][]Entry {
+	total := 0
+	for _, list := range lists {
+		total += len(list)
+	}
+	flat := make([]Entry, 0, total)
+	packed := make([][]Entry, len(lists))
+	for v, list := range lists {
+		if len(list) > 0 {
+			start := len(flat)
+			flat = append(flat, list...)
+			packed[v] = flat[start:len(flat):len(flat)]
+		}
+	}
+	return packed
 }
 
 // RepairFairShare makes lists, the fair share (FairShare) of the pool

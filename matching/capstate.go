@@ -102,6 +102,11 @@ func (s *CapState) Moved(moved []int, size int) *CapState {
 			next.freed = append(next.freed, to)
 		}
 	}
+	total := 0
+	for _, list := range s.share {
+		total += len(list)
+	}
+	flat := make([]Entry, 0, total) // packed, as packLists
 	for old, list := range s.share {
 		to := moved[old]
 		if to < 0 {
@@ -115,14 +120,15 @@ func (s *CapState) Moved(moved []int, size int) *CapState {
 		if len(list) == 0 {
 			continue
 		}
-		remapped := make([]Entry, len(list))
-		for k, e := range list {
-			remapped[k] = Entry{Other: -1, Score: e.Score}
+		start := len(flat)
+		for _, e := range list {
+			remapped := Entry{Other: -1, Score: e.Score}
 			if e.Other >= 0 {
-				remapped[k].Other = moved[e.Other]
+				remapped.Other = moved[e.Other]
 			}
+			flat = append(flat, remapped)
 		}
-		next.share[to] = remapped
+		next.share[to] = flat[start:len(flat):len(flat)]
 	}
 	return &next
 }
