@@ -24,6 +24,7 @@ type CapState struct {
 	// rankings are the prefixes of every member's ranking the fair share
 	// was made from, kept so that a repair starts from them instead of
 	// scanning the event for every viewer it wakes (refreshRankings).
+	// After Moved they may end before the members who joined since.
 	rankings []ranking
 	// index is the index of who ranks whom the last run left, or nil.
 	index *rankIndex
@@ -71,13 +72,14 @@ func (s *CapState) Moved(moved []int, size int) *CapState {
 	next := *s
 	next.lists = nil // filled again by Assign
 	next.share = make([][]Entry, size)
-	next.rankings = make([]ranking, size)
 	if isIdentity(moved) {
-		// Nobody left (or came back): everyone kept their index.
+		// Nobody left (or came back): everyone kept their index. The
+		// rankings are shared, never written (refreshRankings copies
+		// them), and end before the members who joined, who have none.
 		copy(next.share, s.share)
-		copy(next.rankings, s.rankings)
 		return &next
 	}
+	next.rankings = make([]ranking, size)
 	next.index = nil // it names members by their old indexes
 	for old, r := range s.rankings {
 		to := moved[old]
@@ -159,7 +161,7 @@ func (p *Pool) Assign(ctx context.Context, prev *CapState, n, maxAppearances int
 		}
 		var rankings []ranking
 		var index *rankIndex
-		if len(prev.rankings) == p.Len() {
+		if prev.rankings != nil && len(prev.rankings) <= p.Len() {
 			var touched []int
 			if rankings, touched, err = p.refreshRankings(ctx, prev.rankings, changes.Changed, prev.index); err != nil {
 				return nil, false, stats, err
@@ -197,12 +199,14 @@ func (c *capper) keptRankings() []ranking {
 // of their rankings in p: a changed member's own is dropped (it is
 // scanned for again), and every other's loses the changed members it
 // holds and gains those that now rank above its bound. prev is not
-// modified: its entries may be shared with the state it came from.
+// modified: it and its entries may be shared with the state it came from;
+// it ends early when members joined since (they have none yet).
 // index, when not nil, is an index of who ranks whom true of prev but for
 // its loose viewers; it spares looking for the changed members in every
 // other ranking.
 func (p *Pool) refreshRankings(ctx context.Context, prev []ranking, changed []int, index *rankIndex) (rankings []ranking, touched []int, err error) {
-	rankings = slices.Clone(prev)
+	rankings = make([]ranking, p.Len())
+	copy(rankings, prev) // members past its end joined since: none yet
 	if len(changed) == 0 {
 		return rankings, nil, nil
 	}
