@@ -62,3 +62,24 @@ func TestBestBetterIsSortBetterPrefix(t *testing.T) {
 		}
 	}
 }
+
+// TestPackedListsTakeAppendsApart: packed lists share one array, so each
+// must end where its capacity does, or an append to one (as the capper
+// and the fill make to lists they own) would overwrite the next.
+func TestPackedListsTakeAppendsApart(t *testing.T) {
+	t.Parallel()
+	lists := [][]Entry{{{Other: 1, Score: 0.5}}, nil, {{Other: 0, Score: 0.5}, {Other: 3, Score: 0.25}}, {{Other: 2, Score: 0.25}}}
+	packed := packLists(lists)
+	for v := range lists {
+		if !slices.Equal(packed[v], lists[v]) {
+			t.Fatalf("packed list %d is %v, want %v", v, packed[v], lists[v])
+		}
+	}
+	_ = append(packed[0], Entry{Other: 9, Score: 0.1})
+	_ = append(packed[2], Entry{Other: 9, Score: 0.1})
+	for v := range lists {
+		if !slices.Equal(packed[v], lists[v]) {
+			t.Fatalf("after appends to others, packed list %d is %v, want %v", v, packed[v], lists[v])
+		}
+	}
+}
