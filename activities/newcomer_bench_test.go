@@ -21,7 +21,8 @@ import (
 //
 //	go test -run '^$' -bench 'CappedNewcomer/50000' -benchtime 20x ./activities/
 //
-// It reports the time per newcomer by step, and the lists each rewrites.
+// It reports the time per newcomer by step, the lists each rewrites, and
+// the repair's proposals and scans of the event.
 func BenchmarkCappedNewcomer(b *testing.B) {
 	const topN, maxAppearances = 3, 6
 	const maxNewcomers = 1000

@@ -511,8 +511,9 @@ func (c *capper) scanBelow(v int, bound reserveBound, below bool, depth int) ran
 					// Kept unsorted (sorted below), but cut back to
 					// the best keep whenever it holds twice that:
 					// from then on a candidate scoring below the
-					// keep-th best so far cannot be kept, and most
-					// of an event does, so it is never stored.
+					// keep-th best so far cannot be kept, so it is
+					// not stored, and most of an event scores
+					// below it.
 					if e.Score < floor {
 						continue
 					}

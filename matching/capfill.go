@@ -59,7 +59,7 @@ func (p *Pool) fillShort(ctx context.Context, share [][]Entry, n, maxAppearances
 	if err := parallel(ctx, len(short), func(k int) {
 		v := short[k]
 		var found []Entry
-		if rankings != nil && rankings[v].ready && rankings[v].complete {
+		if v < len(rankings) && rankings[v].ready && rankings[v].complete {
 			for _, e := range rankings[v].entries {
 				if appears[e.Other] < maxAppearances && p.Eligible(v, e.Other) && !listsOther(share[v], e.Other) {
 					found = append(found, e)

@@ -472,10 +472,10 @@ func buildTagBitsets(field [][]string, ids map[string]int) tagBitsets {
 // those of NewPool (NewPoolWithRules, with p's rules) over the same
 // profiles in any order.
 //
-// Upserts are copied. Removals of user IDs not in p are ignored. Apply panics if upserts repeat
-// a UserID or name one that removals name too, since the result would be
-// ambiguous. It stops early with an error wrapping ctx.Err() once ctx is
-// done.
+// Upserts are copied. Removals of user IDs not in p are ignored. Apply
+// panics if upserts repeat a UserID or name one that removals name too,
+// since the result would be ambiguous. It stops early with an error
+// wrapping ctx.Err() once ctx is done.
 func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals []string) (*Pool, []int, error) {
 	upserts = slices.Clone(upserts) // the pool keeps pointers to them
 	removed := make([]bool, p.Len())
@@ -509,6 +509,11 @@ func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals [
 	err := parallel(ctx, len(upserts), func(k int) { texts[k] = readProfileText(&upserts[k]) })
 	if err != nil {
 		return nil, nil, fmt.Errorf("matching: applying changes stopped: %w", err)
+	}
+	// The pool keeps the capped tags, not the rest of the texts.
+	tags := make([]cappedTags, len(upserts))
+	for k := range texts {
+		tags[k] = texts[k].tags
 	}
 
 	// New tags and names get IDs before any row is written; the lock is
@@ -566,7 +571,7 @@ func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals [
 		q.terms.add(q.bioTerms[i], -1)
 		q.terms.add(text.bioTerms, 1)
 		q.bioTerms[i] = text.bioTerms
-		q.tags[i] = &text.tags
+		q.tags[i] = &tags[k]
 		q.revision[i] = q.clock
 		q.elig.set(i, &upserts[k])
 	}
