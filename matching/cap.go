@@ -567,18 +567,23 @@ func (p *Pool) bestBetter(v int, entries []Entry, keep int) []Entry {
 	if len(entries) <= keep {
 		return p.sortBetter(v, entries)
 	}
-	keys := p.betterKeys(v, entries)
-	selectFirst(keys, keep, compareBetter)
-	keys = keys[:keep]
+	keys := p.firstKeys(v, entries, keep)
 	slices.SortFunc(keys, compareBetter)
 	return writeBack(entries[:keep], keys)
 }
 
-// selectBetter is the first keep of sortBetter(v, entries), in no order.
+// selectBetter is the first keep of sortBetter(v, entries), in no order;
+// entries holds at least keep.
 func (p *Pool) selectBetter(v int, entries []Entry, keep int) []Entry {
+	return writeBack(entries[:keep], p.firstKeys(v, entries, keep))
+}
+
+// firstKeys are the keys of the first keep of entries in Better order, in
+// no order.
+func (p *Pool) firstKeys(v int, entries []Entry, keep int) []betterKey {
 	keys := p.betterKeys(v, entries)
 	selectFirst(keys, keep, compareBetter)
-	return writeBack(entries[:keep], keys[:keep])
+	return keys[:keep]
 }
 
 // lowestScore is the lowest score of entries, which is not empty.
