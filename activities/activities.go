@@ -40,8 +40,8 @@ type Activities struct {
 	// event's capped assignment (matching.CappedLists) instead of
 	// per-member top-N lists.
 	MaxAppearances int
-	// BatchSize and MaxRuntime are this worker's BATCH_SIZE and
-	// MAX_RUNTIME_MS. The worker owns them: claims take BatchSize members
+	// BatchSize and MaxRuntime are this worker's claim size (BatchSizeFor)
+	// and MAX_RUNTIME_MS. The worker owns them: claims take BatchSize members
 	// whatever the workflow asks, and DescribeEvent hands both to the
 	// workflow for its activity timeouts, so whoever ran `starter enable`
 	// with another environment changes nothing. Zero leaves the workflow's.
@@ -200,6 +200,25 @@ const startBackfillTimeout = 5 * time.Second
 type ReleaseInput struct {
 	Token  string
 	Reason string
+}
+
+// CappedBatchSize is how many queued members a batch claims with the cap
+// on, whatever BATCH_SIZE says: in practice all of them. The capped
+// assignment is made for the whole event, queued members included, and
+// every list it changes is written by the batch that makes it; a batch of
+// BATCH_SIZE left the rest of the queue to batches that wrote again the
+// lists naming their members, nothing else (50,000 members: five batches
+// writing 168,000 lists, against one writing 50,000).
+const CappedBatchSize = 1_000_000
+
+// BatchSizeFor is the claim size of a worker with BATCH_SIZE batchSize and
+// MAX_APPEARANCES maxAppearances: batchSize, or CappedBatchSize with the
+// cap on.
+func BatchSizeFor(batchSize, maxAppearances int) int {
+	if maxAppearances > 0 {
+		return CappedBatchSize
+	}
+	return batchSize
 }
 
 // ClaimBatch leases the next members of the event's queue to the batch.

@@ -19,6 +19,7 @@ import (
 // through the web app's SQL. After each, every rule holds, nobody is in
 // more than 4 lists, and the stored lists are the capped assignment of
 // the event computed from scratch (it is unique, so no other is right).
+// The first batch claims the whole event, though BATCH_SIZE is 50.
 func TestCappedEventThroughChanges(t *testing.T) {
 	t.Parallel()
 	const maxAppearances = 4
@@ -33,6 +34,12 @@ func TestCappedEventThroughChanges(t *testing.T) {
 		t.Fatalf("starter enable --wait exited %d: %s %s", code, out, errOut)
 	}
 	checkCappedAssignment(t, pool, eventID, maxAppearances)
+	// BATCH_SIZE is 50 here: with the cap on, one batch claims everyone.
+	batches := queryInt(t, pool, `SELECT count(*) FROM matchmaking_batches WHERE event_id = $1 AND cardinality(claimed_users) > 0`, eventID)
+	largest := queryInt(t, pool, `SELECT coalesce(max(cardinality(claimed_users)), 0) FROM matchmaking_batches WHERE event_id = $1`, eventID)
+	if batches != 1 || largest != 240 {
+		t.Errorf("the event was matched in %d batches, the largest claiming %d members; want one claiming all 240", batches, largest)
+	}
 
 	ctx := context.Background()
 	queueEmpty := func() bool {

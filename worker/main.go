@@ -143,7 +143,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		TopN:     cfg.TopN,
 		// 0 keeps per-member top-N lists.
 		MaxAppearances: cfg.MaxAppearances,
-		BatchSize:      cfg.BatchSize,
+		BatchSize:      activities.BatchSizeFor(cfg.BatchSize, cfg.MaxAppearances),
 		MaxRuntime:     cfg.MaxRuntime(),
 		Lease:          leaseFor(cfg),
 		Logger:         logger,
@@ -195,11 +195,11 @@ func run(cfg config.Config, logger *slog.Logger) error {
 	// Every way out of run from here drains: a signal, or a listener error.
 	defer stopGracefully(cfg.WorkerStopTimeout, drain, ready, logger, w, shardWorker)
 	logger.Info("worker started", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress,
-		"namespace", cfg.TemporalNamespace, "batch_size", cfg.BatchSize, "max_runtime_ms", cfg.MaxRuntimeMS,
+		"namespace", cfg.TemporalNamespace, "batch_size", acts.BatchSize, "max_runtime_ms", cfg.MaxRuntimeMS,
 		"top_n", cfg.TopN, "max_appearances", cfg.MaxAppearances, "insights", insightsMode, "stop_timeout", cfg.WorkerStopTimeout,
 		"metrics", obs.describe(), "health", obs.describeHealth())
 
-	settings := workflows.NewSettings(cfg.BatchSize, cfg.MaxRuntime(), cfg.IdlePoll)
+	settings := workflows.NewSettings(acts.BatchSize, cfg.MaxRuntime(), cfg.IdlePoll)
 	l := &listener.Listener{
 		Pool:    listenPool,
 		Store:   st,
