@@ -319,6 +319,7 @@ func (a *Activities) CommitBatch(ctx context.Context, in BatchRef) (CommitResult
 	case err != nil:
 		return CommitResult{}, err
 	}
+	a.events.committed(in.EventID, res)
 	a.log(ctx).Info("committed batch", "event_id", in.EventID, "batch", in.Token,
 		"users", res.UsersCommitted, "requeued", res.UsersRequeued, "lists", res.ListsWritten,
 		"lists_deferred", res.ListsDeferred, "ai_insights", res.AIInsights, "fallback_insights", res.FallbackInsights)

@@ -3,7 +3,6 @@ package activities
 import (
 	"context"
 	"fmt"
-	"slices"
 	"testing"
 	"time"
 
@@ -84,9 +83,8 @@ func BenchmarkCappedNewcomer(b *testing.B) {
 				proposals += capped.stats.Proposals
 
 				// The commit lands: the next batch's view holds the
-				// lists this one wrote.
-				view = next.withCapped(capped.state)
-				view.lists = slices.Clone(plan.lists)
+				// lists this one wrote (eventCache.committed).
+				view = next.writtenBy(plan)
 				view.listsVersion++
 			}
 			perNewcomer := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(k) }

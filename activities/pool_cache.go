@@ -252,13 +252,79 @@ func cloneSet(s map[string]bool) map[string]bool {
 	return c
 }
 
+// writtenBy is v as it stands once p's batch commits, if nobody else wrote
+// a list since v was read: the lists p rewrites replaced (the orphans'
+// emptied), with the reserves or the capped assignment p computed. Its
+// lists version is set by committed, once the commit lands.
+func (v *eventView) writtenBy(p *batchPlan) *eventView {
+	next := *v
+	next.lists = slices.Clone(v.lists)
+	for _, viewer := range p.viewers {
+		next.lists[viewer] = p.lists[viewer]
+	}
+	if len(p.orphanViewers) > 0 {
+		next.orphans = cloneSet(v.orphans)
+		for _, owner := range p.orphanViewers {
+			delete(next.orphans, owner)
+		}
+	}
+	if p.reserves != nil {
+		next.reserves = p.reserves
+	}
+	if p.capped != nil {
+		next.capped = p.capped
+	}
+	return &next
+}
+
 // eventCache keeps each event's view between batches, so a batch reads only
 // what changed since the last one this worker scored.
 type eventCache struct {
 	mu      sync.Mutex
 	entries map[string]*eventView
+	// written[event] is the view the event's latest batch staged here
+	// leaves once committed (see committed).
+	written map[string]writtenView
 	// recent lists event IDs, least recently used first.
 	recent []string
+}
+
+// writtenView is the view a staging of a batch leaves once committed.
+type writtenView struct {
+	stageID string
+	view    *eventView
+}
+
+// staged keeps view as what the staging stageID (store.StageMatches)
+// leaves once committed, in place of an earlier staging of the event.
+func (c *eventCache) staged(eventID, stageID string, view *eventView) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.written == nil {
+		c.written = map[string]writtenView{}
+	}
+	c.written[eventID] = writtenView{stageID: stageID, view: view}
+}
+
+// committed makes the view the commit's staging left the event's view, at
+// the commit's version, when that staging was made here and the commit
+// wrote it onto the very lists it was scored on (store.CommitResult): the
+// next batch then does not read back the lists this worker wrote. Else
+// the next batch reads them, as any other change.
+func (c *eventCache) committed(eventID string, commit store.CommitResult) {
+	c.mu.Lock()
+	w, ok := c.written[eventID]
+	if ok && w.stageID == commit.StageID {
+		delete(c.written, eventID)
+	}
+	c.mu.Unlock()
+	if !ok || commit.StageID == "" || w.stageID != commit.StageID ||
+		commit.Version != commit.ScoredVersion+1 || commit.ListsDeferred > 0 {
+		return
+	}
+	view := *w.view
+	view.listsVersion = commit.Version
+	c.put(eventID, &view)
 }
 
 // get returns the cached view of the event, or nil.
@@ -288,6 +354,7 @@ func (c *eventCache) put(eventID string, view *eventView) {
 	c.touch(eventID)
 	for len(c.recent) > maxCachedEvents {
 		delete(c.entries, c.recent[0])
+		delete(c.written, c.recent[0])
 		c.recent = c.recent[1:]
 	}
 }
@@ -297,6 +364,7 @@ func (c *eventCache) drop(eventID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.entries, eventID)
+	delete(c.written, eventID)
 	c.recent = slices.DeleteFunc(c.recent, func(id string) bool { return id == eventID })
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/eventmatch/matchmaker/attendee"
+	"github.com/eventmatch/matchmaker/matching"
 	"github.com/eventmatch/matchmaker/store"
 )
 
@@ -67,4 +68,45 @@ func userIDs(members []attendee.Profile) []string {
 		ids[k] = m.UserID
 	}
 	return ids
+}
+
+// A commit hands the worker's view the lists it wrote only when it wrote
+// this worker's last staging of the event onto the very lists that staging
+// was scored on, with nothing deferred; any other commit leaves the view
+// as it was, for the next batch to read what changed.
+func TestCommitTakesWrittenListsOnlyWhenExact(t *testing.T) {
+	before := &eventView{membersVersion: 4, listsVersion: 7}
+	written := &eventView{membersVersion: 4, listsVersion: 7, lists: [][]matching.Entry{{{Other: 1, Score: 0.5}}, nil}}
+	exact := store.CommitResult{StageID: "s2", ScoredVersion: 7, Version: 8}
+	for _, tc := range []struct {
+		name   string
+		commit store.CommitResult
+		taken  bool
+	}{
+		{"exact", exact, true},
+		{"another staging", store.CommitResult{StageID: "s1", ScoredVersion: 7, Version: 8}, false},
+		{"committed before (a retried commit)", store.CommitResult{}, false},
+		{"another change between", store.CommitResult{StageID: "s2", ScoredVersion: 7, Version: 9}, false},
+		{"lists deferred", store.CommitResult{StageID: "s2", ScoredVersion: 7, Version: 8, ListsDeferred: 1}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c eventCache
+			c.put("event", before)
+			c.staged("event", "s1", &eventView{membersVersion: 4, listsVersion: 7})
+			c.staged("event", "s2", written)
+			c.committed("event", tc.commit)
+			got := c.get("event")
+			if taken := got != before; taken != tc.taken {
+				t.Fatalf("view taken: %v, want %v", taken, tc.taken)
+			}
+			if tc.taken && (got.listsVersion != 8 || got.membersVersion != 4 || !slices.Equal(got.lists[0], written.lists[0])) {
+				t.Errorf("view after the commit: %+v, want the written lists at version 8", got)
+			}
+			// The same commit reported twice changes nothing more.
+			c.committed("event", tc.commit)
+			if again := c.get("event"); again != got {
+				t.Errorf("the same commit reported again changed the view")
+			}
+		})
+	}
 }

@@ -72,7 +72,8 @@ func (a *Activities) ScoreBatch(ctx context.Context, in BatchRef) (ScoreResult, 
 	took.mark(&took.plan)
 	activity.RecordHeartbeat(ctx, "scored")
 
-	if err := a.Store.StageMatches(ctx, in.Token, view.view.listsVersion, plan.viewerIDs(), rows); err != nil {
+	stageID, err := a.Store.StageMatches(ctx, in.Token, view.view.listsVersion, plan.viewerIDs(), rows)
+	if err != nil {
 		return ScoreResult{}, err
 	}
 	took.mark(&took.stage)
@@ -82,6 +83,7 @@ func (a *Activities) ScoreBatch(ctx context.Context, in BatchRef) (ScoreResult, 
 		// list is the one it extends.
 		a.events.put(in.EventID, view.view.withReserves(plan.reserves))
 	}
+	a.events.staged(in.EventID, stageID, view.view.writtenBy(plan))
 	res := ScoreResult{
 		Members:      plan.pool.Len(),
 		Scored:       len(plan.claimed),

@@ -438,18 +438,20 @@ type StagedMatch struct {
 
 // StageMatches replaces the batch's staged lists. viewers names every member
 // whose list the batch rewrites, including those whose new list is empty.
-func (s *Store) StageMatches(ctx context.Context, token string, baseVersion int64, viewers []string, rows []StagedMatch) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `
+func (s *Store) StageMatches(ctx context.Context, token string, baseVersion int64, viewers []string, rows []StagedMatch) (stageID string, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `
 			UPDATE matchmaking_batches
-			SET base_version = $2, viewers = $3::uuid[], staged_rows = $4, scored_at = now()
-			WHERE token = $1 AND committed_at IS NULL AND released_at IS NULL`,
-			token, baseVersion, viewers, len(rows))
+			SET base_version = $2, viewers = $3::uuid[], staged_rows = $4, scored_at = now(),
+			    stage_id = gen_random_uuid()
+			WHERE token = $1 AND committed_at IS NULL AND released_at IS NULL
+			RETURNING stage_id::text`,
+			token, baseVersion, viewers, len(rows)).Scan(&stageID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: %s is missing, committed or released", ErrBatchNotFound, token)
+		}
 		if err != nil {
 			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return fmt.Errorf("%w: %s is missing, committed or released", ErrBatchNotFound, token)
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM matchmaking_staged_matches WHERE token = $1`, token); err != nil {
 			return err
@@ -463,9 +465,9 @@ func (s *Store) StageMatches(ctx context.Context, token string, baseVersion int6
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("stage matches of batch %s: %w", token, err)
+		return "", fmt.Errorf("stage matches of batch %s: %w", token, err)
 	}
-	return nil
+	return stageID, nil
 }
 
 // PendingInsight is a staged match still waiting for its insight, with both
@@ -574,6 +576,15 @@ type CommitResult struct {
 	ListsWritten     int
 	AIInsights       int
 	FallbackInsights int
+	// StageID is the StageMatches whose rows this commit wrote. Version
+	// is the event's version (of its lists) the commit made and
+	// ScoredVersion the one that staging was scored on. Version is
+	// ScoredVersion+1 when nothing else changed a list in between: then,
+	// with no list deferred, the event's lists are exactly those that
+	// staging was scored on with the ones it staged. All three are zero
+	// when the batch had been committed before.
+	StageID                string
+	ScoredVersion, Version int64
 }
 
 // departureHorizon is how long departures are remembered. A batch scored
@@ -604,17 +615,18 @@ func (s *Store) CommitBatch(ctx context.Context, eventID, token string) (CommitR
 		var (
 			baseVersion *int64
 			stagedRows  *int
+			stageID     *string
 			committed   bool
 			released    bool
 			recent      bool
 		)
 		err = tx.QueryRow(ctx, `
-			SELECT base_version, staged_rows, committed_at IS NOT NULL, released_at IS NOT NULL,
+			SELECT base_version, staged_rows, stage_id::text, committed_at IS NOT NULL, released_at IS NOT NULL,
 			       coalesce(scored_at > now() - $3::interval, false),
 			       coalesce(users_committed, 0), coalesce(users_requeued, 0), coalesce(cardinality(viewers), 0),
 			       coalesce(ai_insights, 0), coalesce(fallback_insights, 0)
 			FROM matchmaking_batches WHERE token = $1 AND event_id = $2
-			FOR UPDATE`, token, eventID, departureHorizon).Scan(&baseVersion, &stagedRows, &committed, &released, &recent,
+			FOR UPDATE`, token, eventID, departureHorizon).Scan(&baseVersion, &stagedRows, &stageID, &committed, &released, &recent,
 			&res.UsersCommitted, &res.UsersRequeued, &res.ListsWritten, &res.AIInsights, &res.FallbackInsights)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("%w: %s", ErrBatchNotFound, token)
@@ -710,7 +722,7 @@ func (s *Store) CommitBatch(ctx context.Context, eventID, token string) (CommitR
 
 		// The new version logs the lists it rewrote, for workers that keep
 		// the event's lists in memory; entries past the horizon go.
-		if _, err := tx.Exec(ctx, `
+		if err := tx.QueryRow(ctx, `
 			WITH bumped AS (
 				UPDATE matchmaking_event_state SET version = version + 1 WHERE event_id = $1
 				RETURNING version, members_version
@@ -718,13 +730,19 @@ func (s *Store) CommitBatch(ctx context.Context, eventID, token string) (CommitR
 				INSERT INTO matchmaking_change_log (event_id, counter, version, user_ids)
 				SELECT $1, 'lists', bumped.version, coalesce(b.viewers, '{}')
 				FROM bumped, matchmaking_batches b WHERE b.token = $2
+			), pruned AS (
+				DELETE FROM matchmaking_change_log l USING bumped
+				WHERE l.event_id = $1
+				  AND ((l.counter = 'lists' AND l.version <= bumped.version - $3)
+				       OR (l.counter = 'members' AND l.version <= bumped.members_version - $3))
 			)
-			DELETE FROM matchmaking_change_log l USING bumped
-			WHERE l.event_id = $1
-			  AND ((l.counter = 'lists' AND l.version <= bumped.version - $3)
-			       OR (l.counter = 'members' AND l.version <= bumped.members_version - $3))`,
-			eventID, token, changeLogHorizon); err != nil {
+			SELECT version FROM bumped`,
+			eventID, token, changeLogHorizon).Scan(&res.Version); err != nil {
 			return err
+		}
+		res.ScoredVersion = *baseVersion
+		if stageID != nil {
+			res.StageID = *stageID
 		}
 		if _, err := tx.Exec(ctx, `
 			DELETE FROM matchmaking_departures

@@ -56,8 +56,17 @@ func TestBatchHappyPath(t *testing.T) {
 	}
 
 	rows, _ := stagedRows([2]int{1, 2}, [2]int{1, 3}, [2]int{2, 1})
-	if err := e.st.StageMatches(e.Ctx, "t", snap.Version, uids(1, 2, 3), rows); err != nil {
+	// Staged twice (a retried score step): the commit names the last.
+	firstStage, err := e.st.StageMatches(e.Ctx, "t", snap.Version, uids(1, 2, 3), rows)
+	if err != nil {
 		t.Fatal(err)
+	}
+	stageID, err := e.st.StageMatches(e.Ctx, "t", snap.Version, uids(1, 2, 3), rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stageID == "" || stageID == firstStage {
+		t.Errorf("stagings %q and %q: want two different ids", firstStage, stageID)
 	}
 	pending, err := e.st.PendingInsights(e.Ctx, event, "t")
 	if err != nil {
@@ -90,7 +99,8 @@ func TestBatchHappyPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := store.CommitResult{QueueDepth: 1, UsersCommitted: 3, UsersRequeued: 0, ListsWritten: 3, AIInsights: 2, FallbackInsights: 1}
+	want := store.CommitResult{QueueDepth: 1, UsersCommitted: 3, UsersRequeued: 0, ListsWritten: 3, AIInsights: 2, FallbackInsights: 1,
+		StageID: stageID, ScoredVersion: snap.Version, Version: snap.Version + 1}
 	if res != want {
 		t.Errorf("commit result %+v, want %+v", res, want)
 	}
@@ -110,14 +120,17 @@ func TestBatchHappyPath(t *testing.T) {
 		t.Errorf("%d staged rows left after commit", n)
 	}
 
-	// A retried commit answers the same and writes nothing.
+	// A retried commit answers the same and writes nothing; it names no
+	// staging, since other commits may have come since.
 	before := e.matchesFull(event)
 	res2, err := e.st.CommitBatch(e.Ctx, event, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res2 != res {
-		t.Errorf("retried commit result %+v, want %+v", res2, res)
+	want = res
+	want.StageID, want.ScoredVersion, want.Version = "", 0, 0
+	if res2 != want {
+		t.Errorf("retried commit result %+v, want %+v", res2, want)
 	}
 	wantStrings(t, "matches after retried commit", e.matchesFull(event), before...)
 	if v := e.version(event); v != 1 {
@@ -126,7 +139,7 @@ func TestBatchHappyPath(t *testing.T) {
 	wantStrings(t, "queue after retried commit", e.queueRows(event), "4:0")
 
 	// A committed batch cannot be staged again.
-	if err := e.st.StageMatches(e.Ctx, "t", 1, nil, nil); !errors.Is(err, store.ErrBatchNotFound) {
+	if _, err := e.st.StageMatches(e.Ctx, "t", 1, nil, nil); !errors.Is(err, store.ErrBatchNotFound) {
 		t.Errorf("StageMatches on a committed batch: %v, want ErrBatchNotFound", err)
 	}
 }
@@ -154,7 +167,7 @@ func TestCommitMissingInsightFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows, insights := stagedRows([2]int{1, 2}, [2]int{1, 3})
-	if err := e.st.StageMatches(e.Ctx, "t", snap.Version, uids(1), rows); err != nil {
+	if _, err := e.st.StageMatches(e.Ctx, "t", snap.Version, uids(1), rows); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.st.SaveInsights(e.Ctx, "t", insights[:1]); err != nil {
@@ -219,6 +232,10 @@ func TestCommitAfterMemberDeleteWritesUnaffectedLists(t *testing.T) {
 			}
 			if res.ListsDeferred != 3 || res.ListsWritten != 1 || res.UsersCommitted != 1 {
 				t.Errorf("commit result %+v: want 3 lists deferred (1, 3, 4), 1 written (2), 1 user committed (2)", res)
+			}
+			// The departure's bump came between: not the lists scored on.
+			if res.Version != res.ScoredVersion+2 {
+				t.Errorf("commit made version %d of a staging scored at %d, want the departure's bump between", res.Version, res.ScoredVersion)
 			}
 			if n := e.Int(`SELECT count(*) FROM matches WHERE event_id = $1 AND (matched_user_id = $2 OR user_id = $2)`, event, uid(3)); n != 0 {
 				t.Errorf("%d matches name the deleted member", n)
@@ -404,7 +421,7 @@ func TestReleaseBatch(t *testing.T) {
 		t.Fatalf("commit after release: %v, want ErrLeaseLost", err)
 	}
 	wantStrings(t, "state after commit of a released batch", e.state(event), before...)
-	if err := e.st.StageMatches(e.Ctx, "t", 0, uids(1), nil); !errors.Is(err, store.ErrBatchNotFound) {
+	if _, err := e.st.StageMatches(e.Ctx, "t", 0, uids(1), nil); !errors.Is(err, store.ErrBatchNotFound) {
 		t.Errorf("StageMatches on a released batch: %v, want ErrBatchNotFound", err)
 	}
 

@@ -395,7 +395,8 @@ func exerciseWorkerPaths(t *testing.T, e *env, st *store.Store, n int) {
 		}
 	}
 	rows, insights := stagedRows([2]int{1, 2}, [2]int{2, 1}, [2]int{3, 5}, [2]int{4, 3}, [2]int{5, 3}, [2]int{6, 4})
-	must("StageMatches", st.StageMatches(ctx, token, snap.Version, uids(1, 2, 3, 4, 5, 6), rows))
+	_, err = st.StageMatches(ctx, token, snap.Version, uids(1, 2, 3, 4, 5, 6), rows)
+	must("StageMatches", err)
 	_, err = st.PendingInsights(ctx, event, token)
 	must("PendingInsights", err)
 	must("SaveInsights", st.SaveInsights(ctx, token, insights))
@@ -423,7 +424,8 @@ func exerciseWorkerPaths(t *testing.T, e *env, st *store.Store, n int) {
 	snap, err = st.LoadSnapshot(ctx, event, token, store.NoCache)
 	must("LoadSnapshot", err)
 	rows, _ = stagedRows([2]int{3, 4}, [2]int{4, 3})
-	must("StageMatches", st.StageMatches(ctx, token, snap.Version, uids(3, 4), rows))
+	_, err = st.StageMatches(ctx, token, snap.Version, uids(3, 4), rows)
+	must("StageMatches", err)
 	_, err = st.FindRefusedMembers(ctx, event, token)
 	must("FindRefusedMembers", err)
 	_, err = st.QuarantineMembers(ctx, event, []store.RefusedMember{{UserID: uid(6), Reason: "test"}})
