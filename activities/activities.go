@@ -124,8 +124,8 @@ type ClaimResult struct {
 	// its next batch.
 	Finished bool
 	// ShardWorkers is how many worker processes poll the shard queue, when
-	// the claim reached ClaimInput.FanOutMin; 0 otherwise. Shards only pay
-	// off with more than one.
+	// the claim reached ClaimInput.FanOutMin and the cap is off; 0
+	// otherwise. Shards only pay off with more than one.
 	ShardWorkers int
 }
 
@@ -241,7 +241,9 @@ func (a *Activities) ClaimBatch(ctx context.Context, in ClaimInput) (ClaimResult
 		return ClaimResult{}, err
 	}
 	res := ClaimResult{Claimed: n}
-	if in.FanOutMin > 0 && n >= in.FanOutMin && a.ShardWorkers != nil {
+	// With the cap on, ScoreBatch makes the assignment whole and reads no
+	// shard: shards would only make every worker read the event first.
+	if in.FanOutMin > 0 && n >= in.FanOutMin && a.ShardWorkers != nil && a.MaxAppearances <= 0 {
 		// A failed count only means no fan-out: the batch is scored whole.
 		if res.ShardWorkers, err = a.ShardWorkers(ctx); err != nil {
 			a.log(ctx).Warn("could not count the workers on the shard queue; scoring the batch whole", "error", err)

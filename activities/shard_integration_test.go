@@ -102,3 +102,29 @@ func countRows(t *testing.T, st *store.Store, query string) int {
 	}
 	return n
 }
+
+// A large claim counts the workers on the shard queue, so the workflow
+// fans the batch out, only without the cap: with it, ScoreBatch makes the
+// assignment whole and shards would only read the event on every worker.
+func TestClaimFansOutOnlyWithoutTheCap(t *testing.T) {
+	testenv.RequireIntegration(t)
+	t.Parallel()
+	for _, tc := range []struct {
+		maxAppearances, wantShardWorkers int
+	}{
+		{maxAppearances: 0, wantShardWorkers: 3},
+		{maxAppearances: 6, wantShardWorkers: 0},
+	} {
+		t.Run(fmt.Sprint("max appearances ", tc.maxAppearances), func(t *testing.T) {
+			t.Parallel()
+			st, eventID := newEnabledEvent(t, "fan-out", demodata.Generate(37, 20))
+			acts := &Activities{Store: st, TopN: 3, MaxAppearances: tc.maxAppearances, Lease: time.Minute,
+				ShardWorkers: func(context.Context) (int, error) { return 3, nil }}
+			var claim ClaimResult
+			runActivity(t, acts, acts.ClaimBatch, ClaimInput{EventID: eventID, Token: "fan-out/1", Limit: 100, FanOutMin: 10}, &claim)
+			if claim.Claimed != 20 || claim.ShardWorkers != tc.wantShardWorkers {
+				t.Errorf("claimed %d with %d shard workers, want 20 with %d", claim.Claimed, claim.ShardWorkers, tc.wantShardWorkers)
+			}
+		})
+	}
+}
