@@ -19,15 +19,34 @@ func TestSoloFirstCallOnlyWhenTheEndpointIsInDoubt(t *testing.T) {
 	t.Parallel()
 	type span struct{ start, end time.Time }
 	var (
-		mu    sync.Mutex
-		spans []span
-		down  bool
+		mu       sync.Mutex
+		spans    []span
+		down     bool
+		inFlight int
 	)
 	fake := fakeopenai.New(t, func(call int, req fakeopenai.Request) fakeopenai.Response {
 		start := time.Now()
+		mu.Lock()
+		inFlight++
+		mu.Unlock()
+		// A call waits for another to be in flight with it, for up to
+		// 300 ms, then answers 30 ms later: calls started at once then
+		// overlap even when their goroutines start late (a fixed 30 ms
+		// was not enough under the race detector on a loaded machine),
+		// and a call that goes alone ends before the next begins.
+		for waited := time.Duration(0); waited < 300*time.Millisecond; waited += 2 * time.Millisecond {
+			mu.Lock()
+			others := inFlight > 1
+			mu.Unlock()
+			if others {
+				break
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
 		time.Sleep(30 * time.Millisecond)
 		mu.Lock()
 		defer mu.Unlock()
+		inFlight--
 		spans = append(spans, span{start, time.Now()})
 		if down {
 			return fakeopenai.Error(503, "upstream down")
