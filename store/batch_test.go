@@ -250,6 +250,30 @@ func TestCommitAfterMemberDeleteWritesUnaffectedLists(t *testing.T) {
 	}
 }
 
+// TestCommitNamesNoStagingOfAnEarlierRelease: a worker of the release
+// before stage_id, still running during a rollout, stages the batch again
+// without the column. The commit must not name the staging it replaced,
+// whose worker would take its own lists for the ones written.
+func TestCommitNamesNoStagingOfAnEarlierRelease(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	event := e.Event(1, false)
+	e.members(event, 1, 2)
+	e.queue(event, 1, 0, 0)
+	e.claim(event, "t", 10)
+	e.stageAll(event, "t", []int{1}, [2]int{1, 2})
+	// What that release's StageMatches sets.
+	e.Exec(`UPDATE matchmaking_batches SET base_version = base_version, staged_rows = staged_rows,
+		scored_at = clock_timestamp() + interval '1 second' WHERE token = 't'`)
+	res, err := e.st.CommitBatch(e.Ctx, event, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StageID != "" {
+		t.Errorf("the commit names staging %s, replaced since by an earlier release's", res.StageID)
+	}
+}
+
 // TestCommitStaleWhenTheDepartureLogIsIncomplete: a version bump the
 // departure log does not explain (here, written by hand) still makes the
 // whole batch stale.
