@@ -34,7 +34,7 @@ func TestSoloFirstCallOnlyWhenTheEndpointIsInDoubt(t *testing.T) {
 		// overlap even when their goroutines start late (a fixed 30 ms
 		// was not enough under the race detector on a loaded machine),
 		// and a call that goes alone ends before the next begins.
-		for waited := time.Duration(0); waited < 300*time.Millisecond; waited += 2 * time.Millisecond {
+		for deadline := start.Add(300 * time.Millisecond); time.Now().Before(deadline); {
 			mu.Lock()
 			others := inFlight > 1
 			mu.Unlock()
@@ -80,6 +80,9 @@ func TestSoloFirstCallOnlyWhenTheEndpointIsInDoubt(t *testing.T) {
 	}
 	// firstAlone: the round's first call ended before any other began.
 	firstAlone := func(s []span) bool {
+		if len(s) == 0 {
+			return false
+		}
 		first := s[0]
 		for _, o := range s {
 			if o.start.Before(first.start) {
