@@ -318,7 +318,7 @@ func (c *eventCache) committed(eventID string, commit store.CommitResult) {
 		delete(c.written, eventID)
 	}
 	c.mu.Unlock()
-	if !ok || commit.StageID == "" || w.stageID != commit.StageID ||
+	if !ok || w.stageID != commit.StageID ||
 		commit.Version != commit.ScoredVersion+1 || commit.ListsDeferred > 0 {
 		return
 	}
