@@ -78,14 +78,13 @@ type Pool struct {
 	lookingFor tagBitsets
 	offering   tagBitsets
 
-	// bioRows holds bioSignatureWords words per profile: the hashed
-	// signature of its bio terms but the event's boilerplate (see
-	// termweights.go), and bioInvNorm the reciprocal of its norm.
-	bioRows    []uint64
-	bioInvNorm []float64
-	bioTerms   [][]string // each profile's bio terms, for weights and Reasons
-	terms      termStats
-	tags       []*cappedTags
+	// records[i] is what Score reads of profile i, packed (record.go):
+	// the signature of its bio terms but the event's boilerplate (see
+	// termweights.go), its norm, and the first words of its tag rows.
+	records  []scoreRecord
+	bioTerms [][]string // each profile's bio terms, for weights and Reasons
+	terms    termStats
+	tags     []*cappedTags
 
 	// ids are shared by a pool and every pool derived from it with Apply.
 	ids *internedIDs
@@ -305,8 +304,7 @@ func NewPoolContext(ctx context.Context, profiles []attendee.Profile) (*Pool, er
 		idHash:     make([]uint64, len(profiles)),
 		company:    make([]int32, len(profiles)),
 		industry:   make([]int32, len(profiles)),
-		bioRows:    make([]uint64, len(profiles)*bioSignatureWords),
-		bioInvNorm: make([]float64, len(profiles)),
+		records:    make([]scoreRecord, len(profiles)),
 		bioTerms:   make([][]string, len(profiles)),
 		terms:      termStats{count: map[string]int32{}},
 		lineage:    lineages.Add(1),
@@ -377,13 +375,17 @@ func NewPoolContext(ctx context.Context, profiles []attendee.Profile) (*Pool, er
 	p.interests = buildTagBitsets(interests, p.ids.interestTags)
 	p.lookingFor = buildTagBitsets(lookingFor, p.ids.needTags)
 	p.offering = buildTagBitsets(offering, p.ids.needTags)
+	for i := range p.records {
+		p.setTagRecord(i)
+	}
 	return p, nil
 }
 
 // setBioRow writes profile i's weighted bio row from the pool's term
 // weights.
 func (p *Pool) setBioRow(i int) {
-	p.bioInvNorm[i] = p.terms.setBioRow(p.bioRows[i*bioSignatureWords:(i+1)*bioSignatureWords], p.bioTerms[i])
+	r := &p.records[i]
+	r.bioInvNorm = p.terms.setBioRow(r.bio[:], p.bioTerms[i])
 }
 
 // internName maps a company or industry to a small positive ID, with 0 for
@@ -546,8 +548,7 @@ func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals [
 		lookingFor: p.lookingFor.clone(),
 		offering:   p.offering.clone(),
 		idHash:     slices.Clone(p.idHash),
-		bioRows:    slices.Clone(p.bioRows),
-		bioInvNorm: slices.Clone(p.bioInvNorm),
+		records:    slices.Clone(p.records),
 		bioTerms:   slices.Clone(p.bioTerms),
 		terms:      termStats{count: maps.Clone(p.terms.count), bios: p.terms.bios},
 		tags:       slices.Clone(p.tags),
@@ -591,12 +592,8 @@ func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals [
 	}
 	if removedCount > 0 {
 		keep := make([]bool, p.Len())
-		keepRow := make([]bool, p.Len()*bioSignatureWords)
 		for i := range keep {
 			keep[i] = !removed[i]
-			for w := range bioSignatureWords {
-				keepRow[i*bioSignatureWords+w] = keep[i]
-			}
 			if removed[i] {
 				q.terms.add(p.bioTerms[i], -1)
 			}
@@ -608,8 +605,7 @@ func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals [
 		q.lookingFor.keep(keep)
 		q.offering.keep(keep)
 		q.idHash = keepWhere(q.idHash, keep)
-		q.bioRows = keepWhere(q.bioRows, keepRow)
-		q.bioInvNorm = keepWhere(q.bioInvNorm, keep)
+		q.records = keepWhere(q.records, keep)
 		q.bioTerms = keepWhere(q.bioTerms, keep)
 		q.tags = keepWhere(q.tags, keep)
 		q.revision = keepWhere(q.revision, keep)
@@ -625,8 +621,7 @@ func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals [
 		q.lookingFor.appendRow(nil)
 		q.offering.appendRow(nil)
 		q.idHash = append(q.idHash, 0)
-		q.bioRows = append(q.bioRows, make([]uint64, bioSignatureWords)...)
-		q.bioInvNorm = append(q.bioInvNorm, 0)
+		q.records = append(q.records, scoreRecord{})
 		q.bioTerms = append(q.bioTerms, nil)
 		q.tags = append(q.tags, nil)
 		q.revision = append(q.revision, 0)
@@ -641,6 +636,11 @@ func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals [
 	// every score of the event may have moved, so reserves computed on p
 	// no longer hold: the pool starts a new lineage.
 	q.terms.setKey()
+	for i := range size {
+		if q.revision[i] == q.clock {
+			q.setTagRecord(i)
+		}
+	}
 	if q.SameTermWeights(p) {
 		for i := range size {
 			if q.revision[i] == q.clock {
@@ -744,11 +744,21 @@ func PairsScored() int64 { return pairsScored.Load() }
 //
 // It is symmetric bit-for-bit: every input is an integer count that does
 // not depend on argument order, and the only asymmetric parts (each side's
-// complementarity) are combined by a commutative float addition. Each
-// weighted term is explicitly converted before summing because Go may
-// otherwise fuse multiply-adds on some platforms, and stored scores must
-// match recomputed ones exactly wherever they were computed.
+// complementarity) are combined by a commutative float addition.
+//
+// Most pairs are scored from the members' packed records alone
+// (record.go); only a pair whose members both have tags past the records'
+// inline words reads the whole tag rows, with the same arithmetic.
 func (p *Pool) Score(i, j int) float32 {
+	a, b := &p.records[i], &p.records[j]
+	if a.wide && b.wide {
+		return p.scoreRows(i, j)
+	}
+	return scoreRecords(a, b)
+}
+
+// scoreRows is Score from the whole tag rows.
+func (p *Pool) scoreRows(i, j int) float32 {
 	interests := jaccard(&p.interests, i, j)
 	complementary := (coverage(&p.lookingFor, &p.offering, i, j) + coverage(&p.lookingFor, &p.offering, j, i)) / 2
 	bio := p.bioCosine(i, j)
@@ -756,11 +766,7 @@ func (p *Pool) Score(i, j int) float32 {
 	if p.industry[i] != 0 && p.industry[i] == p.industry[j] {
 		industry = 1
 	}
-	total := float64(weightInterests*interests) +
-		float64(weightComplementary*complementary) +
-		float64(weightBio*bio) +
-		float64(weightIndustry*industry)
-	return float32(min(total, 1))
+	return weighScore(interests, complementary, bio, industry)
 }
 
 // jaccard is |A∩B| / |A∪B| of two profiles' tags, 0 when both are empty,
@@ -803,13 +809,12 @@ var reciprocals = func() (table [2*profiletext.MaxTagsPerField + 1]float64) {
 // only one side has. The reciprocal norms' product is taken first, a
 // commutative product, so the value is symmetric bit-for-bit.
 func (p *Pool) bioCosine(i, j int) float64 {
-	norms := p.bioInvNorm[i] * p.bioInvNorm[j]
+	a, b := &p.records[i], &p.records[j]
+	norms := a.bioInvNorm * b.bioInvNorm
 	if norms == 0 {
 		return 0
 	}
-	a := p.bioRows[i*bioSignatureWords : (i+1)*bioSignatureWords]
-	b := p.bioRows[j*bioSignatureWords : (j+1)*bioSignatureWords]
-	return float64(sharedBits(a, b)) * norms
+	return float64(sharedBits(a.bio[:], b.bio[:])) * norms
 }
 
 // sharedBits counts the bits set in both a and b; missing words are zero.
