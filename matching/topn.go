@@ -479,6 +479,7 @@ func (p *Pool) scoreOffers(ctx context.Context, freshIDs []int, fresh, isClaimed
 		return claimedCount
 	})
 	tileRows := max(1, min(scoreTileRows, len(freshIDs)/(4*workers)))
+	allFresh := len(freshIDs) == size
 	done := ctx.Done()
 	directional := p.directional()
 	var next atomic.Int64
@@ -504,10 +505,20 @@ func (p *Pool) scoreOffers(ctx context.Context, freshIDs []int, fresh, isClaimed
 				for from := 0; from < size; from += scoreTileCols {
 					to := min(from+scoreTileCols, size)
 					for _, i := range rows {
-						for j := from; j < to; j++ {
-							// A pair of two fresh members is scored by the one
-							// first in UserID order only, which shards agree on.
-							if j == i || (fresh[j] && p.userIDRank[j] < p.userIDRank[i]) {
+						start := from
+						if allFresh {
+							start = max(from, i+1)
+						}
+						for j := start; j < to; j++ {
+							// A pair of two fresh members is scored by one of
+							// them only: when every member is fresh, and so
+							// scored here, the one with the lower index;
+							// otherwise the one first in UserID order, which
+							// shards agree on. (Which of the two that is
+							// cannot be predicted from one pair to the next:
+							// visiting every pair twice and branching on it
+							// was over a third of the all-fresh pass.)
+							if !allFresh && (j == i || (fresh[j] && p.userIDRank[j] < p.userIDRank[i])) {
 								continue
 							}
 							toI := p.Eligible(i, j)
