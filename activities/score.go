@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -342,9 +344,40 @@ func (p *batchPlan) viewerIDs() []string {
 	return append(ids, p.orphanViewers...)
 }
 
+// stagedRows are the rows of every list the plan changed, in the plan's
+// order of viewers. Building them (each row's reasons, encoded, and its
+// fallback insight) is a few microseconds a row, seconds for a whole large
+// event, so viewers are split into as many runs as there are cores, each
+// building its rows on its own.
 func (p *batchPlan) stagedRows() ([]store.StagedMatch, error) {
+	runs := min(runtime.GOMAXPROCS(0), max(1, len(p.viewers)/stagedRowsPerRun))
+	parts := make([][]store.StagedMatch, runs)
+	errs := make([]error, runs)
+	var wg sync.WaitGroup
+	for k := range runs {
+		viewers := p.viewers[k*len(p.viewers)/runs : (k+1)*len(p.viewers)/runs]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			parts[k], errs[k] = p.rowsOf(viewers)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return slices.Concat(parts...), nil
+}
+
+// stagedRowsPerRun is the fewest viewers worth a goroutine of their own
+// in stagedRows: a newcomer's batch changes a few dozen lists, built in
+// well under a millisecond on one.
+const stagedRowsPerRun = 512
+
+// rowsOf builds the staged rows of the viewers' lists.
+func (p *batchPlan) rowsOf(viewers []int) ([]store.StagedMatch, error) {
 	var rows []store.StagedMatch
-	for _, v := range p.viewers {
+	for _, v := range viewers {
 		viewerID := p.pool.Profile(v).UserID
 		for rank, e := range p.lists[v] {
 			r := p.pool.Reasons(v, e.Other)

@@ -180,3 +180,35 @@ func mustPool(members []attendee.Profile) *matching.Pool {
 	}
 	return pool
 }
+
+// TestStagedRowsOfAWholeEventAreInViewerOrder: the rows built in runs on
+// every core are those of one run over every viewer, in the same order.
+func TestStagedRowsOfAWholeEventAreInViewerOrder(t *testing.T) {
+	t.Parallel()
+	gen := demodata.Generate(9, 3*stagedRowsPerRun+7)
+	ids := make([]string, len(gen))
+	for k, m := range gen {
+		ids[k] = m.UserID
+	}
+	plan := planOf(snapshotOf(gen, ids...), 3)
+	if len(plan.viewers) < 2*stagedRowsPerRun {
+		t.Fatalf("the plan changes %d lists, too few to be split", len(plan.viewers))
+	}
+	got, err := plan.stagedRows()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := plan.rowsOf(plan.viewers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) || len(want) < 3*len(plan.viewers) {
+		t.Fatalf("%d rows, one run over every viewer builds %d", len(got), len(want))
+	}
+	for k := range want {
+		if got[k].UserID != want[k].UserID || got[k].MatchedUserID != want[k].MatchedUserID || got[k].Rank != want[k].Rank ||
+			got[k].Score != want[k].Score || string(got[k].Reasons) != string(want[k].Reasons) || got[k].Fallback != want[k].Fallback {
+			t.Fatalf("row %d is %+v, one run builds %+v", k, got[k], want[k])
+		}
+	}
+}
