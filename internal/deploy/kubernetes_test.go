@@ -430,13 +430,58 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
+// goRuntimeVars are variables the Go runtime itself reads that the
+// manifests may set.
+var goRuntimeVars = []string{"GOMEMLIMIT"}
+
 // knownK8sVars is every variable the binaries read.
 func knownK8sVars() map[string]bool {
 	known := configEnvVars()
-	for _, v := range temporalConnectionVars {
+	for _, v := range slices.Concat(temporalConnectionVars, goRuntimeVars) {
 		known[v] = true
 	}
 	return known
+}
+
+// TestKubernetesGoMemoryLimit: the worker's GOMEMLIMIT is set, and below
+// its container's memory limit with room for what the Go heap does not
+// count (stacks, the runtime's own, the binary), so that the garbage
+// collector works harder before the kernel kills the worker rather than
+// after. Raising one without the other fails here.
+func TestKubernetesGoMemoryLimit(t *testing.T) {
+	objs := loadK8s(t)
+	d, c := workerContainer(t, objs)
+	text, ok := effectiveEnv(t, objs, d.String(), c)["GOMEMLIMIT"].value()
+	if !ok {
+		t.Fatalf("%s sets no GOMEMLIMIT", d)
+	}
+	soft, err := byteQuantity(text)
+	if err != nil {
+		t.Fatalf("%s: GOMEMLIMIT=%q: %v", d, text, err)
+	}
+	limitText, _ := c.Resources.Limits["memory"].(string)
+	limit, err := byteQuantity(limitText)
+	if err != nil {
+		t.Fatalf("%s: memory limit %q: %v", d, limitText, err)
+	}
+	if soft > limit*9/10 || soft < limit/2 {
+		t.Errorf("%s: GOMEMLIMIT=%s is %.0f%% of the memory limit %s; want 50–90%%", d, text, 100*float64(soft)/float64(limit), limitText)
+	}
+}
+
+// byteQuantity reads a size as Kubernetes (Mi, Gi) or GOMEMLIMIT (MiB,
+// GiB) writes it, or plain bytes.
+func byteQuantity(s string) (int64, error) {
+	for _, unit := range []struct {
+		suffix string
+		bytes  int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}} {
+		if n, ok := strings.CutSuffix(s, unit.suffix); ok {
+			v, err := strconv.ParseInt(n, 10, 64)
+			return v * unit.bytes, err
+		}
+	}
+	return strconv.ParseInt(s, 10, 64)
 }
 
 func workerContainer(t *testing.T, objs []k8sObject) (k8sObject, k8sContainer) {
