@@ -60,7 +60,8 @@ func (p *Pool) setTagRecord(i int) {
 
 // scoreRecords is Score for a pair of which at most one member is wide:
 // the same counts and the same floating-point operations in the same
-// order as scoreRows, so the two agree bit for bit (TestScoreRecordsAgree).
+// order as scoreRows, so the two agree bit for bit
+// (TestScoreRecordsAgreeWithTheWholeRows).
 func scoreRecords(a, b *scoreRecord) float32 {
 	sharedInterests := bits.OnesCount64(a.interests[0]&b.interests[0]) + bits.OnesCount64(a.interests[1]&b.interests[1])
 	interests := float64(sharedInterests) * reciprocals[int(a.interestCount)+int(b.interestCount)-sharedInterests]
