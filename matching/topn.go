@@ -479,6 +479,8 @@ func (p *Pool) scoreOffers(ctx context.Context, freshIDs []int, fresh, isClaimed
 		return claimedCount
 	})
 	tileRows := max(1, min(scoreTileRows, len(freshIDs)/(4*workers)))
+	// freshIDs are distinct (every caller lists each fresh member once),
+	// so as many of them as members means every member is scored here.
 	allFresh := len(freshIDs) == size
 	done := ctx.Done()
 	directional := p.directional()
