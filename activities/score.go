@@ -351,6 +351,9 @@ func (p *batchPlan) viewerIDs() []string {
 // building its rows on its own.
 func (p *batchPlan) stagedRows() ([]store.StagedMatch, error) {
 	runs := min(runtime.GOMAXPROCS(0), max(1, len(p.viewers)/stagedRowsPerRun))
+	if runs == 1 {
+		return p.rowsOf(p.viewers)
+	}
 	parts := make([][]store.StagedMatch, runs)
 	errs := make([]error, runs)
 	var wg sync.WaitGroup

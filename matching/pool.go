@@ -772,8 +772,13 @@ func (p *Pool) scoreRows(i, j int) float32 {
 // jaccard is |A∩B| / |A∪B| of two profiles' tags, 0 when both are empty,
 // multiplying by a reciprocal from a table rather than dividing.
 func jaccard(t *tagBitsets, i, j int) float64 {
-	shared := sharedBits(t.row(i), t.row(j))
-	return float64(shared) * reciprocals[int(t.count[i])+int(t.count[j])-shared]
+	return jaccardOf(sharedBits(t.row(i), t.row(j)), int(t.count[i]), int(t.count[j]))
+}
+
+// jaccardOf is the Jaccard index of two tag sets of sizes a and b that
+// share shared tags: the one formula of jaccard and of scoreRecords.
+func jaccardOf(shared, a, b int) float64 {
+	return float64(shared) * reciprocals[a+b-shared]
 }
 
 // coverage is how well provider's offering meets seeker's looking_for:
@@ -789,8 +794,14 @@ func jaccard(t *tagBitsets, i, j int) float64 {
 // unpredictably): both keep it about as cheap as the plain share it
 // replaced.
 func coverage(lookingFor, offering *tagBitsets, seeker, provider int) float64 {
-	shared := sharedBits(lookingFor.row(seeker), offering.row(provider))
-	return float64(2*shared) * reciprocals[lookingFor.count[seeker]+offering.count[provider]]
+	return coverageOf(sharedBits(lookingFor.row(seeker), offering.row(provider)),
+		int(lookingFor.count[seeker]), int(offering.count[provider]))
+}
+
+// coverageOf is coverage from the count of needs met and the two fields'
+// sizes: the one formula of coverage and of scoreRecords.
+func coverageOf(shared, lookingFor, offering int) float64 {
+	return float64(2*shared) * reciprocals[lookingFor+offering]
 }
 
 // reciprocals[c] is 1/c for the sizes two tag fields can add up to (0 for
@@ -809,12 +820,20 @@ var reciprocals = func() (table [2*profiletext.MaxTagsPerField + 1]float64) {
 // only one side has. The reciprocal norms' product is taken first, a
 // commutative product, so the value is symmetric bit-for-bit.
 func (p *Pool) bioCosine(i, j int) float64 {
-	a, b := &p.records[i], &p.records[j]
+	return bioCosineOf(&p.records[i], &p.records[j])
+}
+
+// bioCosineOf is bioCosine of two members' records.
+func bioCosineOf(a, b *scoreRecord) float64 {
 	norms := a.bioInvNorm * b.bioInvNorm
 	if norms == 0 {
 		return 0
 	}
-	return float64(sharedBits(a.bio[:], b.bio[:])) * norms
+	shared := 0
+	for k := range a.bio {
+		shared += bits.OnesCount64(a.bio[k] & b.bio[k])
+	}
+	return float64(shared) * norms
 }
 
 // sharedBits counts the bits set in both a and b; missing words are zero.

@@ -59,31 +59,23 @@ func (p *Pool) setTagRecord(i int) {
 }
 
 // scoreRecords is Score for a pair of which at most one member is wide:
-// the same counts and the same floating-point operations in the same
-// order as scoreRows, so the two agree bit for bit
+// the same counts through the same formulas as scoreRows (jaccardOf,
+// coverageOf, bioCosineOf, weighScore), so the two agree bit for bit
 // (TestScoreRecordsAgreeWithTheWholeRows).
 func scoreRecords(a, b *scoreRecord) float32 {
-	sharedInterests := bits.OnesCount64(a.interests[0]&b.interests[0]) + bits.OnesCount64(a.interests[1]&b.interests[1])
-	interests := float64(sharedInterests) * reciprocals[int(a.interestCount)+int(b.interestCount)-sharedInterests]
-
-	metByB := bits.OnesCount64(a.lookingFor[0]&b.offering[0]) + bits.OnesCount64(a.lookingFor[1]&b.offering[1])
-	metByA := bits.OnesCount64(b.lookingFor[0]&a.offering[0]) + bits.OnesCount64(b.lookingFor[1]&a.offering[1])
-	complementary := (float64(2*metByB)*reciprocals[int(a.lookingForCount)+int(b.offeringCount)] +
-		float64(2*metByA)*reciprocals[int(b.lookingForCount)+int(a.offeringCount)]) / 2
-
-	bio := 0.0
-	if norms := a.bioInvNorm * b.bioInvNorm; norms != 0 {
-		shared := 0
-		for k := range a.bio {
-			shared += bits.OnesCount64(a.bio[k] & b.bio[k])
-		}
-		bio = float64(shared) * norms
-	}
+	interests := jaccardOf(sharedInline(&a.interests, &b.interests), int(a.interestCount), int(b.interestCount))
+	complementary := (coverageOf(sharedInline(&a.lookingFor, &b.offering), int(a.lookingForCount), int(b.offeringCount)) +
+		coverageOf(sharedInline(&b.lookingFor, &a.offering), int(b.lookingForCount), int(a.offeringCount))) / 2
 	industry := 0.0
 	if a.industry != 0 && a.industry == b.industry {
 		industry = 1
 	}
-	return weighScore(interests, complementary, bio, industry)
+	return weighScore(interests, complementary, bioCosineOf(a, b), industry)
+}
+
+// sharedInline counts the tags two inline rows share.
+func sharedInline(a, b *[inlineTagWords]uint64) int {
+	return bits.OnesCount64(a[0]&b[0]) + bits.OnesCount64(a[1]&b[1])
 }
 
 // weighScore adds the weighted signals. Each weighted term is explicitly
