@@ -53,9 +53,13 @@ demo-stop:
 test: $(TEMPORAL_CLI)
 	@$(MAKE) --no-print-directory -j 2 test-go test-checks
 
+# The matching tests run a second time with -tags purego: the portable
+# scoring kernel, the one machines without AVX-512 run (matching/lanes.go).
 test-checks: workflowcheck lint
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags purego ./matching/
+	$(GO) test -count=1 -tags purego ./matching/
 
 test-go: $(TEMPORAL_CLI)
 	INTEGRATION=1 TEMPORAL_CLI=$(CURDIR)/$(TEMPORAL_CLI) $(GO) test -race -count=1 -p $(TEST_PACKAGES_AT_ONCE) -timeout 20m ./...

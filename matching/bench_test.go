@@ -41,6 +41,22 @@ func BenchmarkScore(b *testing.B) {
 	_ = sum
 }
 
+// BenchmarkScoreRun scores one member against the whole event per
+// iteration, through the kernel the engine's passes use (ScoreRun); its
+// pairs/s against BenchmarkScore's is what that kernel buys here.
+func BenchmarkScoreRun(b *testing.B) {
+	pool := benchPool(b)
+	b.ReportAllocs()
+	out := make([]float32, pool.Len())
+	pairs, i := 0, 0
+	for b.Loop() {
+		pool.ScoreRun(i, 0, out)
+		pairs += pool.Len()
+		i = (i + 1) % pool.Len()
+	}
+	reportPairsPerSecond(b, pairs)
+}
+
 // BenchmarkTopN is a full recompute of one viewer's list: every candidate
 // scored plus the bounded top-N upkeep.
 func BenchmarkTopN(b *testing.B) {

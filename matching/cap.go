@@ -499,24 +499,26 @@ func (c *capper) scanBelow(v int, bound reserveBound, below bool, depth int) ran
 			defer wg.Done()
 			top := make([]Entry, 0, min(2*keep, part[1]-part[0])+1)
 			floor := float32(math.Inf(-1))
+			scores := make([]float32, min(scanChunk, part[1]-part[0]))
 			for j := part[0]; j < part[1]; j++ {
-				if !p.Eligible(v, j) {
+				if k := (j - part[0]) % scanChunk; k == 0 {
+					p.ScoreRun(v, j, scores[:min(scanChunk, part[1]-j)])
+				}
+				e := Entry{Other: j, Score: scores[(j-part[0])%scanChunk]}
+				// Most of an event scores below what is kept already
+				// (floor, or a full top's worst): it is turned away
+				// before any rule is looked up.
+				if e.Score < floor || (len(top) == keep && keep <= insertionKeepLimit && e.Score < top[keep-1].Score) {
 					continue
 				}
-				e := Entry{Other: j, Score: p.Score(v, j)}
-				if below && p.beatsBound(v, e, bound) {
+				if !p.Eligible(v, j) || (below && p.beatsBound(v, e, bound)) {
 					continue
 				}
 				if keep > insertionKeepLimit {
 					// Kept unsorted (sorted below), but cut back to
 					// the best keep whenever it holds twice that:
 					// from then on a candidate scoring below the
-					// keep-th best so far cannot be kept, so it is
-					// not stored, and most of an event scores
-					// below it.
-					if e.Score < floor {
-						continue
-					}
+					// keep-th best so far (floor) cannot be kept.
 					if top = append(top, e); len(top) == 2*keep {
 						top = p.selectBetter(v, top, keep)
 						floor = lowestScore(top)
@@ -548,6 +550,10 @@ func (c *capper) scanBelow(v int, bound reserveBound, below bool, depth int) ran
 	}
 	return cut(p, v, merged[:min(len(merged), keep)], depth)
 }
+
+// scanChunk is how many candidates a scan scores per ScoreRun: few
+// enough that their scores stay in the core's cache until read.
+const scanChunk = 1024
 
 // sortBetter sorts entries into v's order (Better), computing each
 // entry's tie key once rather than in every comparison: scores tie often
@@ -758,13 +764,20 @@ func (c *capper) offerAgain(ctx context.Context, cand int) error {
 		}
 		return nil
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("matching: capped assignment stopped: %w", err)
+	}
 	c.stats.Scans++
 	p := c.p
 	pairsScored.Add(int64(p.Len() - 1))
+	// Score is symmetric bit for bit, so cand's row is everyone's score
+	// of cand.
 	scores := make([]float32, p.Len())
-	if err := parallel(ctx, p.Len(), func(v int) { scores[v] = p.Score(v, cand) }); err != nil {
-		return fmt.Errorf("matching: capped assignment stopped: %w", err)
+	var wg sync.WaitGroup
+	for _, part := range splitRange(p.Len()) {
+		wg.Go(func() { p.ScoreRun(cand, part[0], scores[part[0]:part[1]]) })
 	}
+	wg.Wait()
 	for v, s := range scores {
 		if p.Eligible(v, cand) && c.blocks(v, cand, s) {
 			c.push(capPair{v: int32(v), c: int32(cand), score: s})

@@ -81,7 +81,10 @@ type Pool struct {
 	// records[i] is what Score reads of profile i, packed (record.go):
 	// the signature of its bio terms but the event's boilerplate (see
 	// termweights.go), its norm, and the first words of its tag rows.
-	records  []scoreRecord
+	records []scoreRecord
+	// lanes are the records again, eight to a block for ScoreRun's
+	// vector kernel (lanes.go); nil where that kernel does not run.
+	lanes    []scoreLanes
 	bioTerms [][]string // each profile's bio terms, for weights and Reasons
 	terms    termStats
 	tags     []*cappedTags
@@ -378,6 +381,7 @@ func NewPoolContext(ctx context.Context, profiles []attendee.Profile) (*Pool, er
 	for i := range p.records {
 		p.setTagRecord(i)
 	}
+	p.buildLanes()
 	return p, nil
 }
 
@@ -651,6 +655,18 @@ func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals [
 		q.lineage = lineages.Add(1)
 		if err := parallel(ctx, size, q.setBioRow); err != nil {
 			return nil, nil, fmt.Errorf("matching: applying changes stopped: %w", err)
+		}
+	}
+	// The lanes follow the records: rewritten where they moved (removals)
+	// or all changed (new weights), else copied and patched.
+	if removedCount > 0 || q.lineage != p.lineage || p.lanes == nil {
+		q.buildLanes()
+	} else {
+		q.lanes = append(slices.Clone(p.lanes), make([]scoreLanes, (size+laneWidth-1)/laneWidth-len(p.lanes))...)
+		for i := range size {
+			if q.revision[i] == q.clock {
+				q.setLane(i)
+			}
 		}
 	}
 

@@ -494,6 +494,7 @@ func (p *Pool) scoreOffers(ctx context.Context, freshIDs []int, fresh, isClaimed
 			scored := int64(0)
 			defer func() { pairsScored.Add(scored) }()
 			floors := t.floors[w]
+			scores := make([]float32, scoreTileCols)
 			for {
 				first := int(next.Add(int64(tileRows))) - tileRows
 				if first >= len(freshIDs) || stop.Load() {
@@ -511,7 +512,23 @@ func (p *Pool) scoreOffers(ctx context.Context, freshIDs []int, fresh, isClaimed
 						if allFresh {
 							start = max(from, i+1)
 						}
+						if start >= to {
+							continue
+						}
+						// Every pair of the run is scored in one call (the
+						// vector kernel where there is one), the few an
+						// eligibility rule skips too.
+						run := scores[:to-start]
+						p.ScoreRun(i, start, run)
+						scored += int64(len(run))
 						for j := start; j < to; j++ {
+							s := run[j-start]
+							// The floors turn most pairs away here, before
+							// any rule is looked up (offer checks them
+							// again).
+							if s < floors[i] && s < floors[j] {
+								continue
+							}
 							// A pair of two fresh members is scored by one of
 							// them only: when every member is fresh, and so
 							// scored here, the one with the lower index;
@@ -532,10 +549,6 @@ func (p *Pool) scoreOffers(ctx context.Context, freshIDs []int, fresh, isClaimed
 							if !toI && !toJ {
 								continue
 							}
-							s := p.Score(i, j)
-							scored++
-							// The floors turn most offers away here, without
-							// a call (offer checks them again).
 							if toI && s >= floors[i] {
 								t.offer(p, w, i, Entry{Other: j, Score: s})
 							}

@@ -197,7 +197,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 	logger.Info("worker started", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress,
 		"namespace", cfg.TemporalNamespace, "batch_size", acts.BatchSize, "max_runtime_ms", cfg.MaxRuntimeMS,
 		"top_n", cfg.TopN, "max_appearances", cfg.MaxAppearances, "insights", insightsMode, "stop_timeout", cfg.WorkerStopTimeout,
-		"metrics", obs.describe(), "health", obs.describeHealth())
+		"metrics", obs.describe(), "health", obs.describeHealth(), "scoring_kernel", matching.Kernel())
 
 	settings := workflows.NewSettings(acts.BatchSize, cfg.MaxRuntime(), cfg.IdlePoll)
 	l := &listener.Listener{

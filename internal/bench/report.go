@@ -335,10 +335,22 @@ func (r *report) targets() []target {
 		}),
 	}
 
+	// The engine's passes score runs of candidates (BenchmarkScoreRun);
+	// BenchmarkScore, a pair per call, is quoted beside it.
 	kernel := target{"scoring kernel ≥ 20 M pairs/s/core", "no BenchmarkScore result", notMeasured}
+	rates := map[string]float64{}
 	for _, k := range r.kernel.benchmarks {
-		if v, unit, ok := k.pairsPerSecond(); ok && k.name == "BenchmarkScore" && unit == "pairs/s" {
-			kernel.measured, kernel.status = millions(v)+" pairs/s (BenchmarkScore)", met(v >= 20e6)
+		if v, unit, ok := k.pairsPerSecond(); ok && unit == "pairs/s" {
+			rates[k.name] = v
+		}
+	}
+	if v, ok := rates["BenchmarkScore"]; ok {
+		kernel.measured, kernel.status = millions(v)+" pairs/s (BenchmarkScore)", met(v >= 20e6)
+	}
+	if v, ok := rates["BenchmarkScoreRun"]; ok {
+		kernel.measured, kernel.status = millions(v)+" pairs/s (BenchmarkScoreRun, the kernel the passes use)", met(v >= 20e6)
+		if one, ok := rates["BenchmarkScore"]; ok {
+			kernel.measured += "; a pair per call " + millions(one) + " pairs/s (BenchmarkScore)"
 		}
 	}
 	if sizes := summarize(r.runs); len(sizes) > 0 {

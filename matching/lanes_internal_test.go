@@ -1,0 +1,139 @@
+package matching
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"unsafe"
+
+	"github.com/eventmatch/matchmaker/attendee"
+	"github.com/eventmatch/matchmaker/demodata"
+)
+
+// The kernel in lanes_amd64.s addresses both structs by these offsets.
+func TestScoreLanesLayout(t *testing.T) {
+	t.Parallel()
+	var l scoreLanes
+	var v laneViewer
+	for _, c := range []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"scoreLanes", unsafe.Sizeof(l), 1024},
+		{"scoreLanes.bioInvNorm", unsafe.Offsetof(l.bioInvNorm), 896},
+		{"scoreLanes.industry", unsafe.Offsetof(l.industry), 960},
+		{"scoreLanes.interestCount", unsafe.Offsetof(l.interestCount), 992},
+		{"scoreLanes.lookingForCount", unsafe.Offsetof(l.lookingForCount), 1000},
+		{"scoreLanes.offeringCount", unsafe.Offsetof(l.offeringCount), 1008},
+		{"laneViewer.bioInvNorm", unsafe.Offsetof(v.bioInvNorm), 112},
+		{"laneViewer.industry", unsafe.Offsetof(v.industry), 120},
+		{"laneViewer.interestCount", unsafe.Offsetof(v.interestCount), 128},
+		{"laneViewer.lookingForCount", unsafe.Offsetof(v.lookingForCount), 136},
+		{"laneViewer.offeringCount", unsafe.Offsetof(v.offeringCount), 144},
+		{"laneViewer.weights", unsafe.Offsetof(v.weights), 152},
+		{"laneViewer.one", unsafe.Offsetof(v.one), 184},
+		{"laneViewer.half", unsafe.Offsetof(v.half), 192},
+		{"laneViewer.reciprocals", unsafe.Offsetof(v.reciprocals), 200},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s is at %d, lanes_amd64.s expects %d", c.name, c.got, c.want)
+		}
+	}
+}
+
+// checkScoreRunsAgree fails unless ScoreRun gives Score, bit for bit, for
+// every pair of p, over runs that start and end inside blocks as well as
+// on their edges.
+func checkScoreRunsAgree(t *testing.T, p *Pool) {
+	t.Helper()
+	out := make([]float32, p.Len())
+	for i := range p.Len() {
+		from := (i * 7) % 13 // 0 to 12: on a block's edge and off it
+		for _, run := range [][2]int{{0, p.Len()}, {from, p.Len() - from}, {from, 2*laneWidth + i%laneWidth}} {
+			got := out[:min(run[1], p.Len()-run[0])]
+			p.ScoreRun(i, run[0], got)
+			for k, s := range got {
+				if want := p.Score(i, run[0]+k); math.Float32bits(s) != math.Float32bits(want) {
+					t.Fatalf("ScoreRun(%d, from %d)[%d] = %v (%#x), Score(%d, %d) = %v (%#x)",
+						i, run[0], k, s, math.Float32bits(s), i, run[0]+k, want, math.Float32bits(want))
+				}
+			}
+		}
+	}
+}
+
+// laneTestProfiles are demo profiles with rare tags (wide records), some
+// with nothing at all, some twins that meet each other's every need
+// (scores of 1, the cap) and some
+// without an industry.
+func laneTestProfiles(seed uint64, n int) []attendee.Profile {
+	rng := rand.New(rand.NewPCG(seed, 3))
+	profiles := demodata.Generate(int64(seed), n)
+	withRareTags(rng, profiles)
+	for k := range profiles {
+		switch k % 17 {
+		case 3:
+			id := profiles[k].UserID
+			profiles[k] = attendee.Profile{UserID: id}
+		case 5:
+			// Offering what it looks for, so that its twin meets all of
+			// its needs and the reverse.
+			profiles[k].Offering = profiles[k].LookingFor
+		case 6:
+			twin := profiles[k-1]
+			twin.UserID, twin.Company = profiles[k].UserID, ""
+			profiles[k] = twin
+		case 9:
+			profiles[k].Industry = ""
+		}
+	}
+	return profiles
+}
+
+func TestScoreRunAgreesWithScore(t *testing.T) {
+	t.Parallel()
+	if !laneKernel {
+		t.Skip("no AVX-512 population count here: ScoreRun is a loop over Score")
+	}
+	profiles := laneTestProfiles(5, 403)
+	pool := NewPool(profiles)
+	checkScoreRunsAgree(t, pool)
+	ones := 0
+	for i := range pool.Len() {
+		for j := range pool.Len() {
+			if pool.Score(i, j) == 1 {
+				ones++
+			}
+		}
+	}
+	if ones == 0 {
+		t.Fatal("no pair scores 1: the cap at 1 is not exercised")
+	}
+
+	// The lanes follow Apply: patched for arrivals and edits, rebuilt
+	// after departures.
+	more := laneTestProfiles(6, 40)
+	var arrivals, edits []attendee.Profile
+	for k := range 20 {
+		arrivals = append(arrivals, more[k])
+		edited := profiles[k+100]
+		edited.Interests, edited.LookingFor, edited.Offering = more[k+20].Interests, more[k+20].LookingFor, more[k+20].Offering
+		edits = append(edits, edited)
+	}
+	grown, _, err := pool.Apply(context.Background(), append(arrivals, edits...), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if grown.lineage != pool.lineage {
+		t.Fatal("the arrivals changed the term weights: the patched lanes are not exercised")
+	}
+	checkScoreRunsAgree(t, grown)
+	shrunk, _, err := grown.Apply(context.Background(), nil, []string{profiles[0].UserID, profiles[200].UserID, more[3].UserID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkScoreRunsAgree(t, shrunk)
+	// The pool Apply started from is unchanged.
+	checkScoreRunsAgree(t, pool)
+}
