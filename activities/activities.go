@@ -260,13 +260,15 @@ func (a *Activities) ClaimBatch(ctx context.Context, in ClaimInput) (ClaimResult
 func (a *Activities) WriteInsights(ctx context.Context, in BatchRef) (InsightResult, error) {
 	defer keepAlive(ctx)()
 	if a.Insights == nil {
-		n, err := a.Store.ApplyFallbackInsights(ctx, in.Token)
+		// ScoreBatch staged the fallbacks as insights already (and
+		// counted them); only rows staged otherwise are set here.
+		applied, total, err := a.Store.ApplyFallbackInsights(ctx, in.Token)
 		if err != nil {
 			return InsightResult{}, err
 		}
-		res := InsightResult{Fallback: n}
-		res.addFallbacks(FallbackNoAI, n)
-		a.Metrics.InsightFallbacks(FallbackNoAI, n)
+		res := InsightResult{Fallback: total}
+		res.addFallbacks(FallbackNoAI, total)
+		a.Metrics.InsightFallbacks(FallbackNoAI, applied)
 		return res, nil
 	}
 	pending, err := a.Store.PendingInsights(ctx, in.EventID, in.Token)

@@ -74,9 +74,15 @@ func (a *Activities) ScoreBatch(ctx context.Context, in BatchRef) (ScoreResult, 
 	took.mark(&took.plan)
 	activity.RecordHeartbeat(ctx, "scored")
 
-	stageID, err := a.Store.StageMatches(ctx, in.Token, view.view.listsVersion, plan.viewerIDs(), rows)
+	// Without AI the fallbacks are the insights: staged as such, they
+	// spare WriteInsights a rewrite of every row.
+	fallbacksFinal := a.Insights == nil
+	stageID, err := a.Store.StageMatches(ctx, in.Token, view.view.listsVersion, plan.viewerIDs(), rows, fallbacksFinal)
 	if err != nil {
 		return ScoreResult{}, err
+	}
+	if fallbacksFinal {
+		a.Metrics.InsightFallbacks(FallbackNoAI, withFallback(rows))
 	}
 	took.mark(&took.stage)
 	if plan.reserves != nil {
@@ -400,4 +406,15 @@ func (p *batchPlan) rowsOf(viewers []int) ([]store.StagedMatch, error) {
 		}
 	}
 	return rows, nil
+}
+
+// withFallback counts the rows that carry a fallback insight.
+func withFallback(rows []store.StagedMatch) int {
+	n := 0
+	for _, r := range rows {
+		if r.Fallback != "" {
+			n++
+		}
+	}
+	return n
 }

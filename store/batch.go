@@ -438,7 +438,12 @@ type StagedMatch struct {
 
 // StageMatches replaces the batch's staged lists. viewers names every member
 // whose list the batch rewrites, including those whose new list is empty.
-func (s *Store) StageMatches(ctx context.Context, token string, baseVersion int64, viewers []string, rows []StagedMatch) (stageID string, err error) {
+//
+// fallbacksFinal says that no AI writes this worker's insights: each
+// row's fallback is staged as its insight too, so that WriteInsights
+// (ApplyFallbackInsights) has no row left to rewrite. A large batch's
+// UPDATE of every staged row was a tenth of a 50,000-member event's match.
+func (s *Store) StageMatches(ctx context.Context, token string, baseVersion int64, viewers []string, rows []StagedMatch, fallbacksFinal bool) (stageID string, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `
 			UPDATE matchmaking_batches
@@ -456,11 +461,24 @@ func (s *Store) StageMatches(ctx context.Context, token string, baseVersion int6
 		if _, err := tx.Exec(ctx, `DELETE FROM matchmaking_staged_matches WHERE token = $1`, token); err != nil {
 			return err
 		}
-		_, err = tx.CopyFrom(ctx, pgx.Identifier{"matchmaking_staged_matches"},
-			[]string{"token", "user_id", "matched_user_id", "rank", "score", "reasons", "fallback_insight"},
+		columns := []string{"token", "user_id", "matched_user_id", "rank", "score", "reasons", "fallback_insight"}
+		if fallbacksFinal {
+			columns = append(columns, "insight", "insight_source")
+		}
+		_, err = tx.CopyFrom(ctx, pgx.Identifier{"matchmaking_staged_matches"}, columns,
 			pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
 				r := rows[i]
-				return []any{token, r.UserID, r.MatchedUserID, int16(r.Rank), r.Score, string(r.Reasons), nullIfEmpty(r.Fallback)}, nil
+				row := []any{token, r.UserID, r.MatchedUserID, int16(r.Rank), r.Score, string(r.Reasons), nullIfEmpty(r.Fallback)}
+				if fallbacksFinal {
+					// A row without a fallback waits for one, as it would
+					// have without fallbacksFinal.
+					source := any(nil)
+					if r.Fallback != "" {
+						source = "fallback"
+					}
+					row = append(row, nullIfEmpty(r.Fallback), source)
+				}
+				return row, nil
 			}))
 		return err
 	})
@@ -546,16 +564,28 @@ func (s *Store) SaveInsights(ctx context.Context, token string, insights []Insig
 }
 
 // ApplyFallbackInsights gives every staged match of the batch that has no
-// insight its staged fallback, in one statement, and says how many it set.
-func (s *Store) ApplyFallbackInsights(ctx context.Context, token string) (int, error) {
-	tag, err := s.pool.Exec(ctx, `
-		UPDATE matchmaking_staged_matches
-		SET insight = fallback_insight, insight_source = 'fallback'
-		WHERE token = $1 AND insight IS NULL AND fallback_insight IS NOT NULL`, token)
+// insight its staged fallback, in one statement. It says how many it set
+// (applied) and how many of the batch's staged matches have their fallback
+// as insight now (total), which includes those staged with it
+// (StageMatches' fallbacksFinal) and those set by an earlier call.
+func (s *Store) ApplyFallbackInsights(ctx context.Context, token string) (applied, total int, err error) {
+	// The statement's parts all read the table as it was before the
+	// UPDATE, so the rows it sets are counted once, in applied.
+	var before int
+	err = s.pool.QueryRow(ctx, `
+		WITH applied AS (
+			UPDATE matchmaking_staged_matches
+			SET insight = fallback_insight, insight_source = 'fallback'
+			WHERE token = $1 AND insight IS NULL AND fallback_insight IS NOT NULL
+			RETURNING 1
+		)
+		SELECT (SELECT count(*) FROM applied),
+		       (SELECT count(*) FROM matchmaking_staged_matches WHERE token = $1 AND insight_source = 'fallback')`,
+		token).Scan(&applied, &before)
 	if err != nil {
-		return 0, fmt.Errorf("apply fallback insights of batch %s: %w", token, err)
+		return 0, 0, fmt.Errorf("apply fallback insights of batch %s: %w", token, err)
 	}
-	return int(tag.RowsAffected()), nil
+	return applied, applied + before, nil
 }
 
 // CommitResult is what a commit did, recorded on the batch so a retried

@@ -57,11 +57,11 @@ func TestBatchHappyPath(t *testing.T) {
 
 	rows, _ := stagedRows([2]int{1, 2}, [2]int{1, 3}, [2]int{2, 1})
 	// Staged twice (a retried score step): the commit names the last.
-	firstStage, err := e.st.StageMatches(e.Ctx, "t", snap.Version, uids(1, 2, 3), rows)
+	firstStage, err := e.st.StageMatches(e.Ctx, "t", snap.Version, uids(1, 2, 3), rows, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stageID, err := e.st.StageMatches(e.Ctx, "t", snap.Version, uids(1, 2, 3), rows)
+	stageID, err := e.st.StageMatches(e.Ctx, "t", snap.Version, uids(1, 2, 3), rows, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestBatchHappyPath(t *testing.T) {
 	wantStrings(t, "queue after retried commit", e.queueRows(event), "4:0")
 
 	// A committed batch cannot be staged again.
-	if _, err := e.st.StageMatches(e.Ctx, "t", 1, nil, nil); !errors.Is(err, store.ErrBatchNotFound) {
+	if _, err := e.st.StageMatches(e.Ctx, "t", 1, nil, nil, false); !errors.Is(err, store.ErrBatchNotFound) {
 		t.Errorf("StageMatches on a committed batch: %v, want ErrBatchNotFound", err)
 	}
 }
@@ -167,7 +167,7 @@ func TestCommitMissingInsightFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows, insights := stagedRows([2]int{1, 2}, [2]int{1, 3})
-	if _, err := e.st.StageMatches(e.Ctx, "t", snap.Version, uids(1), rows); err != nil {
+	if _, err := e.st.StageMatches(e.Ctx, "t", snap.Version, uids(1), rows, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.st.SaveInsights(e.Ctx, "t", insights[:1]); err != nil {
@@ -189,6 +189,57 @@ func TestCommitMissingInsightFails(t *testing.T) {
 		t.Fatalf("commit after the last insight: %v", err)
 	}
 	wantStrings(t, "matches", e.Matches(event), "1>2#1", "1>3#2")
+}
+
+// TestFallbackInsightsStagedOrApplied: without AI a batch stages its
+// fallbacks as insights (fallbacksFinal), leaving ApplyFallbackInsights
+// nothing to set but the same total to report; staged the other way, the
+// fallbacks are set by it, once. Both commit the same lists, and a row
+// without a fallback still holds the commit back.
+func TestFallbackInsightsStagedOrApplied(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name                  string
+		fallbacksFinal        bool
+		firstApplied, applied int
+	}{
+		{"staged as insights", true, 0, 0},
+		{"applied later", false, 2, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			event := e.Event(1, false)
+			e.members(event, 1, 2, 3, 4)
+			e.queue(event, 1, 0, 0)
+			e.claim(event, "t", 10)
+			snap, err := e.st.LoadSnapshot(e.Ctx, event, "t", store.NoCache)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows, _ := stagedRows([2]int{1, 2}, [2]int{1, 3}, [2]int{1, 4})
+			rows[0].Fallback, rows[1].Fallback = "meet 2 (fallback)", "meet 3 (fallback)"
+			if _, err := e.st.StageMatches(e.Ctx, "t", snap.Version, uids(1), rows, tc.fallbacksFinal); err != nil {
+				t.Fatal(err)
+			}
+			for call, wantApplied := range []int{tc.firstApplied, tc.applied} {
+				applied, total, err := e.st.ApplyFallbackInsights(e.Ctx, "t")
+				if err != nil || applied != wantApplied || total != 2 {
+					t.Fatalf("ApplyFallbackInsights call %d = %d applied, %d in all, %v; want %d, 2", call+1, applied, total, err, wantApplied)
+				}
+			}
+			if _, err := e.st.CommitBatch(e.Ctx, event, "t"); err == nil {
+				t.Fatal("committed a staged row without an insight or a fallback")
+			}
+			if err := e.st.SaveInsights(e.Ctx, "t", []store.Insight{{UserID: uid(1), Rank: 3, Text: "meet 4", Source: "ai"}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.st.CommitBatch(e.Ctx, event, "t"); err != nil {
+				t.Fatal(err)
+			}
+			wantStrings(t, "insights", e.Strings(`SELECT rank || ' ' || insight_source || ' ' || insight FROM matches WHERE event_id = $1 ORDER BY rank`, event),
+				"1 fallback meet 2 (fallback)", "2 fallback meet 3 (fallback)", "3 ai meet 4")
+		})
+	}
 }
 
 // TestCommitAfterMemberDeleteWritesUnaffectedLists: a member who leaves
@@ -445,7 +496,7 @@ func TestReleaseBatch(t *testing.T) {
 		t.Fatalf("commit after release: %v, want ErrLeaseLost", err)
 	}
 	wantStrings(t, "state after commit of a released batch", e.state(event), before...)
-	if _, err := e.st.StageMatches(e.Ctx, "t", 0, uids(1), nil); !errors.Is(err, store.ErrBatchNotFound) {
+	if _, err := e.st.StageMatches(e.Ctx, "t", 0, uids(1), nil, false); !errors.Is(err, store.ErrBatchNotFound) {
 		t.Errorf("StageMatches on a released batch: %v, want ErrBatchNotFound", err)
 	}
 

@@ -104,7 +104,7 @@ func (e *env) stageAll(event, token string, viewers []int, pairs ...[2]int) stor
 		e.T.Fatalf("LoadSnapshot: %v", err)
 	}
 	rows, insights := stagedRows(pairs...)
-	if _, err := e.st.StageMatches(e.Ctx, token, snap.Version, uids(viewers...), rows); err != nil {
+	if _, err := e.st.StageMatches(e.Ctx, token, snap.Version, uids(viewers...), rows, false); err != nil {
 		e.T.Fatalf("StageMatches: %v", err)
 	}
 	if err := e.st.SaveInsights(e.Ctx, token, insights); err != nil {

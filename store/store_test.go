@@ -395,12 +395,12 @@ func exerciseWorkerPaths(t *testing.T, e *env, st *store.Store, n int) {
 		}
 	}
 	rows, insights := stagedRows([2]int{1, 2}, [2]int{2, 1}, [2]int{3, 5}, [2]int{4, 3}, [2]int{5, 3}, [2]int{6, 4})
-	_, err = st.StageMatches(ctx, token, snap.Version, uids(1, 2, 3, 4, 5, 6), rows)
+	_, err = st.StageMatches(ctx, token, snap.Version, uids(1, 2, 3, 4, 5, 6), rows, false)
 	must("StageMatches", err)
 	_, err = st.PendingInsights(ctx, event, token)
 	must("PendingInsights", err)
 	must("SaveInsights", st.SaveInsights(ctx, token, insights))
-	_, err = st.ApplyFallbackInsights(ctx, token)
+	_, _, err = st.ApplyFallbackInsights(ctx, token)
 	must("ApplyFallbackInsights", err)
 	must("CacheInsights", st.CacheInsights(ctx, "m", "v1", []store.CachedPair{{FirstHash: "a", SecondHash: "b", ForFirst: "x", ForSecond: "y"}}))
 	cached, err := st.CachedInsights(ctx, "m", "v1", []string{"a"}, []string{"b"})
@@ -424,7 +424,7 @@ func exerciseWorkerPaths(t *testing.T, e *env, st *store.Store, n int) {
 	snap, err = st.LoadSnapshot(ctx, event, token, store.NoCache)
 	must("LoadSnapshot", err)
 	rows, _ = stagedRows([2]int{3, 4}, [2]int{4, 3})
-	_, err = st.StageMatches(ctx, token, snap.Version, uids(3, 4), rows)
+	_, err = st.StageMatches(ctx, token, snap.Version, uids(3, 4), rows, false)
 	must("StageMatches", err)
 	_, err = st.FindRefusedMembers(ctx, event, token)
 	must("FindRefusedMembers", err)
