@@ -1,6 +1,9 @@
 package matching
 
-import "math/bits"
+import (
+	"fmt"
+	"math/bits"
+)
 
 // The loops that score one member against a run of others (the full
 // update's pass, a scan, a newcomer) go through ScoreRun. On a CPU with the
@@ -119,11 +122,18 @@ func (p *Pool) viewerOf(i int) laneViewer {
 	return v
 }
 
+// laneCallBlocks bounds one call of the kernel: 4,096 members, some 10 µs.
+const laneCallBlocks = 512
+
 // ScoreRun sets out[k] to Score(i, from+k) for every k < len(out): the
 // scores of i against a run of consecutive members, the fastest way this
 // machine has (the vector kernel where it runs).
 func (p *Pool) ScoreRun(i, from int, out []float32) {
 	to := from + len(out)
+	if from < 0 || to > p.Len() {
+		// The kernel reads the lanes unchecked.
+		panic(fmt.Sprintf("matching: ScoreRun of members %d to %d in a pool of %d", from, to, p.Len()))
+	}
 	if !laneKernel || len(out) < 2*laneWidth {
 		for j := from; j < to; j++ {
 			out[j-from] = p.Score(i, j)
@@ -136,7 +146,11 @@ func (p *Pool) ScoreRun(i, from int, out []float32) {
 		out[j-from] = p.Score(i, j)
 	}
 	viewer := p.viewerOf(i)
-	scoreLaneBlocks(&viewer, &p.lanes[first], last-first, &out[first*laneWidth-from])
+	// In calls of at most laneCallBlocks: the goroutine cannot be
+	// preempted inside one.
+	for b := first; b < last; b += laneCallBlocks {
+		scoreLaneBlocks(&viewer, &p.lanes[b], min(laneCallBlocks, last-b), &out[b*laneWidth-from])
+	}
 	if p.records[i].wide {
 		for b := first; b < last; b++ {
 			for wide := p.lanes[b].wide; wide != 0; wide &= wide - 1 {

@@ -137,3 +137,33 @@ func TestScoreRunAgreesWithScore(t *testing.T) {
 	// The pool Apply started from is unchanged.
 	checkScoreRunsAgree(t, pool)
 }
+
+// TestScoreRunAcrossKernelCalls: a run longer than one kernel call
+// (laneCallBlocks) is scored whole, and a run past the pool panics rather
+// than reading past the lanes.
+func TestScoreRunAcrossKernelCalls(t *testing.T) {
+	t.Parallel()
+	if !laneKernel {
+		t.Skip("no AVX-512 population count here: scoreRun is a loop over Score")
+	}
+	size := 2*laneCallBlocks*laneWidth + 37
+	pool := NewPool(laneTestProfiles(9, size))
+	out := make([]float32, size)
+	for _, i := range []int{0, 17, size - 1} {
+		for _, from := range []int{0, 3, laneCallBlocks*laneWidth - 5} {
+			run := out[:size-from]
+			pool.ScoreRun(i, from, run)
+			for k, s := range run {
+				if want := pool.Score(i, from+k); math.Float32bits(s) != math.Float32bits(want) {
+					t.Fatalf("ScoreRun(%d, from %d)[%d] = %v, Score = %v", i, from, k, s, want)
+				}
+			}
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("ScoreRun past the pool's end did not panic")
+		}
+	}()
+	pool.ScoreRun(0, 8, out)
+}
