@@ -54,6 +54,10 @@ type Activities struct {
 	// Metrics records batches, queue depth and AI usage; nil records
 	// nothing (and skips the queue count after a commit).
 	Metrics *metrics.App
+	// FanOutMinPairs is the fewest pairs (claimed × the event's members)
+	// a batch is scored in shards for (config.Config.FanOutMinPairs); 0
+	// shards every batch the workflow would.
+	FanOutMinPairs int64
 	// ShardWorkers counts the worker processes polling the shard queue;
 	// nil counts none, so no batch is scored in shards.
 	ShardWorkers func(ctx context.Context) (int, error)
@@ -124,8 +128,9 @@ type ClaimResult struct {
 	// its next batch.
 	Finished bool
 	// ShardWorkers is how many worker processes poll the shard queue, when
-	// the claim reached ClaimInput.FanOutMin and the cap is off; 0
-	// otherwise. Shards only pay off with more than one.
+	// the claim reached ClaimInput.FanOutMin, its pairs reached the
+	// worker's FanOutMinPairs and the cap is off; 0 otherwise. Shards only
+	// pay off with more than one.
 	ShardWorkers int
 }
 
@@ -243,7 +248,7 @@ func (a *Activities) ClaimBatch(ctx context.Context, in ClaimInput) (ClaimResult
 	res := ClaimResult{Claimed: n}
 	// With the cap on, ScoreBatch makes the assignment whole and reads no
 	// shard: shards would only make every worker read the event first.
-	if in.FanOutMin > 0 && n >= in.FanOutMin && a.ShardWorkers != nil && a.MaxAppearances <= 0 {
+	if in.FanOutMin > 0 && n >= in.FanOutMin && a.ShardWorkers != nil && a.MaxAppearances <= 0 && a.shardsPay(ctx, in.EventID, n) {
 		// A failed count only means no fan-out: the batch is scored whole.
 		if res.ShardWorkers, err = a.ShardWorkers(ctx); err != nil {
 			a.log(ctx).Warn("could not count the workers on the shard queue; scoring the batch whole", "error", err)
@@ -254,6 +259,22 @@ func (a *Activities) ClaimBatch(ctx context.Context, in ClaimInput) (ClaimResult
 		a.log(ctx).Info("claimed batch", "event_id", in.EventID, "batch", in.Token, "users", n, "shard_workers", res.ShardWorkers)
 	}
 	return res, nil
+}
+
+// shardsPay reports whether a batch of claimed members has pairs enough
+// (claimed × the event's members, FanOutMinPairs) for shards on several
+// workers to finish it sooner than one worker scoring it whole. A failed
+// count means no: the batch is scored whole.
+func (a *Activities) shardsPay(ctx context.Context, eventID string, claimed int) bool {
+	if a.FanOutMinPairs <= 0 {
+		return true
+	}
+	members, err := a.Store.EventMembers(ctx, eventID)
+	if err != nil {
+		a.log(ctx).Warn("could not count the event's members; scoring the batch whole", "error", err)
+		return false
+	}
+	return int64(claimed)*int64(members) >= a.FanOutMinPairs
 }
 
 // WriteInsights gives every staged match of the batch an insight.

@@ -104,21 +104,27 @@ func countRows(t *testing.T, st *store.Store, query string) int {
 }
 
 // A large claim counts the workers on the shard queue, so the workflow
-// fans the batch out, only without the cap: with it, ScoreBatch makes the
-// assignment whole and shards would only read the event on every worker.
+// fans the batch out, only without the cap (with it, ScoreBatch makes the
+// assignment whole and shards would only read the event on every worker)
+// and only when the batch has pairs enough for shards to pay.
 func TestClaimFansOutOnlyWithoutTheCap(t *testing.T) {
 	testenv.RequireIntegration(t)
 	t.Parallel()
+	// 20 claimed members of an event of 20: 400 pairs.
 	for _, tc := range []struct {
-		maxAppearances, wantShardWorkers int
+		maxAppearances   int
+		minPairs         int64
+		wantShardWorkers int
 	}{
 		{maxAppearances: 0, wantShardWorkers: 3},
 		{maxAppearances: 6, wantShardWorkers: 0},
+		{maxAppearances: 0, minPairs: 400, wantShardWorkers: 3},
+		{maxAppearances: 0, minPairs: 401, wantShardWorkers: 0},
 	} {
-		t.Run(fmt.Sprint("max appearances ", tc.maxAppearances), func(t *testing.T) {
+		t.Run(fmt.Sprint("max appearances ", tc.maxAppearances, ", min pairs ", tc.minPairs), func(t *testing.T) {
 			t.Parallel()
 			st, eventID := newEnabledEvent(t, "fan-out", demodata.Generate(37, 20))
-			acts := &Activities{Store: st, TopN: 3, MaxAppearances: tc.maxAppearances, Lease: time.Minute,
+			acts := &Activities{Store: st, TopN: 3, MaxAppearances: tc.maxAppearances, Lease: time.Minute, FanOutMinPairs: tc.minPairs,
 				ShardWorkers: func(context.Context) (int, error) { return 3, nil }}
 			var claim ClaimResult
 			runActivity(t, acts, acts.ClaimBatch, ClaimInput{EventID: eventID, Token: "fan-out/1", Limit: 100, FanOutMin: 10}, &claim)

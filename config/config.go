@@ -65,6 +65,12 @@ type Config struct {
 	// no cap. Unset (or empty) means 2 × TopN, set by LoadWith once TopN
 	// is known.
 	MaxAppearances int `env:"MAX_APPEARANCES"`
+	// FanOutMinPairs: an uncapped batch is scored in shards across worker
+	// processes only when its pairs (claimed members × the event's
+	// members) reach this many; below it, one worker scores the batch
+	// sooner than shards' round trips and merge let several
+	// (docs/PERFORMANCE.md). 0 shards every batch the workflow would.
+	FanOutMinPairs int64 `env:"FAN_OUT_MIN_PAIRS" envDefault:"1000000000"`
 
 	// OpenAIAPIKey enables AI insights; unset means fallback insights only.
 	OpenAIAPIKey string `env:"OPENAI_API_KEY"`
@@ -306,6 +312,7 @@ func (c Config) validate() error {
 	// Fewer places than TOP_N per member could not fill every list.
 	check(c.MaxAppearances == 0 || c.MaxAppearances >= c.TopN,
 		"MAX_APPEARANCES must be 0 (no cap) or at least TOP_N (%d), got %d", c.TopN, c.MaxAppearances)
+	check(c.FanOutMinPairs >= 0, "FAN_OUT_MIN_PAIRS must not be negative, got %d", c.FanOutMinPairs)
 	check(c.IdlePoll >= time.Second, "IDLE_POLL must be at least 1s, got %s", c.IdlePoll)
 	check(c.SafetyPoll >= time.Second, "SAFETY_POLL must be at least 1s, got %s", c.SafetyPoll)
 	check(c.WakeDebounce >= 0 && c.WakeDebounce <= 10*time.Second, "WAKE_DEBOUNCE must be between 0 and 10s, got %s", c.WakeDebounce)

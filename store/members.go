@@ -78,6 +78,15 @@ type EventMatchCounts struct {
 	Queued         int
 }
 
+// EventMembers counts the event's members.
+func (s *Store) EventMembers(ctx context.Context, eventID string) (int, error) {
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM all_events_members WHERE event_id = $1`, eventID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count the members of event %s: %w", eventID, err)
+	}
+	return n, nil
+}
+
 // MatchCounts counts members, members with a list, match rows and queue rows.
 func (s *Store) MatchCounts(ctx context.Context, eventID string) (EventMatchCounts, error) {
 	var c EventMatchCounts

@@ -148,6 +148,7 @@ func run(cfg config.Config, logger *slog.Logger) error {
 		Lease:          leaseFor(cfg),
 		Logger:         logger,
 		Metrics:        obs.app,
+		FanOutMinPairs: cfg.FanOutMinPairs,
 		ShardWorkers: func(ctx context.Context) (int, error) {
 			return shardWorkers(ctx, temporalClient, workflows.ShardTaskQueue(cfg.TaskQueue))
 		},

@@ -188,7 +188,7 @@ func (r *report) markdown() string {
 	}
 
 	w("\n### Lower bound: score every pair once, write every list once\n\n")
-	w("Measured in the same run, before the worker starts: `Pool.Score` over all N·(N−1)/2 pairs of the run's event "+
+	w("Measured in the same run, before the worker starts: `Pool.ScoreRun` over all N·(N−1)/2 pairs of the run's event "+
 		"(`demodata.Generate(seed, N)`, one goroutine, pool build not counted), plus a `COPY` of N·%d rows shaped like `matches` rows "+
 		"(real reasons and fallback insights) into a scratch table with the `matches` indexes, in the run's database. Medians of the runs. On all cores, the kernel's time is divided by the cores (`nproc`).\n\n", r.engine.TopN)
 	cores, _ := strconv.Atoi(r.machine.cores) // nproc's count, at least 1
@@ -206,7 +206,9 @@ func (r *report) markdown() string {
 		n := r.scaleRuns[0].spec.members
 		w("The %s-member event of each seed matched by one worker process, then by two, every process limited to one core "+
 			"(`GOMAXPROCS=1`; this machine has %s), so the second process brings a core of its own: the only fair scale-out on two cores. "+
-			"Large batches are scored in shards on the task queue `<queue>-shards`, one shard at a time per process; "+
+			"Large batches are scored in shards on the task queue `<queue>-shards`, one shard at a time per process, "+
+			"when they have at least `FAN_OUT_MIN_PAIRS` pairs (claimed × the event's members; the workers take it from the bench's environment, "+
+			"10⁹ when unset, so `FAN_OUT_MIN_PAIRS=0 make bench` shards every batch of 2,000 or more); "+
 			"these rows run `MAX_APPEARANCES=0`, since a capped assignment is not sharded. "+
 			"Medians of %s; the speed-up is the median of each seed's ratio, with the smallest and largest.\n\n",
 			thousands(n), r.machine.cores, plural(len(one), "pair of runs", "pairs of runs"))
