@@ -68,9 +68,11 @@ type Config struct {
 	// FanOutMinPairs: an uncapped batch is scored in shards across worker
 	// processes only when its pairs (claimed members × the event's
 	// members) reach this many; below it, one worker scores the batch
-	// sooner than shards' round trips and merge let several
-	// (docs/PERFORMANCE.md). 0 shards every batch the workflow would.
-	FanOutMinPairs int64 `env:"FAN_OUT_MIN_PAIRS" envDefault:"1000000000"`
+	// sooner than shards' round trips and merge let several. The
+	// default is past every size measured (docs/PERFORMANCE.md: shards
+	// paid at none of 20,000, 50,000 and 100,000 members). 0 shards every
+	// batch the workflow would.
+	FanOutMinPairs int64 `env:"FAN_OUT_MIN_PAIRS" envDefault:"2000000000"`
 
 	// OpenAIAPIKey enables AI insights; unset means fallback insights only.
 	OpenAIAPIKey string `env:"OPENAI_API_KEY"`
