@@ -814,40 +814,72 @@ const (
 	indexNotWorthIt
 )
 
+// buildIndex builds the index on every core: each takes a range of
+// viewers, counts their entries per candidate, and writes them after the
+// lower ranges' in each candidate's run, so that rankedBy[cand] lists its
+// viewers in ascending order, as one pass would. (At 50,000 members a
+// build is some 25 ms on one core, all of it in a newcomer's time when
+// the repair before left no index.)
 func (c *capper) buildIndex() {
 	size := c.p.Len()
 	c.isLoose = make([]bool, size)
-	counts := make([]int32, size)
-	total := 0
 	for v := range size {
 		if !c.rankings[v].ready {
 			c.isLoose[v] = true
 			c.loose = append(c.loose, int32(v))
-			continue
 		}
-		for _, e := range c.rankings[v].entries {
-			counts[e.Other]++
-		}
-		total += len(c.rankings[v].entries)
 	}
 	if len(c.loose) > size/4 {
 		c.index, c.isLoose, c.loose = indexNotWorthIt, nil, nil
 		return
 	}
-	flat := make([]int32, total)
-	c.rankedBy = make([][]int32, size)
-	at := 0
-	for cand, count := range counts {
-		c.rankedBy[cand] = flat[at : at : at+int(count)]
-		at += int(count)
+	parts := splitRange(size)
+	counts := make([][]int32, len(parts)) // counts[w][cand]: part w's entries of cand
+	var wg sync.WaitGroup
+	for w, part := range parts {
+		wg.Go(func() {
+			counts[w] = make([]int32, size)
+			for v := part[0]; v < part[1]; v++ {
+				if !c.isLoose[v] {
+					for _, e := range c.rankings[v].entries {
+						counts[w][e.Other]++
+					}
+				}
+			}
+		})
 	}
-	for v := range size {
-		if c.isLoose[v] {
-			continue
+	wg.Wait()
+	// Each candidate's run starts where the one before ends; each part
+	// writes from where the lower parts' entries of that candidate end.
+	start := make([]int, size+1)
+	total := 0
+	for cand := range size {
+		start[cand] = total
+		for w := range parts {
+			count := counts[w][cand]
+			counts[w][cand] = int32(total)
+			total += int(count)
 		}
-		for _, e := range c.rankings[v].entries {
-			c.rankedBy[e.Other] = append(c.rankedBy[e.Other], int32(v))
-		}
+	}
+	start[size] = total
+	flat := make([]int32, total)
+	for w, part := range parts {
+		wg.Go(func() {
+			next := counts[w]
+			for v := part[0]; v < part[1]; v++ {
+				if !c.isLoose[v] {
+					for _, e := range c.rankings[v].entries {
+						flat[next[e.Other]] = int32(v)
+						next[e.Other]++
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	c.rankedBy = make([][]int32, size)
+	for cand := range size {
+		c.rankedBy[cand] = flat[start[cand]:start[cand+1]:start[cand+1]]
 	}
 	c.index = indexBuilt
 }
