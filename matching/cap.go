@@ -500,38 +500,40 @@ func (c *capper) scanBelow(v int, bound reserveBound, below bool, depth int) ran
 			top := make([]Entry, 0, min(2*keep, part[1]-part[0])+1)
 			floor := float32(math.Inf(-1))
 			scores := make([]float32, min(scanChunk, part[1]-part[0]))
-			for j := part[0]; j < part[1]; j++ {
-				if k := (j - part[0]) % scanChunk; k == 0 {
-					p.ScoreRun(v, j, scores[:min(scanChunk, part[1]-j)])
-				}
-				e := Entry{Other: j, Score: scores[(j-part[0])%scanChunk]}
-				// Most of an event scores below what is kept already
-				// (floor, or a full top's worst): it is turned away
-				// before any rule is looked up.
-				if e.Score < floor || (len(top) == keep && keep <= insertionKeepLimit && e.Score < top[keep-1].Score) {
-					continue
-				}
-				if !p.Eligible(v, j) || (below && p.beatsBound(v, e, bound)) {
-					continue
-				}
-				if keep > insertionKeepLimit {
-					// Kept unsorted (sorted below), but cut back to
-					// the best keep whenever it holds twice that:
-					// from then on a candidate scoring below the
-					// keep-th best so far (floor) cannot be kept.
-					if top = append(top, e); len(top) == 2*keep {
-						top = p.selectBetter(v, top, keep)
-						floor = lowestScore(top)
-					}
-					continue
-				}
-				if len(top) == keep {
-					if worst := top[keep-1]; e.Score < worst.Score || !p.Better(v, e, worst) {
+			for from := part[0]; from < part[1]; from += scanChunk {
+				run := scores[:min(scanChunk, part[1]-from)]
+				p.ScoreRun(v, from, run)
+				for k, score := range run {
+					e := Entry{Other: from + k, Score: score}
+					// Most of an event scores below what is kept
+					// already (floor, or a full top's worst): it is
+					// turned away before any rule is looked up.
+					if e.Score < floor || (len(top) == keep && keep <= insertionKeepLimit && e.Score < top[keep-1].Score) {
 						continue
 					}
-					top = top[:keep-1]
+					if !p.Eligible(v, e.Other) || (below && p.beatsBound(v, e, bound)) {
+						continue
+					}
+					if keep > insertionKeepLimit {
+						// Kept unsorted (sorted below), but cut back
+						// to the best keep whenever it holds twice
+						// that: from then on a candidate scoring below
+						// the keep-th best so far (floor) cannot be
+						// kept.
+						if top = append(top, e); len(top) == 2*keep {
+							top = p.selectBetter(v, top, keep)
+							floor = lowestScore(top)
+						}
+						continue
+					}
+					if len(top) == keep {
+						if worst := top[keep-1]; e.Score < worst.Score || !p.Better(v, e, worst) {
+							continue
+						}
+						top = top[:keep-1]
+					}
+					top = p.insert(v, top, e)
 				}
-				top = p.insert(v, top, e)
 			}
 			found[w] = top
 		}()

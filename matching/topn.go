@@ -446,12 +446,15 @@ const (
 	scoreTileCols = 512
 )
 
-// scoreOffers scores every pair with at least one fresh member, once, and
-// offers each side to the other's list where that list takes it: a fresh
+// scoreOffers scores every pair with at least one fresh member and offers
+// each side to the other's list, once, where that list takes it: a fresh
 // list takes every eligible candidate (its best n), any other list only
 // claimed ones, so its row holds no more than there are claimed members.
-// Scoring each pair once, rather than once per direction, halves the work
-// of a large batch.
+// Offering both ways from one score, rather than scoring once per
+// direction, halves the work of a large batch. When every member is fresh
+// each pair is scored once; otherwise a pair of two fresh members is
+// scored from both sides (runs are scored whole, ScoreRun) and offered
+// from one.
 //
 // Pairs are scored in tiles (scoreTileRows fresh members against
 // scoreTileCols members at a time), so that the candidates' tags and bio
@@ -529,14 +532,15 @@ func (p *Pool) scoreOffers(ctx context.Context, freshIDs []int, fresh, isClaimed
 							if s < floors[i] && s < floors[j] {
 								continue
 							}
-							// A pair of two fresh members is scored by one of
-							// them only: when every member is fresh, and so
-							// scored here, the one with the lower index;
-							// otherwise the one first in UserID order, which
-							// shards agree on. (Which of the two that is
-							// cannot be predicted from one pair to the next:
-							// visiting every pair twice and branching on it
-							// was over a third of the all-fresh pass.)
+							// A pair of two fresh members is offered from
+							// one of them only: when every member is fresh,
+							// and so scored here, the one with the lower
+							// index (its run starts past i); otherwise the
+							// one first in UserID order, which shards agree
+							// on. (Which of the two that is cannot be
+							// predicted from one pair to the next: visiting
+							// every pair twice and branching on it was over
+							// a third of the all-fresh pass.)
 							if !allFresh && (j == i || (fresh[j] && p.userIDRank[j] < p.userIDRank[i])) {
 								continue
 							}
