@@ -40,8 +40,8 @@ var (
 	defaultAISizes = []int{500, 4000}        // the default run's AI rows
 )
 
-// Defaults of the bench. The default run takes about a quarter of an hour
-// on a 2-core machine, a third of it the 4,000-member AI row, which issue
+// Defaults of the bench. The default run takes about five minutes on a
+// 2-core machine, more than half of it the 4,000-member AI row, which issue
 // 13 wants in every `make bench`; docs/PERFORMANCE.md says what it covers.
 const (
 	defaultRuns      = 3

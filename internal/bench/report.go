@@ -152,7 +152,7 @@ func (r *report) markdown() string {
 		m.date.Format("2006-01-02 15:04 MST"))
 	thisRun := onOff(r.isDefault(), "this run is the default one and took ", "this run, with other settings, took ") + roundDuration(r.elapsed)
 	w("**Default run.** `make bench` runs %s members, %d runs each, the newcomer test on the largest size, and %s; "+
-		"it takes about a quarter of an hour on a 2-core machine, about five minutes of it the 4,000-member AI row's backfill (%s). "+
+		"it takes about five minutes on a 2-core machine, three of them the 4,000-member AI row's backfill (%s). "+
 		"`BENCH_SIZES=500 BENCH_RUNS=3 make bench` is a quick check; %s.\n\n",
 		joinInts(defaultSizes), defaultRuns,
 		onOff(defaultAI, "the AI rows ("+aiRowsLine(defaultAISizes)+")", "no AI row"), thisRun,
