@@ -2,13 +2,16 @@ package matching
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"unsafe"
 
 	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/demodata"
+	"github.com/eventmatch/matchmaker/profiletext"
 )
 
 // The kernel in lanes_amd64.s addresses both structs by these offsets.
@@ -64,8 +67,8 @@ func checkScoreRunsAgree(t *testing.T, p *Pool) {
 }
 
 // laneTestProfiles are demo profiles with rare tags (wide records), some
-// with nothing at all, some twins that meet each other's every need
-// (scores of 1, the cap) and some
+// with nothing at all, some with every tag field full, some twins that
+// meet each other's every need (scores of 1, the cap) and some
 // without an industry.
 func laneTestProfiles(seed uint64, n int) []attendee.Profile {
 	rng := rand.New(rand.NewPCG(seed, 3))
@@ -86,6 +89,22 @@ func laneTestProfiles(seed uint64, n int) []attendee.Profile {
 			profiles[k] = twin
 		case 9:
 			profiles[k].Industry = ""
+		case 11, 12:
+			// Every field full (profiletext.MaxTagsPerField), so that
+			// the reciprocals' indexes reach the table's end: a field
+			// of common tags (inline) and one mostly of rare ones.
+			full := func(prefix string, spread int) []string {
+				var tags []string
+				for len(tags) < profiletext.MaxTagsPerField {
+					tags = append(tags, fmt.Sprintf("%s %d", prefix, rng.IntN(spread)))
+					slices.Sort(tags)
+					tags = slices.Compact(tags)
+				}
+				return tags
+			}
+			profiles[k].Interests = full("interest", 60+k%17*20)
+			profiles[k].LookingFor = full("need", 60)
+			profiles[k].Offering = full("need", 60+k%17*20)
 		}
 	}
 	return profiles
@@ -109,6 +128,11 @@ func TestScoreRunAgreesWithScore(t *testing.T) {
 	}
 	if ones == 0 {
 		t.Fatal("no pair scores 1: the cap at 1 is not exercised")
+	}
+	if !slices.ContainsFunc(pool.records, func(r scoreRecord) bool {
+		return int(r.lookingForCount) == profiletext.MaxTagsPerField && int(r.offeringCount) == profiletext.MaxTagsPerField
+	}) {
+		t.Fatal("no member has full tag fields: the reciprocals' last entries are not exercised")
 	}
 
 	// The lanes follow Apply: patched for arrivals and edits, rebuilt
