@@ -440,7 +440,7 @@ type StagedMatch struct {
 // whose list the batch rewrites, including those whose new list is empty.
 //
 // fallbacksFinal says that no AI writes this worker's insights: each
-// row's fallback is staged as its insight too, so that WriteInsights
+// row's fallback is staged as its insight instead, so that WriteInsights
 // (ApplyFallbackInsights) has no row left to rewrite. A large batch's
 // UPDATE of every staged row was a tenth of a 50,000-member event's match.
 func (s *Store) StageMatches(ctx context.Context, token string, baseVersion int64, viewers []string, rows []StagedMatch, fallbacksFinal bool) (stageID string, err error) {
@@ -461,22 +461,25 @@ func (s *Store) StageMatches(ctx context.Context, token string, baseVersion int6
 		if _, err := tx.Exec(ctx, `DELETE FROM matchmaking_staged_matches WHERE token = $1`, token); err != nil {
 			return err
 		}
+		// With fallbacksFinal the fallback goes into the insight columns
+		// only: nothing reads a staged fallback once the row has its
+		// insight, and each is some 100 bytes of the COPY.
 		columns := []string{"token", "user_id", "matched_user_id", "rank", "score", "reasons", "fallback_insight"}
 		if fallbacksFinal {
-			columns = append(columns, "insight", "insight_source")
+			columns = []string{"token", "user_id", "matched_user_id", "rank", "score", "reasons", "insight", "insight_source"}
 		}
 		_, err = tx.CopyFrom(ctx, pgx.Identifier{"matchmaking_staged_matches"}, columns,
 			pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
 				r := rows[i]
 				row := []any{token, r.UserID, r.MatchedUserID, int16(r.Rank), r.Score, string(r.Reasons), nullIfEmpty(r.Fallback)}
 				if fallbacksFinal {
-					// A row without a fallback waits for one, as it would
-					// have without fallbacksFinal.
+					// A row without a fallback waits for an insight, as
+					// it would have without fallbacksFinal.
 					source := any(nil)
 					if r.Fallback != "" {
 						source = "fallback"
 					}
-					row = append(row, nullIfEmpty(r.Fallback), source)
+					row = append(row, source)
 				}
 				return row, nil
 			}))
