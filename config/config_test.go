@@ -22,18 +22,22 @@ func TestLoadDefaults(t *testing.T) {
 	if c.MaxRuntime() != 45*time.Second {
 		t.Fatalf("MaxRuntime = %s", c.MaxRuntime())
 	}
+	if c.FanOutMinPairs != 2_000_000_000 {
+		t.Fatalf("FanOutMinPairs = %d", c.FanOutMinPairs)
+	}
 }
 
 func TestLoadNamesTheBadVariable(t *testing.T) {
 	cases := map[string]string{
-		"BATCH_SIZE":      "lots",
-		"MAX_RUNTIME_MS":  "5",
-		"TOP_N":           "0",
-		"MAX_APPEARANCES": "2", // below the default TOP_N of 3
-		"IDLE_POLL":       "soon",
-		"METRICS_ADDR":    "9464",
-		"LOG_LEVEL":       "verbose",
-		"LOG_FORMAT":      "xml",
+		"BATCH_SIZE":        "lots",
+		"MAX_RUNTIME_MS":    "5",
+		"TOP_N":             "0",
+		"MAX_APPEARANCES":   "2", // below the default TOP_N of 3
+		"FAN_OUT_MIN_PAIRS": "-1",
+		"IDLE_POLL":         "soon",
+		"METRICS_ADDR":      "9464",
+		"LOG_LEVEL":         "verbose",
+		"LOG_FORMAT":        "xml",
 	}
 	for name, value := range cases {
 		t.Run(name, func(t *testing.T) {
