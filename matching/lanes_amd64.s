@@ -31,6 +31,19 @@
 	VPOPCNTQ Z5, Z5; \
 	VPADDQ Z5, acc, acc
 
+// One direction of complementarity, in place of shared (its count of
+// needs met): 2·shared times the reciprocal of the candidates' count at
+// candCount plus the viewer's at viewerCount, gathered into recip with
+// mask kreg.
+#define COVERAGE(candCount, viewerCount, kreg, recip, shared) \
+	VPMOVZXBQ candCount(BX), Z6; \
+	VPADDQ.BCST viewerCount(AX), Z6, Z6; \
+	KXNORB kreg, kreg, kreg; \
+	VGATHERQPD (R8)(Z6*8), kreg, recip; \
+	VPADDQ shared, shared, shared; \
+	VCVTQQ2PD shared, shared; \
+	VMULPD recip, shared, shared
+
 // func scoreLaneBlocks(viewer *laneViewer, blocks *scoreLanes, count int, out *float32)
 //
 // Per block, in 64-bit lanes, what scoreRecords computes per pair:
@@ -107,23 +120,10 @@ block:
 	VCVTQQ2PD Z2, Z2
 	VMULPD Z7, Z2, Z2
 
-	// The candidates' needs: 2·shared · reciprocals[their |looking_for| + the viewer's |offering|].
-	VPMOVZXBQ L_LOOKINGFOR(BX), Z6
-	VPADDQ.BCST V_OFFERING(AX), Z6, Z6
-	KXNORB K2, K2, K2
-	VGATHERQPD (R8)(Z6*8), K2, Z8
-	VPADDQ Z3, Z3, Z3
-	VCVTQQ2PD Z3, Z3
-	VMULPD Z8, Z3, Z3
-
-	// The viewer's needs: 2·shared · reciprocals[its |looking_for| + their |offering|].
-	VPMOVZXBQ L_OFFERING(BX), Z6
-	VPADDQ.BCST V_LOOKINGFOR(AX), Z6, Z6
-	KXNORB K3, K3, K3
-	VGATHERQPD (R8)(Z6*8), K3, Z9
-	VPADDQ Z4, Z4, Z4
-	VCVTQQ2PD Z4, Z4
-	VMULPD Z9, Z4, Z4
+	// The candidates' needs: 2·shared · reciprocals[their |looking_for| + the viewer's |offering|];
+	// the viewer's needs: 2·shared · reciprocals[its |looking_for| + their |offering|].
+	COVERAGE(L_LOOKINGFOR, V_OFFERING, K2, Z8, Z3)
+	COVERAGE(L_OFFERING, V_LOOKINGFOR, K3, Z9, Z4)
 
 	// Complementary: the two directions' mean.
 	VADDPD Z4, Z3, Z3

@@ -662,7 +662,8 @@ func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals [
 	if removedCount > 0 || q.lineage != p.lineage || p.lanes == nil {
 		q.buildLanes()
 	} else {
-		q.lanes = append(slices.Clone(p.lanes), make([]scoreLanes, (size+laneWidth-1)/laneWidth-len(p.lanes))...)
+		q.lanes = make([]scoreLanes, (size+laneWidth-1)/laneWidth)
+		copy(q.lanes, p.lanes)
 		for i := range size {
 			if q.revision[i] == q.clock {
 				q.setLane(i)
