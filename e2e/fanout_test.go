@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"testing"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/converter"
@@ -26,6 +27,9 @@ func TestOneEventAcrossThreeWorkers(t *testing.T) {
 	for range 3 {
 		e.startWorker()
 	}
+	// The claim counts the workers polling the shard queue when it runs:
+	// enabled before the workers poll, the batch is scored whole.
+	waitForShardPollers(t, workflows.ShardTaskQueue(e.taskQueue), 3)
 	if out, errOut, code := e.starter("enable", "fanout", "--wait", "--timeout", "5m"); code != 0 {
 		t.Fatalf("starter enable --wait exited %d: %s %s", code, out, errOut)
 	}
@@ -39,6 +43,29 @@ func TestOneEventAcrossThreeWorkers(t *testing.T) {
 		t.Errorf("no ScoreBatch merged its shards")
 	}
 	checkFromScratch(t, pool, eventID, nil, nil)
+}
+
+// waitForShardPollers waits until want worker processes poll queue.
+func waitForShardPollers(t *testing.T, queue string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		resp, err := suite.temporal.DescribeTaskQueue(context.Background(), queue, enumspb.TASK_QUEUE_TYPE_ACTIVITY)
+		if err != nil {
+			t.Fatalf("describe task queue %s: %v", queue, err)
+		}
+		identities := map[string]bool{}
+		for _, p := range resp.GetPollers() {
+			identities[p.GetIdentity()] = true
+		}
+		if len(identities) >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d worker(s) poll %s after a minute, want %d", len(identities), queue, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // shardHistory reads the workflow's history: the identities of the workers
