@@ -508,6 +508,45 @@ const statusMembersShown = 10
 // it, status shows what the database knows rather than wait.
 const statusTemporalTimeout = 3 * time.Second
 
+// statusQueryAttempt bounds one status query, and statusQueryAttempts is how
+// many status makes before it says no worker answered. One attempt is not
+// enough: a query sent to a worker's sticky queue just after that worker
+// went away waits the sticky schedule-to-start timeout (5 s) before the
+// server sends it to the task queue, and now and then a live worker's answer
+// comes back "query task not found, or already expired" and the query waits
+// out its deadline. A second query reaches a running worker in milliseconds;
+// an event with no worker at all costs two attempts.
+const (
+	statusQueryAttempt  = 5 * time.Second
+	statusQueryAttempts = 2
+)
+
+// queryStatus runs a workflow's status query into result, asking again when
+// an attempt times out or fails in transit. A workflow that is not there or
+// whose handler refused is an answer, not a reason to ask again.
+func queryStatus(ctx context.Context, c client.Client, workflowID string, result any) error {
+	var err error
+	for range statusQueryAttempts {
+		err = queryStatusOnce(ctx, c, workflowID, result)
+		var notFound *serviceerror.NotFound
+		var refused *serviceerror.QueryFailed
+		if err == nil || errors.As(err, &notFound) || errors.As(err, &refused) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+func queryStatusOnce(ctx context.Context, c client.Client, workflowID string, result any) error {
+	ctx, cancel := context.WithTimeout(ctx, statusQueryAttempt)
+	defer cancel()
+	v, err := c.QueryWorkflow(ctx, workflowID, "", workflows.QueryStatus)
+	if err != nil {
+		return err
+	}
+	return v.Get(result)
+}
+
 // statusReport is `starter status`: whether Temporal answered, and the
 // events.
 type statusReport struct {
@@ -688,14 +727,8 @@ func (s *session) statusRow(ctx context.Context, st store.EventStatus) statusRow
 		row.State = "workflow " + strings.ToLower(strings.TrimPrefix(status.String(), "WORKFLOW_EXECUTION_STATUS_"))
 		return row
 	}
-	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
 	var wf workflows.Status
-	v, err := s.temporal.QueryWorkflow(qctx, row.Workflow, "", workflows.QueryStatus)
-	if err == nil {
-		err = v.Get(&wf)
-	}
-	if err != nil {
+	if err := queryStatus(ctx, s.temporal, row.Workflow, &wf); err != nil {
 		row.State = "running (no worker answered the status query)"
 		return row
 	}
@@ -734,13 +767,8 @@ func (s *session) backfillRow(ctx context.Context, eventID string) (*aiBackfillR
 	if s.temporal == nil {
 		return row, nil
 	}
-	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
 	var wf workflows.BackfillStatus
-	v, err := s.temporal.QueryWorkflow(qctx, row.Workflow, "", workflows.QueryStatus)
-	if err == nil {
-		err = v.Get(&wf)
-	}
+	err = queryStatus(ctx, s.temporal, row.Workflow, &wf)
 	var notFound *serviceerror.NotFound
 	switch {
 	case errors.As(err, &notFound):
