@@ -6,13 +6,14 @@ import (
 )
 
 // The loops that score one member against a run of others (the full
-// update's pass, a scan, a newcomer) go through ScoreRun. On a CPU with the
-// AVX-512 population count it scores eight candidates per step
-// (lanes_amd64.s) from a copy of the records laid out eight members to a
-// block, word by word (scoreLanes); elsewhere it is a loop over Score.
-// Both give every score bit for bit (TestScoreRunAgreesWithScore): the
-// counts are integers, and the vector arithmetic does the same IEEE
-// operations in the same order as weighScore (no fused multiply-adds).
+// update's pass, a scan, a newcomer) go through ScoreRun. On a CPU with
+// AVX-512's population count it scores eight candidates per step
+// (lanes_avx512_amd64.s), with AVX2 four (lanes_avx2_amd64.s), from a copy
+// of the records laid out eight members to a block, word by word
+// (scoreLanes); elsewhere it is a loop over Score. All give every score
+// bit for bit (TestScoreRunAgreesWithScore): the counts are integers, and
+// the vector arithmetic does the same IEEE operations in the same order as
+// weighScore (no fused multiply-adds).
 
 // laneWidth is how many members a scoreLanes block holds: one 512-bit
 // register of 64-bit words.
@@ -24,7 +25,7 @@ const laneWords = bioSignatureWords + 3*inlineTagWords
 
 // scoreLanes is eight members' records, transposed: words[k][l] is word k
 // (laneWords order) of member 8b+l. 1,024 bytes, as the kernel's offsets
-// in lanes_amd64.s assume (TestScoreLanesLayout).
+// in lanes_amd64.h assume (TestScoreLanesLayout).
 type scoreLanes struct {
 	words           [laneWords][laneWidth]uint64
 	bioInvNorm      [laneWidth]float64
@@ -42,7 +43,7 @@ type scoreLanes struct {
 // by the kernel, ordered so that each lands on the candidates' word it is
 // compared with (its offering on their looking_for and the reverse), its
 // counts, the weights and the reciprocal table. Field offsets are in
-// lanes_amd64.s.
+// lanes_amd64.h.
 type laneViewer struct {
 	words                                         [laneWords]uint64
 	bioInvNorm                                    float64
@@ -53,14 +54,40 @@ type laneViewer struct {
 	reciprocals                                   *float64
 }
 
-// Kernel names the kernel ScoreRun uses in this process: "avx512" or
-// "portable" (a loop over Score), for the worker's start-up log.
-func Kernel() string {
-	if laneKernel {
+// laneKernel is a way of scoring a run: a loop over Score, or one of the
+// vector kernels over the lanes.
+type laneKernel uint8
+
+const (
+	portableKernel laneKernel = iota
+	avx2Kernel
+	avx512Kernel
+)
+
+func (k laneKernel) String() string {
+	switch k {
+	case portableKernel:
+		return "portable"
+	case avx2Kernel:
+		return "avx2"
+	case avx512Kernel:
 		return "avx512"
 	}
-	return "portable"
+	return fmt.Sprintf("laneKernel(%d)", uint8(k))
 }
+
+// scoringKernel is the kernel ScoreRun uses: the fastest of laneKernels
+// (lanes_amd64.go), or the portable loop where none runs.
+var scoringKernel = func() laneKernel {
+	if len(laneKernels) > 0 {
+		return laneKernels[0]
+	}
+	return portableKernel
+}()
+
+// Kernel names the kernel ScoreRun uses in this process: "avx512", "avx2"
+// or "portable" (a loop over Score), for the worker's start-up log.
+func Kernel() string { return scoringKernel.String() }
 
 // setLane copies record i into its lane.
 func (p *Pool) setLane(i int) {
@@ -84,7 +111,7 @@ func (p *Pool) setLane(i int) {
 
 // buildLanes lays out every record in lanes, when the kernel runs here.
 func (p *Pool) buildLanes() {
-	if !laneKernel {
+	if scoringKernel == portableKernel {
 		p.lanes = nil
 		return
 	}
@@ -129,12 +156,18 @@ const laneCallBlocks = 512
 // scores of i against a run of consecutive members, the fastest way this
 // machine has (the vector kernel where it runs).
 func (p *Pool) ScoreRun(i, from int, out []float32) {
+	p.scoreRun(scoringKernel, i, from, out)
+}
+
+// scoreRun is ScoreRun with the given kernel: scoringKernel, or in tests
+// any of laneKernels.
+func (p *Pool) scoreRun(kernel laneKernel, i, from int, out []float32) {
 	to := from + len(out)
 	if from < 0 || to > p.Len() {
 		// The kernel reads the lanes unchecked.
 		panic(fmt.Sprintf("matching: ScoreRun of members %d to %d in a pool of %d", from, to, p.Len()))
 	}
-	if !laneKernel || len(out) < 2*laneWidth {
+	if kernel == portableKernel || len(out) < 2*laneWidth {
 		for j := from; j < to; j++ {
 			out[j-from] = p.Score(i, j)
 		}
@@ -149,7 +182,7 @@ func (p *Pool) ScoreRun(i, from int, out []float32) {
 	// In calls of at most laneCallBlocks: the goroutine cannot be
 	// preempted inside one.
 	for b := first; b < last; b += laneCallBlocks {
-		scoreLaneBlocks(&viewer, &p.lanes[b], min(laneCallBlocks, last-b), &out[b*laneWidth-from])
+		scoreLaneBlocks(kernel, &viewer, &p.lanes[b], min(laneCallBlocks, last-b), &out[b*laneWidth-from])
 	}
 	if p.records[i].wide {
 		for b := first; b < last; b++ {

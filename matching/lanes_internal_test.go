@@ -14,7 +14,7 @@ import (
 	"github.com/eventmatch/matchmaker/profiletext"
 )
 
-// The kernel in lanes_amd64.s addresses both structs by these offsets.
+// The kernels address both structs by these offsets (lanes_amd64.h).
 func TestScoreLanesLayout(t *testing.T) {
 	t.Parallel()
 	var l scoreLanes
@@ -40,26 +40,33 @@ func TestScoreLanesLayout(t *testing.T) {
 		{"laneViewer.reciprocals", unsafe.Offsetof(v.reciprocals), 200},
 	} {
 		if c.got != c.want {
-			t.Errorf("%s is at %d, lanes_amd64.s expects %d", c.name, c.got, c.want)
+			t.Errorf("%s is at %d, lanes_amd64.h says %d", c.name, c.got, c.want)
 		}
 	}
 }
 
-// checkScoreRunsAgree fails unless ScoreRun gives Score, bit for bit, for
-// every pair of p, over runs that start and end inside blocks as well as
-// on their edges.
+// checkScoreRunsAgree fails unless every vector kernel this CPU runs
+// gives Score, bit for bit, for every pair of p, over runs that start and
+// end inside blocks as well as on their edges.
 func checkScoreRunsAgree(t *testing.T, p *Pool) {
+	t.Helper()
+	for _, kernel := range laneKernels {
+		checkKernelAgrees(t, kernel, p)
+	}
+}
+
+func checkKernelAgrees(t *testing.T, kernel laneKernel, p *Pool) {
 	t.Helper()
 	out := make([]float32, p.Len())
 	for i := range p.Len() {
 		from := (i * 7) % 13 // 0 to 12: on a block's edge and off it
 		for _, run := range [][2]int{{0, p.Len()}, {from, p.Len() - from}, {from, 2*laneWidth + i%laneWidth}} {
 			got := out[:min(run[1], p.Len()-run[0])]
-			p.ScoreRun(i, run[0], got)
+			p.scoreRun(kernel, i, run[0], got)
 			for k, s := range got {
 				if want := p.Score(i, run[0]+k); math.Float32bits(s) != math.Float32bits(want) {
-					t.Fatalf("ScoreRun(%d, from %d)[%d] = %v (%#x), Score(%d, %d) = %v (%#x)",
-						i, run[0], k, s, math.Float32bits(s), i, run[0]+k, want, math.Float32bits(want))
+					t.Fatalf("%s: ScoreRun(%d, from %d)[%d] = %v (%#x), Score(%d, %d) = %v (%#x)",
+						kernel, i, run[0], k, s, math.Float32bits(s), i, run[0]+k, want, math.Float32bits(want))
 				}
 			}
 		}
@@ -112,8 +119,8 @@ func laneTestProfiles(seed uint64, n int) []attendee.Profile {
 
 func TestScoreRunAgreesWithScore(t *testing.T) {
 	t.Parallel()
-	if !laneKernel {
-		t.Skip("no AVX-512 population count here: ScoreRun is a loop over Score")
+	if len(laneKernels) == 0 {
+		t.Skip("no vector kernel here: ScoreRun is a loop over Score")
 	}
 	profiles := laneTestProfiles(5, 403)
 	pool := NewPool(profiles)
@@ -167,19 +174,21 @@ func TestScoreRunAgreesWithScore(t *testing.T) {
 // than reading past the lanes.
 func TestScoreRunAcrossKernelCalls(t *testing.T) {
 	t.Parallel()
-	if !laneKernel {
-		t.Skip("no AVX-512 population count here: scoreRun is a loop over Score")
+	if len(laneKernels) == 0 {
+		t.Skip("no vector kernel here: ScoreRun is a loop over Score")
 	}
 	size := 2*laneCallBlocks*laneWidth + 37
 	pool := NewPool(laneTestProfiles(9, size))
 	out := make([]float32, size)
-	for _, i := range []int{0, 17, size - 1} {
-		for _, from := range []int{0, 3, laneCallBlocks*laneWidth - 5} {
-			run := out[:size-from]
-			pool.ScoreRun(i, from, run)
-			for k, s := range run {
-				if want := pool.Score(i, from+k); math.Float32bits(s) != math.Float32bits(want) {
-					t.Fatalf("ScoreRun(%d, from %d)[%d] = %v, Score = %v", i, from, k, s, want)
+	for _, kernel := range laneKernels {
+		for _, i := range []int{0, 17, size - 1} {
+			for _, from := range []int{0, 3, laneCallBlocks*laneWidth - 5} {
+				run := out[:size-from]
+				pool.scoreRun(kernel, i, from, run)
+				for k, s := range run {
+					if want := pool.Score(i, from+k); math.Float32bits(s) != math.Float32bits(want) {
+						t.Fatalf("%s: ScoreRun(%d, from %d)[%d] = %v, Score = %v", kernel, i, from, k, s, want)
+					}
 				}
 			}
 		}

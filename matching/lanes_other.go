@@ -2,9 +2,9 @@
 
 package matching
 
-// laneKernel is false: ScoreRun scores with Score alone.
-var laneKernel = false
+// laneKernels is empty: ScoreRun scores with Score alone.
+var laneKernels []laneKernel
 
-func scoreLaneBlocks(*laneViewer, *scoreLanes, int, *float32) {
-	panic("matching: no lane kernel on this platform")
+func scoreLaneBlocks(kernel laneKernel, _ *laneViewer, _ *scoreLanes, _ int, _ *float32) {
+	panic("matching: no lane kernel " + kernel.String() + " on this platform")
 }

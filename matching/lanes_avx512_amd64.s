@@ -2,27 +2,7 @@
 
 #include "textflag.h"
 
-// Offsets of laneViewer's fields (lanes.go).
-#define V_INVNORM 112
-#define V_INDUSTRY 120
-#define V_INTERESTS 128
-#define V_LOOKINGFOR 136
-#define V_OFFERING 144
-#define V_W_INTERESTS 152
-#define V_W_COMPLEMENTARY 160
-#define V_W_BIO 168
-#define V_W_INDUSTRY 176
-#define V_ONE 184
-#define V_HALF 192
-#define V_RECIPROCALS 200
-
-// Offsets of scoreLanes' fields: word k of the eight members is at 64·k.
-#define L_INVNORM 896
-#define L_INDUSTRY 960
-#define L_INTERESTS 992
-#define L_LOOKINGFOR 1000
-#define L_OFFERING 1008
-#define L_SIZE 1024
+#include "lanes_amd64.h"
 
 // One word of the bio signature: the popcount of viewer AND candidates,
 // added to acc.
@@ -44,7 +24,7 @@
 	VCVTQQ2PD shared, shared; \
 	VMULPD recip, shared, shared
 
-// func scoreLaneBlocks(viewer *laneViewer, blocks *scoreLanes, count int, out *float32)
+// func scoreLaneBlocksAVX512(viewer *laneViewer, blocks *scoreLanes, count int, out *float32)
 //
 // Per block, in 64-bit lanes, what scoreRecords computes per pair:
 //   interests     = shared interests · 1/(|A|+|B|−shared)
@@ -52,7 +32,7 @@
 //   bio           = shared bio bits · (A's 1/norm · B's 1/norm)
 //   total         = ((w₁·interests + w₂·complementary) + w₃·bio) + w₄·[same industry]
 // then min(total, 1) rounded to float32, eight scores stored per block.
-TEXT ·scoreLaneBlocks(SB), NOSPLIT, $0-32
+TEXT ·scoreLaneBlocksAVX512(SB), NOSPLIT, $0-32
 	MOVQ viewer+0(FP), AX
 	MOVQ blocks+8(FP), BX
 	MOVQ count+16(FP), CX
