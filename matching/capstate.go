@@ -215,11 +215,18 @@ func (p *Pool) refreshRankings(ctx context.Context, prev []ranking, changed []in
 		isChanged[x] = true
 		rankings[x] = ranking{}
 	}
-	// mayHold[v]: v's ranking may hold a changed member.
+	// Members past prev's end joined since: no ranking in prev names
+	// them, so only the others are looked for: for newcomers alone no
+	// ranking's entries are read but those they enter.
+	held := slices.DeleteFunc(slices.Clone(changed), func(x int) bool { return x >= len(prev) })
+	// mayHold[v]: v's ranking may hold a changed member (nil: any may).
 	var mayHold []bool
-	if index != nil && len(index.rankedBy) <= p.Len() {
+	switch {
+	case len(held) == 0:
 		mayHold = make([]bool, p.Len())
-		for _, x := range changed {
+	case index != nil && len(index.rankedBy) <= p.Len():
+		mayHold = make([]bool, p.Len())
+		for _, x := range held {
 			if x < len(index.rankedBy) {
 				for _, v := range index.rankedBy[x] {
 					mayHold[v] = true
