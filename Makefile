@@ -54,7 +54,8 @@ test: $(TEMPORAL_CLI)
 	@$(MAKE) --no-print-directory -j 2 test-go test-checks
 
 # The matching tests run a second time with -tags purego: the portable
-# scoring kernel, the one machines without AVX-512 run (matching/lanes.go).
+# scoring kernel, the one machines without AVX2 or AVX-512 run
+# (matching/lanes.go); the default run checks every vector kernel the CPU has.
 test-checks: workflowcheck lint
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
