@@ -15,8 +15,8 @@ import (
 // the vector arithmetic does the same IEEE operations in the same order as
 // weighScore (no fused multiply-adds).
 
-// laneWidth is how many members a scoreLanes block holds: one 512-bit
-// register of 64-bit words.
+// laneWidth is how many members a scoreLanes block holds: one AVX-512
+// register of 64-bit words, two AVX2 ones.
 const laneWidth = 8
 
 // laneWords are the words of a record the kernel ANDs, in its order: the

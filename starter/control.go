@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/eventmatch/matchmaker/config"
 	"github.com/eventmatch/matchmaker/internal/cli"
@@ -523,28 +524,29 @@ const (
 
 // queryStatus runs a workflow's status query into result, asking again when
 // an attempt times out or fails in transit. A workflow that is not there or
-// whose handler refused is an answer, not a reason to ask again.
+// whose handler refused is an answer, not a reason to ask again; nor is an
+// answer that does not decode.
 func queryStatus(ctx context.Context, c client.Client, workflowID string, result any) error {
+	var answer converter.EncodedValue
 	var err error
 	for range statusQueryAttempts {
-		err = queryStatusOnce(ctx, c, workflowID, result)
+		answer, err = queryStatusOnce(ctx, c, workflowID)
 		var notFound *serviceerror.NotFound
 		var refused *serviceerror.QueryFailed
 		if err == nil || errors.As(err, &notFound) || errors.As(err, &refused) || ctx.Err() != nil {
-			return err
+			break
 		}
 	}
-	return err
-}
-
-func queryStatusOnce(ctx context.Context, c client.Client, workflowID string, result any) error {
-	ctx, cancel := context.WithTimeout(ctx, statusQueryAttempt)
-	defer cancel()
-	v, err := c.QueryWorkflow(ctx, workflowID, "", workflows.QueryStatus)
 	if err != nil {
 		return err
 	}
-	return v.Get(result)
+	return answer.Get(result)
+}
+
+func queryStatusOnce(ctx context.Context, c client.Client, workflowID string) (converter.EncodedValue, error) {
+	ctx, cancel := context.WithTimeout(ctx, statusQueryAttempt)
+	defer cancel()
+	return c.QueryWorkflow(ctx, workflowID, "", workflows.QueryStatus)
 }
 
 // statusReport is `starter status`: whether Temporal answered, and the

@@ -13,12 +13,13 @@ import (
 )
 
 // answers is a Temporal client whose status query gives, in turn, the
-// errors listed, then a status in the idle phase. Every other method is
-// the nil embedded client's, so a call to one panics.
+// errors listed, then answer (a status in the idle phase when nil). Every
+// other method is the nil embedded client's, so a call to one panics.
 type answers struct {
 	client.Client
-	errs  []error
-	calls int
+	errs   []error
+	answer any
+	calls  int
 }
 
 func (a *answers) QueryWorkflow(ctx context.Context, workflowID, runID, queryType string, args ...any) (converter.EncodedValue, error) {
@@ -26,7 +27,11 @@ func (a *answers) QueryWorkflow(ctx context.Context, workflowID, runID, queryTyp
 	if a.calls <= len(a.errs) {
 		return nil, a.errs[a.calls-1]
 	}
-	payloads, err := converter.GetDefaultDataConverter().ToPayloads(workflows.Status{Phase: workflows.PhaseIdle})
+	answer := a.answer
+	if answer == nil {
+		answer = workflows.Status{Phase: workflows.PhaseIdle}
+	}
+	payloads, err := converter.GetDefaultDataConverter().ToPayloads(answer)
 	if err != nil {
 		return nil, err
 	}
@@ -41,20 +46,22 @@ func TestStatusQueryAsksAgain(t *testing.T) {
 	cases := []struct {
 		name      string
 		errs      []error
+		answer    any
 		wantCalls int
 		wantErr   func(error) bool // nil: the status is answered
 	}{
-		{"answered at once", nil, 1, nil},
-		{"an answer lost, then answered", []error{lost}, 2, nil},
-		{"unavailable, then answered", []error{serviceerror.NewUnavailable("connection reset")}, 2, nil},
-		{"no worker twice", []error{lost, lost}, 2, is[*serviceerror.DeadlineExceeded]},
-		{"no such workflow", []error{serviceerror.NewNotFound("workflow not found")}, 1, is[*serviceerror.NotFound]},
-		{"handler refused", []error{serviceerror.NewQueryFailed("unknown query")}, 1, is[*serviceerror.QueryFailed]},
+		{"answered at once", nil, nil, 1, nil},
+		{"an answer lost, then answered", []error{lost}, nil, 2, nil},
+		{"unavailable, then answered", []error{serviceerror.NewUnavailable("connection reset")}, nil, 2, nil},
+		{"no worker twice", []error{lost, lost}, nil, 2, is[*serviceerror.DeadlineExceeded]},
+		{"no such workflow", []error{serviceerror.NewNotFound("workflow not found")}, nil, 1, is[*serviceerror.NotFound]},
+		{"handler refused", []error{serviceerror.NewQueryFailed("unknown query")}, nil, 1, is[*serviceerror.QueryFailed]},
+		{"an answer that does not decode", nil, "not a status", 1, func(err error) bool { return err != nil }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			c := &answers{errs: tc.errs}
+			c := &answers{errs: tc.errs, answer: tc.answer}
 			var st workflows.Status
 			err := queryStatus(context.Background(), c, "matchmaking-x", &st)
 			if c.calls != tc.wantCalls {
