@@ -272,7 +272,12 @@ func (p *Pool) refreshRankings(ctx context.Context, prev []ranking, changed []in
 			}
 			if e := (Entry{Other: x, Score: p.Score(v, x)}); r.complete || p.beatsBound(v, e, r.bound) {
 				if entries == nil {
-					entries = append(make([]Entry, 0, len(r.entries)+len(changed)), r.entries...)
+					// Shared with prev, so clipped: the Insert below copies
+					// it rather than write past its end. A complete
+					// ranking holds the whole event, and a newcomer enters
+					// every one, so this copy is written once, not
+					// zeroed, copied and moved.
+					entries = slices.Clip(r.entries)
 				}
 				at := sort.Search(len(entries), func(k int) bool { return p.Better(v, e, entries[k]) })
 				entries = slices.Insert(entries, at, e)
