@@ -274,9 +274,10 @@ func (p *Pool) refreshRankings(ctx context.Context, prev []ranking, changed []in
 				if entries == nil {
 					// Shared with prev, so clipped: the Insert below copies
 					// it rather than write past its end. A complete
-					// ranking holds the whole event, and a newcomer enters
-					// every one, so this copy is written once, not
-					// zeroed, copied and moved.
+					// ranking holds everyone its viewer may meet, and a
+					// newcomer enters every one it is eligible for, so
+					// this copy is written once, not zeroed, copied and
+					// moved.
 					entries = slices.Clip(r.entries)
 				}
 				at := sort.Search(len(entries), func(k int) bool { return p.Better(v, e, entries[k]) })
