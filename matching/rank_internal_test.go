@@ -19,10 +19,11 @@ func TestApplyRanksUserIDsAsAFreshPool(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(7, 11))
 	profiles := demodata.Generate(7, 200)
+	// Distinct IDs spread over the range, in no particular index order.
 	for k := range profiles {
-		profiles[k].UserID = fmt.Sprintf("m%06d", rng.IntN(900_000)+50_000)
+		profiles[k].UserID = fmt.Sprintf("m%06d", 50_000+k*4_000+rng.IntN(4_000))
 	}
-	profiles = slices.CompactFunc(profiles, func(a, b attendee.Profile) bool { return a.UserID == b.UserID })
+	rng.Shuffle(len(profiles), func(a, b int) { profiles[a], profiles[b] = profiles[b], profiles[a] })
 	pool := NewPool(profiles)
 	extra := demodata.Generate(8, 400)
 	next := 0
