@@ -206,6 +206,30 @@ func TestEventDeleteCascades(t *testing.T) {
 	}
 }
 
+// TestStagingIsScratch: the staged lists are unlogged and keyed to no
+// batch (migration 013), yet a batch deleted, alone or with others, still
+// takes exactly its own staged rows along.
+func TestStagingIsScratch(t *testing.T) {
+	t.Parallel()
+	d := newDB(t)
+	if p := d.Strings(`SELECT relpersistence::text FROM pg_class WHERE oid = 'matchmaking_staged_matches'::regclass`); len(p) != 1 || p[0] != "u" {
+		t.Errorf("matchmaking_staged_matches persistence %v, want unlogged (u)", p)
+	}
+	if n := d.Int(`SELECT count(*) FROM pg_constraint WHERE conrelid = 'matchmaking_staged_matches'::regclass AND contype = 'f'`); n != 0 {
+		t.Errorf("matchmaking_staged_matches has %d foreign keys, want none", n)
+	}
+	event := d.Event(1, true)
+	d.members(event, 1, 2, 3)
+	for _, token := range []string{"a", "b", "c", "kept"} {
+		d.Exec(`INSERT INTO matchmaking_batches (token, event_id, claimed_users) VALUES ($1, $2, $3)`, token, event, uids(1))
+		d.Exec(`INSERT INTO matchmaking_staged_matches (token, user_id, matched_user_id, rank, score, reasons)
+			SELECT $1, $2, m, r, 0.5, '{}' FROM unnest($3::uuid[]) WITH ORDINALITY AS x (m, r)`, token, uid(1), uids(2, 3))
+	}
+	d.Exec(`DELETE FROM matchmaking_batches WHERE token = 'a'`)
+	d.Exec(`DELETE FROM matchmaking_batches WHERE token IN ('b', 'c')`)
+	want(t, "staged rows left", d.Strings(`SELECT token || ':' || rank FROM matchmaking_staged_matches ORDER BY 1`), "kept:1", "kept:2")
+}
+
 func TestEnqueueKeepsHigherPriorityAndEarlierTime(t *testing.T) {
 	t.Parallel()
 	d := newDB(t)

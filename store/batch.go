@@ -628,8 +628,9 @@ const departureHorizon = "1 day"
 // CommitBatch makes the batch's staged lists the event's matches, in one
 // transaction fenced three ways: the batch still owns every claimed row that
 // still exists (ErrLeaseLost otherwise); every change since scoring is a
-// member departure the batch can work around (ErrBatchStale otherwise); and
-// every staged row has its insight. A staged list that names a departed
+// member departure the batch can work around, and its staged rows are all
+// still there (ErrBatchStale otherwise); and every staged row has its
+// insight. A staged list that names a departed
 // member, or belongs to one, is not written: its owner is enqueued again.
 // Claimed rows enqueued again meanwhile are released rather than deleted, so
 // they get another pass. When the database refuses the lists' rows for a
@@ -706,7 +707,11 @@ func (s *Store) CommitBatch(ctx context.Context, eventID, token string) (CommitR
 			return err
 		}
 		if staged != *stagedRows {
-			return fmt.Errorf("batch %s: %d staged rows, scoring wrote %d", token, staged, *stagedRows)
+			// The staging table is unlogged (migration 013): a database
+			// restart or a failover empties it. Scoring again stages the
+			// rows again.
+			return fmt.Errorf("%w: batch %s has %d staged rows, scoring wrote %d (the database restarted since?)",
+				ErrBatchStale, token, staged, *stagedRows)
 		}
 		if missingInsight > 0 {
 			return fmt.Errorf("batch %s: %d staged matches have no insight", token, missingInsight)

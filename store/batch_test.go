@@ -345,6 +345,31 @@ func TestCommitStaleWhenTheDepartureLogIsIncomplete(t *testing.T) {
 	wantStrings(t, "state after stale commit", e.state(event), before...)
 }
 
+// TestCommitStaleWhenTheStagingIsGone: a database restart empties the
+// unlogged staging table (TRUNCATE does what crash recovery does to it);
+// the commit must write nothing and call the batch stale, and the batch
+// staged again commits.
+func TestCommitStaleWhenTheStagingIsGone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	event := e.Event(1, false)
+	e.members(event, 1, 2, 3)
+	e.queue(event, 1, 0, 0)
+	e.claim(event, "t", 10)
+	e.stageAll(event, "t", []int{1}, [2]int{1, 2}, [2]int{1, 3})
+	e.Exec(`TRUNCATE matchmaking_staged_matches`)
+	before := e.state(event)
+	if _, err := e.st.CommitBatch(e.Ctx, event, "t"); !errors.Is(err, store.ErrBatchStale) {
+		t.Fatalf("commit: %v, want ErrBatchStale", err)
+	}
+	wantStrings(t, "state after stale commit", e.state(event), before...)
+	e.stageAll(event, "t", []int{1}, [2]int{1, 2}, [2]int{1, 3})
+	if _, err := e.st.CommitBatch(e.Ctx, event, "t"); err != nil {
+		t.Fatalf("commit staged again: %v", err)
+	}
+	wantStrings(t, "matches", e.Matches(event), "1>2#1", "1>3#2")
+}
+
 func TestCommitStaleAfterAnotherCommit(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
