@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/eventmatch/matchmaker/profiletext"
 )
 
 // Reasons explains a match from the viewer's point of view. Tags are shown
@@ -43,24 +45,39 @@ func (p *Pool) Reasons(viewer, other int) Reasons {
 }
 
 // sharedTags returns the tags in mine that also occur in theirs, in mine's
-// spelling, sorted by normalized key; nil when there are none. Both lists
-// are capped (profiletext.CapTags), so the scans are over at most
-// profiletext.MaxTagsPerField items.
+// spelling, sorted by normalized key; nil when there are none. Both are a
+// pool's capped tags (profiletext.CapTags): tidy, so that a tag's key
+// (NormalizeTag) is its lowercase form, and at most
+// profiletext.MaxTagsPerField, so the scans are short and the keys fit on
+// the stack. Building a batch's rows calls this three times a row, and
+// normalizing both lists again each time (CapTags, Fields and Join) was
+// most of a row's cost.
 func sharedTags(mine, theirs []string) []string {
-	theirKeys := tagKeys(theirs)
+	if len(mine) == 0 || len(theirs) == 0 {
+		return nil
+	}
+	var keysBuf [profiletext.MaxTagsPerField]string
+	theirKeys := keysBuf[:0]
+	for _, t := range theirs {
+		theirKeys = append(theirKeys, strings.ToLower(t))
+	}
 	type tag struct{ key, shown string }
-	var shared []tag
+	var sharedBuf [profiletext.MaxTagsPerField]tag
+	shared := sharedBuf[:0]
 	for _, t := range mine {
-		key := NormalizeTag(t)
+		key := strings.ToLower(t)
 		if key == "" || !slices.Contains(theirKeys, key) || slices.ContainsFunc(shared, func(s tag) bool { return s.key == key }) {
 			continue
 		}
-		shared = append(shared, tag{key, tidySpaces(t)})
+		shared = append(shared, tag{key, t})
+	}
+	if len(shared) == 0 {
+		return nil
 	}
 	slices.SortFunc(shared, func(a, b tag) int { return strings.Compare(a.key, b.key) })
-	var shown []string
-	for _, t := range shared {
-		shown = append(shown, t.shown)
+	shown := make([]string, len(shared))
+	for k, t := range shared {
+		shown[k] = t.shown
 	}
 	return shown
 }
