@@ -11,7 +11,7 @@ import (
 )
 
 // TestBatchScoredAgainWhenItsStagingIsLost: the staging table is unlogged,
-// so a database restart between a batch's scoring and its commit empties
+// so a database crash between a batch's scoring and its commit empties
 // it (TRUNCATE is what crash recovery does to an unlogged table). The
 // commit must then write nothing and report the batch stale, and the batch
 // scored again must commit every list, with the cap on and off.

@@ -6,9 +6,9 @@
 --
 -- 1. Its foreign key to matchmaking_batches checked every staged row: a
 --    50,000-member event stages 150,000 rows, and the check was a third of
---    their COPY. The cascade it gave (a batch, or its event, deleted takes
---    its staged rows along) is kept by a statement trigger instead, which
---    deletes them once per statement. Nothing else needs the key: staging
+--    their COPY. The cascade it gave (a batch, or its event, deleted or
+--    truncated takes its staged rows along) is kept by statement triggers
+--    instead, which act once per statement. Nothing else needs the key: staging
 --    updates the batch's row first, in the same transaction, so a batch
 --    deleted meanwhile waits for the staging to end and then takes its rows
 --    along, and a batch already deleted stages nothing.
@@ -49,12 +49,28 @@ CREATE TRIGGER matchmaking_batches_deleted
     REFERENCING OLD TABLE AS deleted_batches
     FOR EACH STATEMENT EXECUTE FUNCTION public.matchmaking_batches_deleted();
 
+-- TRUNCATE matchmaking_batches CASCADE emptied the staged rows through the
+-- key too (it still empties matchmaking_batch_shards that way).
+CREATE FUNCTION public.matchmaking_batches_truncated() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = '' AS $$
+BEGIN
+    TRUNCATE public.matchmaking_staged_matches;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER matchmaking_batches_truncated
+    AFTER TRUNCATE ON public.matchmaking_batches
+    FOR EACH STATEMENT EXECUTE FUNCTION public.matchmaking_batches_truncated();
+
 -- Batches already deleted left no rows behind (the key saw to that), so
 -- there is nothing to clean up before the change.
 ALTER TABLE public.matchmaking_staged_matches SET UNLOGGED;
 
 -- Closed as 007 closes the engine's objects: nobody but the owner executes
--- the new function.
+-- the new functions.
 DO $$
 DECLARE
     api_roles text := (
@@ -63,5 +79,6 @@ DECLARE
     grantees text := 'PUBLIC' || coalesce(', ' || api_roles, '');
 BEGIN
     EXECUTE format('REVOKE ALL ON FUNCTION public.matchmaking_batches_deleted() FROM %s', grantees);
+    EXECUTE format('REVOKE ALL ON FUNCTION public.matchmaking_batches_truncated() FROM %s', grantees);
 END;
 $$;

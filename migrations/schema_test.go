@@ -208,7 +208,8 @@ func TestEventDeleteCascades(t *testing.T) {
 
 // TestStagingIsScratch: the staged lists are unlogged and keyed to no
 // batch (migration 013), yet a batch deleted, alone or with others, still
-// takes exactly its own staged rows along.
+// takes exactly its own staged rows along, and emptying the batches
+// empties them.
 func TestStagingIsScratch(t *testing.T) {
 	t.Parallel()
 	d := newDB(t)
@@ -228,6 +229,8 @@ func TestStagingIsScratch(t *testing.T) {
 	d.Exec(`DELETE FROM matchmaking_batches WHERE token = 'a'`)
 	d.Exec(`DELETE FROM matchmaking_batches WHERE token IN ('b', 'c')`)
 	want(t, "staged rows left", d.Strings(`SELECT token || ':' || rank FROM matchmaking_staged_matches ORDER BY 1`), "kept:1", "kept:2")
+	d.Exec(`TRUNCATE matchmaking_batches CASCADE`)
+	want(t, "staged rows left after TRUNCATE", d.Strings(`SELECT token FROM matchmaking_staged_matches`))
 }
 
 func TestEnqueueKeepsHigherPriorityAndEarlierTime(t *testing.T) {

@@ -708,9 +708,9 @@ func (s *Store) CommitBatch(ctx context.Context, eventID, token string) (CommitR
 		}
 		if staged != *stagedRows {
 			// The staging table is unlogged (migration 013): a database
-			// restart or a failover empties it. Scoring again stages the
+			// crash or a failover empties it. Scoring again stages the
 			// rows again.
-			return fmt.Errorf("%w: batch %s has %d staged rows, scoring wrote %d (the database restarted since?)",
+			return fmt.Errorf("%w: batch %s has %d staged rows, scoring wrote %d (did the database crash or fail over since?)",
 				ErrBatchStale, token, staged, *stagedRows)
 		}
 		if missingInsight > 0 {

@@ -27,8 +27,8 @@ var (
 	ErrLeaseLost = errors.New("batch lease lost to another claim")
 	// ErrBatchStale means the event's matches changed since the batch was
 	// scored in a way the commit cannot work around (another commit; member
-	// departures it can), or its staged rows are gone (a database restart
-	// empties the unlogged staging table), so the batch must be scored
+	// departures it can), or its staged rows are gone (a crash of the
+	// database empties the unlogged staging table), so the batch must be scored
 	// again before it can commit.
 	ErrBatchStale = errors.New("event changed since the batch was scored")
 )
