@@ -114,7 +114,7 @@ func (a *Activities) ScoreBatch(ctx context.Context, in BatchRef) (ScoreResult, 
 // stepTimes are how long ScoreBatch's parts took, for its log line: reading
 // and applying the event's changes; the capped assignment when the cap is
 // on, else reading the shards' offers; scoring and building the rows; and
-// staging them.
+// staging them. ScoreShard uses load, plan (its scoring) and stage.
 type stepTimes struct {
 	load, assign, plan, stage time.Duration
 	last                      time.Time
@@ -193,6 +193,7 @@ func (a *Activities) ScoreShard(ctx context.Context, in ShardRef) (ShardResult, 
 			fmt.Sprintf("shard %d of %d does not exist", in.Shard, in.Shards), "BadInput", nil)
 	}
 	defer keepAlive(ctx)()
+	took := stepTimes{last: time.Now()}
 	ref := BatchRef{EventID: in.EventID, Token: in.Token}
 	view, err := a.eventView(ctx, ref)
 	if err != nil {
@@ -201,6 +202,7 @@ func (a *Activities) ScoreShard(ctx context.Context, in ShardRef) (ShardResult, 
 		}
 		return ShardResult{}, fmt.Errorf("score shard %d of batch %s: %w", in.Shard, in.Token, err)
 	}
+	took.mark(&took.load)
 	activity.RecordHeartbeat(ctx, "loaded")
 	plan := &batchPlan{pool: view.view.pool}
 	plan.claim(view.claimed)
@@ -217,6 +219,7 @@ func (a *Activities) ScoreShard(ctx context.Context, in ShardRef) (ShardResult, 
 	if err != nil {
 		return ShardResult{}, fmt.Errorf("score shard %d of batch %s: %w", in.Shard, in.Token, err)
 	}
+	took.mark(&took.plan)
 	err = a.Store.StageShard(ctx, in.Token, in.Shard, in.Shards, store.Shard{
 		MembersVersion: view.view.membersVersion, ListsVersion: view.view.listsVersion, Offers: encoded,
 	})
@@ -226,8 +229,14 @@ func (a *Activities) ScoreShard(ctx context.Context, in ShardRef) (ShardResult, 
 		}
 		return ShardResult{}, err
 	}
+	took.mark(&took.stage)
+	// waited_ms: from the shard's scheduling to this attempt's start, the
+	// time it sat in the shard queue.
+	info := activity.GetInfo(ctx)
 	a.log(ctx).Info("scored shard", "event_id", in.EventID, "batch", in.Token, "shard", in.Shard, "shards", in.Shards,
-		"scored", offers.Scored, "offers", len(offers.Rows), "read_whole_event", view.wholeRead)
+		"scored", offers.Scored, "offers", len(offers.Rows), "read_whole_event", view.wholeRead,
+		"waited_ms", info.StartedTime.Sub(info.ScheduledTime).Milliseconds(),
+		"load_ms", took.load.Milliseconds(), "score_ms", took.plan.Milliseconds(), "stage_ms", took.stage.Milliseconds())
 	return ShardResult{Scored: offers.Scored, Offers: len(offers.Rows)}, nil
 }
 
