@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/eventmatch/matchmaker/attendee"
@@ -23,13 +24,18 @@ import (
 )
 
 // TestBackfillWritesNoAITextOntoPairsThatChangedMeanwhile: between the
-// round's read and its write, one member's list is rewritten by a commit,
-// another member edits their profile and a third leaves. None of their
-// pairs gets the AI text the round asked for; every other pair does.
+// round's read and its write, one member's list is rewritten by a commit
+// (their twin joins and takes its first place), another member edits
+// their profile and a third leaves. None of their pairs gets the AI text
+// the round asked for; every other pair does.
 func TestBackfillWritesNoAITextOntoPairsThatChangedMeanwhile(t *testing.T) {
 	testenv.RequireIntegration(t)
 	selected := make(chan struct{})
 	proceed := make(chan struct{})
+	// A failing check must not leave the model's call held, or the fake
+	// server never stops.
+	release := sync.OnceFunc(func() { close(proceed) })
+	defer release()
 	var once sync.Once
 	f := newAIFixture(t, 12, func(call int, req fakeopenai.Request) fakeopenai.Response {
 		// The round's first call goes alone, after its read: hold it
@@ -41,7 +47,7 @@ func TestBackfillWritesNoAITextOntoPairsThatChangedMeanwhile(t *testing.T) {
 		return fakeopenai.Echo(call, req)
 	})
 	f.drainBatches()
-	relisted, edited, departed := f.members[0].UserID, f.members[1].UserID, f.members[2].UserID
+	rewritten, edited, departed := f.members[0].UserID, f.members[1].UserID, f.members[2].UserID
 	ctx := context.Background()
 	db := f.st.Pool()
 
@@ -66,10 +72,22 @@ func TestBackfillWritesNoAITextOntoPairsThatChangedMeanwhile(t *testing.T) {
 	case r := <-done:
 		t.Fatalf("the round ended without calling the model: %+v %v", r.res, r.err)
 	}
-	if _, err := db.Exec(ctx, `SELECT matchmaking_enqueue_rows($1, ARRAY[$2::uuid], 3)`, f.eventID, relisted); err != nil {
+	twin := f.members[0]
+	// Another company: colleagues are never matched.
+	twin.UserID, twin.DisplayName, twin.Company = testenv.UID(999), "Their Twin", "Twin & Co"
+	if _, err := f.st.InsertMembers(ctx, f.eventID, []attendee.Profile{twin}); err != nil {
 		t.Fatal(err)
 	}
-	f.drainBatches() // rewrites the re-listed member's list, with fallbacks: the cache is still empty
+	// Rewrites the first member's list, every row moved down a place by
+	// the twin, with fallbacks: the cache is still empty. (A commit keeps
+	// the rows of a list that comes out the same, and their AI answers
+	// land: TestBackfillAnswersLandOnListsCommittedUnchanged.)
+	f.drainBatches()
+	var first string
+	if err := db.QueryRow(ctx, `SELECT matched_user_id::text FROM matches WHERE event_id = $1 AND user_id = $2 AND rank = 1`,
+		f.eventID, rewritten).Scan(&first); err != nil || first != twin.UserID {
+		t.Fatalf("the first member's first match is %q (%v), want their twin", first, err)
+	}
 	if _, err := db.Exec(ctx, `UPDATE all_events_members SET bio = bio || ' Now into sailing.' WHERE event_id = $1 AND user_id = $2`,
 		f.eventID, edited); err != nil {
 		t.Fatal(err)
@@ -77,7 +95,7 @@ func TestBackfillWritesNoAITextOntoPairsThatChangedMeanwhile(t *testing.T) {
 	if _, err := db.Exec(ctx, `DELETE FROM all_events_members WHERE event_id = $1 AND user_id = $2`, f.eventID, departed); err != nil {
 		t.Fatal(err)
 	}
-	close(proceed)
+	release()
 	r := <-done
 	if r.err != nil {
 		t.Fatal(r.err)
@@ -88,7 +106,7 @@ func TestBackfillWritesNoAITextOntoPairsThatChangedMeanwhile(t *testing.T) {
 		SELECT count(*) FILTER (WHERE insight_source = 'ai' AND (user_id = $2 OR $3 IN (user_id, matched_user_id))),
 		       count(*) FILTER (WHERE insight_source = 'ai'),
 		       count(*) FILTER (WHERE insight_source = 'fallback' AND NOT (user_id = $2 OR $3 IN (user_id, matched_user_id)))
-		FROM matches WHERE event_id = $1`, f.eventID, relisted, edited).Scan(&onChanged, &aiRows, &stale); err != nil {
+		FROM matches WHERE event_id = $1`, f.eventID, rewritten, edited).Scan(&onChanged, &aiRows, &stale); err != nil {
 		t.Fatal(err)
 	}
 	if onChanged != 0 {
@@ -109,7 +127,7 @@ func TestBackfillWritesNoAITextOntoPairsThatChangedMeanwhile(t *testing.T) {
 		WHERE m.event_id = $1 AND m.insight_source = 'fallback'
 		  AND NOT (m.user_id = $2 OR $3 IN (m.user_id, m.matched_user_id))
 		  AND m.updated_at < (SELECT max(updated_at) FROM matches WHERE event_id = $1 AND user_id = $2)`,
-		f.eventID, relisted, edited).Scan(&newer); err != nil {
+		f.eventID, rewritten, edited).Scan(&newer); err != nil {
 		t.Fatal(err)
 	}
 	if newer != 0 {
@@ -120,6 +138,89 @@ func TestBackfillWritesNoAITextOntoPairsThatChangedMeanwhile(t *testing.T) {
 	f.backfill()
 	if ai, fallback := f.sources(); fallback != 0 {
 		t.Errorf("after further rounds: %d ai, %d fallback", ai, fallback)
+	}
+}
+
+// TestBackfillAnswersLandOnListsCommittedUnchanged: a member goes round
+// again between the round's read and its write, and their list comes out
+// the same. The commit keeps its rows as they were (same updated_at), so
+// the round's answers for them are still answers about the listed pairs
+// and land; nothing is fenced.
+func TestBackfillAnswersLandOnListsCommittedUnchanged(t *testing.T) {
+	testenv.RequireIntegration(t)
+	selected := make(chan struct{})
+	proceed := make(chan struct{})
+	// A failing check must not leave the model's call held, or the fake
+	// server never stops.
+	release := sync.OnceFunc(func() { close(proceed) })
+	defer release()
+	var once sync.Once
+	f := newAIFixture(t, 12, func(call int, req fakeopenai.Request) fakeopenai.Response {
+		once.Do(func() {
+			close(selected)
+			<-proceed
+		})
+		return fakeopenai.Echo(call, req)
+	})
+	f.drainBatches()
+	relisted := f.members[0].UserID
+	ctx := context.Background()
+	db := f.st.Pool()
+	writtenAt := func() []string {
+		t.Helper()
+		rows, err := db.Query(ctx, `SELECT rank || ' ' || matched_user_id || ' ' || updated_at FROM matches
+			WHERE event_id = $1 AND user_id = $2 ORDER BY rank`, f.eventID, relisted)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	before := writtenAt()
+
+	done := make(chan error, 1)
+	var res BackfillRoundResult
+	go func() {
+		var suite testsuite.WorkflowTestSuite
+		env := suite.NewTestActivityEnvironment()
+		env.RegisterActivity(f.acts)
+		v, err := env.ExecuteActivity(f.acts.BackfillRound, BackfillRoundInput{EventID: f.eventID})
+		if err == nil {
+			err = v.Get(&res)
+		}
+		done <- err
+	}()
+	select {
+	case <-selected:
+	case err := <-done:
+		t.Fatalf("the round ended without calling the model: %v", err)
+	}
+	if _, err := db.Exec(ctx, `SELECT matchmaking_enqueue_rows($1, ARRAY[$2::uuid], 3)`, f.eventID, relisted); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.drainBatches(); got.Fallback == 0 {
+		t.Fatalf("the member was not scored again: %+v", got)
+	}
+	if after := writtenAt(); !slices.Equal(after, before) {
+		t.Fatalf("the list came out the same, yet its rows were written again:\nbefore %q\nafter  %q", before, after)
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if res.Fenced != 0 || res.Upgraded == 0 {
+		t.Errorf("round %+v: want every answer written, none fenced", res)
+	}
+	var fallbacks int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM matches WHERE event_id = $1 AND user_id = $2 AND insight_source = 'fallback'`,
+		f.eventID, relisted).Scan(&fallbacks); err != nil {
+		t.Fatal(err)
+	}
+	if fallbacks != 0 {
+		t.Errorf("%d fallbacks left on the list committed unchanged", fallbacks)
 	}
 }
 

@@ -727,18 +727,34 @@ func (s *Store) CommitBatch(ctx context.Context, eventID, token string) (CommitR
 			return err
 		}
 
+		// The lists are swapped row by row: a stored row equal to its staged
+		// row in every column but updated_at stays as it is, every other row
+		// of the batch's viewers goes and the staged rows not kept go in. A
+		// list is rewritten when it names a claimed member, and in a large
+		// batch most rows of the lists it rewrites are unchanged: writing
+		// them again was most of the commit (and every one a delete and an
+		// insert for the web app's triggers and subscribers). A kept row
+		// keeps its updated_at, which is when that match was written.
 		if err := tx.QueryRow(ctx, `
 			WITH cleared AS (
 				DELETE FROM matches m USING matchmaking_batches b
 				WHERE b.token = $1 AND m.event_id = b.event_id AND m.user_id = ANY (b.viewers)
+				  AND NOT EXISTS (
+				      SELECT 1 FROM matchmaking_staged_matches s
+				      WHERE s.token = $1 AND s.user_id = m.user_id AND s.rank = m.rank
+				        AND s.matched_user_id = m.matched_user_id AND s.score = m.score AND s.reasons = m.reasons
+				        AND s.insight = m.insight AND s.insight_source = m.insight_source)
 			)
 			SELECT coalesce(cardinality(viewers), 0) FROM matchmaking_batches WHERE token = $1`, token).Scan(&res.ListsWritten); err != nil {
 			return refusedOr(err)
 		}
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO matches (event_id, user_id, matched_user_id, rank, score, reasons, insight, insight_source)
-			SELECT $2, user_id, matched_user_id, rank, score, reasons, insight, insight_source
-			FROM matchmaking_staged_matches WHERE token = $1`, token, eventID); err != nil {
+			SELECT $2, s.user_id, s.matched_user_id, s.rank, s.score, s.reasons, s.insight, s.insight_source
+			FROM matchmaking_staged_matches s
+			WHERE s.token = $1
+			  AND NOT EXISTS (SELECT 1 FROM matches m WHERE m.event_id = $2 AND m.user_id = s.user_id AND m.rank = s.rank)`,
+			token, eventID); err != nil {
 			return refusedOr(err)
 		}
 

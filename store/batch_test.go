@@ -370,6 +370,49 @@ func TestCommitStaleWhenTheStagingIsGone(t *testing.T) {
 	wantStrings(t, "matches", e.Matches(event), "1>2#1", "1>3#2")
 }
 
+// TestCommitKeepsUnchangedRows: a list written again keeps the rows that
+// come out the same, updated_at included, and replaces the others: another
+// member at the rank, or the same member with another insight.
+func TestCommitKeepsUnchangedRows(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	event := e.Event(1, false)
+	e.members(event, 1, 2, 3, 4)
+	// writes are the updated_at of member 1's rows, by rank.
+	writes := func() []string {
+		return e.Strings(`SELECT updated_at::text FROM matches WHERE event_id = $1 AND user_id = $2 ORDER BY rank`, event, uid(1))
+	}
+	commit := func(token string, restage func(), pairs ...[2]int) {
+		t.Helper()
+		e.queue(event, 1, 0, 0)
+		e.claim(event, token, 10)
+		e.stageAll(event, token, []int{1}, pairs...)
+		restage()
+		if _, err := e.st.CommitBatch(e.Ctx, event, token); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit("a", func() {}, [2]int{1, 2}, [2]int{1, 3}, [2]int{1, 4})
+	first := writes()
+
+	commit("b", func() {}, [2]int{1, 2}, [2]int{1, 4}, [2]int{1, 3})
+	second := writes()
+	wantStrings(t, "matches after b", e.Matches(event), "1>2#1", "1>4#2", "1>3#3")
+	if second[0] != first[0] || second[1] == first[1] || second[2] == first[2] {
+		t.Errorf("writes of ranks 1-3 %q after %q: want rank 1 kept, ranks 2 and 3 written again", second, first)
+	}
+
+	commit("c", func() {
+		e.Exec(`UPDATE matchmaking_staged_matches SET insight = 'meet 2, again' WHERE token = 'c' AND rank = 1`)
+	}, [2]int{1, 2}, [2]int{1, 4}, [2]int{1, 3})
+	third := writes()
+	if third[0] == second[0] || third[1] != second[1] || third[2] != second[2] {
+		t.Errorf("writes of ranks 1-3 %q after %q: want rank 1 (new insight) written again, ranks 2 and 3 kept", third, second)
+	}
+	wantStrings(t, "insights after c", e.Strings(`SELECT insight FROM matches WHERE event_id = $1 AND user_id = $2 ORDER BY rank`, event, uid(1)),
+		"meet 2, again", "meet 4", "meet 3")
+}
+
 func TestCommitStaleAfterAnotherCommit(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
