@@ -735,6 +735,9 @@ func (s *Store) CommitBatch(ctx context.Context, eventID, token string) (CommitR
 		// them again was most of the commit (and every one a delete and an
 		// insert for the web app's triggers and subscribers). A kept row
 		// keeps its updated_at, which is when that match was written.
+		// (The count of stored rows reads the table as it was before the
+		// statement's DELETE.)
+		var kept int
 		if err := tx.QueryRow(ctx, `
 			WITH cleared AS (
 				DELETE FROM matches m USING matchmaking_batches b
@@ -744,17 +747,29 @@ func (s *Store) CommitBatch(ctx context.Context, eventID, token string) (CommitR
 				      WHERE s.token = $1 AND s.user_id = m.user_id AND s.rank = m.rank
 				        AND s.matched_user_id = m.matched_user_id AND s.score = m.score AND s.reasons = m.reasons
 				        AND s.insight = m.insight AND s.insight_source = m.insight_source)
+				RETURNING 1
 			)
-			SELECT coalesce(cardinality(viewers), 0) FROM matchmaking_batches WHERE token = $1`, token).Scan(&res.ListsWritten); err != nil {
+			SELECT coalesce(cardinality(b.viewers), 0),
+			       (SELECT count(*) FROM matches m WHERE m.event_id = b.event_id AND m.user_id = ANY (b.viewers))
+			       - (SELECT count(*) FROM cleared)
+			FROM matchmaking_batches b WHERE b.token = $1`, token).Scan(&res.ListsWritten, &kept); err != nil {
 			return refusedOr(err)
 		}
-		if _, err := tx.Exec(ctx, `
+		// A kept row holds its viewer and rank, so its staged twin is the
+		// one conflict there can be on them. The conflict clause costs a
+		// fifth of a large insert, and a batch that keeps nothing (a first
+		// match, a newcomer whose lists all moved) needs none. (An
+		// anti-join instead was planned, once prepared, as a hash of all
+		// the event's matches: 15 ms a newcomer at 10,000 members.)
+		insert := `
 			INSERT INTO matches (event_id, user_id, matched_user_id, rank, score, reasons, insight, insight_source)
-			SELECT $2, s.user_id, s.matched_user_id, s.rank, s.score, s.reasons, s.insight, s.insight_source
-			FROM matchmaking_staged_matches s
-			WHERE s.token = $1
-			  AND NOT EXISTS (SELECT 1 FROM matches m WHERE m.event_id = $2 AND m.user_id = s.user_id AND m.rank = s.rank)`,
-			token, eventID); err != nil {
+			SELECT $2, user_id, matched_user_id, rank, score, reasons, insight, insight_source
+			FROM matchmaking_staged_matches WHERE token = $1`
+		if kept > 0 {
+			insert += `
+			ON CONFLICT (event_id, user_id, rank) DO NOTHING`
+		}
+		if _, err := tx.Exec(ctx, insert, token, eventID); err != nil {
 			return refusedOr(err)
 		}
 
