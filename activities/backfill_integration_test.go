@@ -30,48 +30,12 @@ import (
 // the round asked for; every other pair does.
 func TestBackfillWritesNoAITextOntoPairsThatChangedMeanwhile(t *testing.T) {
 	testenv.RequireIntegration(t)
-	selected := make(chan struct{})
-	proceed := make(chan struct{})
-	// A failing check must not leave the model's call held, or the fake
-	// server never stops.
-	release := sync.OnceFunc(func() { close(proceed) })
-	defer release()
-	var once sync.Once
-	f := newAIFixture(t, 12, func(call int, req fakeopenai.Request) fakeopenai.Response {
-		// The round's first call goes alone, after its read: hold it
-		// until the test has changed the event.
-		once.Do(func() {
-			close(selected)
-			<-proceed
-		})
-		return fakeopenai.Echo(call, req)
-	})
+	f, round := newHeldRound(t)
 	f.drainBatches()
 	rewritten, edited, departed := f.members[0].UserID, f.members[1].UserID, f.members[2].UserID
 	ctx := context.Background()
 	db := f.st.Pool()
-
-	type round struct {
-		res BackfillRoundResult
-		err error
-	}
-	done := make(chan round, 1)
-	go func() {
-		var suite testsuite.WorkflowTestSuite
-		env := suite.NewTestActivityEnvironment()
-		env.RegisterActivity(f.acts)
-		v, err := env.ExecuteActivity(f.acts.BackfillRound, BackfillRoundInput{EventID: f.eventID})
-		var r round
-		if r.err = err; err == nil {
-			r.err = v.Get(&r.res)
-		}
-		done <- r
-	}()
-	select {
-	case <-selected:
-	case r := <-done:
-		t.Fatalf("the round ended without calling the model: %+v %v", r.res, r.err)
-	}
+	round.start()
 	twin := f.members[0]
 	// Another company: colleagues are never matched.
 	twin.UserID, twin.DisplayName, twin.Company = testenv.UID(999), "Their Twin", "Twin & Co"
@@ -95,8 +59,7 @@ func TestBackfillWritesNoAITextOntoPairsThatChangedMeanwhile(t *testing.T) {
 	if _, err := db.Exec(ctx, `DELETE FROM all_events_members WHERE event_id = $1 AND user_id = $2`, f.eventID, departed); err != nil {
 		t.Fatal(err)
 	}
-	release()
-	r := <-done
+	r := round.finish()
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
@@ -148,20 +111,7 @@ func TestBackfillWritesNoAITextOntoPairsThatChangedMeanwhile(t *testing.T) {
 // and land; nothing is fenced.
 func TestBackfillAnswersLandOnListsCommittedUnchanged(t *testing.T) {
 	testenv.RequireIntegration(t)
-	selected := make(chan struct{})
-	proceed := make(chan struct{})
-	// A failing check must not leave the model's call held, or the fake
-	// server never stops.
-	release := sync.OnceFunc(func() { close(proceed) })
-	defer release()
-	var once sync.Once
-	f := newAIFixture(t, 12, func(call int, req fakeopenai.Request) fakeopenai.Response {
-		once.Do(func() {
-			close(selected)
-			<-proceed
-		})
-		return fakeopenai.Echo(call, req)
-	})
+	f, round := newHeldRound(t)
 	f.drainBatches()
 	relisted := f.members[0].UserID
 	ctx := context.Background()
@@ -181,23 +131,7 @@ func TestBackfillAnswersLandOnListsCommittedUnchanged(t *testing.T) {
 	}
 	before := writtenAt()
 
-	done := make(chan error, 1)
-	var res BackfillRoundResult
-	go func() {
-		var suite testsuite.WorkflowTestSuite
-		env := suite.NewTestActivityEnvironment()
-		env.RegisterActivity(f.acts)
-		v, err := env.ExecuteActivity(f.acts.BackfillRound, BackfillRoundInput{EventID: f.eventID})
-		if err == nil {
-			err = v.Get(&res)
-		}
-		done <- err
-	}()
-	select {
-	case <-selected:
-	case err := <-done:
-		t.Fatalf("the round ended without calling the model: %v", err)
-	}
+	round.start()
 	if _, err := db.Exec(ctx, `SELECT matchmaking_enqueue_rows($1, ARRAY[$2::uuid], 3)`, f.eventID, relisted); err != nil {
 		t.Fatal(err)
 	}
@@ -207,11 +141,11 @@ func TestBackfillAnswersLandOnListsCommittedUnchanged(t *testing.T) {
 	if after := writtenAt(); !slices.Equal(after, before) {
 		t.Fatalf("the list came out the same, yet its rows were written again:\nbefore %q\nafter  %q", before, after)
 	}
-	release()
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	r := round.finish()
+	if r.err != nil {
+		t.Fatal(r.err)
 	}
-	if res.Fenced != 0 || res.Upgraded == 0 {
+	if res := r.res; res.Fenced != 0 || res.Upgraded == 0 {
 		t.Errorf("round %+v: want every answer written, none fenced", res)
 	}
 	var fallbacks int
@@ -222,6 +156,68 @@ func TestBackfillAnswersLandOnListsCommittedUnchanged(t *testing.T) {
 	if fallbacks != 0 {
 		t.Errorf("%d fallbacks left on the list committed unchanged", fallbacks)
 	}
+}
+
+// heldRound is a backfill round whose first model call waits (it goes
+// alone, after the round's read) until the test has changed the event
+// between the round's read and its write.
+type heldRound struct {
+	t                 *testing.T
+	f                 *aiFixture
+	selected, proceed chan struct{}
+	release           func()
+	done              chan heldRoundResult
+}
+
+type heldRoundResult struct {
+	res BackfillRoundResult
+	err error
+}
+
+// newHeldRound is a 12-member AI fixture whose fake model holds the first
+// call of the round that start runs.
+func newHeldRound(t *testing.T) (*aiFixture, *heldRound) {
+	h := &heldRound{t: t, selected: make(chan struct{}), proceed: make(chan struct{}), done: make(chan heldRoundResult, 1)}
+	var once sync.Once
+	h.f = newAIFixture(t, 12, func(call int, req fakeopenai.Request) fakeopenai.Response {
+		once.Do(func() {
+			close(h.selected)
+			<-h.proceed
+		})
+		return fakeopenai.Echo(call, req)
+	})
+	// A failing check must not leave the call held, or the fake server
+	// never stops (cleanups run last registered first).
+	h.release = sync.OnceFunc(func() { close(h.proceed) })
+	t.Cleanup(h.release)
+	return h.f, h
+}
+
+// start runs the round and returns once its first call is held.
+func (h *heldRound) start() {
+	h.t.Helper()
+	go func() {
+		var suite testsuite.WorkflowTestSuite
+		env := suite.NewTestActivityEnvironment()
+		env.RegisterActivity(h.f.acts)
+		v, err := env.ExecuteActivity(h.f.acts.BackfillRound, BackfillRoundInput{EventID: h.f.eventID})
+		var r heldRoundResult
+		if r.err = err; err == nil {
+			r.err = v.Get(&r.res)
+		}
+		h.done <- r
+	}()
+	select {
+	case <-h.selected:
+	case r := <-h.done:
+		h.t.Fatalf("the round ended without calling the model: %+v %v", r.res, r.err)
+	}
+}
+
+// finish lets the held call go and waits for the round.
+func (h *heldRound) finish() heldRoundResult {
+	h.release()
+	return <-h.done
 }
 
 // TestBackfillReadsTheNewestListsFirst: a newcomer's list, and the lists
