@@ -5,18 +5,20 @@
 -- table bought nothing for that:
 --
 -- 1. Its foreign key to matchmaking_batches checked every staged row: a
---    50,000-member event stages 150,000 rows, and the check was a third of
---    their COPY. The cascade it gave (a batch, or its event, deleted or
---    truncated takes its staged rows along) is kept by statement triggers
---    instead, which act once per statement. Nothing else needs the key: staging
---    updates the batch's row first, in the same transaction, so a batch
---    deleted meanwhile waits for the staging to end and then takes its rows
---    along, and a batch already deleted stages nothing.
--- 2. Its rows went to the write-ahead log, which doubled the COPY's time
---    again. UNLOGGED writes none. A crash (or a failover to a standby, which
---    never had the rows) empties the table; the commit then finds fewer
---    staged rows than scoring wrote and the batch is scored again. Insights
---    written onto staged rows come back from matchmaking_insight_cache.
+--    50,000-member event stages 150,000 rows, and the check was a third to
+--    a half of writing them (scripts/write-costs.sh). The cascade it gave
+--    (a batch, or its event, deleted or truncated takes its staged rows
+--    along) is kept by statement triggers instead, which act once per
+--    statement. Nothing else needs the key: staging updates the batch's row
+--    first, in the same transaction, so a batch deleted meanwhile waits for
+--    the staging to end and then takes its rows along, and a batch already
+--    deleted stages nothing.
+-- 2. Its rows went to the write-ahead log, a quarter to a half of the
+--    rest of the write. UNLOGGED writes none. A crash (or a failover to a
+--    standby, which never had the rows) empties the table; the commit then
+--    finds fewer staged rows than scoring wrote and the batch is scored
+--    again. Insights written onto staged rows come back from
+--    matchmaking_insight_cache.
 DO $$
 DECLARE
     fk name;

@@ -756,9 +756,10 @@ func (s *Store) CommitBatch(ctx context.Context, eventID, token string) (CommitR
 			return refusedOr(err)
 		}
 		// A kept row holds its viewer and rank, so its staged twin is the
-		// one conflict there can be on them. The conflict clause costs a
-		// fifth of a large insert, and a batch that keeps nothing (a first
-		// match, a newcomer whose lists all moved) needs none. (An
+		// one conflict there can be on them. The conflict clause costs
+		// about a quarter of a large insert (scripts/write-costs.sh), and a
+		// batch that keeps nothing (a first match, a newcomer whose lists
+		// all moved) needs none. (An
 		// anti-join instead was planned, once prepared, as a hash of all
 		// the event's matches: 15 ms a newcomer at 10,000 members.)
 		insert := `
