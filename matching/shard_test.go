@@ -5,16 +5,19 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/matching"
 )
 
 // TestShardedUpdateEqualsUpdate splits updates into shards, each scored on a
-// pool of the same profiles in another order (as on another worker), and
-// checks that merging them gives exactly UpdateContext's lists and changes:
-// for first matches (every list empty), newcomers, and edits that leave
-// stored lists stale.
+// pool of the same profiles in another order (as on another worker): every
+// other shard in UserID order, as a worker that read the whole event holds
+// it, the rest shuffled. It checks that merging them gives exactly
+// UpdateContext's lists and changes: for first matches (every list empty),
+// newcomers, and edits that leave stored lists stale.
 func TestShardedUpdateEqualsUpdate(t *testing.T) {
 	t.Parallel()
 	const n = 4
@@ -57,7 +60,11 @@ func TestShardedUpdateEqualsUpdate(t *testing.T) {
 			var offers []*matching.Offers
 			for shard := range shards {
 				order := slices.Clone(current)
-				rng.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
+				if shard%2 == 0 {
+					slices.SortFunc(order, func(a, b attendee.Profile) int { return strings.Compare(a.UserID, b.UserID) })
+				} else {
+					rng.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
+				}
 				other := matching.NewPool(order)
 				o, err := other.ShardOffers(context.Background(), loadListsLenient(other, stored), indexesOf(other, claimedIDs), n, shard, shards)
 				if err != nil {
@@ -88,6 +95,44 @@ func TestShardedUpdateEqualsUpdate(t *testing.T) {
 					t.Fatalf("%s: list of %s is %v, want %v", label, pool.Profile(v).UserID, got[v], want[v])
 				}
 			}
+		}
+	}
+}
+
+// TestShardsScoreAFirstMatchOnce: shards of a first match (every member
+// claimed, every list empty) on pools in UserID order, as workers that read
+// the whole event hold it, score each pair once between them, as one
+// worker scoring the batch whole does; shuffled pools score the pairs of
+// two fresh members from both sides. Not parallel: it reads the
+// process-wide count of pairs scored.
+func TestShardsScoreAFirstMatchOnce(t *testing.T) {
+	const members, n, shards = 300, 3, 3
+	profiles := randomProfiles(rand.New(rand.NewPCG(8, 1)), members)
+	slices.SortFunc(profiles, func(a, b attendee.Profile) int { return strings.Compare(a.UserID, b.UserID) })
+	shuffled := slices.Clone(profiles)
+	rand.New(rand.NewPCG(8, 2)).Shuffle(len(shuffled), func(a, b int) { shuffled[a], shuffled[b] = shuffled[b], shuffled[a] })
+	allPairs := int64(members * (members - 1) / 2)
+	for _, tc := range []struct {
+		name     string
+		profiles []attendee.Profile
+		pairs    func(int64) bool
+	}{
+		{"in UserID order", profiles, func(scored int64) bool { return scored == allPairs }},
+		{"shuffled", shuffled, func(scored int64) bool { return scored > allPairs*3/2 }},
+	} {
+		pool := matching.NewPool(tc.profiles)
+		claimed := make([]int, members)
+		for i := range claimed {
+			claimed[i] = i
+		}
+		before := matching.PairsScored()
+		for shard := range shards {
+			if _, err := pool.ShardOffers(context.Background(), make([][]matching.Entry, members), claimed, n, shard, shards); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if scored := matching.PairsScored() - before; !tc.pairs(scored) {
+			t.Errorf("%s: %d shards scored %d pairs of %d", tc.name, shards, scored, allPairs)
 		}
 	}
 }

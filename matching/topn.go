@@ -452,9 +452,13 @@ const (
 // claimed ones, so its row holds no more than there are claimed members.
 // Offering both ways from one score, rather than scoring once per
 // direction, halves the work of a large batch. When every member is fresh
-// each pair is scored once; otherwise a pair of two fresh members is
-// scored from both sides (runs are scored whole, ScoreRun) and offered
-// from one.
+// each pair is scored once. Otherwise a pair of two fresh members is
+// offered from the one first in UserID order, and scored from both sides
+// (runs are scored whole, ScoreRun) unless the pool is in UserID order:
+// there a fresh member's run starts past it wherever every member before
+// it in the run is fresh, since those pairs are offered from their other
+// side. That halves the scoring of a sharded first match, whose workers
+// read the event in UserID order.
 //
 // Pairs are scored in tiles (scoreTileRows fresh members against
 // scoreTileCols members at a time), so that the candidates' tags and bio
@@ -485,6 +489,18 @@ func (p *Pool) scoreOffers(ctx context.Context, freshIDs []int, fresh, isClaimed
 	// freshIDs are distinct (every caller lists each fresh member once),
 	// so as many of them as members means every member is scored here.
 	allFresh := len(freshIDs) == size
+	// nonFreshBefore[j] counts the members below index j that are not
+	// fresh; used only when the pool is in UserID order.
+	var nonFreshBefore []int32
+	if !allFresh && p.inUserIDOrder {
+		nonFreshBefore = make([]int32, size+1)
+		for j, yes := range fresh {
+			nonFreshBefore[j+1] = nonFreshBefore[j]
+			if !yes {
+				nonFreshBefore[j+1]++
+			}
+		}
+	}
 	done := ctx.Done()
 	directional := p.directional()
 	var next atomic.Int64
@@ -514,6 +530,13 @@ func (p *Pool) scoreOffers(ctx context.Context, freshIDs []int, fresh, isClaimed
 						start := from
 						if allFresh {
 							start = max(from, i+1)
+						} else if nonFreshBefore != nil {
+							// In UserID order the members before i are
+							// those first in UserID order: fresh ones
+							// offer the pair themselves.
+							if upTo := min(to, i+1); upTo <= from || nonFreshBefore[upTo] == nonFreshBefore[from] {
+								start = max(from, i+1)
+							}
 						}
 						if start >= to {
 							continue

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/store"
 )
 
@@ -693,5 +695,30 @@ func TestBatchFinished(t *testing.T) {
 	}
 	if n := e.Int(`SELECT count(*) FROM matchmaking_queue WHERE claim_token IS NOT NULL`); n != 0 {
 		t.Errorf("reading a batch claimed %d rows", n)
+	}
+}
+
+// A whole read lists members in UserID order as Go compares the IDs, so a
+// worker's pool of it is in UserID order and its shards score each pair of
+// a first match once (matching.Pool.ShardOffers). PostgreSQL orders the
+// uuid column by its bytes; the test holds that to the canonical text.
+func TestSnapshotMembersInUserIDOrder(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	event := e.Event(1, false)
+	e.Exec(`
+		INSERT INTO all_events_members (event_id, user_id, display_name)
+		SELECT $1, gen_random_uuid(), 'M' || k FROM generate_series(1, 200) AS k ORDER BY random()`, event)
+	e.Exec(`INSERT INTO matchmaking_queue (event_id, user_id, priority) SELECT event_id, user_id, 0 FROM all_events_members WHERE event_id = $1`, event)
+	e.claim(event, "t", 1000)
+	snap, err := e.st.LoadSnapshot(e.Ctx, event, "t", store.NoCache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Members) != 200 {
+		t.Fatalf("whole read holds %d members, want 200", len(snap.Members))
+	}
+	if !slices.IsSortedFunc(snap.Members, func(a, b attendee.Profile) int { return strings.Compare(a.UserID, b.UserID) }) {
+		t.Error("the whole read's members are not in UserID order")
 	}
 }
