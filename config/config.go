@@ -53,8 +53,11 @@ type Config struct {
 	TemporalProfile string `env:"TEMPORAL_PROFILE"`
 	TaskQueue       string `env:"TEMPORAL_TASK_QUEUE" envDefault:"matchmaking"`
 
-	// BatchSize is the number of queued members one batch claims.
-	BatchSize int `env:"BATCH_SIZE" envDefault:"10000"`
+	// BatchSize is the number of queued members one batch claims (without
+	// the cap; with it a batch claims every queued member). The score step
+	// of a batch scores about BatchSize × the event's members pairs in one
+	// attempt of MaxRuntimeMS (README, "Why BATCH_SIZE=50000").
+	BatchSize int `env:"BATCH_SIZE" envDefault:"50000"`
 	// MaxRuntimeMS is the time budget of one activity run.
 	MaxRuntimeMS int `env:"MAX_RUNTIME_MS" envDefault:"45000"`
 	// TopN is how many people each member is told to meet.
@@ -70,9 +73,9 @@ type Config struct {
 	// members) reach this many; below it, one worker scores the batch
 	// sooner than shards' round trips and merge let several. The
 	// default is past every size measured (docs/PERFORMANCE.md: shards
-	// paid at none of 20,000, 50,000 and 100,000 members). 0 shards every
-	// batch the workflow would.
-	FanOutMinPairs int64 `env:"FAN_OUT_MIN_PAIRS" envDefault:"2000000000"`
+	// paid at none of 20,000, 50,000 and 100,000 members), batches of
+	// 50,000 included. 0 shards every batch the workflow would.
+	FanOutMinPairs int64 `env:"FAN_OUT_MIN_PAIRS" envDefault:"10000000000"`
 
 	// OpenAIAPIKey enables AI insights; unset means fallback insights only.
 	OpenAIAPIKey string `env:"OPENAI_API_KEY"`
@@ -279,6 +282,10 @@ func (c Config) ListenVar() string {
 	return "DATABASE_URL"
 }
 
+// MaxBatchSize is the largest BATCH_SIZE: in practice every queued member,
+// as a batch claims with the cap on (activities.CappedBatchSize).
+const MaxBatchSize = 1_000_000
+
 // DefaultMaxAppearances is MAX_APPEARANCES when unset: twice the places a
 // member's own list takes, so attention spreads while lists keep most of
 // their score (docs/PERFORMANCE.md has the figures for other caps).
@@ -308,7 +315,7 @@ func (c Config) validate() error {
 	notBlank("TEMPORAL_ADDRESS", c.TemporalAddress)
 	notBlank("TEMPORAL_NAMESPACE", c.TemporalNamespace)
 	notBlank("TEMPORAL_TASK_QUEUE", c.TaskQueue)
-	check(c.BatchSize >= 1 && c.BatchSize <= 10000, "BATCH_SIZE must be between 1 and 10000, got %d", c.BatchSize)
+	check(c.BatchSize >= 1 && c.BatchSize <= MaxBatchSize, "BATCH_SIZE must be between 1 and %d, got %d", MaxBatchSize, c.BatchSize)
 	check(c.MaxRuntimeMS >= 1000 && c.MaxRuntimeMS <= 3600000, "MAX_RUNTIME_MS must be between 1000 and 3600000, got %d", c.MaxRuntimeMS)
 	check(c.TopN >= 1 && c.TopN <= 20, "TOP_N must be between 1 and 20, got %d", c.TopN)
 	// Fewer places than TOP_N per member could not fill every list.

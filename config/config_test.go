@@ -22,8 +22,26 @@ func TestLoadDefaults(t *testing.T) {
 	if c.MaxRuntime() != 45*time.Second {
 		t.Fatalf("MaxRuntime = %s", c.MaxRuntime())
 	}
-	if c.FanOutMinPairs != 2_000_000_000 {
+	if c.FanOutMinPairs != 10_000_000_000 {
 		t.Fatalf("FanOutMinPairs = %d", c.FanOutMinPairs)
+	}
+	if c.BatchSize != 50000 {
+		t.Fatalf("BatchSize = %d", c.BatchSize)
+	}
+}
+
+func TestBatchSizeBounds(t *testing.T) {
+	for value, ok := range map[string]bool{"1": true, "1000000": true, "0": false, "1000001": false} {
+		t.Run(value, func(t *testing.T) {
+			t.Setenv("BATCH_SIZE", value)
+			_, err := Load()
+			if ok && err != nil {
+				t.Fatalf("BATCH_SIZE=%s: %v", value, err)
+			}
+			if !ok && (err == nil || !strings.Contains(err.Error(), "BATCH_SIZE")) {
+				t.Fatalf("BATCH_SIZE=%s: error %v, want one naming BATCH_SIZE", value, err)
+			}
+		})
 	}
 }
 

@@ -150,7 +150,7 @@ const (
 // setting existed, and tests. The worker's own values come from config
 // (NewSettings, DescribeEvent), whose defaults are the same.
 var defaultSettings = Settings{
-	BatchSize:        10000,
+	BatchSize:        50000,
 	MaxRuntime:       45 * time.Second,
 	IdlePoll:         5 * time.Minute,
 	MaxBatchesPerRun: 200,

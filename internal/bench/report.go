@@ -208,7 +208,7 @@ func (r *report) markdown() string {
 			"(`GOMAXPROCS=1`; this machine has %s), so the second process brings a core of its own: the only fair scale-out on two cores. "+
 			"Large batches are scored in shards on the task queue `<queue>-shards`, one shard at a time per process, "+
 			"when they have at least `FAN_OUT_MIN_PAIRS` pairs (claimed × the event's members; the workers take it from the bench's environment, "+
-			"2 × 10⁹ when unset, so `FAN_OUT_MIN_PAIRS=0 make bench` shards every batch of 2,000 or more); "+
+			"10¹⁰ when unset, so `FAN_OUT_MIN_PAIRS=0 make bench` shards every batch of 2,000 or more); "+
 			"these rows run `MAX_APPEARANCES=0`, since a capped assignment is not sharded. "+
 			"Medians of %s; the speed-up is the median of each seed's ratio, with the smallest and largest.\n\n",
 			thousands(n), r.machine.cores, plural(len(one), "pair of runs", "pairs of runs"))
