@@ -261,8 +261,11 @@ func TestWritePairAllAttemptsHang(t *testing.T) {
 	t.Parallel()
 	t.Run("timeout", func(t *testing.T) {
 		srv := fakeopenai.New(t, sequence(fakeopenai.Hang(10*time.Second)))
-		c := newClient(t, srv, func(cfg *insight.Config) { cfg.RequestTimeout = 100 * time.Millisecond })
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// Long enough for every attempt to reach the server on a loaded
+		// machine (with 100 ms, make test once saw an attempt time out
+		// before the fake server counted it).
+		c := newClient(t, srv, func(cfg *insight.Config) { cfg.RequestTimeout = 500 * time.Millisecond })
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		res, err := c.WritePair(ctx, pair)
 		if insight.Classify(err) != "timeout" || res.Attempts != 3 || srv.Calls() != 3 {
