@@ -531,9 +531,11 @@ func (p *Pool) scoreOffers(ctx context.Context, freshIDs []int, fresh, isClaimed
 						if allFresh {
 							start = max(from, i+1)
 						} else if nonFreshBefore != nil {
-							// In UserID order the members before i are
-							// those first in UserID order: fresh ones
-							// offer the pair themselves.
+							// In UserID order the members before i come
+							// first in UserID order, so a fresh one among
+							// them offers its pair with i itself: when the
+							// run up to i holds no other member, it is
+							// skipped.
 							if upTo := min(to, i+1); upTo <= from || nonFreshBefore[upTo] == nonFreshBefore[from] {
 								start = max(from, i+1)
 							}
