@@ -137,6 +137,13 @@ func TestMTLSFront(t *testing.T) {
 			if code == 0 || !strings.HasPrefix(line, "worker: Temporal unreachable at "+f.addr+" (namespace default; TLS (") {
 				t.Fatalf("exit %d after %s, line %q; want a non-zero exit and the unreachable Temporal named", code, took, line)
 			}
+			// The front counts a refusal once its side of the handshake
+			// returns, which can be just after the worker read the alert
+			// and exited.
+			deadline := time.Now().Add(5 * time.Second)
+			for f.refused.Load() == refusedBefore && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
 			if f.refused.Load() == refusedBefore {
 				t.Errorf("the front refused no handshake")
 			}
