@@ -68,11 +68,6 @@ type Pool struct {
 	// userIDRank[i] is the position of profiles[i].UserID in sorted order,
 	// the order shards split members in and the last resort of ties.
 	userIDRank []int32
-	// inUserIDOrder: userIDRank[i] == i for every member, as in a pool
-	// built from members read in UserID order (store.LoadSnapshot reads
-	// them so). Shards of such a pool skip pairs another shard offers
-	// (scoreOffers).
-	inUserIDOrder bool
 	// idHash[i] hashes profiles[i].UserID for per-viewer tie-breaks.
 	idHash []uint64
 	// company[i] and industry[i] are interned normalized names; 0 means none.
@@ -345,7 +340,6 @@ func NewPoolContext(ctx context.Context, profiles []attendee.Profile) (*Pool, er
 	for rank, i := range byUserID {
 		p.userIDRank[i] = int32(rank)
 	}
-	p.inUserIDOrder = ranksAreIndexes(p.userIDRank)
 
 	// The text work (capping, tag keys, bio terms) is per profile and
 	// runs on every core; interning below is sequential and cheap.
@@ -692,13 +686,15 @@ func (p *Pool) Apply(ctx context.Context, upserts []attendee.Profile, removals [
 		}
 	}
 	q.rankUserIDs(p, moved, added)
-	q.inUserIDOrder = ranksAreIndexes(q.userIDRank)
 	return q, moved, ctx.Err()
 }
 
-// ranksAreIndexes reports whether every member's UserID rank is its index.
-func ranksAreIndexes(userIDRank []int32) bool {
-	for i, rank := range userIDRank {
+// inUserIDOrder reports whether every member's index is its UserID rank,
+// as in a pool built from members read in UserID order (store.LoadSnapshot
+// reads them so). Shards of such a pool skip pairs another shard offers
+// (scoreOffers).
+func (p *Pool) inUserIDOrder() bool {
+	for i, rank := range p.userIDRank {
 		if int(rank) != i {
 			return false
 		}

@@ -492,7 +492,7 @@ func (p *Pool) scoreOffers(ctx context.Context, freshIDs []int, fresh, isClaimed
 	// nonFreshBefore[j] counts the members below index j that are not
 	// fresh; used only when the pool is in UserID order.
 	var nonFreshBefore []int32
-	if !allFresh && p.inUserIDOrder {
+	if !allFresh && p.inUserIDOrder() {
 		nonFreshBefore = make([]int32, size+1)
 		for j, yes := range fresh {
 			nonFreshBefore[j+1] = nonFreshBefore[j]

@@ -176,8 +176,8 @@ type Snapshot struct {
 	ClaimedUsers   []string
 
 	// MembersLoaded: Members holds every member scoring sees (quarantined
-	// ones are left out), in UserID order (see matching.Pool's
-	// inUserIDOrder). Otherwise Members holds the members that changed
+	// ones are left out), in UserID order (shards of such a pool score
+	// each pair once: matching.Pool.ShardOffers). Otherwise Members holds the members that changed
 	// since the caller's members version and are still scored, MembersGone
 	// those that left or were quarantined; both are empty when nothing
 	// changed. Members are read as memberColumns reads them: arrays

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/eventmatch/matchmaker/attendee"
 	"github.com/eventmatch/matchmaker/store"
 )
@@ -701,7 +703,9 @@ func TestBatchFinished(t *testing.T) {
 // A whole read lists members in UserID order as Go compares the IDs, so a
 // worker's pool of it is in UserID order and its shards score each pair of
 // a first match once (matching.Pool.ShardOffers). PostgreSQL orders the
-// uuid column by its bytes; the test holds that to the canonical text.
+// uuid column by its bytes; the test holds that to the canonical text. The
+// members go into the heap in random order and the read runs with index
+// scans off, so only the query's ORDER BY can sort them.
 func TestSnapshotMembersInUserIDOrder(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -711,7 +715,19 @@ func TestSnapshotMembersInUserIDOrder(t *testing.T) {
 		SELECT $1, gen_random_uuid(), 'M' || k FROM generate_series(1, 200) AS k ORDER BY random()`, event)
 	e.Exec(`INSERT INTO matchmaking_queue (event_id, user_id, priority) SELECT event_id, user_id, 0 FROM all_events_members WHERE event_id = $1`, event)
 	e.claim(event, "t", 1000)
-	snap, err := e.st.LoadSnapshot(e.Ctx, event, "t", store.NoCache)
+	cfg, err := pgxpool.ParseConfig(e.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, scan := range []string{"enable_indexscan", "enable_indexonlyscan", "enable_bitmapscan"} {
+		cfg.ConnConfig.RuntimeParams[scan] = "off"
+	}
+	seqScans, err := pgxpool.NewWithConfig(e.Ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(seqScans.Close)
+	snap, err := store.New(seqScans).LoadSnapshot(e.Ctx, event, "t", store.NoCache)
 	if err != nil {
 		t.Fatal(err)
 	}
